@@ -1,0 +1,330 @@
+"""`fer-core` (also `python -m fer_core`): stats, train, evaluate, predict, runs, stop, promote.
+
+User errors exit with code 2 and one line on stderr, never a traceback (FER_DEBUG=1 shows one).
+Keras is imported only by the commands that need it, so `stats` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from fer_core import CLASS_NAMES, __version__
+from fer_core.errors import FerError
+
+# Keep TensorFlow's C++ start-up chatter out of the CLI's output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except FerError as exc:
+        print(f"fer-core: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fer-core: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not a user error: still one line unless debugging
+        if os.environ.get("FER_DEBUG"):
+            traceback.print_exc()
+        print(f"fer-core: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer-core", description="FER2013 data, models, training and evaluation.")
+    parser.add_argument("--version", action="version", version=f"fer-core {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("stats", help="describe a dataset: counts per split and class, pixels, odd images")
+    p.add_argument("--data", required=True, help="FER2013 folder or CSV")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-cache", action="store_true", help="decode again instead of reading the cache")
+    p.set_defaults(handler=cmd_stats)
+
+    p = sub.add_parser("train", help="train a model; writes a run directory")
+    p.add_argument("--model", help="registered model name (see `fer-core models`)")
+    p.add_argument("--data", help="FER2013 folder or CSV")
+    p.add_argument("--config", help="a config.json to start from (flags override it)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+    p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
+    p.add_argument("--run-dir", help="exact path of the new run directory")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--limit", type=int, help="use the first N images of each split (quick trials)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--optimizer", choices=("adam", "adamw"))
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"))
+    p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--class-weights", choices=("none", "balanced"))
+    p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
+    p.add_argument("--rotation", type=float, dest="rotation_degrees", help="max rotation in degrees")
+    p.add_argument("--zoom", type=float)
+    p.add_argument("--shift", type=float)
+    p.add_argument("--erasing", type=float)
+    p.add_argument("--validation-split", type=float)
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a model or an ensemble on one split")
+    p.add_argument("--model", required=True, help="NAME_OR_DIR[,NAME_OR_DIR...]; several = ensemble")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", help="default: PrivateTest, else PublicTest, else test, else all")
+    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--output", help="also write the JSON metrics to this file")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify the faces in image files")
+    p.add_argument("--model", required=True, help="NAME_OR_DIR[,NAME_OR_DIR...]")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--whole-image", action="store_true", help="classify each whole image as one face")
+    p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_predict)
+
+    p = sub.add_parser("models", help="list registered models and trained models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("runs", help="list training runs and their status")
+    p.add_argument("--out", help="runs folder (default runs/ or $FER_RUNS_DIR)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("stop", help="ask a running training run to stop after its current batch")
+    p.add_argument("run_dir")
+    p.set_defaults(handler=cmd_stop)
+
+    p = sub.add_parser("promote", help="copy a finished run's best model to trained/<name>/")
+    p.add_argument("run_dir")
+    p.add_argument("--name", help="default: the run's model name")
+    p.set_defaults(handler=cmd_promote)
+    return parser
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def _warn_report(dataset) -> None:
+    for line in dataset.report.messages():
+        print(f"fer-core: warning: {line}", file=sys.stderr)
+
+
+# ---- commands --------------------------------------------------------------------------------
+
+
+def cmd_stats(args) -> int:
+    from fer_core.data import load_dataset
+    from fer_core.stats import compute_statistics
+
+    dataset = load_dataset(args.data, use_cache=not args.no_cache)
+    _warn_report(dataset)
+    stats = compute_statistics(dataset)
+    if args.json:
+        _print_json(stats)
+        return 0
+    print(f"{dataset.root}: {stats['n']} images")
+    header = f"{'class':<10}" + "".join(f"{s:>13}" for s in stats["splits"])
+    print(header)
+    for name in CLASS_NAMES:
+        print(f"{name:<10}" + "".join(f"{stats['splits'][s][name]:>13}" for s in stats["splits"]))
+    print(f"{'total':<10}" + "".join(f"{stats['totals'][s]:>13}" for s in stats["splits"]))
+    imbalance = stats["imbalance"]
+    print(f"imbalance ({imbalance['basis']}): {imbalance['ratio']:.1f}x ({imbalance['largest']} vs {imbalance['smallest']})")
+    pixels = stats["pixels"]
+    print(f"pixels: mean {pixels['mean']:.1f}, std {pixels['std']:.1f}, range {pixels['min']}..{pixels['max']}")
+    print(f"blank images: {stats['blank']['count']}; near-constant: {stats['near_constant']['count']}")
+    return 0
+
+
+def _parse_params(items: list[str]) -> dict:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FerError(f"--param takes KEY=VALUE. Received: {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def cmd_train(args) -> int:
+    from fer_core import training
+
+    if args.resume:
+        run = training.resume(args.resume, echo=not args.quiet)
+    else:
+        base = {}
+        if args.config:
+            from fer_core.fileio import read_json
+
+            base = read_json(args.config)
+            if not isinstance(base, dict):
+                raise FerError(f"{args.config}: not a readable JSON config")
+        fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
+        overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+        if args.param:
+            overrides["model_params"] = {**base.get("model_params", {}), **_parse_params(args.param)}
+        settings = {**base, **overrides}
+        if not settings.get("model"):
+            raise FerError("no model given (--model NAME)")
+        if not settings.get("data"):
+            raise FerError("no dataset given (--data PATH)")
+        settings["data"] = str(Path(settings["data"]).expanduser())
+        config = training.TrainConfig.from_dict(settings)
+        config.validate()
+        from fer_core.data import load_dataset
+
+        if not Path(config.data).exists():
+            raise FerError(f"dataset path does not exist: {config.data}")
+        dataset = load_dataset(config.data)
+        _warn_report(dataset)
+        run = training.train(config, out=args.out, run_dir=args.run_dir, dataset=dataset, echo=not args.quiet)
+    from fer_core.runs import read_run
+
+    info = read_run(run)
+    print(json.dumps({"run_dir": str(run), "status": info.status, "epoch": info.epoch,
+                      "best_val_accuracy": info.best_val_accuracy}))
+    return 0
+
+
+def load_models(spec: str):
+    """Comma-separated model references → (models, names)."""
+    from fer_core.artifacts import load_model, resolve_model
+
+    refs = [part.strip() for part in spec.split(",") if part.strip()]
+    if not refs:
+        raise FerError("no model given (--model NAME_OR_DIR[,NAME_OR_DIR...])")
+    resolved = [resolve_model(r) for r in refs]
+    return [load_model(r) for r in resolved], [r.name for r in resolved]
+
+
+def cmd_evaluate(args) -> int:
+    from fer_core.data import load_dataset
+    from fer_core.evaluation import evaluate
+
+    if args.batch_size < 1:
+        raise FerError(f"batch size must be >= 1. Received: {args.batch_size}")
+    models, names = load_models(args.model)
+    dataset = load_dataset(args.data)
+    _warn_report(dataset)
+    result = evaluate(models, dataset, split=args.split, tta=args.tta, batch_size=args.batch_size, names=names)
+    metrics = result.metrics
+    if args.output:
+        from fer_core.fileio import write_json_atomic
+
+        write_json_atomic(args.output, metrics)
+    if args.json:
+        _print_json(metrics)
+        return 0
+    title = " + ".join(names) + (" (flip TTA)" if args.tta else "")
+    print(f"{title} on {metrics['split']} ({metrics['n']} images)")
+    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+          f"weighted-F1 {metrics['weighted_f1']:.4f}  loss {metrics['loss']:.4f}  ECE {metrics['calibration']['ece']:.4f}")
+    print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, row in metrics["per_class"].items():
+        print(f"{name:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>10}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from fer_core.images import read_grayscale
+    from fer_core.inference import Classifier, FaceDetector, classify_image
+
+    models, _names = load_models(args.model)
+    classifier = Classifier(models)
+    detector = FaceDetector()
+    results, failed = [], 0
+    for image in args.images:
+        entry = {"file": image, "faces": [], "error": None}
+        try:
+            gray = read_grayscale(image)
+            entry["faces"] = [f.to_dict() for f in classify_image(gray, classifier, detector, args.whole_image, args.min_face)]
+        except FerError as exc:
+            entry["error"] = str(exc)
+            failed += 1
+            print(f"fer-core: error: {exc}", file=sys.stderr)
+        results.append(entry)
+    if args.json:
+        _print_json(results)
+    else:
+        for entry in results:
+            if entry["error"]:
+                continue
+            if not entry["faces"]:
+                print(f"{entry['file']}: no face found (try --whole-image)")
+            for face in entry["faces"]:
+                top = max(face["probabilities"].values())
+                print(f"{entry['file']}: box {face['box']} -> {face['label']} ({top:.1%})")
+    return 2 if failed else 0
+
+
+def cmd_models(args) -> int:
+    from fer_core.artifacts import list_trained, resolve_model
+    from fer_core.models import get_spec, list_models
+
+    registered = {name: get_spec(name).description for name in list_models()}
+    trained = {}
+    for name in list_trained():
+        metrics = resolve_model(name).metrics
+        trained[name] = {"accuracy": metrics.get("accuracy"), "split": metrics.get("split")}
+    if args.json:
+        _print_json({"registered": registered, "trained": trained})
+        return 0
+    for name, description in registered.items():
+        print(f"{name:<15}{description}")
+    print("trained:", ", ".join(f"{k} ({v['accuracy']:.4f} on {v['split']})" if v["accuracy"] else k for k, v in trained.items()) or "none")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from fer_core.runs import list_runs
+
+    runs = list_runs(args.out)
+    if args.json:
+        _print_json([{"run_dir": str(r.path), "status": r.status, "model": r.model, "epoch": r.epoch,
+                      "epochs": r.epochs, "best_val_accuracy": r.best_val_accuracy} for r in runs])
+        return 0
+    for r in runs:
+        best = f"{r.best_val_accuracy:.4f}" if r.best_val_accuracy is not None else "-"
+        print(f"{r.name:<40}{r.status:<12}{r.model:<15}epoch {r.epoch}/{r.epochs}  best val_acc {best}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from fer_core.runs import request_stop
+
+    request_stop(args.run_dir)
+    print(f"stop requested: {args.run_dir}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from fer_core.runs import promote
+
+    final = promote(args.run_dir, args.name)
+    print(f"promoted {args.run_dir} -> {final}")
+    return 0

@@ -1,0 +1,113 @@
+"""Decoding user images safely: size and pixel limits first, then grayscale uint8.
+
+Everything that turns bytes into pixels (dataset loading, predict, uploads) goes through
+`decode_grayscale`, so a hostile or odd file is handled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fer_core.errors import FerError
+
+# Limits for files that come from users (uploads, predict). A 48x48 face is ~2 KB; a phone photo
+# is a few MB and ~12-50 Mpx, so these admit real photos and refuse bombs.
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".pgm")
+
+
+def decode_grayscale(
+    data: bytes,
+    name: str = "image",
+    max_bytes: int = MAX_FILE_BYTES,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """Decode image bytes to a 2-D uint8 grayscale array.
+
+    Honours EXIF orientation; takes the first frame of animations; converts 16-bit, palette,
+    CMYK and alpha images. The declared size is checked before any pixel is decoded.
+
+    Args:
+        data: the file's bytes.
+        name: how to name the file in an error message.
+        max_bytes: refuse larger files.
+        max_pixels: refuse images declaring more pixels (decompression bombs).
+
+    Returns:
+        An (H, W) uint8 array.
+
+    Raises:
+        FerError: empty, too large, not an image, truncated or corrupt.
+    """
+    if len(data) == 0:
+        raise FerError(f"{name}: the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise FerError(f"{name}: the file is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        with warnings.catch_warnings():
+            # PIL warns (not raises) between MAX_IMAGE_PIXELS and 2x; we check ourselves below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise FerError(
+                    f"{name}: the image declares {width}x{height} pixels, over the "
+                    f"{max_pixels / 1e6:.0f} Mpx limit"
+                )
+            image.seek(0)  # first frame of an animated GIF/WebP
+            image = ImageOps.exif_transpose(image)
+            pixels = _to_gray(image)
+    except FerError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise FerError(f"{name}: not a readable image ({_short(exc)})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
+        # Truncated and corrupt files surface from PIL as any of these.
+        raise FerError(f"{name}: the image is truncated or corrupt ({_short(exc)})") from None
+    if pixels.ndim != 2 or pixels.size == 0:
+        raise FerError(f"{name}: the image has no pixels")
+    return pixels
+
+
+def read_grayscale(path: str | Path, **limits) -> np.ndarray:
+    """Read and decode an image file; see `decode_grayscale`."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FerError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise FerError(f"{path}: is a folder, not an image file") from None
+    except OSError as exc:
+        raise FerError(f"{path}: cannot be read ({exc.strerror})") from None
+    return decode_grayscale(data, name=str(path), **limits)
+
+
+def _to_gray(image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16/32-bit grayscale: scale the full range down rather than clip it.
+        wide = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or wide.max(initial=0) > 255 else 255.0
+        return np.clip(wide / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if mode == "F":
+        wide = np.asarray(image, dtype=np.float64)
+        return np.clip(wide, 0, 255).astype(np.uint8)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
+        # Composite on white so transparent regions do not become black blobs.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("L"), dtype=np.uint8)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]

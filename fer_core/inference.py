@@ -1,0 +1,233 @@
+"""Faces in, probabilities out: Haar detection, 48x48 crops, a fast classifier, smoothing.
+
+Shared by `fer-core predict`, the Predict and Explain pages and the live webcam path.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from fer_core import CLASS_NAMES, IMAGE_SIZE
+from fer_core.errors import FerError
+
+# An image no larger than this on its longest side is taken to be a face crop already (FER2013's
+# are 48x48); Haar needs a face of ~30 px and a margin around it, which such crops lack.
+FACE_CROP_MAX_SIDE = 96
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+# Batch sizes the classifier pads to, so a compiled function sees only a few input shapes.
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
+    probabilities: np.ndarray  # (7,) in CLASS_NAMES order
+
+    @property
+    def label(self) -> str:
+        return CLASS_NAMES[int(np.argmax(self.probabilities))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probabilities))
+
+    def to_dict(self) -> dict:
+        return {
+            "box": [int(v) for v in self.box],
+            "label": self.label,
+            "probabilities": {name: round(float(p), 6) for name, p in zip(CLASS_NAMES, self.probabilities)},
+        }
+
+
+class FaceDetector:
+    """OpenCV's frontal-face Haar cascade, run on a downscaled copy for speed.
+
+    cv2.CascadeClassifier is not safe to share between threads, so each thread gets its own.
+    """
+
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5):
+        import cv2
+
+        path = cv2.data.haarcascades + CASCADE_FILE
+        probe = cv2.CascadeClassifier(path)
+        if probe.empty():
+            raise FerError(f"the Haar cascade {path} is missing (opencv-python-headless 5.x ships none; use 4.x)")
+        self._path = path
+        self._local = threading.local()
+        self._local.cascade = probe
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+
+    def _cascade(self):
+        import cv2
+
+        cascade = getattr(self._local, "cascade", None)
+        if cascade is None:
+            cascade = self._local.cascade = cv2.CascadeClassifier(self._path)
+        return cascade
+
+    def detect(self, gray: np.ndarray, min_face: int = 30, max_side: int = 640) -> list[tuple[int, int, int, int]]:
+        """Face boxes (x, y, w, h) in `gray`'s coordinates, largest first.
+
+        Args:
+            gray: (H, W) uint8.
+            min_face: smallest face side to report, in `gray`'s pixels.
+            max_side: the image is downscaled so its longest side is at most this before detection.
+        """
+        import cv2
+
+        height, width = gray.shape[:2]
+        scale = min(1.0, max_side / max(height, width))
+        small = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        small = cv2.equalizeHist(small)
+        min_side = max(12, int(min_face * scale))
+        found = self._cascade().detectMultiScale(
+            small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(min_side, min_side)
+        )
+        boxes = [tuple(int(round(v / scale)) for v in box) for box in (found if len(found) else [])]
+        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+
+
+def crop_face(gray: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The box cut out of `gray` (clipped to the image) and resized to 48x48 uint8."""
+    import cv2
+
+    x, y, w, h = box
+    height, width = gray.shape[:2]
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:
+        raise FerError(f"face box {box} lies outside the {width}x{height} image")
+    return to_face(gray[y0:y1, x0:x1])
+
+
+def to_face(gray: np.ndarray) -> np.ndarray:
+    """Any grayscale image resized to a 48x48 uint8 face."""
+    import cv2
+
+    if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
+        return np.ascontiguousarray(gray, dtype=np.uint8)
+    interpolation = cv2.INTER_AREA if min(gray.shape) >= IMAGE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)
+
+
+class Classifier:
+    """Calls a model on batches of 48x48 faces through a compiled function, not `model.predict`.
+
+    `model.predict` builds a data pipeline per call (~70 ms for one face here); a compiled call of
+    the model costs a few ms. Batches are padded to a few fixed sizes so compilation happens once
+    per size. Thread-safe: the compiled call holds no per-call state.
+    """
+
+    def __init__(self, models):
+        self.models = list(models) if isinstance(models, (list, tuple)) else [models]
+        if not self.models:
+            raise FerError("no model to classify with")
+        self._calls = [_compiled_call(m) for m in self.models]
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        """(N, 48, 48[, 1]) uint8 faces → (N, 7) float32 probabilities (mean over the models)."""
+        x = np.asarray(faces, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        n = len(x)
+        if n == 0:
+            return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+        out = []
+        for start in range(0, n, _BATCH_BUCKETS[-1]):
+            chunk = x[start : start + _BATCH_BUCKETS[-1]]
+            size = next(b for b in _BATCH_BUCKETS if b >= len(chunk))
+            if size > len(chunk):
+                chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:], np.float32)])
+            probs = np.mean([np.asarray(call(chunk), dtype=np.float32) for call in self._calls], axis=0)
+            out.append(probs[: min(len(chunk), n - start)])
+        return np.concatenate(out)
+
+
+def _compiled_call(model):
+    """The fastest way this backend offers to run `model(x, training=False)`."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda x: function(tf.constant(x)).numpy()
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        @jax.jit
+        def function(x):
+            outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return outputs
+
+        return lambda x: np.asarray(function(x))
+    if backend == "torch":
+        import torch
+
+        def call(x):
+            with torch.no_grad():
+                return model(torch.from_numpy(x), training=False).cpu().numpy()
+
+        return call
+    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def find_faces(
+    gray: np.ndarray,
+    detector: FaceDetector | None,
+    whole_image: bool = False,
+    min_face: int = 30,
+) -> list[tuple[int, int, int, int]]:
+    """Face boxes to classify: the whole image for face crops (or when asked), else Haar's."""
+    height, width = gray.shape[:2]
+    if whole_image or max(height, width) <= FACE_CROP_MAX_SIDE or detector is None:
+        return [(0, 0, width, height)]
+    return detector.detect(gray, min_face=min_face)
+
+
+def classify_image(
+    gray: np.ndarray,
+    classifier: Classifier,
+    detector: FaceDetector | None,
+    whole_image: bool = False,
+    min_face: int = 30,
+) -> list[Face]:
+    """Every face in a grayscale image, each with its box and probabilities (one batched call)."""
+    boxes = find_faces(gray, detector, whole_image=whole_image, min_face=min_face)
+    if not boxes:
+        return []
+    crops = np.stack([crop_face(gray, box) for box in boxes])
+    probabilities = classifier(crops)
+    return [Face(box, p) for box, p in zip(boxes, probabilities)]
+
+
+class Smoother:
+    """Exponential moving average of probabilities: p <- alpha * p_old + (1 - alpha) * p_new.
+
+    `alpha` 0 means no smoothing. Keyed by a track id so each face smooths on its own.
+    """
+
+    def __init__(self, alpha: float = 0.0):
+        if not 0 <= alpha < 1:
+            raise FerError(f"smoothing must be in [0, 1). Received: alpha={alpha}")
+        self.alpha = alpha
+        self._state: dict[int, np.ndarray] = {}
+
+    def __call__(self, key: int, probabilities: np.ndarray) -> np.ndarray:
+        previous = self._state.get(key)
+        smoothed = probabilities if previous is None or self.alpha == 0 else self.alpha * previous + (1 - self.alpha) * probabilities
+        self._state[key] = smoothed
+        return smoothed
+
+    def forget(self, keep: set[int]) -> None:
+        for key in list(self._state):
+            if key not in keep:
+                del self._state[key]

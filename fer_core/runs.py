@@ -1,0 +1,156 @@
+"""Reading, stopping and promoting runs. Only the training process writes a run directory;
+everything here reads it, except `request_stop` (drops a STOP file) and `promote`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer_core.artifacts import MODEL_FILE, trained_dir
+from fer_core.errors import FerError
+from fer_core.fileio import read_json
+from fer_core.training import STOP_FILE, _pid_alive, read_history, runs_dir
+
+# Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
+PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
+ACTIVE = ("starting", "running")
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    status: str  # starting, running, finished, stopped, failed, interrupted, unknown
+    model: str
+    epoch: int
+    epochs: int
+    best_val_accuracy: float | None
+    progress: dict
+    config: dict
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+def read_run(run_dir: str | os.PathLike) -> RunInfo:
+    """The run's state; a run whose process is gone while it says "running" is "interrupted"."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise FerError(f"no such run directory: {path}")
+    progress = read_json(path / "progress.json", {}) or {}
+    config = read_json(path / "config.json", {}) or {}
+    status = progress.get("status", "unknown")
+    if status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
+        if not _pid_alive(progress.get("pid")):
+            status = "interrupted"
+    best = progress.get("best_val_accuracy")
+    return RunInfo(
+        path=path,
+        status=status,
+        model=config.get("model", "?"),
+        epoch=int(progress.get("epoch", 0) or 0),
+        epochs=int(progress.get("epochs", config.get("epochs", 0)) or 0),
+        best_val_accuracy=best if isinstance(best, (int, float)) and best >= 0 else None,
+        progress=progress,
+        config=config,
+    )
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
+    """Runs under `root` (default runs/), newest first."""
+    base = Path(root) if root is not None else runs_dir()
+    if not base.is_dir():
+        return []
+    runs = [read_run(p) for p in base.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    return sorted(runs, key=lambda r: r.path.name, reverse=True)
+
+
+def active_run(root: str | os.PathLike | None = None) -> RunInfo | None:
+    """The run currently training under `root`, if any."""
+    return next((r for r in list_runs(root) if r.active), None)
+
+
+def request_stop(run_dir: str | os.PathLike) -> None:
+    """Ask a run to stop after its current batch (the training process polls for the file)."""
+    info = read_run(run_dir)
+    if not info.active:
+        raise FerError(f"{info.path}: the run is not running (status {info.status})")
+    (info.path / STOP_FILE).write_text("stop requested\n", encoding="utf-8")
+
+
+def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str | os.PathLike | None = None) -> Path:
+    """Copy a finished run's best model and records to `trained/<name>/`, replacing atomically.
+
+    The new folder is assembled beside the old one and swapped in with renames, so a failure
+    midway leaves the shipped model as it was.
+    """
+    info = read_run(run_dir)
+    if info.active:
+        raise FerError(f"{info.path}: the run is still {info.status}; stop it or wait before promoting")
+    missing = [f for f in PROMOTED_FILES if not (info.path / f).is_file()]
+    if missing:
+        raise FerError(f"{info.path}: cannot promote, missing {', '.join(missing)}")
+    name = name or info.model
+    if not name or "/" in name or name.startswith("."):
+        raise FerError(f"invalid model name for trained/: {name!r}")
+    root = Path(dest_root) if dest_root is not None else trained_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=root))
+    try:
+        for file in PROMOTED_FILES:
+            shutil.copy2(info.path / file, staging / file)
+        card = info.path / "MODEL_CARD.md"
+        if card.is_file():
+            shutil.copy2(card, staging / "MODEL_CARD.md")
+        else:
+            (staging / "MODEL_CARD.md").write_text(model_card(info), encoding="utf-8")
+        # Check the copy loads before it replaces anything.
+        from fer_core.artifacts import load_model
+
+        load_model(staging / MODEL_FILE)
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=root))
+            os.replace(final, old / name)
+        os.replace(staging, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def model_card(info: RunInfo) -> str:
+    """A short MODEL_CARD.md from the run's own records."""
+    metrics = read_json(info.path / "metrics.json", {}) or {}
+    history = read_history(info.path)
+    seconds = sum(row.get("seconds", 0.0) for row in history)
+    c = info.config
+    per_class = metrics.get("per_class", {})
+    weakest = sorted(per_class.items(), key=lambda kv: kv[1].get("f1", 0.0))[:2]
+    lines = [
+        f"# {info.model} (run {info.name})",
+        "",
+        f"- Data: {c.get('data')} (validation split: {metrics.get('split', '?')})",
+        f"- Recipe: {c.get('optimizer')} lr {c.get('learning_rate')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
+        f"label smoothing {c.get('label_smoothing')}, class weights {c.get('class_weights')}, "
+        f"augmentation flip={c.get('flip')} rotation={c.get('rotation_degrees')} zoom={c.get('zoom')} "
+        f"shift={c.get('shift')} erasing={c.get('erasing')}, precision {c.get('precision')}",
+        f"- Epochs run: {len(history)} of {c.get('epochs')}; best epoch {info.progress.get('best_epoch')}; "
+        f"training wall time {seconds / 60:.1f} min",
+        f"- Backend: {info.progress.get('backend', '?')}",
+        f"- Validation accuracy {metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f}",
+    ]
+    if weakest:
+        lines.append("- Weakest classes (F1): " + ", ".join(f"{k} {v.get('f1', 0):.2f}" for k, v in weakest))
+    return "\n".join(lines) + "\n"
