@@ -81,7 +81,9 @@ def load_model(ref: str | os.PathLike | ModelRef):
     path = model_ref.model_file
     if not zipfile.is_zipfile(path):
         raise FerError(f"{path}: not a valid .keras file (a .keras file is a zip archive)")
-    import keras
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
 
     import fer_core.models  # noqa: F401  registers the custom layers for deserialisation
 

@@ -149,7 +149,9 @@ class Classifier:
 
 def _compiled_call(model):
     """The fastest way this backend offers to run `model(x, training=False)`."""
-    import keras
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
 
     backend = keras.backend.backend()
     if backend == "tensorflow":

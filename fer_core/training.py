@@ -237,7 +237,9 @@ def class_weight_map(labels: np.ndarray, how: str) -> dict[int, float] | None:
 
 def build_training_model(config: TrainConfig):
     """(training model, inference model): augmentation wraps the inference model, sharing its weights."""
-    import keras
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
     from keras import layers
 
     from fer_core.models import build_model
@@ -269,7 +271,9 @@ def build_training_model(config: TrainConfig):
 
 
 def _optimizer(config: TrainConfig):
-    import keras
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
 
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
@@ -312,7 +316,9 @@ class _StopRequest:
 
 
 def _make_callback(run_dir: Path, config: TrainConfig, model, state: dict, stop: _StopRequest, batches: int, log: logging.Logger):
-    import keras
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
 
     class RunCallback(keras.callbacks.Callback):
         """Writes progress, history, the best model and the resumable checkpoint; early stopping."""
@@ -440,7 +446,9 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
         dataset = load_dataset(config.data)
     data = prepare_data(config, dataset)
 
-    import keras
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
 
     import fer_core.models  # noqa: F401  registers custom layers
 
@@ -453,7 +461,9 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
 
 
 def _fit(path: Path, config: TrainConfig, data: TrainingData, state: dict, training_model, echo: bool) -> Path:
-    import keras
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
 
     log = _run_logger(path, echo)
     (path / STOP_FILE).unlink(missing_ok=True)

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from fer_core import IMAGE_SIZE, NUM_CLASSES
+from fer_core.backend import load_keras
 from fer_core.errors import FerError
+
+load_keras()  # before the model families import keras: hides TensorFlow's start-up lines
 
 
 @dataclass(frozen=True)

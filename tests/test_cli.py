@@ -1,0 +1,147 @@
+"""The fer-core CLI contract: exit codes, one-line errors, JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fer_core import CLASS_NAMES
+from fer_core.cli import main
+
+
+def run_cli(*args):
+    """The real command in a fresh process, as a user or another tool runs it."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "fer_core", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fer-core: error:"), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_stats_json_shape(folder_dataset, capsys):
+    assert main(["stats", "--data", str(folder_dataset), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert set(stats["splits"]) == {"Training", "PublicTest"}
+    assert stats["splits"]["Training"] == {name: 6 for name in CLASS_NAMES}
+    assert stats["imbalance"]["ratio"] == 1.0
+    assert set(stats["mean_faces"]) == set(CLASS_NAMES)
+    assert len(stats["mean_faces"]["happy"]) == 48
+    assert {"mean", "std", "histogram"} <= set(stats["pixels"])
+    assert stats["blank"]["count"] == 0
+
+
+def test_stats_flags_blank_images(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    from conftest import write_folder_dataset
+
+    root = write_folder_dataset(tmp_path, per_class=1)
+    cv2.imwrite(str(root / "train" / "sad" / "Training_777.png"), np.zeros((48, 48), np.uint8))
+    assert main(["stats", "--data", str(root), "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["blank"] == {"count": 1, "examples": ["train/sad/Training_777.png"]}
+
+
+def test_stats_table(folder_dataset, capsys):
+    assert main(["stats", "--data", str(folder_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "Training" in out and "PublicTest" in out and "happy" in out
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["stats", "--data", "/no/such/folder"], ["does not exist", "/no/such/folder"]),
+        (["train", "--model", "vgg", "--data", "/no/such"], ["unknown model 'vgg'", "cnn, attention_cnn, resnet50"]),
+        (["train", "--model", "cnn", "--data", "{data}", "--epochs", "0"], ["epochs must be >= 1"]),
+        (["train", "--model", "cnn", "--data", "{data}", "--lr", "-1"], ["learning rate must be > 0"]),
+        (["train", "--model", "cnn", "--data", "{data}", "--batch-size", "100000"], ["larger than the 42 training images"]),
+        (["evaluate", "--model", "nosuchmodel", "--data", "{data}"], ["no model 'nosuchmodel'"]),
+        (["evaluate", "--model", "{notkeras}", "--data", "{data}"], ["only .keras model files"]),
+        (["train", "--resume", "/no/such/run"], ["not a run directory"]),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, fragments, folder_dataset, tmp_path):
+    not_keras = tmp_path / "model.h5"
+    not_keras.write_bytes(b"\x89HDF")
+    args = [a.format(data=folder_dataset, notkeras=not_keras) for a in args]
+    code, _out, err = run_cli(*args)
+    assert_one_line_error(code, err, *fragments)
+
+
+def test_evaluate_json_shape_and_consistency(tiny_run, folder_dataset):
+    code, out, err = run_cli("evaluate", "--model", tiny_run, "--data", folder_dataset, "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert {"accuracy", "macro_f1", "n", "split", "per_class", "confusion_matrix", "classes"} <= set(metrics)
+    assert metrics["split"] == "PublicTest" and metrics["n"] == 42 and metrics["classes"] == list(CLASS_NAMES)
+    matrix = metrics["confusion_matrix"]
+    assert sum(matrix[i][i] for i in range(7)) / 42 == pytest.approx(metrics["accuracy"])
+    assert [metrics["per_class"][c]["support"] for c in CLASS_NAMES] == [6] * 7
+    # Reloading the run's best model reproduces the metrics.json the run wrote.
+    saved = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(saved["accuracy"], abs=1e-9)
+    assert metrics["confusion_matrix"] == saved["confusion_matrix"]
+
+
+def test_evaluate_ensemble_and_tta(tiny_run, folder_dataset, capsys):
+    assert main(["evaluate", "--model", f"{tiny_run},{tiny_run / 'model.keras'}", "--data", str(folder_dataset),
+                 "--split", "Training", "--tta", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["split"] == "Training" and metrics["tta"] is True and len(metrics["models"]) == 2
+
+
+def test_evaluate_by_trained_name(tiny_run, folder_dataset, capsys, tmp_path, monkeypatch):
+    from fer_core.runs import promote
+
+    monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
+    promote(tiny_run, "cnn")
+    assert main(["evaluate", "--model", "cnn", "--data", str(folder_dataset), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"] == ["cnn"]
+    assert main(["models", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert list(listed["registered"])[:3] == ["cnn", "attention_cnn", "resnet50"] and "cnn" in listed["trained"]
+
+
+def test_predict_json_shape(tiny_run, folder_dataset, tmp_path, capsys):
+    face = next((folder_dataset / "test" / "happy").iterdir())
+    bad = tmp_path / "broken.jpg"
+    bad.write_text("<html>not an image</html>")
+    code = main(["predict", "--model", str(tiny_run), str(face), str(bad), "--json"])
+    captured = capsys.readouterr()
+    assert code == 2  # one file failed; the other still got its result
+    results = json.loads(captured.out)
+    assert [r["file"] for r in results] == [str(face), str(bad)]
+    good, broken = results
+    assert good["error"] is None and len(good["faces"]) == 1
+    only = good["faces"][0]
+    assert only["box"] == [0, 0, 48, 48] and only["label"] in CLASS_NAMES
+    assert set(only["probabilities"]) == set(CLASS_NAMES)
+    assert sum(only["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert broken["faces"] == [] and "broken.jpg" in broken["error"]
+    assert "broken.jpg" in captured.err
+
+
+def test_train_then_runs_listing(folder_dataset, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["train", "--model", "cnn", "--data", str(folder_dataset), "--epochs", "1", "--batch-size", "8",
+                 "--limit", "14", "--out", str(out), "--quiet", "--param", "filters=[4,8,8]", "--param", "dense_units=8"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["epoch"] == 1
+    config = json.loads((tmp_path / "runs" / os.path.basename(summary["run_dir"]) / "config.json").read_text())
+    assert config["limit"] == 14 and config["model_params"] == {"filters": [4, 8, 8], "dense_units": 8}
+    assert main(["runs", "--out", str(out), "--json"]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert runs[0]["status"] == "finished" and runs[0]["model"] == "cnn"
