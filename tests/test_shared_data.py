@@ -1,0 +1,42 @@
+"""Integration on the real FER2013 in ../shared/fer2013, when it is present (skipped otherwise)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SHARED_DATA
+from test_cli import run_cli
+
+pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
+
+# ../shared/fer2013/README.md's table.
+EXPECTED = {
+    "Training": {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171, "neutral": 4965},
+    "PublicTest": {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653, "surprise": 415, "neutral": 607},
+}
+
+
+def test_stats_on_fer2013():
+    code, out, err = run_cli("stats", "--data", SHARED_DATA, "--json")
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["splits"] == EXPECTED
+    assert stats["totals"] == {"Training": 28709, "PublicTest": 3589}
+    assert stats["imbalance"]["smallest"] == "disgust"
+    assert stats["blank"]["count"] > 0  # FER2013 has a few all-one-colour images
+
+
+def test_limited_train_then_evaluate_on_fer2013(tmp_path):
+    code, out, err = run_cli("train", "--model", "cnn", "--data", SHARED_DATA, "--limit", "256", "--epochs", "1",
+                             "--batch-size", "64", "--run-dir", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["status"] == "finished"
+    code, out, err = run_cli("evaluate", "--model", tmp_path / "run", "--data", SHARED_DATA, "--split", "PublicTest", "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["n"] == 3589
+    assert [metrics["per_class"][c]["support"] for c in EXPECTED["PublicTest"]] == list(EXPECTED["PublicTest"].values())
+    matrix = metrics["confusion_matrix"]
+    assert sum(matrix[i][i] for i in range(7)) / 3589 == pytest.approx(metrics["accuracy"])
