@@ -1,10 +1,20 @@
-"""FER Studio dashboard entry point (placeholder until the dashboard issue lands)."""
+"""FER Studio dashboard: navigation only; each page is widgets -> one fer_core call -> render."""
 
 import streamlit as st
 
-st.set_page_config(page_title="FER Studio", layout="wide")
-st.title("FER Studio")
-st.info(
-    "The dashboard is coming. Meanwhile everything works from the command line: "
-    "`fer-core stats`, `fer-core train`, `fer-core evaluate`, `fer-core predict` (see the README)."
-)
+from pages.shared import data_path_widget
+
+st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/dataset.py", title="Dataset", icon=":material/dataset:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate & compare", icon=":material/analytics:"),
+    st.Page("pages/explain.py", title="Explain", icon=":material/visibility:"),
+    st.Page("pages/predict.py", title="Predict", icon=":material/photo_camera:"),
+]
+
+page = st.navigation(PAGES)
+data_path_widget()  # in the entrypoint, so the dataset path is kept across pages
+page.run()

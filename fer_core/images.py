@@ -111,3 +111,59 @@ def _to_gray(image: Image.Image) -> np.ndarray:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:160]
+
+
+# Zip archives from uploads are read in memory, entry by entry: nothing is extracted to disk, so
+# no entry name (absolute, "../", symlink) can write anywhere.
+MAX_ZIP_ENTRIES = 500
+MAX_ZIP_TOTAL_BYTES = 200 * 1024 * 1024
+
+
+def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | None, str | None]]:
+    """Uploaded (name, bytes) with zips expanded to their image entries.
+
+    Returns:
+        (name, data, error) per image: `data` None and `error` set for what cannot be used.
+    """
+    import zipfile
+
+    expanded: list[tuple[str, bytes | None, str | None]] = []
+    for name, data in files:
+        if not name.lower().endswith(".zip"):
+            expanded.append((name, data, None))
+            continue
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            entries = [e for e in archive.infolist() if not e.is_dir()]
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            expanded.append((name, None, f"{name}: not a readable zip archive ({_short(exc)})"))
+            continue
+        images = [e for e in entries if e.filename.lower().endswith(IMAGE_EXTENSIONS) and not _unsafe_member(e.filename)]
+        skipped = [e.filename for e in entries if _unsafe_member(e.filename)]
+        for entry_name in skipped[:3]:
+            expanded.append((f"{name}/{entry_name}", None, f"{name}/{entry_name}: refused: the path escapes the archive"))
+        if len(images) > MAX_ZIP_ENTRIES:
+            expanded.append((name, None, f"{name}: holds {len(images)} images, over the {MAX_ZIP_ENTRIES} limit"))
+            continue
+        total = 0
+        for entry in images:
+            label = f"{name}/{entry.filename}"
+            if entry.file_size > MAX_FILE_BYTES:
+                expanded.append((label, None, f"{label}: {entry.file_size / 1e6:.1f} MB uncompressed, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit"))
+                continue
+            total += entry.file_size
+            if total > MAX_ZIP_TOTAL_BYTES:
+                expanded.append((label, None, f"{name}: over {MAX_ZIP_TOTAL_BYTES / 1e6:.0f} MB uncompressed in all; the rest is skipped"))
+                break
+            try:
+                expanded.append((label, archive.read(entry), None))
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError) as exc:
+                expanded.append((label, None, f"{label}: cannot be read from the archive ({_short(exc)})"))
+        if not images and not skipped:
+            expanded.append((name, None, f"{name}: the archive holds no images ({', '.join(IMAGE_EXTENSIONS[:5])}, ...)"))
+    return expanded
+
+
+def _unsafe_member(filename: str) -> bool:
+    parts = filename.replace("\\", "/").split("/")
+    return filename.startswith(("/", "\\")) or ".." in parts or (len(filename) > 1 and filename[1] == ":")

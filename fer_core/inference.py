@@ -233,3 +233,22 @@ class Smoother:
         for key in list(self._state):
             if key not in keep:
                 del self._state[key]
+
+
+def draw_faces(gray_or_bgr: np.ndarray, faces: list[Face], thickness: int | None = None) -> np.ndarray:
+    """A BGR copy of the image with each face's box and "label NN%" drawn on it."""
+    import cv2
+
+    image = cv2.cvtColor(gray_or_bgr, cv2.COLOR_GRAY2BGR) if gray_or_bgr.ndim == 2 else gray_or_bgr.copy()
+    side = max(image.shape[:2])
+    thickness = thickness or max(1, side // 300)
+    scale = max(0.35, side / 1200)
+    for face in faces:
+        x, y, w, h = face.box
+        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 0), thickness)
+        text = f"{face.label} {face.confidence:.0%}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y - th - base - 2)
+        cv2.rectangle(image, (x, top), (x + tw + 2, top + th + base + 2), (0, 200, 0), -1)
+        cv2.putText(image, text, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return image

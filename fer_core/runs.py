@@ -6,18 +6,23 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core.artifacts import MODEL_FILE, trained_dir
 from fer_core.errors import FerError
-from fer_core.fileio import read_json
-from fer_core.training import STOP_FILE, _pid_alive, read_history, runs_dir
+from fer_core.fileio import read_json, write_json_atomic
+from fer_core.training import STOP_FILE, TrainConfig, _pid_alive, read_history, runs_dir
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
 ACTIVE = ("starting", "running")
+LAUNCH_LOCK = ".launch.lock"  # holds the pid of the training process the dashboard started
+LAUNCH_LOGS = ".launch"  # per-launch config and console output, outside the run directory
 
 
 @dataclass
@@ -154,3 +159,85 @@ def model_card(info: RunInfo) -> str:
     if weakest:
         lines.append("- Weakest classes (F1): " + ", ".join(f"{k} {v.get('f1', 0):.2f}" for k, v in weakest))
     return "\n".join(lines) + "\n"
+
+
+def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
+    """Start `fer-core train` for `config` in its own process and session, so that no dashboard
+    rerun, closed tab or server restart kills it. One training at a time per runs folder.
+
+    Returns:
+        The run directory the process will create (it may not exist yet for a few seconds).
+
+    Raises:
+        FerError: invalid settings, missing data, or a training already in progress.
+    """
+    config.validate()
+    if not config.data or not Path(config.data).exists():
+        raise FerError(f"dataset path does not exist: {config.data or '(none)'}")
+    base = Path(root) if root is not None else runs_dir()
+    logs = base / LAUNCH_LOGS
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FerError(f"cannot create the runs folder {base}: {exc.strerror}") from None
+    lock = _take_launch_lock(base)
+    try:
+        running = active_run(base)
+        if running is not None:
+            raise FerError(f"a training run is already in progress: {running.name} (stop it first)")
+        from datetime import datetime
+
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = next(n for n in (f"{stamp}-{config.model}" + (f"-{i}" if i else "") for i in range(100))
+                    if not (base / n).exists() and not (logs / f"{n}.json").exists())
+        write_json_atomic(logs / f"{name}.json", config.to_dict())
+        with open(logs / f"{name}.out", "wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fer_core", "train", "--config", str(logs / f"{name}.json"),
+                 "--run-dir", str(base / name), "--quiet"],
+                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        os.write(lock, str(process.pid).encode())
+    except BaseException:
+        os.close(lock)
+        (base / LAUNCH_LOCK).unlink(missing_ok=True)
+        raise
+    os.close(lock)
+    return base / name
+
+
+def launch_output(run_dir: str | os.PathLike) -> str:
+    """What a launched training process printed (errors before its run directory existed)."""
+    path = Path(run_dir)
+    try:
+        return (path.parent / LAUNCH_LOGS / f"{path.name}.out").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def launched_process_alive(root: str | os.PathLike | None = None) -> bool:
+    base = Path(root) if root is not None else runs_dir()
+    try:
+        pid = int((base / LAUNCH_LOCK).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return False
+    return _pid_alive(pid)
+
+
+def _take_launch_lock(base: Path) -> int:
+    """An exclusive lock file; a lock whose training process has ended is stale and replaced."""
+    path = base / LAUNCH_LOCK
+    for _attempt in range(2):
+        try:
+            return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if launched_process_alive(base):
+                raise FerError("a training run is already in progress (launched from the dashboard); stop it first") from None
+            try:
+                age = time.time() - path.stat().st_mtime
+            except OSError:
+                age = 0.0
+            if path.read_text().strip() == "" and age < 10:
+                raise FerError("another launch is starting right now; try again in a moment") from None
+            path.unlink(missing_ok=True)
+    raise FerError("cannot take the launch lock; try again")

@@ -1,0 +1,123 @@
+"""Where a model looks: Grad-CAM for any registered model, attention maps for attention_cnn.
+
+Grad-CAM needs gradients, which each Keras backend computes its own way; that difference is kept
+inside `_gradients`, the one backend-specific function here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fer_core import IMAGE_SIZE
+from fer_core.backend import load_keras
+from fer_core.errors import FerError
+
+
+def _feature_model(model, layer_name: str):
+    keras = load_keras()
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError:
+        raise FerError(f"the model has no layer {layer_name!r} for Grad-CAM") from None
+    output = layer.output[0] if isinstance(layer.output, (list, tuple)) else layer.output
+    return keras.Model(model.inputs, [output, model.outputs[0]])
+
+
+def gradcam_layer_for(model) -> str:
+    """The registry's Grad-CAM layer for this model family, else its last 4-D layer."""
+    from fer_core.models import list_models, get_spec
+
+    if model.name in list_models():
+        return get_spec(model.name).gradcam_layer
+    for layer in reversed(model.layers):
+        shape = layer.output.shape if not isinstance(layer.output, (list, tuple)) else layer.output[0].shape
+        if len(shape) == 4:
+            return layer.name
+    raise FerError(f"model {model.name!r} has no spatial layer for Grad-CAM")
+
+
+def gradcam(model, face: np.ndarray, class_index: int | None = None, layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Grad-CAM (Selvaraju et al. 2017) of one 48x48 face.
+
+    Args:
+        model: a loaded model.
+        face: (48, 48) uint8.
+        class_index: the class to explain; default the predicted one.
+        layer_name: default the registry's layer for this model family.
+
+    Returns:
+        (heatmap (48, 48) float32 in [0, 1], probabilities (7,)).
+    """
+    layer_name = layer_name or gradcam_layer_for(model)
+    feature_model = _feature_model(model, layer_name)
+    x = np.asarray(face, dtype=np.float32).reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    features, grads, probs = _gradients(feature_model, x, class_index)
+    weights = grads.mean(axis=(0, 1))  # global-average-pooled gradients per channel
+    cam = np.maximum((features * weights).sum(axis=-1), 0)
+    return _upsample_unit(cam), probs
+
+
+def _gradients(feature_model, x: np.ndarray, class_index: int | None):
+    """(features (h, w, c), d score / d features (h, w, c), probabilities (7,)) on this backend."""
+    keras = load_keras()
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            features, probs = feature_model(tf.constant(x), training=False)
+            index = int(np.argmax(probs[0])) if class_index is None else class_index
+            score = probs[:, index]
+        grads = tape.gradient(score, features)
+        return features[0].numpy(), grads[0].numpy(), probs[0].numpy()
+    if backend == "torch":
+        import torch
+
+        features, probs = feature_model(torch.from_numpy(x), training=False)
+        index = int(torch.argmax(probs[0])) if class_index is None else class_index
+        (grads,) = torch.autograd.grad(probs[0, index], features)
+        return features[0].detach().cpu().numpy(), grads[0].cpu().numpy(), probs[0].detach().cpu().numpy()
+    # jax would need the graph split at the feature layer; not done yet.
+    raise FerError(f"Grad-CAM is not supported on the {backend} backend")
+
+
+def attention_map(model, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The attention_cnn's spatial softmax attention for one face, upsampled to 48x48 in [0, 1].
+
+    Returns:
+        (heatmap (48, 48) float32, probabilities (7,)).
+    """
+    from fer_core.models import get_spec, list_models
+    from fer_core.models.attention_cnn import attention_map_model
+
+    layer = get_spec(model.name).attention_layer if model.name in list_models() else None
+    if not layer:
+        raise FerError(f"model {model.name!r} has no attention layer; attention maps need attention_cnn")
+    x = np.asarray(face, dtype=np.float32).reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
+    probs, maps = attention_map_model(model, layer)(x, training=False)
+    keras = load_keras()
+    return _upsample_unit(keras.ops.convert_to_numpy(maps)[0]), keras.ops.convert_to_numpy(probs)[0]
+
+
+def _upsample_unit(heat: np.ndarray) -> np.ndarray:
+    import cv2
+
+    heat = np.asarray(heat, dtype=np.float32)
+    heat = cv2.resize(heat, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_CUBIC)
+    heat -= heat.min()
+    top = heat.max()
+    return heat / top if top > 0 else heat
+
+
+def overlay(face: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5, size: int = 192) -> np.ndarray:
+    """The face with a jet-coloured heatmap blended over it, as an RGB uint8 image of side `size`."""
+    import cv2
+
+    if not 0 <= opacity <= 1:
+        raise FerError(f"opacity must be in [0, 1]. Received: {opacity}")
+    gray = cv2.resize(np.asarray(face, dtype=np.uint8), (size, size), interpolation=cv2.INTER_CUBIC)
+    heat = cv2.resize(np.asarray(heatmap, dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    coloured = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    blended = cv2.addWeighted(coloured, opacity, base, 1 - opacity, 0)
+    return cv2.cvtColor(blended, cv2.COLOR_BGR2RGB)

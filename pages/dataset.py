@@ -1,0 +1,86 @@
+"""Dataset: class distribution per split, imbalance, sample faces, mean faces, pixels, odd images."""
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from fer_core import CLASS_NAMES
+from pages.shared import dataset_or_stop
+
+SAMPLES_PER_PAGE = 24
+
+st.title("Dataset")
+dataset = dataset_or_stop()
+
+
+@st.cache_data(show_spinner="Computing statistics...", max_entries=2)
+def statistics(path: str, n: int):
+    from fer_core.stats import compute_statistics, odd_images
+
+    stats = compute_statistics(dataset)
+    return stats, {k: v.tolist() for k, v in odd_images(dataset).items()}
+
+
+stats, odd = statistics(dataset.root, len(dataset))
+for line in stats["load_report"]:
+    st.warning(line)
+
+st.caption(f"{dataset.root}: {stats['n']:,} images in {len(stats['splits'])} splits ({', '.join(stats['splits'])})")
+
+# ---- distribution
+st.subheader("Class distribution")
+left, right = st.columns(2)
+mode = left.radio("Bars", ["grouped", "stacked"], horizontal=True)
+scale = right.radio("Show", ["counts", "percent of split"], horizontal=True)
+rows = [{"split": s, "class": c, "count": n} for s, per in stats["splits"].items() for c, n in per.items()]
+table = pd.DataFrame(rows)
+table["percent of split"] = 100 * table["count"] / table.groupby("split")["count"].transform("sum")
+value = "count" if scale == "counts" else "percent of split"
+figure = px.bar(table, x="class", y=value, color="split", barmode="group" if mode == "grouped" else "stack",
+                category_orders={"class": list(CLASS_NAMES)})
+st.plotly_chart(figure, width="stretch")
+imbalance = stats["imbalance"]
+st.write(
+    f"Imbalance ({imbalance['basis']}): the largest class, **{imbalance['largest']}**, has "
+    f"**{imbalance['ratio']:.1f}x** the images of the smallest, **{imbalance['smallest']}**."
+)
+
+# ---- samples
+st.subheader("Sample faces")
+c1, c2, c3 = st.columns([2, 2, 1])
+chosen_class = c1.selectbox("Class", CLASS_NAMES, index=3)
+split_choice = c2.selectbox("Split", ["all"] + dataset.split_names)
+mask = dataset.labels == CLASS_NAMES.index(chosen_class)
+if split_choice != "all":
+    mask &= dataset.splits == split_choice
+indices = np.flatnonzero(mask)
+pages = max(1, -(-len(indices) // SAMPLES_PER_PAGE))
+page = c3.number_input("Page", min_value=1, max_value=pages, value=1, step=1)
+shown = indices[(page - 1) * SAMPLES_PER_PAGE : page * SAMPLES_PER_PAGE]
+st.caption(f"{len(indices):,} {chosen_class} images; page {page} of {pages}")
+if len(shown):
+    st.image([dataset.images[i] for i in shown], width=72, caption=[dataset.sources[i].split("/")[-1] for i in shown])
+
+# ---- mean faces
+st.subheader("Mean face per class")
+means = stats["mean_faces"]
+cols = st.columns(len(means))
+for col, (name, face) in zip(cols, means.items()):
+    col.image(np.array(face, dtype=np.float32) / 255.0, caption=name, width="stretch", clamp=True)
+
+# ---- pixels
+st.subheader("Pixel intensities")
+pixels = stats["pixels"]
+edges = pixels["histogram"]["edges"]
+hist = pd.DataFrame({"intensity": edges[:-1], "pixels": pixels["histogram"]["counts"]})
+st.plotly_chart(px.bar(hist, x="intensity", y="pixels"), width="stretch")
+st.write(f"Mean {pixels['mean']:.1f}, standard deviation {pixels['std']:.1f}, range {pixels['min']}..{pixels['max']}.")
+
+# ---- odd images
+st.subheader("Blank and near-constant images")
+st.write(f"{len(odd['blank'])} blank (one flat colour) and {len(odd['near_constant'])} near-constant images.")
+flagged = (odd["blank"] + odd["near_constant"])[:48]
+if flagged:
+    st.image([dataset.images[i] for i in flagged], width=64,
+             caption=[f"{CLASS_NAMES[dataset.labels[i]]}: {dataset.sources[i].split('/')[-1]}" for i in flagged])

@@ -1,0 +1,147 @@
+"""Evaluate & compare: metrics from fer_core's one evaluation routine, cached; interactive views."""
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from fer_core import CLASS_NAMES
+from fer_core.errors import FerError
+from fer_core.paper import PAPER_TABLE_4
+from fer_core.training import read_history
+from pages.shared import dataset_or_stop, load_model, model_choices
+
+ENSEMBLE = "ensemble of the selected"
+
+st.title("Evaluate & compare")
+dataset = dataset_or_stop()
+choices = model_choices()
+if not choices:
+    st.info("No trained models or finished runs yet: train one on the Train page.")
+    st.stop()
+
+c1, c2, c3 = st.columns([3, 1, 1])
+selected = c1.multiselect("Models", list(choices), default=list(choices)[: min(3, len(choices))])
+splits = dataset.split_names
+default_split = next((s for s in ("PrivateTest", "PublicTest", "test") if s in splits), splits[0])
+split = c2.selectbox("Split", splits, index=splits.index(default_split))
+tta = c3.checkbox("Flip TTA", help="Average each face with its mirror image")
+if not selected:
+    st.info("Select at least one model.")
+    st.stop()
+
+
+@st.cache_data(show_spinner="Evaluating...", max_entries=32)
+def evaluation(model_files: tuple[str, ...], data_root: str, split: str, tta: bool, names: tuple[str, ...]):
+    from fer_core.evaluation import evaluate
+
+    result = evaluate([load_model(f) for f in model_files], dataset, split=split, tta=tta, names=list(names))
+    return result.metrics, result.probabilities, result.labels
+
+
+def run(labels_: list[str]):
+    files = tuple(choices[l] for l in labels_)
+    try:
+        return evaluation(files, dataset.root, split, tta, tuple(labels_))
+    except FerError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+results = {label: run([label]) for label in selected}
+if len(selected) > 1:
+    results[ENSEMBLE] = run(selected)
+
+
+def epochs_of(label: str):
+    from pathlib import Path
+
+    if label == ENSEMBLE:
+        return None
+    return len(read_history(Path(choices[label]).parent)) or None
+
+
+# ---- comparison with the paper
+st.subheader("Comparison")
+rows = []
+for label, (metrics, _p, _l) in results.items():
+    rows.append({"model": label, "source": "FER Studio (measured)", "split": f"{metrics['split']}{' +TTA' if tta else ''}",
+                 "accuracy": metrics["accuracy"], "macro-F1": metrics["macro_f1"], "loss": metrics["loss"],
+                 "epochs": epochs_of(label)})
+for key, paper_row in PAPER_TABLE_4.items():
+    rows.append({"model": paper_row["paper_name"], "source": "paper, Table 4 (reported)", "split": "test (unspecified)",
+                 "accuracy": paper_row["accuracy"], "macro-F1": None, "loss": paper_row["loss"], "epochs": paper_row["epochs"]})
+st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+    "accuracy": st.column_config.NumberColumn(format="%.4f"),
+    "macro-F1": st.column_config.NumberColumn(format="%.4f"),
+    "loss": st.column_config.NumberColumn(format="%.4f"),
+})
+st.caption("The paper's numbers are as reported; its per-class tables are at chance level, which a shuffled "
+           "evaluation order produces. Ours are computed in the dataset's fixed order.")
+
+focus = st.selectbox("Details for", list(results))
+metrics, probabilities, labels = results[focus]
+predictions = probabilities.argmax(axis=1)
+
+# ---- confusion matrix (click a cell to see those faces)
+st.subheader("Confusion matrix")
+normalised = st.radio("Values", ["counts", "row-normalised"], horizontal=True) == "row-normalised"
+matrix = np.array(metrics["confusion_matrix_normalized" if normalised else "confusion_matrix"])
+figure = go.Figure(go.Heatmap(z=matrix, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Blues",
+                              text=np.round(matrix, 2) if normalised else matrix, texttemplate="%{text}",
+                              hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>"))
+# Heatmap cells emit no selection events; an invisible marker per cell makes them clickable.
+xs, ys = np.meshgrid(range(7), range(7))
+figure.add_trace(go.Scatter(x=[CLASS_NAMES[i] for i in xs.ravel()], y=[CLASS_NAMES[j] for j in ys.ravel()],
+                            mode="markers", marker={"size": 40, "opacity": 0.01, "symbol": "square"},
+                            hoverinfo="skip", showlegend=False))
+figure.update_layout(height=480, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
+event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"cm-{focus}")
+points = (event or {}).get("selection", {}).get("points", []) if event else []
+if points:
+    st.session_state["true_class"], st.session_state["predicted_class"] = points[0]["y"], points[0]["x"]
+
+# ---- per class
+st.subheader("Per class")
+st.dataframe(pd.DataFrame(metrics["per_class"]).T.reset_index(names="class"), hide_index=True)
+st.write(f"Accuracy **{metrics['accuracy']:.4f}**, macro-F1 **{metrics['macro_f1']:.4f}**, "
+         f"weighted-F1 {metrics['weighted_f1']:.4f}, loss {metrics['loss']:.4f} on {metrics['n']:,} images.")
+
+# ---- curves
+if focus != ENSEMBLE:
+    from pathlib import Path
+
+    history = read_history(Path(choices[focus]).parent)
+    if history:
+        st.subheader("Training curves")
+        frame = pd.DataFrame(history)
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(px.line(frame, x="epoch", y=[c for c in ("loss", "val_loss") if c in frame], markers=True), width="stretch")
+        c2.plotly_chart(px.line(frame, x="epoch", y=[c for c in ("accuracy", "val_accuracy") if c in frame], markers=True), width="stretch")
+
+# ---- misclassified faces
+st.subheader("Misclassified faces")
+c1, c2 = st.columns(2)
+true_class = c1.selectbox("True class", CLASS_NAMES, key="true_class")
+predicted_class = c2.selectbox("Predicted class", CLASS_NAMES, key="predicted_class")
+subset = dataset.split(split) if split else dataset
+which = np.flatnonzero((labels == CLASS_NAMES.index(true_class)) & (predictions == CLASS_NAMES.index(predicted_class)))
+st.caption(f"{len(which)} faces of true class {true_class} predicted as {predicted_class}" +
+           (" (correct predictions)" if true_class == predicted_class else ""))
+if len(which):
+    shown = which[:32]
+    st.image([subset.images[i] for i in shown], width=72,
+             caption=[f"{probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}" for i in shown])
+
+# ---- calibration
+st.subheader("Reliability diagram")
+bins = [b for b in metrics["calibration"]["bins"] if b["count"]]
+reliability = go.Figure()
+reliability.add_trace(go.Bar(x=[(b["low"] + b["high"]) / 2 for b in bins], y=[b["accuracy"] for b in bins],
+                             width=0.09, name="accuracy", customdata=[b["count"] for b in bins],
+                             hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.3f}<br>%{customdata} faces<extra></extra>"))
+reliability.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line={"dash": "dash"}))
+reliability.update_layout(height=360, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1])
+st.plotly_chart(reliability, width="stretch")
+st.write(f"Expected calibration error: {metrics['calibration']['ece']:.4f}")

@@ -1,0 +1,48 @@
+"""Home: what FER Studio does, the available models, where the data is. Imports nothing heavy."""
+
+import streamlit as st
+
+from fer_core.artifacts import list_trained, resolve_model, trained_dir
+from pages.shared import data_path
+
+st.title("FER Studio")
+st.write(
+    "A workbench for facial-expression recognition on FER2013 (48x48 grayscale faces, 7 emotions): "
+    "browse the data, train the paper's three models, compare them honestly, see where they look, "
+    "and classify your own faces."
+)
+
+st.subheader("Models")
+names = list_trained()
+if names:
+    rows = []
+    for name in names:
+        metrics = resolve_model(name).metrics
+        rows.append({
+            "model": name,
+            "accuracy": metrics.get("accuracy"),
+            "macro-F1": metrics.get("macro_f1"),
+            "evaluated on": f"{metrics.get('split', '?')} ({metrics.get('n', '?')} images)",
+        })
+    st.dataframe(rows, hide_index=True, column_config={
+        "accuracy": st.column_config.NumberColumn(format="%.4f"),
+        "macro-F1": st.column_config.NumberColumn(format="%.4f"),
+    })
+else:
+    st.info(f"No trained models in {trained_dir()} yet: train one on the Train page and promote it.")
+
+st.subheader("Data")
+path = data_path()
+st.write(f"Dataset: `{path}`" if path else "No dataset configured: set its path in the sidebar or FER_DATA.")
+
+st.subheader("Pages")
+cols = st.columns(5)
+for col, (page, label) in zip(cols, [
+    ("pages/dataset.py", "Dataset: distribution, samples, mean faces"),
+    ("pages/train.py", "Train: launch and watch runs"),
+    ("pages/evaluate.py", "Evaluate & compare: confusion matrices, curves"),
+    ("pages/explain.py", "Explain: Grad-CAM and attention maps"),
+    ("pages/predict.py", "Predict: classify uploaded faces"),
+]):
+    with col:
+        st.page_link(page, label=label)

@@ -1,0 +1,42 @@
+"""Grad-CAM for every registered model; the attention_cnn's attention map; overlays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_core import FerError
+from fer_core.explain import attention_map, gradcam, overlay
+from fer_core.models import build_model, list_models
+from test_models import SMALL
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_gradcam_every_model(name):
+    model = build_model(name, **SMALL.get(name, {}))
+    face = np.random.default_rng(1).integers(0, 256, (48, 48)).astype(np.uint8)
+    heat, probs = gradcam(model, face)
+    assert heat.shape == (48, 48) and heat.dtype == np.float32
+    assert 0.0 <= heat.min() and heat.max() <= 1.0
+    assert probs.shape == (7,) and probs.sum() == pytest.approx(1.0, abs=1e-4)
+    heat_other, _ = gradcam(model, face, class_index=int(np.argmin(probs)))
+    assert heat_other.shape == (48, 48)
+
+
+def test_attention_map_only_for_attention_models():
+    face = np.full((48, 48), 120, np.uint8)
+    heat, probs = attention_map(build_model("attention_cnn", **SMALL["attention_cnn"]), face)
+    assert heat.shape == (48, 48) and probs.shape == (7,)
+    with pytest.raises(FerError, match="no attention layer"):
+        attention_map(build_model("cnn", **SMALL["cnn"]), face)
+
+
+def test_overlay_is_rgb_and_opacity_zero_is_the_face():
+    face = np.tile(np.arange(48, dtype=np.uint8) * 5, (48, 1))
+    heat = np.random.default_rng(0).random((48, 48)).astype(np.float32)
+    image = overlay(face, heat, 0.0, size=48)
+    assert image.shape == (48, 48, 3)
+    np.testing.assert_array_equal(image[..., 0], face)
+    assert not np.array_equal(overlay(face, heat, 0.8, size=48)[..., 0], face)
+    with pytest.raises(FerError):
+        overlay(face, heat, 1.5)

@@ -1,0 +1,100 @@
+"""fer_core.inference: face crops, the compiled classifier, drawing, smoothing; upload expansion."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import synthetic_face
+from fer_core import FerError
+from fer_core.images import decode_grayscale, expand_uploads
+from fer_core.inference import Classifier, Face, FaceDetector, Smoother, classify_image, crop_face, draw_faces
+from fer_core.models import build_model
+
+
+@pytest.fixture(scope="module")
+def small_cnn():
+    return build_model("cnn", filters=(8, 16, 32), dense_units=16)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    import cv2
+
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def test_classifier_matches_the_model_and_keeps_order(small_cnn):
+    faces = np.stack([synthetic_face(i % 7, i) for i in range(11)])  # 11 pads to the 16 bucket
+    probs = Classifier(small_cnn)(faces)
+    expected = np.asarray(small_cnn(faces[..., None].astype(np.float32), training=False))
+    assert probs.shape == (11, 7)
+    assert np.abs(probs - expected).max() < 1e-4
+    assert Classifier(small_cnn)(faces[:0]).shape == (0, 7)
+
+
+def test_ensemble_classifier_is_the_mean(small_cnn):
+    other = build_model("cnn", filters=(4, 8, 8), dense_units=8)
+    faces = np.stack([synthetic_face(1, i) for i in range(3)])
+    both = Classifier([small_cnn, other])(faces)
+    np.testing.assert_allclose(both, (Classifier(small_cnn)(faces) + Classifier(other)(faces)) / 2, atol=1e-6)
+
+
+def test_a_face_crop_is_classified_whole(small_cnn):
+    faces = classify_image(synthetic_face(3, 0), Classifier(small_cnn), FaceDetector())
+    assert len(faces) == 1 and faces[0].box == (0, 0, 48, 48)
+    assert faces[0].to_dict()["label"] == faces[0].label
+
+
+def test_no_face_in_a_plain_large_image(small_cnn):
+    plain = np.full((300, 400), 128, np.uint8)
+    assert classify_image(plain, Classifier(small_cnn), FaceDetector()) == []
+    whole = classify_image(plain, Classifier(small_cnn), FaceDetector(), whole_image=True)
+    assert whole[0].box == (0, 0, 400, 300)
+
+
+def test_crop_and_draw():
+    image = np.zeros((100, 120), np.uint8)
+    image[10:60, 20:70] = 200
+    crop = crop_face(image, (20, 10, 50, 50))
+    assert crop.shape == (48, 48) and crop.min() == 200
+    with pytest.raises(FerError, match="outside"):
+        crop_face(image, (500, 500, 10, 10))
+    probs = np.eye(7, dtype=np.float32)[3]
+    drawn = draw_faces(image, [Face((20, 10, 50, 50), probs)])
+    assert drawn.shape == (100, 120, 3)
+    assert (drawn[60, 20:70] == (0, 200, 0)).all()  # the box's bottom edge
+
+
+def test_smoother_is_an_exponential_moving_average():
+    smooth = Smoother(0.5)
+    a, b = np.eye(7)[0], np.eye(7)[1]
+    np.testing.assert_allclose(smooth(1, a), a)
+    np.testing.assert_allclose(smooth(1, b), 0.5 * a + 0.5 * b)
+    np.testing.assert_allclose(Smoother(0.0)(1, b), b)
+    smooth.forget(set())
+    np.testing.assert_allclose(smooth(1, b), b)
+    with pytest.raises(FerError):
+        Smoother(1.0)
+
+
+def test_expand_uploads_reads_zips_in_memory_and_refuses_escapes():
+    face = png_bytes(synthetic_face(2, 0))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a/b/face.png", face)
+        archive.writestr("../../evil.png", face)
+        archive.writestr("/abs.png", face)
+        archive.writestr("notes.txt", b"hello")
+        archive.writestr("bad.jpg", b"not a jpeg")
+    items = expand_uploads([("faces.zip", buffer.getvalue()), ("plain.png", face), ("broken.zip", b"PK\x03\x04junk")])
+    by_name = {name: (data, error) for name, data, error in items}
+    assert by_name["faces.zip/a/b/face.png"][0] == face
+    assert "escapes" in by_name["faces.zip/../../evil.png"][1]
+    assert "escapes" in by_name["faces.zip//abs.png"][1]
+    assert by_name["plain.png"] == (face, None)
+    assert "not a readable zip" in by_name["broken.zip"][1]
+    with pytest.raises(FerError, match="bad.jpg"):
+        decode_grayscale(by_name["faces.zip/bad.jpg"][0], name="faces.zip/bad.jpg")
