@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FER_DATA ?= $(wildcard ../shared/fer2013)
 
-.PHONY: run test test-fast clean-venv
+.PHONY: run test test-fast browser clean-venv
 
 # Reinstall when pyproject.toml changes; `pip install -e` keeps the code live.
 $(STAMP): pyproject.toml
@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	FER_DATA="$(FER_DATA)" $(BIN)/streamlit run app.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The end-to-end tests drive Debian's Chromium (never a downloaded browser) through Playwright.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 # Everything except the slow tests, for a quick loop while editing.
 test-fast: $(STAMP)

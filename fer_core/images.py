@@ -66,8 +66,10 @@ def decode_grayscale(
             pixels = _to_gray(image)
     except FerError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise FerError(f"{name}: not a readable image ({_short(exc)})") from None
+    except UnidentifiedImageError:
+        raise FerError(f"{name}: not an image, or a format that cannot be read") from None
+    except Image.DecompressionBombError as exc:
+        raise FerError(f"{name}: refused as a decompression bomb ({_short(exc)})") from None
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
         # Truncated and corrupt files surface from PIL as any of these.
         raise FerError(f"{name}: the image is truncated or corrupt ({_short(exc)})") from None

@@ -235,20 +235,28 @@ class Smoother:
                 del self._state[key]
 
 
-def draw_faces(gray_or_bgr: np.ndarray, faces: list[Face], thickness: int | None = None) -> np.ndarray:
-    """A BGR copy of the image with each face's box and "label NN%" drawn on it."""
+def draw_faces(gray_or_bgr: np.ndarray, faces: list[Face], min_side: int = 320) -> np.ndarray:
+    """A BGR copy of the image with each face's box and "label NN%" drawn on it.
+
+    Small images (a 48x48 crop) are enlarged to `min_side` first, so the label stays legible.
+    """
     import cv2
 
     image = cv2.cvtColor(gray_or_bgr, cv2.COLOR_GRAY2BGR) if gray_or_bgr.ndim == 2 else gray_or_bgr.copy()
+    zoom = max(1, int(np.ceil(min_side / max(image.shape[:2]))))
+    if zoom > 1:
+        image = cv2.resize(image, (image.shape[1] * zoom, image.shape[0] * zoom), interpolation=cv2.INTER_NEAREST)
     side = max(image.shape[:2])
-    thickness = thickness or max(1, side // 300)
-    scale = max(0.35, side / 1200)
+    thickness = max(1, side // 300)
+    scale = max(0.45, side / 1000)
     for face in faces:
-        x, y, w, h = face.box
-        cv2.rectangle(image, (x, y), (x + w, y + h), (0, 200, 0), thickness)
+        x, y, w, h = (v * zoom for v in face.box)
+        x1, y1 = min(x + w, image.shape[1] - 1), min(y + h, image.shape[0] - 1)
+        cv2.rectangle(image, (x, y), (x1, y1), (0, 200, 0), thickness)
         text = f"{face.label} {face.confidence:.0%}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y - th - base - 2)
-        cv2.rectangle(image, (x, top), (x + tw + 2, top + th + base + 2), (0, 200, 0), -1)
-        cv2.putText(image, text, (x + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        # Above the box when there is room, else just inside its top edge.
+        top = y - th - base - 4 if y - th - base - 4 >= 0 else y
+        cv2.rectangle(image, (x, top), (x + tw + 4, top + th + base + 4), (0, 200, 0), -1)
+        cv2.putText(image, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return image

@@ -81,5 +81,6 @@ for column, label in zip(columns, selected):
         frame = pd.DataFrame({"class": CLASS_NAMES, "probability": probabilities})
         figure = px.bar(frame, x="probability", y="class", orientation="h", range_x=[0, 1])
         figure.update_layout(height=260, margin={"t": 10, "b": 10})
+        figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
         st.plotly_chart(figure, width="stretch", key=f"probs-{label}")
         st.caption(f"predicted {CLASS_NAMES[int(np.argmax(probabilities))]} ({np.max(probabilities):.0%})")

@@ -56,6 +56,7 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
                 figure = px.bar(frame, x="probability", y="class", orientation="h", range_x=[0, 1],
                                 title=f"face {k + 1}: {face.label} ({face.confidence:.0%})")
                 figure.update_layout(height=240, margin={"t": 40, "b": 10})
+                figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
                 st.plotly_chart(figure, width="stretch", key=f"bars-{index}-{k}")
     for k, face in enumerate(faces):
         table.append({"file": name, "face": k + 1, "box": " ".join(map(str, face.box)), "label": face.label,

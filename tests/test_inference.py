@@ -63,9 +63,10 @@ def test_crop_and_draw():
     with pytest.raises(FerError, match="outside"):
         crop_face(image, (500, 500, 10, 10))
     probs = np.eye(7, dtype=np.float32)[3]
-    drawn = draw_faces(image, [Face((20, 10, 50, 50), probs)])
+    drawn = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0)
     assert drawn.shape == (100, 120, 3)
     assert (drawn[60, 20:70] == (0, 200, 0)).all()  # the box's bottom edge
+    assert draw_faces(image[:48, :48], [Face((0, 0, 48, 48), probs)]).shape == (336, 336, 3)  # enlarged x7
 
 
 def test_smoother_is_an_exponential_moving_average():
