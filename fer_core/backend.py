@@ -9,6 +9,7 @@ would break the CLI's one-line error contract. So the first import runs with fd 
 from __future__ import annotations
 
 import os
+import platform
 import sys
 import threading
 
@@ -33,3 +34,39 @@ def load_keras():
             os.dup2(saved, 2)
             os.close(saved)
         return keras
+
+
+# The processor features that decide training speed here (see training.resolve_precision).
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The processor's feature flags (empty where /proc/cpuinfo is not there)."""
+    try:
+        with open(cpuinfo, errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def environment() -> dict:
+    """The hardware, backend and versions numbers were produced with (for benchmarks and model cards)."""
+    keras = load_keras()
+    info = {"python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
+            "backend": keras.backend.backend(), "keras": keras.__version__}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            info["cpu"] = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), "?")
+    except OSError:
+        info["cpu"] = platform.processor() or "?"
+    info["cpu_flags"] = sorted(set(SPEED_FLAGS) & cpu_flags())
+    if info["backend"] == "tensorflow":
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        info["threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    return info

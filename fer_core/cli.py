@@ -1,4 +1,4 @@
-"""`fer-core` (also `python -m fer_core`): stats, train, evaluate, predict, runs, stop, promote.
+"""`fer-core` (also `python -m fer_core`): stats, train, evaluate, predict, runs, stop, promote, compact.
 
 User errors exit with code 2 and one line on stderr, never a traceback (FER_DEBUG=1 shows one).
 Keras is imported only by the commands that need it, so `stats` starts fast.
@@ -58,17 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="FER2013 folder or CSV")
     p.add_argument("--config", help="a config.json to start from (flags override it)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+    p.add_argument("--init", metavar="MODEL", help="warm start: begin from the weights of a trained name, run folder "
+                   "or .keras file of the same model (optimizer and schedule fresh)")
     p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
     p.add_argument("--run-dir", help="exact path of the new run directory")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="number of epochs (a cap when --minutes is given)")
+    p.add_argument("--minutes", type=float, help="time budget: end after this many minutes, keeping the best model")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, dest="learning_rate")
     p.add_argument("--limit", type=int, help="use the first N images of each split (quick trials)")
     p.add_argument("--seed", type=int)
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--optimizer", choices=("adam", "adamw"))
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"))
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"))
+    p.add_argument("--lr-schedule", choices=("constant", "cosine", "linear"),
+                   help="decay over the epochs, or over the time budget when --minutes is given")
     p.add_argument("--warmup-epochs", type=int)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--class-weights", choices=("none", "balanced"))
@@ -78,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=float)
     p.add_argument("--erasing", type=float)
     p.add_argument("--validation-split", type=float)
-    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                   help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr")
@@ -102,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_predict)
 
+    p = sub.add_parser("bench", help="measure inference latency/throughput, the live frame path and training speed")
+    p.add_argument("--models", help="NAME_OR_DIR[,...] (default: every trained model, else untrained builds)")
+    p.add_argument("--repeats", type=int, default=200, help="timed calls per latency measurement")
+    p.add_argument("--train-images", type=int, default=512, help="images per epoch in the training comparison")
+    p.add_argument("--train-rounds", type=int, default=3, help="alternating timings of each side (the median is kept)")
+    p.add_argument("--no-train", action="store_true", help="skip the training comparison")
+    p.add_argument("--train-models", default="cnn", help="MODEL[,...] registry names for the training comparison")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_bench)
+
     p = sub.add_parser("models", help="list registered models and trained models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_models)
@@ -119,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--name", help="default: the run's model name")
     p.set_defaults(handler=cmd_promote)
+
+    p = sub.add_parser("compact", help="store a .keras file's weights as float16 (half the size)")
+    p.add_argument("model_file", help="a .keras file, or a folder holding model.keras")
+    p.add_argument("--out", help="where to write (default: replace the file, atomically)")
+    p.set_defaults(handler=cmd_compact)
     return parser
 
 
@@ -194,6 +214,8 @@ def cmd_train(args) -> int:
         if not settings.get("data"):
             raise FerError("no dataset given (--data PATH)")
         settings["data"] = str(Path(settings["data"]).expanduser())
+        if args.init:
+            settings["init_from"] = training.describe_init(args.init, settings["model"])
         config = training.TrainConfig.from_dict(settings)
         config.validate()
         from fer_core.data import load_dataset
@@ -233,6 +255,13 @@ def cmd_evaluate(args) -> int:
     _warn_report(dataset)
     result = evaluate(models, dataset, split=args.split, tta=args.tta, batch_size=args.batch_size, names=names)
     metrics = result.metrics
+    from fer_core.artifacts import resolve_model
+    from fer_core.evaluation import selection_warning
+
+    for name, ref in zip(names, args.model.split(",")):
+        warning = selection_warning(name, resolve_model(ref.strip()).metrics, dataset, metrics["split"])
+        if warning:
+            print(f"fer-core: warning: {warning}", file=sys.stderr)
     if args.output:
         from fer_core.fileio import write_json_atomic
 
@@ -282,6 +311,37 @@ def cmd_predict(args) -> int:
     return 2 if failed else 0
 
 
+def cmd_bench(args) -> int:
+    from fer_core import bench
+
+    if args.repeats < 1 or args.train_images < 1 or args.train_rounds < 1:
+        raise FerError("--repeats, --train-images and --train-rounds must be >= 1")
+    refs = [r.strip() for r in args.models.split(",") if r.strip()] if args.models else None
+    train_models = [m.strip() for m in args.train_models.split(",") if m.strip()]
+    result = bench.run(refs, repeats=args.repeats, train_images=args.train_images, train_rounds=args.train_rounds, train=not args.no_train,
+                       train_models=train_models)
+    if args.json:
+        _print_json(result)
+        return 0
+    env = result["environment"]
+    print(f"{env['cpu']} ({env['cores']} cores), {env['backend']} backend, keras {env['keras']}")
+    print(f"{'model':<24}{'engine':>7}{'fast p50':>10}{'p95':>8}{'keras p50':>11}{'predict p50':>13}{'speedup':>9}"
+          f"{'batch img/s':>13}")
+    for name, lat in result["latency_ms"].items():
+        base, compiled = result["baseline_latency_ms"][name], result["keras_compiled_latency_ms"][name]
+        print(f"{name:<24}{result['engine'][name]:>7}{lat['p50']:>8.2f}ms{lat['p95']:>6.2f}ms{compiled['p50']:>9.2f}ms"
+              f"{base['p50']:>11.2f}ms{result['latency_speedup'][name]:>8.1f}x{result['throughput_ips'][name]:>13.0f}")
+    print(f"Haar detection (640x480 -> 320 px): p50 {result['detect_ms']['p50']:.2f} ms, p95 {result['detect_ms']['p95']:.2f} ms")
+    every = result["frame_ms_detect_every_frame"]
+    print(f"live frame with one face ({result['live_model']}): p50 {result['frame_ms']['p50']:.2f} ms, "
+          f"p95 {result['frame_ms']['p95']:.2f} ms, {result['frames_per_s']:.0f} frames/s "
+          f"({result['frame']}); detecting on every frame: p50 {every['p50']:.2f} ms, p95 {every['p95']:.2f} ms")
+    for name, ips in result.get("train_ips_per_model", {}).items():
+        print(f"training {name}: fer-core {ips['fer_core']:.0f} img/s vs model.fit {ips['keras_fit']:.0f} img/s "
+              f"(ratio {ips['ratio']:.3f})")
+    return 0
+
+
 def cmd_models(args) -> int:
     from fer_core.artifacts import list_trained, resolve_model
     from fer_core.models import get_spec, list_models
@@ -319,6 +379,16 @@ def cmd_stop(args) -> int:
 
     request_stop(args.run_dir)
     print(f"stop requested: {args.run_dir}")
+    return 0
+
+
+def cmd_compact(args) -> int:
+    from fer_core.artifacts import compact_model_file, resolve_model
+
+    source = resolve_model(args.model_file).model_file
+    report = compact_model_file(source, args.out)
+    print(f"compacted {source} -> {args.out or source}: {report['bytes_before'] / 1e6:.1f} MB -> "
+          f"{report['bytes_after'] / 1e6:.1f} MB, max |probability difference| {report['max_abs_difference']:.2g}")
     return 0
 
 

@@ -11,10 +11,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_core import CLASS_NAMES
-from fer_core.data import Dataset, default_evaluation_split
+from fer_core.data import Dataset, default_evaluation_split, default_training_split
 from fer_core.errors import FerError
 
 CALIBRATION_BINS = 10
+
+
+def selection_warning(name: str, metrics: dict, dataset: Dataset, split: str | None) -> str | None:
+    """Why an accuracy on `split` would be optimistic for this model, or None: the split trained it,
+    or it picked the model's best epoch (as recorded in the model's metrics.json)."""
+    if split is not None and split == default_training_split(dataset):
+        return (f"{name} was trained on {split} (its best epoch picked on a slice of it): accuracy here says "
+                f"little about new faces; evaluate on {default_evaluation_split(dataset) or 'a held-out split'}")
+    selected_on = metrics.get("selection_split")
+    if split is not None and split == selected_on:
+        return (f"{split} picked {name}'s best epoch, so its accuracy there is optimistic; "
+                f"the honest figure is on {metrics.get('split', 'the reported split')}")
+    return None
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 256, tta: bool = False) -> np.ndarray:
@@ -135,18 +148,117 @@ def evaluate(
         raise FerError("no model to evaluate")
     split = split if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
-    probabilities = np.mean(
-        [predict_probabilities(m, subset.images, batch_size=batch_size, tta=tta) for m in models], axis=0
-    )
-    metrics = compute_metrics(subset.labels, probabilities)
+    per_model = [predict_probabilities(m, subset.images, batch_size=batch_size, tta=tta) for m in models]
+    names = list(names) if names else [getattr(m, "name", "model") for m in models]
+    return _evaluation(np.mean(per_model, axis=0), subset.labels, subset.sources, split or "all", tta, names, dataset.root)
+
+
+def evaluate_model_file(
+    model_file,
+    dataset: Dataset,
+    split: str | None = None,
+    tta: bool = False,
+    name: str | None = None,
+    load=None,
+    batch_size: int = 256,
+) -> Evaluation:
+    """One saved model's evaluation, its probabilities kept on disk for next time.
+
+    The dashboard evaluates whole splits (ResNet50 on PublicTest is over a minute on the 2-core
+    CPU); the cache makes that once per model file and machine instead of once per server. The
+    key is the content of the model file and of the evaluated images and labels (so a promoted or
+    retrained model, or other data, is never answered from an old entry), plus the TTA setting,
+    batch size, Keras backend and version, which can move the last float digits. A missing,
+    unreadable or malformed entry is computed again.
+
+    Args:
+        model_file: a `.keras` file.
+        load: how to load it when needed (default `fer_core.artifacts.load_model`).
+    """
+    import hashlib
+    import os
+
+    from fer_core.backend import load_keras
+    from fer_core.data import cache_dir
+    from fer_core.fileio import write_atomic
+
+    split = split if split is not None else default_evaluation_split(dataset)
+    subset = dataset.split(split) if split is not None else dataset
+    keras = load_keras()
+    digest = hashlib.sha256(f"v1|{keras.backend.backend()}|{keras.__version__}|{bool(tta)}|{batch_size}|".encode())
+    digest.update(_file_sha256(model_file).encode())
+    digest.update(np.ascontiguousarray(subset.images).tobytes())
+    digest.update(np.asarray(subset.labels, dtype=np.int64).tobytes())
+    path = cache_dir() / "probabilities" / f"{digest.hexdigest()}.npy"
+    probabilities = _read_probabilities(path, len(subset))
+    if probabilities is None:
+        if load is None:
+            from fer_core.artifacts import load_model as load
+        probabilities = predict_probabilities(load(model_file), subset.images, batch_size=batch_size, tta=tta)
+        try:
+            os.makedirs(path.parent, exist_ok=True)
+            write_atomic(path, lambda tmp: np.save(tmp, probabilities, allow_pickle=False))
+        except OSError:
+            pass  # a read-only or full cache disk costs the next visit time, not this one its result
+    names = [name] if name else [os.path.splitext(os.path.basename(str(model_file)))[0]]
+    return _evaluation(probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root)
+
+
+def _file_sha256(path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise FerError(f"cannot read model file {path}: {exc.strerror}") from None
+    return digest.hexdigest()
+
+
+def _read_probabilities(path, rows: int) -> np.ndarray | None:
+    try:
+        probabilities = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if probabilities.dtype != np.float32 or probabilities.shape != (rows, len(CLASS_NAMES)):
+        return None
+    if not np.isfinite(probabilities).all():
+        return None
+    return probabilities
+
+
+def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -> Evaluation:
+    """The ensemble of models already evaluated on the same images: their mean probabilities,
+    exactly what `evaluate` computes for those models together, without predicting again.
+
+    Raises:
+        FerError: the evaluations are not of the same split, images and TTA setting.
+    """
+    if not evaluations:
+        raise FerError("no model to evaluate")
+    first = evaluations[0]
+    keys = ("split", "tta", "data", "n")
+    for other in evaluations[1:]:
+        if any(other.metrics.get(k) != first.metrics.get(k) for k in keys) or not np.array_equal(other.labels, first.labels):
+            raise FerError("an ensemble needs its models evaluated on the same split and TTA setting")
+    names = list(names) if names else [n for e in evaluations for n in e.metrics.get("models", [])]
+    probabilities = np.mean([e.probabilities for e in evaluations], axis=0)
+    return _evaluation(probabilities, first.labels, first.sources, first.metrics["split"], first.metrics["tta"],
+                       names, first.metrics.get("data"))
+
+
+def _evaluation(probabilities, labels, sources, split, tta, names, data) -> Evaluation:
+    metrics = compute_metrics(labels, probabilities)
     metrics = {
         "accuracy": metrics.pop("accuracy"),
         "macro_f1": metrics.pop("macro_f1"),
         "n": metrics.pop("n"),
-        "split": split or "all",
+        "split": split,
         **metrics,
         "tta": bool(tta),
-        "models": list(names) if names else [getattr(m, "name", "model") for m in models],
-        "data": dataset.root,
+        "models": names,
+        "data": data,
     }
-    return Evaluation(metrics, probabilities.astype(np.float32), subset.labels.copy(), subset.sources.copy())
+    return Evaluation(metrics, probabilities.astype(np.float32), labels.copy(), sources.copy())

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` on a temp file beside `path`, then rename it over `path`."""
     path = Path(path)
     # Same folder (same filesystem) so os.replace is a rename; the suffix is kept because
     # Keras insists on a ".keras" file name.
@@ -28,7 +29,7 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    _atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
@@ -37,7 +38,7 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
 
 def save_model_atomic(model, path: str | os.PathLike) -> None:
     """`model.save` to a temp `.keras` file, then rename over `path`."""
-    _atomic(Path(path), lambda tmp: model.save(str(tmp)))
+    write_atomic(Path(path), lambda tmp: model.save(str(tmp)))
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from fer_core.artifacts import MODEL_FILE, trained_dir
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, write_json_atomic
-from fer_core.training import STOP_FILE, TrainConfig, _pid_alive, read_history, runs_dir
+from fer_core.training import STOP_FILE, TrainConfig, pid_alive, read_history, runs_dir
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
@@ -54,7 +54,7 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
     config = read_json(path / "config.json", {}) or {}
     status = progress.get("status", "unknown")
     if status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
-        if not _pid_alive(progress.get("pid")):
+        if not pid_alive(progress.get("pid")):
             status = "interrupted"
     best = progress.get("best_val_accuracy")
     return RunInfo(
@@ -110,6 +110,7 @@ def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str 
     root.mkdir(parents=True, exist_ok=True)
     final = root / name
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=root))
+    staging.chmod(0o755)  # mkdtemp makes it private; a shipped model is for everyone
     try:
         for file in PROMOTED_FILES:
             shutil.copy2(info.path / file, staging / file)
@@ -117,7 +118,7 @@ def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str 
         if card.is_file():
             shutil.copy2(card, staging / "MODEL_CARD.md")
         else:
-            (staging / "MODEL_CARD.md").write_text(model_card(info), encoding="utf-8")
+            (staging / "MODEL_CARD.md").write_text(model_card(info, name), encoding="utf-8")
         # Check the copy loads before it replaces anything.
         from fer_core.artifacts import load_model
 
@@ -135,29 +136,52 @@ def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str 
     return final
 
 
-def model_card(info: RunInfo) -> str:
-    """A short MODEL_CARD.md from the run's own records."""
+def model_card(info: RunInfo, name: str | None = None) -> str:
+    """MODEL_CARD.md from the run's own records: data and splits, recipe, time and hardware
+    (cumulative over warm starts), the reported accuracy and the weakest classes."""
     metrics = read_json(info.path / "metrics.json", {}) or {}
     history = read_history(info.path)
-    seconds = sum(row.get("seconds", 0.0) for row in history)
+    minutes = sum(row.get("seconds", 0.0) for row in history) / 60.0
     c = info.config
+    p = info.progress
+    init = c.get("init_from") or {}
     per_class = metrics.get("per_class", {})
-    weakest = sorted(per_class.items(), key=lambda kv: kv[1].get("f1", 0.0))[:2]
+    weakest = sorted(per_class.items(), key=lambda kv: kv[1].get("f1", 0.0))[:3]
+    tta = metrics.get("with_tta") or {}
+    budget = f"{c['minutes']:g}-minute budget" if c.get("minutes") else f"{c.get('epochs')} epochs"
     lines = [
         f"# {info.model} (run {info.name})",
         "",
-        f"- Data: {c.get('data')} (validation split: {metrics.get('split', '?')})",
-        f"- Recipe: {c.get('optimizer')} lr {c.get('learning_rate')} ({c.get('lr_schedule')}), batch {c.get('batch_size')}, "
-        f"label smoothing {c.get('label_smoothing')}, class weights {c.get('class_weights')}, "
-        f"augmentation flip={c.get('flip')} rotation={c.get('rotation_degrees')} zoom={c.get('zoom')} "
-        f"shift={c.get('shift')} erasing={c.get('erasing')}, precision {c.get('precision')}",
-        f"- Epochs run: {len(history)} of {c.get('epochs')}; best epoch {info.progress.get('best_epoch')}; "
-        f"training wall time {seconds / 60:.1f} min",
-        f"- Backend: {info.progress.get('backend', '?')}",
-        f"- Validation accuracy {metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f}",
+        f"- Data: {c.get('data')}; trained on {p.get('train_images', '?')} images; "
+        f"best epoch selected on **{metrics.get('selection_split', p.get('val_split', '?'))}** "
+        f"({p.get('val_images', '?')} images), reported on **{metrics.get('split', '?')}**",
+        f"- Recipe: {c.get('optimizer')} lr {c.get('learning_rate')} ({c.get('lr_schedule')} schedule over the {budget}, "
+        f"warm-up {c.get('warmup_epochs')} epochs), batch {c.get('batch_size')}, label smoothing {c.get('label_smoothing')}, "
+        f"class weights {c.get('class_weights')}, augmentation flip={c.get('flip')} rotation={c.get('rotation_degrees')} "
+        f"zoom={c.get('zoom')} shift={c.get('shift')} erasing={c.get('erasing')}, precision {c.get('precision')}"
+        + (f", model parameters {c.get('model_params')}" if c.get("model_params") else ""),
+        f"- This run: {len(history)} epochs in {minutes:.1f} min (ended by: {p.get('stop_reason') or info.status}); "
+        f"best epoch {p.get('best_epoch')}",
     ]
+    if init:
+        lines.append(
+            f"- Warm start from {init.get('path')} (reported {init.get('reported_accuracy')} on {init.get('reported_split')}), "
+            f"which had {init.get('epochs')} epochs / {init.get('minutes')} min behind it: "
+            f"**{len(history) + int(init.get('epochs') or 0)} epochs, {minutes + float(init.get('minutes') or 0):.1f} min in all**"
+        )
+    lines += [
+        f"- Backend: {p.get('backend', '?')}; machine: {_describe(p.get('environment'), p.get('host'))}",
+        f"- Reported on {metrics.get('split', '?')} ({metrics.get('n', '?')} images): accuracy "
+        f"{metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f}"
+        + (f"; with flip TTA {tta['accuracy']:.4f} / {tta['macro_f1']:.4f}" if tta else ""),
+    ]
+    if metrics.get("reported_on_selection_split"):
+        lines.append("- **Warning:** the data had no split besides Training, so the accuracy above is on the "
+                     "slice that selected the best epoch and is optimistic")
     if weakest:
         lines.append("- Weakest classes (F1): " + ", ".join(f"{k} {v.get('f1', 0):.2f}" for k, v in weakest))
+    lines += ["", f"Reproduce the reported numbers: `fer-core evaluate --model {name or info.model} --data {c.get('data')} "
+              f"--split {metrics.get('split', 'PublicTest')} [--tta]`"]
     return "\n".join(lines) + "\n"
 
 
@@ -221,7 +245,7 @@ def launched_process_alive(root: str | os.PathLike | None = None) -> bool:
         pid = int((base / LAUNCH_LOCK).read_text().strip() or 0)
     except (OSError, ValueError):
         return False
-    return _pid_alive(pid)
+    return pid_alive(pid)
 
 
 def _take_launch_lock(base: Path) -> int:
@@ -241,3 +265,16 @@ def _take_launch_lock(base: Path) -> int:
                 raise FerError("another launch is starting right now; try again in a moment") from None
             path.unlink(missing_ok=True)
     raise FerError("cannot take the launch lock; try again")
+
+
+def _describe(environment: dict | None, host: str | None = None) -> str:
+    if not environment:
+        return "not recorded"
+    versions = ", ".join(f"{k} {environment[k]}" for k in ("keras", "tensorflow", "jax") if k in environment)
+    flags = environment.get("cpu_flags")
+    if flags is None and host == socket.gethostname():  # recorded before flags were; same machine
+        from fer_core.backend import SPEED_FLAGS, cpu_flags
+
+        flags = sorted(set(SPEED_FLAGS) & cpu_flags())
+    flag_text = f", CPU flags {' '.join(flags) or 'none of ' + '/'.join(('avx2', 'avx512_bf16'))}" if flags is not None else ""
+    return f"{environment.get('cpu', '?')} ({environment.get('cores', '?')} cores{flag_text}), {versions}"

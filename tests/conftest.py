@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# Before any test imports TensorFlow: the dashboard's pages (run in this process by AppTest) need
+# pylibsrtp loaded first, see app_pages/__init__.py.
+import app_pages  # noqa: E402,F401
 from fer_core import CLASS_NAMES  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "fer2013"

@@ -67,18 +67,25 @@ def test_stats_table(folder_dataset, capsys):
         (["train", "--model", "vgg", "--data", "/no/such"], ["unknown model 'vgg'", "cnn, attention_cnn, resnet50"]),
         (["train", "--model", "cnn", "--data", "{data}", "--epochs", "0"], ["epochs must be >= 1"]),
         (["train", "--model", "cnn", "--data", "{data}", "--lr", "-1"], ["learning rate must be > 0"]),
-        (["train", "--model", "cnn", "--data", "{data}", "--batch-size", "100000"], ["larger than the 42 training images"]),
+        (["train", "--model", "cnn", "--data", "{data}", "--batch-size", "100000"], ["larger than the 38 training images"]),  # 42 less the selection slice
         (["evaluate", "--model", "nosuchmodel", "--data", "{data}"], ["no model 'nosuchmodel'"]),
         (["evaluate", "--model", "{notkeras}", "--data", "{data}"], ["only .keras model files"]),
         (["train", "--resume", "/no/such/run"], ["not a run directory"]),
+        (["train", "--model", "cnn", "--data", "{data}", "--minutes", "0"], ["minutes must be > 0"]),
+        (["train", "--model", "cnn", "--data", "{data}", "--init", "/no/such/model.keras"], ["no model"]),
+        (["compact", "{notkeras}"], ["only .keras model files"]),
+        (["compact", "{fakekeras}"], ["not a valid .keras file"]),
     ],
 )
 def test_user_errors_exit_2_with_one_line(args, fragments, folder_dataset, tmp_path):
     not_keras = tmp_path / "model.h5"
     not_keras.write_bytes(b"\x89HDF")
-    args = [a.format(data=folder_dataset, notkeras=not_keras) for a in args]
+    fake_keras = tmp_path / "fake.keras"
+    fake_keras.write_bytes(b"not a zip archive")
+    args = [a.format(data=folder_dataset, notkeras=not_keras, fakekeras=fake_keras) for a in args]
     code, _out, err = run_cli(*args)
     assert_one_line_error(code, err, *fragments)
+    assert fake_keras.read_bytes() == b"not a zip archive", "a refused file is left as it was"
 
 
 def test_evaluate_json_shape_and_consistency(tiny_run, folder_dataset):
@@ -145,3 +152,15 @@ def test_train_then_runs_listing(folder_dataset, tmp_path, capsys):
     assert main(["runs", "--out", str(out), "--json"]) == 0
     runs = json.loads(capsys.readouterr().out)
     assert runs[0]["status"] == "finished" and runs[0]["model"] == "cnn"
+
+
+def test_train_flag_choices_are_the_ones_training_accepts():
+    """The parser spells its choices out (importing fer_core.training would load numpy into every
+    command's start-up); this keeps them from drifting from what TrainConfig validates."""
+    from fer_core.cli import build_parser
+    from fer_core.training import CLASS_WEIGHTING, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+
+    train = next(a for a in build_parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith(" train"))
+    choices = {action.dest: tuple(action.choices) for action in train._actions if action.choices}
+    assert choices == {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "class_weights": CLASS_WEIGHTING,
+                       "precision": PRECISIONS}

@@ -5,18 +5,20 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fer_core.runs import promote, read_run
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = {
-    "pages/home.py": "FER Studio",
-    "pages/dataset.py": "Dataset",
-    "pages/train.py": "Train",
-    "pages/evaluate.py": "Evaluate & compare",
-    "pages/explain.py": "Explain",
-    "pages/predict.py": "Predict",
+    "app_pages/home.py": "FER Studio",
+    "app_pages/dataset.py": "Dataset",
+    "app_pages/train.py": "Train",
+    "app_pages/evaluate.py": "Evaluate & compare",
+    "app_pages/explain.py": "Explain",
+    "app_pages/predict.py": "Predict",
+    "app_pages/live.py": "Live",
 }
 
 
@@ -38,6 +40,11 @@ def dashboard(tiny_run, tiny_attention_run, folder_dataset, tmp_path, monkeypatc
     monkeypatch.setenv("FER_TRAINED_DIR", str(trained))
     monkeypatch.setenv("FER_DATA", str(folder_dataset))
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    # AppTest's mocked Runtime has no session manager; streamlit-webrtc means to treat "no session
+    # info" as a no-op but only catches RuntimeError there. The real server is covered by test_e2e.
+    import streamlit_webrtc.component
+
+    monkeypatch.setattr(streamlit_webrtc.component, "get_this_session_info", lambda: None)
     return tmp_path
 
 
@@ -47,7 +54,7 @@ def open_page(page: str):
     # Importing Keras and building models takes seconds: a generous timeout.
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    if page != "pages/home.py":
+    if page != "app_pages/home.py":
         at.switch_page(page)
         at.run()
     return at
@@ -62,14 +69,14 @@ def test_page_renders_without_exception(page, dashboard):
 
 
 def test_home_lists_models_with_accuracy(dashboard):
-    at = open_page("pages/home.py")
+    at = open_page("app_pages/home.py")
     table = at.dataframe[0].value
     assert list(table["model"]) == ["attention_cnn", "cnn"]
     assert table["accuracy"].between(0, 1).all()
 
 
 def test_dataset_page_sections(dashboard):
-    at = open_page("pages/dataset.py")
+    at = open_page("app_pages/dataset.py")
     assert [s.value for s in at.subheader] == ["Class distribution", "Sample faces", "Mean face per class",
                                                "Pixel intensities", "Blank and near-constant images"]
     assert len(at.get("plotly_chart")) == 2
@@ -83,7 +90,7 @@ def test_evaluate_page_matches_fer_core(dashboard, folder_dataset):
     from fer_core.data import load_dataset
     from fer_core.evaluation import evaluate
 
-    at = open_page("pages/evaluate.py")
+    at = open_page("app_pages/evaluate.py")
     table = at.dataframe[0].value
     ours = table[table["source"] == "FER Studio (measured)"].set_index("model")
     assert {"cnn", "attention_cnn", "ensemble of the selected"} <= set(ours.index)
@@ -95,15 +102,38 @@ def test_evaluate_page_matches_fer_core(dashboard, folder_dataset):
     assert not at.exception
 
 
+def test_evaluate_page_sees_a_model_replaced_while_the_server_runs(dashboard, folder_dataset):
+    """Streamlit's caches live as long as the server: a model retrained or promoted to the same path
+    must be evaluated again, not answered from the old entry (file version in the cache keys)."""
+    from fer_core.artifacts import load_model
+    from fer_core.data import load_dataset
+    from fer_core.evaluation import evaluate
+
+    def measured_loss(at):
+        table = at.dataframe[0].value
+        return table[(table["source"] == "FER Studio (measured)") & (table["model"] == "cnn")]["loss"].item()
+
+    before = measured_loss(open_page("app_pages/evaluate.py"))
+    model_file = dashboard / "trained" / "cnn" / "model.keras"
+    model = load_model(model_file)
+    kernel, bias = model.get_layer("probabilities").get_weights()
+    model.get_layer("probabilities").set_weights([kernel, bias + np.arange(7, dtype=np.float32)])
+    model.save(model_file)
+    after = measured_loss(open_page("app_pages/evaluate.py"))
+    expected = evaluate([load_model(model_file)], load_dataset(folder_dataset), split="PublicTest")
+    assert after != pytest.approx(before)
+    assert after == pytest.approx(expected.metrics["loss"])
+
+
 def test_explain_page_draws_heatmaps(dashboard):
-    at = open_page("pages/explain.py")
+    at = open_page("app_pages/explain.py")
     captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
     assert captions.count("Grad-CAM") == 2 and "spatial attention (§4.1)" in captions
 
 
 @pytest.mark.slow
 def test_launch_runs_to_finished_and_refuses_a_second(dashboard):
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     form = {n.label: n for n in at.number_input}
     form["Epochs"].set_value(1)
     form["Batch size"].set_value(8)
@@ -125,8 +155,106 @@ def test_launch_runs_to_finished_and_refuses_a_second(dashboard):
             pass
         time.sleep(1)
     assert read_run(run_dir).status == "finished"
-    at = open_page("pages/train.py")
+    at = open_page("app_pages/train.py")
     assert not at.exception
     assert any("status **finished**" in m.value for m in at.markdown)
     runs_table = at.dataframe[0].value
     assert list(runs_table["status"]) == ["finished"]
+
+
+@pytest.mark.parametrize("page", ["app_pages/dataset.py", "app_pages/evaluate.py", "app_pages/explain.py"])
+def test_bad_dataset_path_is_an_error_box(page, dashboard, monkeypatch, tmp_path):
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "no-such-folder"))
+    at = open_page(page)
+    assert not at.exception
+    assert any("does not exist" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_dataset_of_garbage_csv_is_an_error_box(dashboard, monkeypatch, tmp_path):
+    bad = tmp_path / "fer2013.csv"
+    bad.write_text("label,data\n1,2\n")
+    monkeypatch.setenv("FER_DATA", str(bad))
+    at = open_page("app_pages/dataset.py")
+    assert not at.exception
+    assert "needs the columns emotion,pixels" in at.error[0].value
+
+
+def test_live_page_controls_configure_the_sessions_processor(dashboard):
+    at = open_page("app_pages/live.py")
+    sliders = {s.label: s for s in at.slider}
+    sliders["Smoothing (0 = off)"].set_value(0.8)
+    sliders["Detect every N frames"].set_value(6)
+    at.toggle[0].set_value(False)
+    at.run()
+    assert not at.exception
+    processor = at.session_state["live_processor"]
+    assert (processor.settings.smoothing, processor.settings.detect_every, processor.settings.show_fps) == (0.8, 6, False)
+    assert len(processor.classifier.models) == 1
+    at.selectbox[0].set_value("ensemble of all trained models").run()
+    assert at.session_state["live_processor"] is processor and len(processor.classifier.models) == 2
+    assert len(at.session_state["live_timeline"]) == 0  # nothing streamed yet
+
+
+# Each order runs in a fresh interpreter: the crash (TensorFlow, then pylibsrtp) kills a process,
+# and only a process that has not imported either yet can show it.
+PAGE_ORDERS = {
+    "model loaded, then live": ["app_pages/explain.py", "app_pages/live.py"],
+    "train, then live": ["app_pages/train.py", "app_pages/evaluate.py", "app_pages/live.py"],
+    "live first, then models": ["app_pages/live.py", "app_pages/explain.py", "app_pages/predict.py", "app_pages/live.py"],
+}
+ORDER_SCRIPT = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+import streamlit_webrtc.session_info as info
+import streamlit_webrtc.component as component
+component.get_this_session_info = lambda: None  # AppTest has no session manager (see the fixture)
+at = AppTest.from_file(sys.argv[1], default_timeout=180)
+at.run()
+seen = []
+for page in sys.argv[2:]:
+    at.switch_page(page)
+    at.run()
+    seen.append({"page": page, "exceptions": [str(e.value) for e in at.exception],
+                 "tensorflow_loaded": "tensorflow" in sys.modules, "webrtc_loaded": "streamlit_webrtc" in sys.modules})
+print("RESULT " + json.dumps(seen))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", list(PAGE_ORDERS))
+def test_pages_in_any_order_do_not_crash_the_server_process(order, dashboard):
+    import json
+    import subprocess
+    import sys
+
+    pages = PAGE_ORDERS[order]
+    done = subprocess.run([sys.executable, "-c", ORDER_SCRIPT, APP, *pages], capture_output=True, text=True,
+                          timeout=600, cwd=Path(APP).parent)
+    assert done.returncode == 0, f"exit {done.returncode} (-11 is the segfault): {done.stderr[-2000:]}"
+    seen = json.loads(done.stdout.split("RESULT ", 1)[1])
+    assert [s["page"] for s in seen] == pages
+    assert all(not s["exceptions"] for s in seen), seen
+    # The orders exercise the trap for real: TensorFlow is in the process when Live runs after a model page.
+    live_after_model = [s for i, s in enumerate(seen) if s["page"].endswith("live.py") and i > 0]
+    assert all(s["tensorflow_loaded"] and s["webrtc_loaded"] for s in live_after_model)
+
+
+def test_the_guard_turns_the_wrong_order_into_a_clear_error():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import tensorflow\nimport app_pages"], capture_output=True,
+                          text=True, timeout=300, cwd=Path(APP).parent)
+    assert done.returncode == 1, done.returncode  # an ImportError, not the segfault (-11)
+    assert "TensorFlow was imported before app_pages" in done.stderr
+
+
+@pytest.mark.parametrize("url, blocked", [
+    ("http://localhost:8501/live", None), ("http://127.0.0.1:8501/live", None), ("http://[::1]:8501/", None),
+    ("http://app.localhost/live", None), ("https://fer.example.org/live", None), (None, None),
+    ("http://192.168.1.20:8501/live", "192.168.1.20"), ("http://FER-box:8501/", "fer-box"),
+])
+def test_the_live_page_knows_when_browsers_block_the_camera(url, blocked):
+    from app_pages.shared import insecure_camera_host
+
+    assert insecure_camera_host(url) == blocked

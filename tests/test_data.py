@@ -215,7 +215,7 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     assert len(load_dataset(root)) == 14
 
 
-def test_head_takes_first_n_of_each_split_with_every_class(folder_dataset):
+def test_head_takes_first_n_of_each_split(folder_dataset):
     dataset = load_dataset(folder_dataset).head(14)
     assert len(dataset) == 28
     # Natural file-name order interleaves the classes only when names interleave; here the

@@ -29,9 +29,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 # Streamlit scrolls inside its own container, so a full-page screenshot shows only the viewport:
 # a tall one captures whole pages.
 VIEWPORT = {"width": 1400, "height": 2600}
-PAGES = [("", "FER Studio", "Pages"), ("dataset", "Dataset", "Blank and near-constant images"),
-         ("train", "Train", "Past runs"), ("evaluate", "Evaluate & compare", "Reliability diagram"),
-         ("explain", "Explain", "predicted"), ("predict", "Predict", "A face crop")]
+# A deep link comes first: on a fresh server it must still run through app.py's navigation.
+PAGES = [("predict", "Predict", "A face crop"), ("", "FER Studio", "Pages"),
+         ("dataset", "Dataset", "Blank and near-constant images"), ("train", "Train", "Past runs"),
+         ("evaluate", "Evaluate & compare", "Reliability diagram"), ("explain", "Explain", "predicted"),
+         ("live", "Live", "Camera not working?")]
 
 
 def free_port() -> int:
@@ -66,7 +68,7 @@ def server(tiny_run, folder_dataset, tmp_path_factory):
     else:
         process.kill()
         pytest.fail(f"streamlit did not start: {(base / 'server.log').read_text()[-2000:]}")
-    yield url, base
+    yield url, base, process.pid
     process.terminate()
     try:
         process.wait(timeout=10)
@@ -76,15 +78,20 @@ def server(tiny_run, folder_dataset, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with sync_playwright() as instance:  # one per thread: every browser of this module comes from it
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 def settle(page) -> None:
@@ -96,12 +103,16 @@ def settle(page) -> None:
 
 @pytest.mark.parametrize("path, title, ready", PAGES)
 def test_every_page_in_chromium(server, browser, path, title, ready):
-    url, _base = server
+    url, _base, _pid = server
     page = browser.new_page(viewport=VIEWPORT)
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
     page.get_by_text(ready).first.wait_for(timeout=120_000)
     settle(page)
+    # The app's own navigation and sidebar, not Streamlit's file-name listing.
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("Evaluate & compare").count() == 1
+    assert sidebar.get_by_text("FER2013 folder or CSV").count() == 1
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{path or 'home'}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
@@ -110,7 +121,7 @@ def test_every_page_in_chromium(server, browser, path, title, ready):
 
 
 def test_predict_upload_in_chromium(server, browser, folder_dataset, tmp_path):
-    url, _base = server
+    url, _base, _pid = server
     face = next((folder_dataset / "test" / "happy").iterdir())
     bad = tmp_path / "notes.jpg"
     bad.write_text("this is text, not a JPEG")
@@ -126,3 +137,222 @@ def test_predict_upload_in_chromium(server, browser, folder_dataset, tmp_path):
     assert page.get_by_text("Download CSV").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def test_predict_soak_zip_of_mixed_files(server, browser, tmp_path):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from conftest import synthetic_face
+    from test_hardening import IMAGE_CASES
+
+    url, _base, pid = server
+    buffer, good = io.BytesIO(), 0
+    kinds = list(IMAGE_CASES.items())
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(300):
+            if i % 3 == 0:
+                name, (data, expected) = kinds[i % len(kinds)]
+                good += isinstance(expected, tuple)
+            else:
+                name, data = f"face{i}.png", _png(Image.fromarray(synthetic_face(i % 7, i)))
+                good += 1
+            archive.writestr(f"batch/{i:03d}-{name}", data)
+    upload = tmp_path / "soak.zip"
+    upload.write_bytes(buffer.getvalue())
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/predict")
+    page.get_by_text("A face crop").wait_for(timeout=120_000)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(upload)])
+    page.get_by_text("Download CSV").wait_for(timeout=300_000)
+    settle(page)
+    summary = page.get_by_text("images classified").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "predict-soak.png"), full_page=True)
+    assert summary.startswith(f"{good} images classified, {300 - good} refused"), summary
+    assert page.locator('[data-testid="stException"]').count() == 0
+    peak = peak_rss_mb(pid)
+    print(f"Predict page soak: 300 files ({good} good) server peak RSS {peak:.0f} MB")
+    assert peak < 3000
+    page.close()
+
+
+def _png(image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_clicking_a_confusion_matrix_cell_picks_the_gallery(server, browser):
+    url, _base, _pid = server
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/evaluate")
+    page.get_by_text("Reliability diagram").wait_for(timeout=120_000)
+    settle(page)
+    # The clickable markers over the cells are in row-major order: index = true * 7 + predicted.
+    true_index, predicted_index = 4, 2  # sad predicted as fear
+    marker = page.locator(".scatterlayer .trace path.point").nth(true_index * 7 + predicted_index)
+    box = marker.bounding_box()
+    # Plotly listens on its drag layer, so click where a person would: at the cell's centre.
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("true class sad predicted as fear").wait_for(timeout=60_000)
+    page.close()
+
+
+def test_explain_bad_upload_is_an_error_box(server, browser, tmp_path):
+    url, _base, _pid = server
+    bad = tmp_path / "face.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a PNG signature and nothing usable
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/explain")
+    page.get_by_text("Heatmap opacity").wait_for(timeout=120_000)
+    page.get_by_text("upload", exact=True).click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(bad)])
+    error = page.locator('[data-testid="stAlertContentError"]')
+    error.wait_for(timeout=60_000)
+    assert "face.png" in error.inner_text()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+def write_y4m(path: Path, frames, fps: int = 15) -> Path:
+    """A raw YUV4MPEG2 clip for Chromium's fake camera (it wants the plain `C420` colour space)."""
+    import cv2
+
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())  # Y, then U, then V planes
+    return path
+
+
+# Records every RTCPeerConnection configuration the page creates, to check no STUN/TURN is used.
+RECORD_RTC_CONFIG = """
+(() => {
+  const Original = window.RTCPeerConnection;
+  if (!Original) return;
+  window.__rtcConfigs = [];
+  window.RTCPeerConnection = function (config, ...rest) {
+    window.__rtcConfigs.push(JSON.parse(JSON.stringify(config || {})));
+    return new Original(config, ...rest);
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})();
+"""
+# Counts pixels of draw_faces' box green in the processed video coming back from the server.
+COUNT_BOX_PIXELS = """
+() => {
+  const video = document.querySelector('video');
+  if (!video || video.readyState < 2 || !video.videoWidth) return -1;
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+  const context = canvas.getContext('2d');
+  context.drawImage(video, 0, 0);
+  const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  let green = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 1] > 150 && data[i] < 90 && data[i + 2] < 90) green++;
+  }
+  return green;
+}
+"""
+
+
+def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset, tmp_path):
+    """A fake camera (a clip of drawn faces) streams through WebRTC: boxes and labels come back in
+    the video, and timeline rows appear beside it. Predict loads a model (TensorFlow) first, the
+    order that used to crash the server."""
+    from fer_core.synthetic import face_frame
+
+    url, base, pid = server
+    clip = write_y4m(tmp_path / "faces.y4m",
+                     [face_frame([(180 + 4 * i, 110, 200)], seed=i % 4, mouth_open=(i % 15) / 15) for i in range(45)])
+    args = CHROMIUM_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                            f"--use-file-for-fake-video-capture={clip}"]
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    try:
+        context = browser.new_context(viewport=VIEWPORT)
+        context.add_init_script(RECORD_RTC_CONFIG)
+        page = context.new_page()
+        page.goto(f"{url}/predict")
+        page.get_by_text("A face crop").wait_for(timeout=120_000)
+        face = next((folder_dataset / "test" / "happy").iterdir())
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(face)])
+        page.get_by_text("Download CSV").wait_for(timeout=120_000)
+
+        page.locator('[data-testid="stSidebar"]').get_by_text("Live", exact=True).click()
+        page.get_by_text("Camera not working?").wait_for(timeout=120_000)
+        webrtc = page.frame_locator('iframe[title*="webrtc"]')
+        webrtc.get_by_role("button", name="Start").click()
+        # Rows reach the page through the processor's queue; the panel polls once a second.
+        page.get_by_text("Largest face:").first.wait_for(timeout=120_000)
+        page.wait_for_function(
+            "() => /([1-9][0-9,]*) timeline rows this session/.test(document.body.innerText)", timeout=60_000)
+        frame = next(f for f in page.frames if f.url != page.url and "webrtc" in (f.url + f.name).lower()
+                     or f.locator("video").count())
+        deadline = time.time() + 60
+        green = -1
+        while time.time() < deadline and green < 500:
+            green = frame.evaluate(COUNT_BOX_PIXELS)
+            page.wait_for_timeout(500)
+        settle(page)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "live-webcam.png"), full_page=True)
+        configs = frame.evaluate("() => window.__rtcConfigs || []")
+        caption = page.get_by_text("timeline rows this session").inner_text()
+
+        webrtc.get_by_role("button", name="Stop").click()
+        webrtc.get_by_role("button", name="Start").wait_for(timeout=30_000)
+        # Stopping reruns the page; click once that rerun has drawn the button with the final CSV.
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+        settle(page)
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_role("button", name="Download timeline CSV").click()
+        timeline = (tmp_path / "timeline.csv")
+        download.value.save_as(timeline)
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        browser.close()
+
+    assert green >= 500, f"no labelled box in the returned video ({green} green pixels)"
+    assert configs and all(c.get("iceServers") == [] for c in configs), configs
+    import pandas as pd
+
+    rows = pd.read_csv(timeline)
+    assert len(rows) > 0 and list(rows.columns[:3]) == ["time", "face", "label"], caption
+    # The server survived: TensorFlow (Predict) and then streamlit-webrtc in one process.
+    assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read() == b"ok"
+
+
+def test_live_page_says_what_to_do_when_the_camera_is_refused(server, playwright):
+    url, _base, _pid = server
+    # A camera exists, but the permission prompt is answered "no" (what a user's Block does).
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=CHROMIUM_ARGS + ["--use-fake-device-for-media-stream",
+                                                               "--deny-permission-prompts"])
+    try:
+        page = browser.new_context(viewport=VIEWPORT).new_page()
+        page.goto(f"{url}/live")
+        page.get_by_text("Camera not working?").wait_for(timeout=120_000)
+        webrtc = page.frame_locator('iframe[title*="webrtc"]')
+        webrtc.get_by_role("button", name="Start").click()
+        webrtc.get_by_text("NotAllowedError").wait_for(timeout=60_000)  # the browser's error, shown by the component
+        page.screenshot(path=str(SCREENSHOTS / "live-camera-refused.png"), full_page=True)
+        # ... and the page tells the user what that error means and what to do.
+        guidance = page.get_by_text("the camera was refused; allow it for this site")
+        assert guidance.is_visible() and "NotAllowedError" in guidance.inner_text()
+        assert page.locator('[data-testid="stException"]').count() == 0
+    finally:
+        browser.close()

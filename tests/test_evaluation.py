@@ -7,7 +7,8 @@ import pytest
 
 from fer_core import CLASS_NAMES
 from fer_core.data import load_dataset
-from fer_core.evaluation import compute_metrics, evaluate
+from fer_core import FerError
+from fer_core.evaluation import compute_metrics, ensemble_of, evaluate
 
 
 class LookupModel:
@@ -15,7 +16,7 @@ class LookupModel:
 
     name = "lookup"
 
-    def __init__(self, images, labels, accuracy_mask=None, flip_label=None):
+    def __init__(self, images, labels, flip_label=None):
         self.table = {img.tobytes(): int(l) for img, l in zip(images.astype(np.float32), labels)}
         self.flip_label = flip_label
 
@@ -68,9 +69,134 @@ def test_ensemble_is_the_mean_of_probabilities(folder_dataset):
     assert both.metrics["models"] == ["r", "w"]
 
 
+def test_ensemble_of_evaluated_models_equals_evaluating_them_together(folder_dataset):
+    """The Evaluate page builds the ensemble from its cached members; it must show what
+    `fer-core evaluate --model a,b` prints."""
+    dataset = load_dataset(folder_dataset)
+    test = dataset.split("PublicTest")
+    rng = np.random.default_rng(1)
+    noisy = LookupModel(test.images[..., None], np.where(rng.random(len(test)) < 0.5, test.labels, (test.labels + 2) % 7))
+    wrong = LookupModel(test.images[..., None], (test.labels + 1) % 7)
+    for tta in (False, True):
+        together = evaluate([noisy, wrong], dataset, split="PublicTest", tta=tta, names=["n", "w"])
+        members = [evaluate([m], dataset, split="PublicTest", tta=tta, names=[k]) for m, k in ((noisy, "n"), (wrong, "w"))]
+        combined = ensemble_of(members)
+        assert combined.metrics == together.metrics
+        np.testing.assert_array_equal(combined.probabilities, together.probabilities)
+    with pytest.raises(FerError, match="same split and TTA"):
+        ensemble_of([evaluate([noisy], dataset, split="PublicTest"), evaluate([noisy], dataset, split="PublicTest", tta=True)])
+
+
 def test_default_split_is_private_then_public(csv_dataset, folder_dataset):
     csv = load_dataset(csv_dataset)
     model = LookupModel(csv.images[..., None], csv.labels)
     assert evaluate([model], csv).metrics["split"] == "PrivateTest"
     folder = load_dataset(folder_dataset)
     assert evaluate([LookupModel(folder.images[..., None], folder.labels)], folder).metrics["split"] == "PublicTest"
+
+
+class CountingLoader:
+    """fer_core's real model loader, counting how often the evaluation had to load the model."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, path):
+        from fer_core.artifacts import load_model
+
+        self.calls += 1
+        return load_model(path)
+
+
+@pytest.fixture
+def model_copy(tiny_run, tmp_path):
+    import shutil
+
+    path = tmp_path / "model.keras"
+    shutil.copy(tiny_run / "model.keras", path)
+    return path
+
+
+def test_model_file_evaluation_is_computed_once_then_read_from_disk(model_copy, folder_dataset):
+    from fer_core.artifacts import load_model
+    from fer_core.evaluation import evaluate_model_file
+
+    dataset = load_dataset(folder_dataset)
+    load = CountingLoader()
+    first = evaluate_model_file(model_copy, dataset, split="PublicTest", name="tiny", load=load)
+    again = evaluate_model_file(model_copy, dataset, split="PublicTest", name="tiny", load=load)
+    assert load.calls == 1
+    direct = evaluate([load_model(model_copy)], dataset, split="PublicTest", names=["tiny"])
+    np.testing.assert_array_equal(first.probabilities, direct.probabilities)
+    np.testing.assert_array_equal(again.probabilities, direct.probabilities)
+    assert again.metrics == direct.metrics
+    # TTA and another split are entries of their own.
+    with_tta = evaluate_model_file(model_copy, dataset, split="PublicTest", tta=True, load=load)
+    assert load.calls == 2 and with_tta.metrics["tta"] is True
+    evaluate_model_file(model_copy, dataset, split="Training", load=load)
+    assert load.calls == 3
+
+
+def test_a_retrained_model_at_the_same_path_is_not_answered_from_the_cache(model_copy, folder_dataset):
+    from fer_core.artifacts import load_model
+    from fer_core.evaluation import evaluate_model_file
+
+    dataset = load_dataset(folder_dataset)
+    load = CountingLoader()
+    before = evaluate_model_file(model_copy, dataset, split="PublicTest", load=load)
+    model = load_model(model_copy)
+    kernel, bias = model.get_layer("probabilities").get_weights()
+    model.get_layer("probabilities").set_weights([kernel, bias + np.arange(7, dtype=np.float32)])
+    model.save(model_copy)
+    after = evaluate_model_file(model_copy, dataset, split="PublicTest", load=load)
+    assert load.calls == 2
+    assert not np.allclose(after.probabilities, before.probabilities)
+    np.testing.assert_array_equal(after.probabilities, evaluate([load_model(model_copy)], dataset, split="PublicTest").probabilities)
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a numpy file", "wrong shape"])
+def test_a_damaged_cache_entry_is_computed_again(model_copy, folder_dataset, damage):
+    from fer_core.data import cache_dir
+    from fer_core.evaluation import evaluate_model_file
+
+    dataset = load_dataset(folder_dataset)
+    load = CountingLoader()
+    first = evaluate_model_file(model_copy, dataset, split="PublicTest", load=load)
+    (entry,) = (cache_dir() / "probabilities").glob("*.npy")
+    if damage == "wrong shape":
+        np.save(entry, np.zeros((3, 7), dtype=np.float32))
+    else:
+        entry.write_bytes(damage)
+    again = evaluate_model_file(model_copy, dataset, split="PublicTest", load=load)
+    assert load.calls == 2
+    np.testing.assert_array_equal(again.probabilities, first.probabilities)
+    assert np.load(entry).shape == first.probabilities.shape  # and the entry is repaired
+
+
+def test_a_missing_model_file_is_a_clear_error(folder_dataset, tmp_path):
+    from fer_core.evaluation import evaluate_model_file
+
+    with pytest.raises(FerError, match="cannot read model file"):
+        evaluate_model_file(tmp_path / "gone.keras", load_dataset(folder_dataset), split="PublicTest")
+
+
+def test_evaluating_on_the_selection_or_training_split_is_flagged(folder_dataset, csv_dataset):
+    from fer_core.data import load_dataset
+    from fer_core.evaluation import selection_warning
+
+    folder, kaggle = load_dataset(folder_dataset), load_dataset(csv_dataset)
+    selected_on_slice = {"split": "PublicTest", "selection_split": "validation"}
+    assert selection_warning("cnn", selected_on_slice, folder, "PublicTest") is None
+    assert "was trained on Training" in selection_warning("cnn", selected_on_slice, folder, "Training")
+    selected_on_public = {"split": "PrivateTest", "selection_split": "PublicTest"}
+    assert "picked cnn's best epoch" in selection_warning("cnn", selected_on_public, kaggle, "PublicTest")
+    assert selection_warning("cnn", selected_on_public, kaggle, "PrivateTest") is None
+
+
+def test_the_cli_warns_when_a_run_is_evaluated_on_its_training_split(tiny_run, folder_dataset, capsys):
+    from fer_core.cli import main
+
+    assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "Training"]) == 0
+    assert "warning: " in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "PublicTest"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -12,7 +12,7 @@ from conftest import synthetic_face
 from fer_core import FerError
 from fer_core.images import decode_grayscale, expand_uploads
 from fer_core.inference import Classifier, Face, FaceDetector, Smoother, classify_image, crop_face, draw_faces
-from fer_core.models import build_model
+from fer_core.models import build_model, list_models
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,40 @@ def test_classifier_matches_the_model_and_keeps_order(small_cnn):
     assert probs.shape == (11, 7)
     assert np.abs(probs - expected).max() < 1e-4
     assert Classifier(small_cnn)(faces[:0]).shape == (0, 7)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("engine", ["auto", "keras"])
+def test_every_engine_gives_the_models_probabilities(name, engine):
+    from test_models import SMALL
+
+    model = build_model(name, **SMALL.get(name, {}))
+    faces = np.random.default_rng(3).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    classify = Classifier(model, engine=engine)
+    expected = np.asarray(model(faces[..., None].astype(np.float32), training=False))
+    assert np.abs(classify(faces) - expected).max() < 1e-4  # whichever engine "auto" settled on
+    assert classify.engines[0] in ("onnx", "keras") and (engine == "auto" or classify.engines[0] == "keras")
+
+
+def test_onnx_engine_is_used_for_the_cnn_and_a_bad_cache_entry_falls_back():
+    pytest.importorskip("onnxruntime")
+    from fer_core.onnx_engine import model_key, onnx_dir
+
+    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    assert Classifier(model).engines == ["onnx"]  # exported, checked, cached
+    other = build_model("cnn", filters=(8, 16, 16), dense_units=16)  # same shapes, other weights
+    Classifier(other)
+    # A stale or tampered cache entry: the first model's file now holds the second's graph.
+    (onnx_dir() / f"{model_key(other)}.onnx").replace(onnx_dir() / f"{model_key(model)}.onnx")
+    faces = np.random.default_rng(4).integers(0, 256, (3, 48, 48)).astype(np.uint8)
+    fallback = Classifier(model)
+    assert fallback.engines == ["keras"] and (onnx_dir() / f"{model_key(model)}.failed").exists()
+    expected = np.asarray(model(faces[..., None].astype(np.float32), training=False))
+    assert np.abs(fallback(faces) - expected).max() < 1e-4
+    with pytest.raises(FerError, match="ONNX Runtime path is unavailable or inexact"):
+        Classifier(model, engine="onnx")
+    with pytest.raises(FerError, match="unknown inference engine"):
+        Classifier(model, engine="tensorrt")
 
 
 def test_ensemble_classifier_is_the_mean(small_cnn):

@@ -40,3 +40,33 @@ def test_limited_train_then_evaluate_on_fer2013(tmp_path):
     assert [metrics["per_class"][c]["support"] for c in EXPECTED["PublicTest"]] == list(EXPECTED["PublicTest"].values())
     matrix = metrics["confusion_matrix"]
     assert sum(matrix[i][i] for i in range(7)) / 3589 == pytest.approx(metrics["accuracy"])
+
+
+def _shipped_models() -> list[str]:
+    from fer_core.artifacts import list_trained, trained_dir
+
+    return [name for name in list_trained() if (trained_dir() / name / "metrics.json").is_file()]
+
+
+@pytest.fixture(scope="module")
+def fer2013():
+    from fer_core.data import load_dataset
+
+    return load_dataset(SHARED_DATA, use_cache=False)  # not the user's cache folder
+
+
+@pytest.mark.parametrize("name", _shipped_models())
+def test_shipped_model_reproduces_its_metrics(name, fer2013, monkeypatch):
+    """Every number the product shows comes from saved artifacts: reloading trained/<name> and
+    evaluating it again gives its metrics.json (same predictions, so the same confusion matrix)."""
+    from fer_core.artifacts import load_model, trained_dir
+    from fer_core.evaluation import evaluate
+    from fer_core.fileio import read_json
+
+    monkeypatch.delenv("FER_TRAINED_DIR", raising=False)
+    saved = read_json(trained_dir() / name / "metrics.json")
+    result = evaluate([load_model(name)], fer2013, split=saved["split"], tta=saved.get("tta", False), names=[name])
+    assert result.metrics["n"] == saved["n"] == 3589
+    assert result.metrics["confusion_matrix"] == saved["confusion_matrix"]
+    assert result.metrics["accuracy"] == pytest.approx(saved["accuracy"], abs=1e-9)
+    assert result.metrics["loss"] == pytest.approx(saved["loss"], abs=1e-4)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,17 @@ from fer_core import FerError
 from fer_core.data import load_dataset
 from fer_core.fileio import read_json
 from fer_core.runs import list_runs, promote, read_run, request_stop
-from fer_core.training import TrainConfig, learning_rate_at, read_history, train
+from fer_core.training import (
+    OPTIMIZERS,
+    TrainConfig,
+    build_training_model,
+    describe_init,
+    learning_rate_at,
+    prepare_data,
+    read_history,
+    resolve_precision,
+    train,
+)
 
 TINY_PARAMS = ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
 
@@ -32,11 +41,13 @@ def test_a_finished_run_has_every_file(tiny_run):
     assert all(np.isfinite(row["val_loss"]) for row in history)
     info = read_run(tiny_run)
     assert info.status == "finished" and info.epoch == 2
+    # The best checkpoint is the epoch with the best accuracy on the selection split.
+    assert info.best_val_accuracy == pytest.approx(max(row["val_accuracy"] for row in history), abs=1e-6)
+    # metrics.json reports that model on PublicTest, which played no part in choosing it.
     metrics = read_json(tiny_run / "metrics.json")
     assert metrics["split"] == "PublicTest" and metrics["n"] == 42
-    # The best checkpoint is the epoch with the best validation accuracy.
-    assert info.best_val_accuracy == pytest.approx(max(row["val_accuracy"] for row in history), abs=1e-6)
-    assert metrics["accuracy"] == pytest.approx(info.best_val_accuracy, abs=1e-6)
+    assert metrics["selection_split"] == "validation" and metrics["reported_on_selection_split"] is False
+    assert set(metrics["with_tta"]) == {"accuracy", "macro_f1", "loss"}
 
 
 @pytest.mark.parametrize(
@@ -60,7 +71,7 @@ def test_bad_settings_are_refused(settings, message):
 
 def test_batch_larger_than_data_is_refused(folder_dataset, tmp_path):
     config = TrainConfig(data=str(folder_dataset), batch_size=10_000)
-    with pytest.raises(FerError, match="larger than the 42 training images"):
+    with pytest.raises(FerError, match="larger than the 38 training images"):  # 42 less the 10% selection slice
         train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     assert list(tmp_path.iterdir()) == []  # refused before a run directory is made
 
@@ -109,7 +120,9 @@ def test_promote_replaces_atomically_and_loads(tiny_run, tmp_path):
     assert (final / "model.keras").read_bytes() == first_bytes
     os.environ["FER_TRAINED_DIR"] = str(dest)
     assert load_model(resolve_model("tiny")).name == "cnn"
-    assert "Validation accuracy" in (final / "MODEL_CARD.md").read_text()
+    card = (final / "MODEL_CARD.md").read_text()
+    assert "selected on **validation**" in card and "reported on **PublicTest**" in card
+    assert "--model tiny" in card and "with flip TTA" in card
 
 
 def test_failed_promotion_keeps_the_shipped_model(tiny_run, tmp_path):
@@ -176,3 +189,148 @@ def test_stop_then_resume_continues_from_the_last_epoch(folder_dataset, tmp_path
     again = _cli("train", "--resume", str(run))
     _out, err = again.communicate(timeout=120)
     assert again.returncode == 2 and "already finished" in err and "Traceback" not in err
+
+
+def test_same_seed_same_run_on_one_backend(folder_dataset, tmp_path):
+    dataset = load_dataset(folder_dataset)
+    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=2, batch_size=8, seed=11,
+                         model_params={"filters": [4, 8, 8], "dense_units": 8})
+    first = train(config, out=tmp_path / "a", dataset=dataset, echo=False)
+    second = train(config, out=tmp_path / "b", dataset=dataset, echo=False)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(read_history(first)) == strip(read_history(second))
+    assert read_json(first / "config.json")["seed"] == 11
+
+
+def test_a_run_directory_is_never_shared(tmp_path):
+    from fer_core.training import create_run_dir
+
+    config = TrainConfig()
+    create_run_dir(config, run_dir=tmp_path / "run")
+    with pytest.raises(FerError, match="already exists"):
+        create_run_dir(config, run_dir=tmp_path / "run")
+    made = {create_run_dir(config, out=tmp_path / "many") for _ in range(5)}
+    assert len(made) == 5  # same second, still distinct folders
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_optimizer_is_built_as_configured(name):
+    from fer_core.backend import load_keras
+    from fer_core.training import _optimizer
+
+    keras = load_keras()
+    optimizer = _optimizer(TrainConfig(model="cnn", optimizer=name, learning_rate=0.02, weight_decay=0.001))
+    expected = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}[name]
+    assert type(optimizer) is expected
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.02)
+    if name == "sgd":
+        assert optimizer.nesterov is True and optimizer.momentum == pytest.approx(0.9)
+    if name != "adam":
+        assert optimizer.weight_decay == pytest.approx(0.001)
+
+
+def test_an_unknown_optimizer_is_refused_in_one_line():
+    with pytest.raises(FerError, match="optimizer must be one of adam, adamw, sgd"):
+        TrainConfig(model="cnn", optimizer="rmsprop").validate()
+
+
+# ---- time budgets, schedules, precision, warm starts, the selection split (issue 13) ----------
+
+
+def test_a_run_with_a_time_budget_ends_by_itself_with_its_best_model(folder_dataset, tmp_path):
+    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=10_000, minutes=0.1, batch_size=8,
+                         lr_schedule="linear", patience=0, model_params={"filters": [4, 8, 8], "dense_units": 8})
+    started = time.monotonic()
+    run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
+    info = read_run(run)
+    assert info.status == "finished" and info.progress["stop_reason"] == "budget"
+    assert 1 <= info.epoch < 10_000 and (run / "model.keras").is_file()
+    assert time.monotonic() - started < 120  # ended by the 6-second budget, not by the epoch cap
+    rates = [row["learning_rate"] for row in read_history(run)]
+    assert rates[-1] < rates[0] and all(a >= b for a, b in zip(rates, rates[1:]))  # annealed over the budget
+    assert info.progress["minutes_spent"] >= 0.1
+
+
+def test_the_schedule_follows_the_budget_when_there_is_one():
+    linear = TrainConfig(learning_rate=1e-3, lr_schedule="linear", minutes=10, epochs=1000)
+    assert learning_rate_at(linear, epoch=3, elapsed_seconds=0) == pytest.approx(1e-3)
+    assert learning_rate_at(linear, epoch=3, elapsed_seconds=150) == pytest.approx(0.75e-3)
+    assert learning_rate_at(linear, epoch=900, elapsed_seconds=300) == pytest.approx(0.5e-3)  # epochs don't count
+    assert learning_rate_at(linear, epoch=3, elapsed_seconds=700) == 0.0
+    cosine = TrainConfig(learning_rate=1e-3, lr_schedule="cosine", minutes=10, epochs=1000, warmup_epochs=2)
+    assert learning_rate_at(cosine, epoch=0, elapsed_seconds=50) == pytest.approx(0.5e-3)  # warm-up by epoch
+    assert learning_rate_at(cosine, epoch=5, elapsed_seconds=300) == pytest.approx(0.5e-3)
+    by_epoch = TrainConfig(learning_rate=1e-3, lr_schedule="linear", epochs=11, warmup_epochs=1)
+    assert learning_rate_at(by_epoch, epoch=6, elapsed_seconds=1e9) == pytest.approx(0.5e-3)  # no budget: epochs
+
+
+@pytest.mark.parametrize(
+    "flags, gpu, expected",
+    [
+        ({"avx2", "avx512f"}, False, "float32"),
+        ({"avx2", "avx512f", "avx512_bf16"}, False, "mixed_bfloat16"),
+        ({"amx_bf16", "amx_tile"}, False, "mixed_bfloat16"),
+        (set(), True, "mixed_bfloat16"),
+        (set(), False, "float32"),
+    ],
+)
+def test_auto_precision_resolves_from_the_processor(flags, gpu, expected):
+    assert resolve_precision("auto", flags=flags, gpu=gpu) == expected
+    assert resolve_precision("float32", flags=flags, gpu=gpu) == "float32"  # an explicit choice stays
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from fer_core.backend import cpu_flags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU\nflags\t\t: fpu avx2 avx512_bf16\n\n")
+    assert cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(str(tmp_path / "missing")) == set()
+
+
+def test_a_run_records_the_resolved_precision(tiny_run):
+    assert read_json(tiny_run / "config.json")["precision"] in ("float32", "mixed_bfloat16")
+
+
+def test_a_warm_start_loads_the_weights_and_records_where_they_came_from(tiny_run, folder_dataset):
+    from fer_core.artifacts import load_model
+
+    init = describe_init(str(tiny_run), "cnn")
+    assert init["path"].endswith("model.keras") and init["epochs"] == 2 and init["reported_split"] == "PublicTest"
+    config = TrainConfig(model="cnn", data=str(folder_dataset), precision="float32", init_from=init,
+                         model_params={"filters": [8, 16, 32], "dense_units": 32})
+    _training_model, model = build_training_model(config)
+    source = load_model(tiny_run)
+    for ours, theirs in zip(model.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    assert TrainConfig.from_dict(config.to_dict()).init_from == init  # round-trips through config.json
+
+
+def test_a_warm_start_from_another_model_or_shape_is_refused(tiny_run, folder_dataset):
+    with pytest.raises(FerError, match="it is a cnn model"):
+        describe_init(str(tiny_run), "attention_cnn")
+    init = describe_init(str(tiny_run), "cnn")
+    other_shape = TrainConfig(model="cnn", data=str(folder_dataset), precision="float32", init_from=init)
+    with pytest.raises(FerError, match="other shapes"):
+        build_training_model(other_shape)
+
+
+def test_the_cli_warm_start_refuses_a_mismatch_in_one_line(tiny_run, folder_dataset):
+    process = _cli("train", "--model", "attention_cnn", "--data", str(folder_dataset), "--init", str(tiny_run))
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 2 and "it is a cnn model" in err and "Traceback" not in err
+
+
+def test_selection_is_on_a_training_slice_with_the_folder_layout(folder_dataset):
+    data = prepare_data(TrainConfig(batch_size=8), load_dataset(folder_dataset))
+    assert data.val_split == "validation" and len(data.y_val) + len(data.y_train) == 42
+
+
+def test_selection_is_on_public_test_and_reporting_on_private_test_with_the_csv(csv_dataset, tmp_path):
+    dataset = load_dataset(csv_dataset)
+    data = prepare_data(TrainConfig(batch_size=8), dataset)
+    assert data.val_split == "PublicTest" and len(data.y_train) == 28
+    config = TrainConfig(model="cnn", data=str(csv_dataset), epochs=1, batch_size=8, precision="float32",
+                         model_params={"filters": [4, 8, 8], "dense_units": 8})
+    metrics = read_json(train(config, out=tmp_path, dataset=dataset, echo=False) / "metrics.json")
+    assert metrics["split"] == "PrivateTest" and metrics["selection_split"] == "PublicTest" and metrics["n"] == 28

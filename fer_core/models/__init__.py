@@ -65,6 +65,6 @@ def build_model(name: str, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 1), num_classes:
 
 
 # Importing the families fills the registry; the order here is the order users see.
-from fer_core.models import cnn, attention_cnn, resnet50  # noqa: E402,F401
+from fer_core.models import cnn, attention_cnn, resnet50, vgg  # noqa: E402,F401
 
 __all__ = ["ModelSpec", "build_model", "get_spec", "list_models", "register_model"]

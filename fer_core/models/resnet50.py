@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -48,7 +49,7 @@ def _load_backbone_weights(backbone: keras.Model, weights: str) -> None:
     if weights == "imagenet":
         # keras caches downloads in ~/.keras/models; offline, only a cached file works.
         name = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-        cached = Path(keras.config.keras_home() if hasattr(keras.config, "keras_home") else Path.home() / ".keras") / "models" / name
+        cached = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models" / name
         if not cached.exists():
             raise FerError(
                 f"ImageNet weights for resnet50 are not available offline (looked for {cached}); "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from urllib.parse import urlparse
 
 import streamlit as st
 
@@ -76,26 +77,45 @@ def dataset_or_stop():
     return dataset
 
 
-@st.cache_resource(show_spinner="Loading model...", max_entries=8)
+def file_version(path: str) -> tuple[int, int] | None:
+    """(mtime, size) of a file: part of a cache key, so that a model promoted or retrained to the
+    same path while the server runs is loaded again rather than served from the old entry."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def load_model(model_file: str):
-    """A model loaded once per server, shared across sessions (inference is thread-safe)."""
+    """A model loaded once per server and file version, shared across sessions (inference is thread-safe)."""
+    return _load_model(model_file, file_version(model_file))
+
+
+@st.cache_resource(show_spinner="Loading model...", max_entries=8)
+def _load_model(model_file: str, version):  # version is in the cache key (no leading underscore)
     from fer_core.artifacts import load_model as load
 
     return load(model_file)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
 def classifier(model_files: tuple[str, ...]):
+    return _classifier(model_files, tuple(file_version(f) for f in model_files))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _classifier(model_files: tuple[str, ...], versions):
     from fer_core.inference import Classifier
 
     return Classifier([load_model(f) for f in model_files])
 
 
 @st.cache_resource(show_spinner=False)
-def face_detector():
+def face_detector(scale_factor: float = 1.1):
+    """Shared across sessions: the detector keeps one cascade per thread."""
     from fer_core.inference import FaceDetector
 
-    return FaceDetector()
+    return FaceDetector(scale_factor=scale_factor)
 
 
 def model_choices(include_runs: bool = True) -> dict[str, str]:
@@ -113,5 +133,28 @@ def model_choices(include_runs: bool = True) -> dict[str, str]:
     return choices
 
 
-def error_box(exc: Exception) -> None:
-    st.error(str(exc))
+ENSEMBLE = "ensemble of all trained models"
+
+
+def model_picker(container) -> tuple[str, ...]:
+    """The Predict and Live pages' model box: trained models (else runs), plus the ensemble of all
+    when there are several. Stops the page with a hint when there is no model. Returns the files."""
+    choices = model_choices(include_runs=False) or model_choices()
+    if not choices:
+        st.info("No trained models yet: train one on the Train page and promote it.")
+        st.stop()
+    options = list(choices) + ([ENSEMBLE] if len(choices) > 1 else [])
+    chosen = container.selectbox("Model", options)
+    return tuple(choices.values()) if chosen == ENSEMBLE else (choices[chosen],)
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+def insecure_camera_host(url: str | None) -> str | None:
+    """The host name when `url` is plain HTTP on a host other than this machine, else None."""
+    parsed = urlparse(url or "")
+    host = (parsed.hostname or "").lower()
+    if parsed.scheme == "http" and host and host not in LOCAL_HOSTS and not host.endswith(".localhost"):
+        return host
+    return None

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core import CLASS_NAMES
-from pages.shared import dataset_or_stop
+from app_pages.shared import dataset_or_stop
 
 SAMPLES_PER_PAGE = 24
 

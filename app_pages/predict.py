@@ -1,7 +1,6 @@
 """Predict: upload images (or a zip of them); faces are found, boxed and classified."""
 
 import cv2
-import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -10,18 +9,13 @@ from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.images import decode_grayscale, expand_uploads
 from fer_core.inference import classify_image, draw_faces
-from pages.shared import classifier, face_detector, model_choices
+from app_pages.shared import classifier, face_detector, model_picker
 
-ENSEMBLE = "ensemble of all trained models"
+DETAILED_FILES = 20  # files shown with image and bars; every file is in the results table
 
 st.title("Predict")
-choices = model_choices(include_runs=False) or model_choices()
-if not choices:
-    st.info("No trained models yet: train one on the Train page and promote it.")
-    st.stop()
-options = list(choices) + ([ENSEMBLE] if len(choices) > 1 else [])
 c1, c2 = st.columns([2, 1])
-chosen = c1.selectbox("Model", options)
+model_files = model_picker(c1)
 min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
 files = st.file_uploader("Images (JPEG, PNG, BMP, WebP) or a zip of images",
                          type=["jpg", "jpeg", "png", "bmp", "webp", "zip"], accept_multiple_files=True)
@@ -29,21 +23,35 @@ if not files:
     st.caption("A face crop (like FER2013's 48x48) is classified as a whole; larger images go through face detection.")
     st.stop()
 
-model_files = tuple(choices.values()) if chosen == ENSEMBLE else (choices[chosen],)
 classify = classifier(model_files)
 detector = face_detector()
-table = []
+
+
+def result_rows(name: str, faces) -> list[dict]:
+    """The results table's rows for one file: a row per face, or one saying no face was found."""
+    if not faces:
+        return [{"file": name, "face": 0, "box": "", "label": "no face found"}]
+    return [{"file": name, "face": k + 1, "box": " ".join(map(str, face.box)), "label": face.label,
+             **{c: round(float(p), 4) for c, p in zip(CLASS_NAMES, face.probabilities)}} for k, face in enumerate(faces)]
+
+
+table, failures, classified = [], 0, 0
 for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue()) for f in files])):
+    if error is None:
+        try:
+            gray = decode_grayscale(data, name=name)
+        except FerError as exc:
+            error = str(exc)
     if error:
+        failures += 1
         st.error(error)
-        continue
-    try:
-        gray = decode_grayscale(data, name=name)
-    except FerError as exc:
-        st.error(str(exc))
         continue
     whole = st.session_state.get(f"whole-{index}-{name}", False)
     faces = classify_image(gray, classify, detector, whole_image=whole, min_face=int(min_face))
+    classified += 1
+    table += result_rows(name, faces)
+    if classified > DETAILED_FILES:
+        continue
     with st.container(border=True):
         left, right = st.columns([1, 1])
         left.image(cv2.cvtColor(draw_faces(gray, faces), cv2.COLOR_BGR2RGB), caption=name, width="stretch")
@@ -58,10 +66,9 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
                 figure.update_layout(height=240, margin={"t": 40, "b": 10})
                 figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
                 st.plotly_chart(figure, width="stretch", key=f"bars-{index}-{k}")
-    for k, face in enumerate(faces):
-        table.append({"file": name, "face": k + 1, "box": " ".join(map(str, face.box)), "label": face.label,
-                      **{c: round(float(p), 4) for c, p in zip(CLASS_NAMES, face.probabilities)}})
 
+st.caption(f"{classified} images classified, {failures} refused"
+           + (f"; the first {DETAILED_FILES} are shown in detail" if classified > DETAILED_FILES else ""))
 if table:
     st.subheader("All results")
     frame = pd.DataFrame(table)

@@ -12,10 +12,10 @@ import streamlit as st
 
 from fer_core.errors import FerError
 from fer_core.models import list_models
-from fer_core.runs import (active_run, launch, launch_output, launched_process_alive, list_runs, promote, read_run,
+from fer_core.runs import (launch, launch_output, launched_process_alive, list_runs, promote, read_run,
                            request_stop)
-from fer_core.training import TrainConfig, read_history, runs_dir
-from pages.shared import data_path
+from fer_core.training import LR_SCHEDULES, PRECISIONS, TrainConfig, read_history, runs_dir
+from app_pages.shared import data_path
 
 st.title("Train")
 dataset_path = data_path()
@@ -25,13 +25,16 @@ paper = TrainConfig()
 def settings_form() -> TrainConfig | None:
     """The launch form; returns a config when Launch was pressed."""
     with st.form("launch"):
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2, c3, c4, c5 = st.columns(5)
         model = c1.selectbox("Model", list_models())
-        epochs = c2.number_input("Epochs", value=paper.epochs, step=1)
-        batch_size = c3.number_input("Batch size", value=paper.batch_size, step=1)
-        learning_rate = c4.number_input("Learning rate", value=paper.learning_rate, format="%.5f", step=1e-4)
+        minutes = c2.number_input("Time budget (minutes, 0 = none)", value=0.0, min_value=0.0, step=5.0,
+                                  help="The run ends by itself when the time is spent, keeping its best model; "
+                                       "a cosine or linear schedule then decays over the budget")
+        epochs = c3.number_input("Epochs", value=paper.epochs, step=1, help="A cap when a time budget is set")
+        batch_size = c4.number_input("Batch size", value=paper.batch_size, step=1)
+        learning_rate = c5.number_input("Learning rate", value=paper.learning_rate, format="%.5f", step=1e-4)
         c1, c2, c3, c4 = st.columns(4)
-        lr_schedule = c1.selectbox("LR schedule", ["constant", "cosine"])
+        lr_schedule = c1.selectbox("LR schedule", LR_SCHEDULES)
         patience = c2.number_input("Early-stopping patience (0 = off)", value=paper.patience, step=1)
         label_smoothing = c3.number_input("Label smoothing", value=paper.label_smoothing, step=0.05)
         class_weights = c4.selectbox("Class weights", ["none", "balanced"])
@@ -45,13 +48,13 @@ def settings_form() -> TrainConfig | None:
         limit = c1.number_input("Images per split (0 = all)", value=0, min_value=0, step=100,
                                 help="Quick trials on the first N images of each split")
         seed = c2.number_input("Seed", value=paper.seed, step=1)
-        precision = c3.selectbox("Precision", ["float32", "mixed_bfloat16", "mixed_float16"],
-                                 help="mixed_bfloat16 helps only on CPUs with BF16 instructions or GPUs")
+        precision = c3.selectbox("Precision", PRECISIONS,
+                                 help="auto: mixed_bfloat16 on a GPU or a CPU with BF16 instructions, else float32")
         submitted = st.form_submit_button("Launch", type="primary")
     if not submitted:
         return None
     return TrainConfig(
-        model=model, data=dataset_path, epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
+        model=model, data=dataset_path, epochs=int(epochs), minutes=float(minutes) or None, batch_size=int(batch_size), learning_rate=float(learning_rate),
         lr_schedule=lr_schedule, patience=int(patience), label_smoothing=float(label_smoothing),
         class_weights=class_weights, flip=flip, rotation_degrees=float(rotation), zoom=float(zoom), shift=float(shift),
         erasing=float(erasing), limit=int(limit) or None, seed=int(seed), precision=precision,
@@ -99,8 +102,16 @@ def show_run(run_dir: str) -> None:
     done = min(1.0, ((epoch - 1) + batch / batches) / epochs) if info.status != "finished" else 1.0
     eta = progress.get("eta_seconds")
     label = f"epoch {epoch}/{epochs}, batch {batch}/{batches}"
-    if info.active and eta is not None:
+    if info.config.get("minutes"):  # a budgeted run: time, not epochs, says how far it is
+        spent = info.config["minutes"] - float(progress.get("minutes_left", info.config["minutes"]))
+        done = min(1.0, spent / info.config["minutes"]) if info.status != "finished" else 1.0
+    if info.active and progress.get("minutes_left") is not None:
+        label += (f", {progress['minutes_left']:.1f} of {info.config['minutes']:g} budgeted min left "
+                  f"({progress.get('images_per_second', 0):.0f} images/s)")
+    elif info.active and eta is not None:
         label += f", about {eta / 60:.1f} min left ({progress.get('images_per_second', 0):.0f} images/s)"
+    if progress.get("stop_reason") and not info.active:
+        label += f" (ended by: {progress['stop_reason'].replace('_', ' ')})"
     st.progress(done, text=label)
     if info.active and st.button("Stop", help="Stops after the current batch; the best model is kept"):
         try:
@@ -121,9 +132,9 @@ def show_run(run_dir: str) -> None:
 
 # The run to show: the one training now, else the one this session launched or picked, else the
 # newest on disk, so a reload or a new tab lands on the same run.
-running = active_run()
-newest = list_runs()
-current = str(running.path) if running else st.session_state.get("run_dir") or (str(newest[0].path) if newest else None)
+runs = list_runs()  # newest first
+running = next((r for r in runs if r.active), None)
+current = str(running.path) if running else st.session_state.get("run_dir") or (str(runs[0].path) if runs else None)
 
 st.subheader("Current run")
 if current:
@@ -134,12 +145,13 @@ else:
     st.caption("No run yet in this session. Launch one above.")
 
 st.subheader("Past runs")
-runs = list_runs()
 if runs:
     st.dataframe(
         [{"run": r.name, "model": r.model, "status": r.status, "epoch": f"{r.epoch}/{r.epochs}",
-          "best val accuracy": r.best_val_accuracy} for r in runs],
-        hide_index=True, column_config={"best val accuracy": st.column_config.NumberColumn(format="%.4f")},
+          "selection accuracy": r.best_val_accuracy,
+          "selected on": r.progress.get("val_split")} for r in runs],
+        hide_index=True, column_config={"selection accuracy": st.column_config.NumberColumn(
+            format="%.4f", help="best accuracy on the split that picked the epoch (not a reported result)")},
     )
     finished = [r.name for r in runs if not r.active and (r.path / "model.keras").is_file()]
     if finished:

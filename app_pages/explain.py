@@ -7,7 +7,7 @@ import streamlit as st
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from pages.shared import load_model, model_choices
+from app_pages.shared import load_model, model_choices
 
 st.title("Explain")
 choices = model_choices()
@@ -21,7 +21,7 @@ source = st.radio("Face", ["from the dataset", "upload"], horizontal=True)
 
 
 def face_from_dataset():
-    from pages.shared import dataset_or_stop
+    from app_pages.shared import dataset_or_stop
 
     dataset = dataset_or_stop()
     c1, c2, c3 = st.columns(3)
@@ -37,10 +37,9 @@ def face_from_dataset():
 
 
 def face_from_upload():
+    from app_pages.shared import face_detector
     from fer_core.images import decode_grayscale
-    from fer_core.inference import classify_image
-    from fer_core.inference import crop_face
-    from pages.shared import face_detector
+    from fer_core.inference import crop_face, find_faces
 
     upload = st.file_uploader("A face image", type=["jpg", "jpeg", "png", "bmp", "webp"])
     if upload is None:
@@ -50,8 +49,6 @@ def face_from_upload():
     except FerError as exc:
         st.error(str(exc))
         st.stop()
-    from fer_core.inference import find_faces
-
     boxes = find_faces(gray, face_detector())
     if not boxes:
         st.warning(f"{upload.name}: no face found; explaining the whole image.")

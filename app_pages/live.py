@@ -1,0 +1,155 @@
+"""Live: the browser's camera through streamlit-webrtc; every face in view boxed, labelled, tracked.
+
+The frame callback runs on streamlit-webrtc's worker thread and never calls `st.*`: it hands the
+newest frame to this session's `fer_core.live.LiveProcessor` and returns the annotated one. The
+panel beside the video drains the processor's bounded row queue once a second.
+"""
+
+import time
+
+import av
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from fer_core import CLASS_NAMES
+from fer_core.errors import FerError
+from fer_core.live import LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings, Timeline
+from app_pages.shared import classifier, face_detector, insecure_camera_host, model_picker
+
+# No STUN/TURN servers: on localhost (or a LAN) browser and server reach each other over host
+# candidates, and an offline machine could not reach a STUN server anyway.
+RTC_CONFIGURATION = {"iceServers": []}
+CAMERA_MESSAGES = {
+    "media_api_not_available": "This browser gives no camera access to this page: open it over HTTPS, or as "
+                               "http://localhost on the machine running the dashboard.",
+    "device_not_available": "No camera found: connect one (and close other apps using it), then press Start again.",
+    "device_access_denied": "Camera access was refused: allow the camera for this site in the browser's site "
+                            "settings (the camera icon in the address bar), then press Start again.",
+}
+TIMELINE_SECONDS = 60
+
+
+def camera_origin_warning() -> None:
+    """Browsers only allow getUserMedia on secure origins: HTTPS, or http on localhost."""
+    host = insecure_camera_host(st.context.url)
+    if host:
+        st.warning(f"This page is served over plain HTTP from {host}: browsers block the camera there. "
+                   "Open it as http://localhost on the machine running the dashboard, or serve it over HTTPS "
+                   "(README: Running safely).")
+
+
+def frames_callback(processor: LiveProcessor):
+    """streamlit-webrtc's queued-frames callback: only the newest frame is processed, so a model
+    slower than the camera skips frames instead of falling behind."""
+
+    async def callback(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
+        newest = frames[-1]
+        try:
+            image = processor.process(newest.to_ndarray(format="bgr24"), skipped=len(frames) - 1)
+        except Exception as exc:  # noqa: BLE001 - the stream must go on; the panel shows the error
+            processor.stats.error = f"{type(exc).__name__}: {exc}"
+            return [newest]
+        return [av.VideoFrame.from_ndarray(image, format="bgr24")]
+
+    return callback
+
+
+st.title("Live")
+c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 1])
+model_files = model_picker(c1)
+smoothing = c2.slider("Smoothing (0 = off)", 0.0, 0.95, 0.5, 0.05,
+                      help="Exponential moving average of each face's probabilities over frames")
+min_face = c3.slider("Smallest face (px)", 30, 300, 60, 10)
+detect_every = c4.slider("Detect every N frames", 1, 10, 3,
+                         help="Face detection runs every N frames; boxes follow the faces in between")
+show_fps = c5.toggle("Show FPS", value=True)
+
+try:
+    settings = LiveSettings(smoothing, int(min_face), int(detect_every), show_fps).validate()
+    classify = classifier(model_files)
+except FerError as exc:
+    st.error(str(exc))
+    st.stop()
+
+processor = st.session_state.get("live_processor")
+if processor is None:
+    processor = st.session_state["live_processor"] = LiveProcessor(classify, face_detector(LIVE_SCALE_FACTOR), settings)
+else:
+    processor.configure(classify, settings)
+timeline = st.session_state.setdefault("live_timeline", Timeline())
+
+camera_origin_warning()
+video, panel = st.columns([3, 2])
+with video:
+    stream = webrtc_streamer(
+        key="live",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration=RTC_CONFIGURATION,
+        media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+        queued_video_frames_callback=frames_callback(processor),
+        async_processing=True,
+        translations=CAMERA_MESSAGES,
+    )
+    # streamlit-webrtc shows the browser's own error above the video; say what each one means.
+    st.caption("Press Start and allow the camera; frames stay between your browser and this server. "
+               "**NotAllowedError** above the video: the camera was refused; allow it for this site (the camera "
+               "icon in the address bar) and press Start again. **NotFoundError**: no camera was found; connect "
+               "one or close the app holding it.")
+    # Outside the once-a-second panel: a download registered there would be revoked and
+    # re-registered every second, racing the click. The CSV is built when clicked, so it holds
+    # every row up to that moment.
+    st.download_button("Download timeline CSV", data=timeline.to_csv, file_name="fer_live_timeline.csv",
+                       mime="text/csv")
+
+
+@st.fragment(run_every=1.0 if stream.state.playing else None)
+def live_panel() -> None:
+    timeline.extend(processor.drain())
+    stats = processor.stats
+    if stats.error:
+        st.error(f"Frame processing failed: {stats.error}")
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Processed frames/s", f"{stats.fps:.1f}")
+    m2.metric("Frame time", f"{stats.frame_ms:.0f} ms")
+    m3.metric("Faces in view", stats.faces if stream.state.playing else 0)
+
+    latest = processor.latest if stream.state.playing else None
+    if latest is not None:
+        bars = px.bar(pd.DataFrame({"class": CLASS_NAMES, "probability": latest.probabilities}),
+                      x="probability", y="class", orientation="h", range_x=[0, 1],
+                      title=f"Largest face: {latest.label} ({latest.confidence:.0%})")
+        bars.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
+        bars.update_layout(height=260, margin={"t": 40, "b": 10})
+        st.plotly_chart(bars, width="stretch", key="live-bars")
+    elif stream.state.playing:
+        st.info("No face in view: face the camera, or lower the smallest face size.")
+
+    recent = timeline.frame(last_seconds=TIMELINE_SECONDS, now=time.time())
+    if len(recent):
+        recent["face"] = "face " + recent["face"].astype(str)
+        recent["confidence"] = recent[list(CLASS_NAMES)].max(axis=1)
+        chart = px.scatter(recent, x="time", y="label", color="face", hover_data={"confidence": ":.0%"},
+                           title=f"Emotions over the last {TIMELINE_SECONDS} s",
+                           category_orders={"label": list(CLASS_NAMES)})
+        chart.update_yaxes(categoryorder="array", categoryarray=list(CLASS_NAMES), range=[-0.5, len(CLASS_NAMES) - 0.5])
+        chart.update_layout(height=320, margin={"t": 40, "b": 10})
+        st.plotly_chart(chart, width="stretch", key="live-timeline")
+    st.caption(f"{len(timeline):,} timeline rows this session · {stats.frames:,} frames processed, "
+               f"{stats.skipped:,} skipped to keep up with the camera")
+
+
+with panel:
+    live_panel()
+
+with st.expander("Camera not working?"):
+    st.markdown(
+        "- **Refused** (`NotAllowedError`): allow the camera for this site (camera icon in the address bar), "
+        "then Start again.\n"
+        "- **No camera** (`NotFoundError`, `NotReadableError`): connect one, close other apps that hold it, "
+        "reload the page.\n"
+        "- **Not offered at all**: browsers give cameras only to HTTPS pages and to `http://localhost`; "
+        "open the dashboard on the machine that runs it, or put it behind TLS (README: Running safely).\n"
+        "- No STUN/TURN server is used: browser and server must reach each other directly (same machine or LAN)."
+    )

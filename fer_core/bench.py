@@ -1,0 +1,190 @@
+"""`fer-core bench`: speed measured on the machine it runs on, fast paths beside naive baselines.
+
+Latency is one face per call (what the live page and a single upload feel); throughput is
+evaluation-sized batches; the frame pipeline is the live path on a 640x480 frame with one face;
+training compares `fer-core train`'s loop (its callback writing progress, history, checkpoints)
+with a plain `model.fit` of the same compiled model on the same data.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fer_core import CLASS_NAMES, IMAGE_SIZE
+from fer_core.backend import environment, load_keras
+
+
+def _percentiles(samples_s: list[float]) -> dict:
+    ms = np.asarray(samples_s) * 1000
+    return {"p50": round(float(np.percentile(ms, 50)), 3), "p95": round(float(np.percentile(ms, 95)), 3),
+            "n": int(len(ms))}
+
+
+def _timed(fn, repeats: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def _models(refs: list[str] | None) -> dict:
+    """name -> model: the given references, else every trained model, else fresh registry builds."""
+    from fer_core.artifacts import list_trained, load_model, resolve_model
+    from fer_core.models import build_model, list_models
+
+    if refs:
+        return {resolve_model(r).name: load_model(r) for r in refs}
+    trained = list_trained()
+    if trained:
+        return {name: load_model(name) for name in trained}
+    # Speed does not depend on the weights, so untrained builds measure the same thing.
+    return {f"{name} (untrained)": build_model(name) for name in list_models()}
+
+
+def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches: int = 8) -> dict:
+    """Per model: the fast path (`Classifier`, engine "auto"), the backend's compiled Keras call and
+    the naive `model.predict`, one face per call; then batch throughput and the fast path's error."""
+    from fer_core.inference import Classifier
+
+    rng = np.random.default_rng(0)
+    face = rng.integers(0, 256, (1, IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.float32)
+    many = rng.integers(0, 256, (batch * batches, IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.float32)
+    result = {"latency_ms": {}, "keras_compiled_latency_ms": {}, "baseline_latency_ms": {}, "latency_speedup": {},
+              "engine": {}, "throughput_ips": {}, "keras_compiled_throughput_ips": {},
+              "max_abs_diff_vs_model_call": {}}
+
+    def throughput(classify) -> float:
+        classify(many[:batch])
+        start = time.perf_counter()
+        classify(many)
+        return round(len(many) / (time.perf_counter() - start), 1)
+
+    for name, model in models.items():
+        fast, compiled = Classifier(model), Classifier(model, engine="keras")
+        result["engine"][name] = fast.engines[0]
+        result["latency_ms"][name] = _percentiles(_timed(lambda: fast(face), repeats))
+        result["keras_compiled_latency_ms"][name] = _percentiles(_timed(lambda: compiled(face), repeats))
+        naive = max(20, repeats // 5)  # model.predict is slow; fewer samples give the same median
+        result["baseline_latency_ms"][name] = _percentiles(_timed(lambda: model.predict(face, verbose=0), naive))
+        result["latency_speedup"][name] = round(
+            result["baseline_latency_ms"][name]["p50"] / max(result["latency_ms"][name]["p50"], 1e-9), 2)
+        result["throughput_ips"][name] = throughput(fast)
+        result["keras_compiled_throughput_ips"][name] = throughput(compiled)
+        reference = np.asarray(model(many[:32], training=False))
+        result["max_abs_diff_vs_model_call"][name] = float(np.abs(fast(many[:32]) - reference).max())
+    return result
+
+
+def bench_live(model, repeats: int = 100) -> dict:
+    """The live page's path on a 640x480 frame with one drawn face moving across it: Haar alone on
+    the downscaled copy, then whole frames (detect or track, crop, classify, draw) through
+    `fer_core.live.LiveProcessor`, with detection on every frame and at the page's default interval."""
+    import cv2
+
+    from fer_core.inference import Classifier, FaceDetector
+    from fer_core.live import LIVE_DETECTION_SIDE, LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings
+    from fer_core.synthetic import face_frame
+
+    frames = [face_frame([(150 + 2 * (i % 100), 120, 180)], seed=i % 7) for i in range(repeats)]
+    detector, classifier = FaceDetector(scale_factor=LIVE_SCALE_FACTOR), Classifier(model)
+    gray = cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY)
+    detect = _timed(lambda: detector.detect(gray, min_face=60, max_side=LIVE_DETECTION_SIDE), repeats)
+    faces_found = len(detector.detect(gray, min_face=60, max_side=LIVE_DETECTION_SIDE))
+
+    def frame_times(detect_every: int) -> list[float]:
+        processor = LiveProcessor(classifier, detector, LiveSettings(detect_every=detect_every))
+        processor.process(frames[0])  # the first call compiles
+        samples = []
+        for frame in frames:
+            start = time.perf_counter()
+            processor.process(frame)
+            samples.append(time.perf_counter() - start)
+        return samples
+
+    default_every = LiveSettings().detect_every
+    every_frame, default = frame_times(1), frame_times(default_every)
+    p50 = float(np.percentile(default, 50))
+    return {"detect_ms": _percentiles(detect), "frame_ms": _percentiles(default),
+            "frame_ms_detect_every_frame": _percentiles(every_frame), "frames_per_s": round(1.0 / p50, 1),
+            "frame": f"640x480, one 180-px face, detection on a {LIVE_DETECTION_SIDE}-px copy every "
+                     f"{default_every} frames (tracked between)",
+            "faces_detected": faces_found}
+
+
+def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int = 64, rounds: int = 3) -> dict:
+    """images/s of fer-core's training loop vs a plain model.fit of the same model and data.
+
+    Both are built and warmed up first, then timed in alternation, `rounds` times two epochs
+    each, and each side's median is kept: one timing of each, one after the other, drifted by
+    several percent between runs on the 2-core machine (background load, clocks), more than the
+    difference being measured.
+    """
+    keras = load_keras()
+    from fer_core.training import TrainConfig, _make_callback, _StopRequest, build_training_model
+
+    import logging
+    import tempfile
+    from pathlib import Path
+
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (images, IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.uint8)
+    y = keras.utils.to_categorical(rng.integers(0, len(CLASS_NAMES), images), len(CLASS_NAMES))
+    val = (x[:batch_size], y[:batch_size])
+    config = TrainConfig(model=model_name, epochs=1 + 2 * rounds, batch_size=batch_size, patience=0)
+
+    with tempfile.TemporaryDirectory() as folder:
+        log = logging.getLogger("fer_core.bench")
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+        arms = {}
+        for arm in ("keras_fit", "fer_core"):
+            training_model, model = build_training_model(config)
+            callbacks = []
+            if arm == "fer_core":
+                state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "best_val_loss": float("inf"),
+                         "wait": 0, "history": [], "stopped": False, "early_stopped": False}
+                callbacks = [_make_callback(Path(folder), config, model, state, _StopRequest(Path(folder)),
+                                            -(-images // batch_size), log)]
+            training_model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, validation_data=val,
+                               callbacks=callbacks)  # compiles the step
+            arms[arm] = (training_model, callbacks)
+        rates: dict[str, list[float]] = {arm: [] for arm in arms}
+        for round_index in range(rounds):
+            first_epoch = 1 + 2 * round_index
+            for arm, (training_model, callbacks) in arms.items():
+                start = time.perf_counter()
+                training_model.fit(x, y, batch_size=batch_size, epochs=first_epoch + 2, initial_epoch=first_epoch,
+                                   verbose=0, validation_data=val, callbacks=callbacks)
+                rates[arm].append(2 * images / (time.perf_counter() - start))
+    plain, ours = (float(np.median(rates[arm])) for arm in ("keras_fit", "fer_core"))
+    return {"train_ips": {"fer_core": round(ours, 1), "keras_fit": round(plain, 1)},
+            "train_ratio_vs_keras_fit": round(ours / plain, 3), "train_model": model_name, "train_images": images,
+            "train_rounds": rounds}
+
+
+def run(models: list[str] | None = None, repeats: int = 200, train_images: int = 512, train: bool = True,
+        train_models: list[str] | None = None, train_rounds: int = 3) -> dict:
+    """Everything `fer-core bench` prints. The training comparison runs for each of `train_models`
+    (registry names, default the paper CNN); `train_ips`/`train_ratio_vs_keras_fit` are the first's."""
+    from fer_core.models import get_spec
+
+    names = train_models or ["cnn"]
+    for name in names:
+        get_spec(name)  # an unknown name fails before minutes of measuring
+    loaded = _models(models)
+    result = {"environment": environment(), **bench_inference(loaded, repeats=repeats)}
+    first = next(iter(loaded.values()))
+    result.update(bench_live(first, repeats=max(20, repeats // 2)))
+    result["live_model"] = next(iter(loaded))
+    if train:
+        per_model = {name: bench_training(name, images=train_images, rounds=train_rounds) for name in names}
+        result.update(per_model[names[0]])
+        result["train_ips_per_model"] = {name: {**r["train_ips"], "ratio": r["train_ratio_vs_keras_fit"]}
+                                         for name, r in per_model.items()}
+    return result

@@ -1,0 +1,150 @@
+"""fer_core.live: the webcam frame pipeline on synthetic frames (drawn faces pasted into a scene)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_core import CLASS_NAMES, FerError
+from fer_core.inference import Classifier, FaceDetector
+from fer_core.live import LIVE_SCALE_FACTOR, TIMELINE_COLUMNS, LiveProcessor, LiveSettings, Timeline, iou
+from fer_core.models import build_model
+from fer_core.synthetic import face_frame
+
+GREEN = (0, 200, 0)  # draw_faces' box colour, BGR
+
+
+@pytest.fixture(scope="module")
+def small_classifier():
+    return Classifier(build_model("cnn", filters=(8, 16, 16), dense_units=16))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector(scale_factor=LIVE_SCALE_FACTOR)
+
+
+class SequenceClassifier:
+    """Returns the given probability rows in turn, one per face: makes smoothing checkable exactly."""
+
+    def __init__(self, rows):
+        self.rows = [np.asarray(r, np.float32) for r in rows]
+        self.calls = 0
+
+    def __call__(self, faces):
+        out = np.stack([self.rows[(self.calls + i) % len(self.rows)] for i in range(len(faces))])
+        self.calls += 1
+        return out
+
+
+def green_pixels(image: np.ndarray) -> int:
+    return int(np.all(image == GREEN, axis=-1).sum())
+
+
+def test_faces_are_found_where_they_were_pasted_and_labelled(small_classifier, detector):
+    truth = [(340, 90, 200, 200), (60, 260, 120, 120)]
+    frame = face_frame([(x, y, s) for x, y, s, _ in truth])
+    processor = LiveProcessor(small_classifier, detector, LiveSettings(smoothing=0, min_face=60))
+    annotated = processor.process(frame)
+
+    rows = processor.drain()
+    assert len(rows) == 2
+    boxes = [t.box for t in processor._tracker.tracks]
+    # Largest first, each overlapping its pasted face.
+    assert iou(boxes[0], truth[0]) > 0.5 and iou(boxes[1], truth[1]) > 0.5
+    assert annotated.shape == frame.shape and green_pixels(frame) == 0
+    # Box and label drawn around each face, nothing drawn far from them.
+    for x, y, w, h in boxes:
+        assert green_pixels(annotated[max(0, y - 40) : y + h + 2, x - 2 : x + w + 2]) > 2 * (w + h)
+    assert green_pixels(annotated[:, 200:330]) == 0
+    assert processor.latest is not None and processor.latest.box == boxes[0]
+    assert processor.stats.faces == 2
+
+
+def test_no_face_no_rows(small_classifier, detector):
+    processor = LiveProcessor(small_classifier, detector)
+    annotated = processor.process(face_frame([]))
+    assert processor.drain() == [] and processor.latest is None and green_pixels(annotated) == 0
+
+
+def test_boxes_follow_a_moving_face_between_detections(small_classifier, detector):
+    processor = LiveProcessor(small_classifier, detector, LiveSettings(detect_every=5, min_face=60))
+    ids = set()
+    for step in range(15):
+        x = 100 + 12 * step  # 12 px a frame: the tracker, not a stale box, must keep up
+        processor.process(face_frame([(x, 120, 180)], seed=step))
+        (track,) = processor._tracker.tracks
+        ids.add(track.track_id)
+        assert iou(track.box, (x, 120, 180, 180)) > 0.6, (step, track.box)
+    assert ids == {1}  # one face, one identity across detections
+
+
+def test_detection_runs_every_n_frames(small_classifier):
+    class CountingDetector(FaceDetector):
+        calls = 0
+
+        def detect(self, *args, **kwargs):
+            CountingDetector.calls += 1
+            return super().detect(*args, **kwargs)
+
+    processor = LiveProcessor(small_classifier, CountingDetector(), LiveSettings(detect_every=4))
+    for step in range(12):
+        processor.process(face_frame([(200, 100, 160)], seed=step))
+    assert CountingDetector.calls == 3
+
+
+def test_smoothing_is_an_exponential_moving_average(detector):
+    a, b = np.eye(7)[3], np.eye(7)[0]
+    processor = LiveProcessor(SequenceClassifier([a, b]), detector, LiveSettings(smoothing=0.5, detect_every=1))
+    frame = face_frame([(200, 100, 180)])
+    for _ in range(3):
+        processor.process(frame)
+    got = np.array([row[3:] for row in processor.drain()])
+    expected = [a, 0.5 * a + 0.5 * b, 0.5 * (0.5 * a + 0.5 * b) + 0.5 * a]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+
+    processor.configure(settings=LiveSettings(smoothing=0, detect_every=1))
+    processor.process(frame)
+    np.testing.assert_allclose(processor.drain()[0][3:], b, atol=1e-6)  # off: the raw output
+
+
+def test_timeline_rows_queue_and_csv(small_classifier, detector):
+    clock = iter(np.arange(1_800_000_000.0, 1_800_000_100.0, 0.5))
+    processor = LiveProcessor(small_classifier, detector, LiveSettings(detect_every=2), queue_size=6,
+                              clock=lambda: next(clock))
+    for step in range(10):
+        processor.process(face_frame([(200, 100, 180)], seed=step), skipped=1)
+    rows = processor.drain()
+    # Bounded: the page missed 4 rows, the newest 6 are kept, and the video thread never waited.
+    assert len(rows) == 6 and processor.stats.rows_dropped == 4
+    assert [r[0] for r in rows] == [1_800_000_000.0 + 0.5 * i for i in range(4, 10)]
+    assert processor.stats.frames == 10 and processor.stats.skipped == 10
+
+    timeline = Timeline()
+    timeline.extend(rows)
+    recent = timeline.frame(last_seconds=1.0)
+    assert len(recent) == 3  # rows at t-1.0, t-0.5 and t
+    table = pd.read_csv(io.BytesIO(timeline.to_csv()))
+    assert tuple(table.columns) == TIMELINE_COLUMNS
+    assert len(table) == 6 and set(table["face"]) == {1}
+    np.testing.assert_allclose(table[list(CLASS_NAMES)].sum(axis=1), 1.0, atol=1e-4)
+    assert (table["label"] == [CLASS_NAMES[i] for i in table[list(CLASS_NAMES)].to_numpy().argmax(axis=1)]).all()
+    assert table["time"][0] == "2027-01-15T08:00:02.000+00:00"  # the first kept row, ISO 8601 UTC
+
+
+@pytest.mark.parametrize("settings", [LiveSettings(smoothing=1.0), LiveSettings(smoothing=-0.1),
+                                      LiveSettings(min_face=5), LiveSettings(detect_every=0)])
+def test_bad_settings_are_refused(settings):
+    with pytest.raises(FerError):
+        settings.validate()
+
+
+def test_fps_overlay_only_when_asked(small_classifier, detector):
+    frame = face_frame([])
+    with_fps = LiveProcessor(small_classifier, detector, LiveSettings(show_fps=True)).process(frame)
+    without = LiveProcessor(small_classifier, detector, LiveSettings(show_fps=False)).process(frame)
+    assert np.array_equal(without, frame)
+    assert (with_fps[:30, :200] != frame[:30, :200]).any()

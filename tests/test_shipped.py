@@ -1,0 +1,82 @@
+"""What ships in trained/: each model loads, classifies a face, and carries its records, so
+`make test` fails if a shipped model breaks. Parametrized over what is actually shipped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_core.artifacts import PROJECT_ROOT, list_trained
+from fer_core.fileio import read_json
+
+SHIPPED_ROOT = PROJECT_ROOT / "trained"
+PAPER_MODELS = ("cnn", "attention_cnn", "resnet50")
+
+
+@pytest.fixture(autouse=True)
+def shipped_trained_dir(monkeypatch):
+    monkeypatch.setenv("FER_TRAINED_DIR", str(SHIPPED_ROOT))
+
+
+def _shipped() -> list[str]:
+    import os
+
+    saved = os.environ.get("FER_TRAINED_DIR")
+    os.environ["FER_TRAINED_DIR"] = str(SHIPPED_ROOT)
+    try:
+        return list_trained()
+    finally:
+        if saved is None:
+            os.environ.pop("FER_TRAINED_DIR")
+        else:
+            os.environ["FER_TRAINED_DIR"] = saved
+
+
+def test_the_papers_three_models_ship():
+    assert set(PAPER_MODELS) <= set(list_trained()), list_trained()
+
+
+@pytest.mark.parametrize("name", _shipped())
+def test_a_shipped_model_classifies_a_face(name):
+    from conftest import synthetic_face
+    from fer_core.artifacts import load_model
+    from fer_core.inference import Classifier
+
+    classify = Classifier(load_model(name))
+    probabilities = classify(np.stack([synthetic_face(3, 0), synthetic_face(5, 1)]))
+    assert probabilities.shape == (2, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+    assert np.isfinite(probabilities).all()
+
+
+@pytest.mark.parametrize("name", _shipped())
+def test_a_shipped_model_carries_honest_records(name):
+    folder = SHIPPED_ROOT / name
+    for file in ("config.json", "history.csv", "metrics.json", "MODEL_CARD.md"):
+        assert (folder / file).is_file(), file
+    metrics = read_json(folder / "metrics.json")
+    config = read_json(folder / "config.json")
+    # Reported on a split that neither trained nor selected it, with and without flip TTA.
+    assert metrics["split"] in ("PublicTest", "PrivateTest") and metrics["reported_on_selection_split"] is False
+    assert metrics["selection_split"] != metrics["split"]
+    assert {"accuracy", "macro_f1", "loss"} <= set(metrics["with_tta"])
+    assert config["precision"] != "auto" and config["model"] == name
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert f"{metrics['accuracy']:.4f}" in card and metrics["split"] in card
+
+
+@pytest.mark.parametrize("name", _shipped())
+def test_a_shipped_model_is_stored_compactly_to_compute_in_float32(name):
+    import io
+    import zipfile
+
+    import h5py
+
+    from fer_core.artifacts import load_model
+
+    with zipfile.ZipFile(SHIPPED_ROOT / name / "model.keras") as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+            dtypes = set()
+            weights.visititems(lambda _n, item: dtypes.add(str(item.dtype)) if isinstance(item, h5py.Dataset) else None)
+    assert "float32" not in dtypes
+    assert {layer.dtype_policy.name for layer in load_model(name).layers} == {"float32"}
