@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="copy a finished run's best model to trained/<name>/")
     p.add_argument("run_dir")
     p.add_argument("--name", help="default: the run's model name")
+    p.add_argument("--no-compact", action="store_true",
+                   help="copy the model as trained (default: float16 weights, float32 compute, metrics measured again)")
     p.set_defaults(handler=cmd_promote)
 
     p = sub.add_parser("compact", help="store a .keras file's weights as float16 (half the size)")
@@ -395,6 +397,10 @@ def cmd_compact(args) -> int:
 def cmd_promote(args) -> int:
     from fer_core.runs import promote
 
-    final = promote(args.run_dir, args.name)
-    print(f"promoted {args.run_dir} -> {final}")
+    final = promote(args.run_dir, args.name, compact=not args.no_compact)
+    from fer_core.fileio import read_json
+
+    metrics = read_json(final / "metrics.json", {}) or {}
+    print(f"promoted {args.run_dir} -> {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on "
+          f"{metrics.get('split', '?')} (selected on {metrics.get('selection_split', '?')})")
     return 0

@@ -54,6 +54,8 @@ def onnx_call(model) -> Callable[[np.ndarray], np.ndarray] | None:
 
     if load_keras().backend.backend() != "tensorflow":
         return None  # the export goes through tf2onnx; jax/torch keep their own compiled calls
+    if any(layer.dtype_policy.compute_dtype != "float32" for layer in model.layers):
+        return None  # a run saved in mixed precision; ONNX Runtime's CPU kernels are float32
     try:
         import onnxruntime
     except ImportError:

@@ -91,11 +91,15 @@ def request_stop(run_dir: str | os.PathLike) -> None:
     (info.path / STOP_FILE).write_text("stop requested\n", encoding="utf-8")
 
 
-def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str | os.PathLike | None = None) -> Path:
+def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str | os.PathLike | None = None,
+            compact: bool = True, dataset=None) -> Path:
     """Copy a finished run's best model and records to `trained/<name>/`, replacing atomically.
 
-    The new folder is assembled beside the old one and swapped in with renames, so a failure
-    midway leaves the shipped model as it was.
+    With `compact` (the default) the copy is stored as shipped models are: float16 weights,
+    float32 compute (`compact_model_file`), and metrics.json is measured again from that stored
+    file on the reported split, so `fer-core evaluate` on it reproduces the shipped numbers. The
+    new folder is assembled beside the old one and swapped in with renames, so a failure midway
+    leaves the shipped model as it was.
     """
     info = read_run(run_dir)
     if info.active:
@@ -114,11 +118,18 @@ def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str 
     try:
         for file in PROMOTED_FILES:
             shutil.copy2(info.path / file, staging / file)
+        if compact:
+            from fer_core.artifacts import compact_model_file
+            from fer_core.training import write_reported_metrics
+
+            compact_model_file(staging / MODEL_FILE)
+            write_reported_metrics(staging, dataset=dataset, name=name)
         card = info.path / "MODEL_CARD.md"
         if card.is_file():
             shutil.copy2(card, staging / "MODEL_CARD.md")
         else:
-            (staging / "MODEL_CARD.md").write_text(model_card(info, name), encoding="utf-8")
+            metrics = read_json(staging / "metrics.json", {}) or {}
+            (staging / "MODEL_CARD.md").write_text(model_card(info, name, metrics), encoding="utf-8")
         # Check the copy loads before it replaces anything.
         from fer_core.artifacts import load_model
 
@@ -136,10 +147,12 @@ def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str 
     return final
 
 
-def model_card(info: RunInfo, name: str | None = None) -> str:
+def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = None) -> str:
     """MODEL_CARD.md from the run's own records: data and splits, recipe, time and hardware
-    (cumulative over warm starts), the reported accuracy and the weakest classes."""
-    metrics = read_json(info.path / "metrics.json", {}) or {}
+    (cumulative over warm starts), the reported accuracy and the weakest classes. `metrics`:
+    those of the file being shipped (default: the run's metrics.json)."""
+    if metrics is None:
+        metrics = read_json(info.path / "metrics.json", {}) or {}
     history = read_history(info.path)
     minutes = sum(row.get("seconds", 0.0) for row in history) / 60.0
     c = info.config

@@ -726,17 +726,24 @@ def _fit(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, 
     return path
 
 
-def write_reported_metrics(run_dir: str | os.PathLike, dataset: Dataset | None = None) -> dict:
-    """(Re)write a run's metrics.json from its model.keras as it is now (after `fer-core compact`,
-    say), so the shipped numbers are the stored file's."""
-    path = Path(run_dir)
+def write_reported_metrics(folder: str | os.PathLike, dataset: Dataset | None = None, name: str | None = None) -> dict:
+    """(Re)write metrics.json of a folder holding model.keras and config.json (a run, or a model
+    being promoted) from the model file as it is now, so shipped numbers are the stored file's.
+
+    Raises:
+        FerError: the training data named in config.json cannot be loaded.
+    """
+    path = Path(folder)
     config = TrainConfig.from_dict(read_json(path / "config.json"))
     if dataset is None:
+        if not config.data or not Path(config.data).exists():
+            raise FerError(f"cannot measure {name or path.name}: its dataset {config.data or '(none)'} is not here")
         dataset = load_dataset(config.data)
-    return _write_reported_metrics(path, config, dataset, prepare_data(config, dataset))
+    return _write_reported_metrics(path, config, dataset, prepare_data(config, dataset), name=name)
 
 
-def _write_reported_metrics(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData) -> dict:
+def _write_reported_metrics(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData,
+                            name: str | None = None) -> dict:
     """metrics.json: the best model on the reported split (never the one that selected it),
     without and with flip TTA; where the data has no other split it says so."""
     from fer_core.artifacts import load_model
@@ -748,15 +755,15 @@ def _write_reported_metrics(path: Path, config: TrainConfig, dataset: Dataset, d
     split = default_evaluation_split(dataset)
     honest = split is not None and split != data.val_split
     if honest:
-        plain = evaluate([model], dataset, split=split, names=[path.name])
-        flipped = evaluate([model], dataset, split=split, tta=True, names=[path.name])
+        plain = evaluate([model], dataset, split=split, names=[name or path.name])
+        flipped = evaluate([model], dataset, split=split, tta=True, names=[name or path.name])
         metrics = plain.metrics
         metrics["with_tta"] = {k: flipped.metrics[k] for k in ("accuracy", "macro_f1", "loss")}
     else:  # only a Training split: the selection slice is all there is to measure
         from fer_core.evaluation import compute_metrics, predict_probabilities
 
         metrics = compute_metrics(data.y_val, predict_probabilities(model, data.x_val))
-        metrics.update(split=data.val_split, tta=False, models=[path.name])
+        metrics.update(split=data.val_split, tta=False, models=[name or path.name])
     metrics["selection_split"] = data.val_split
     metrics["reported_on_selection_split"] = not honest
     write_json_atomic(path / "metrics.json", metrics)

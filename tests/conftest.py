@@ -86,7 +86,8 @@ def tiny_run(tmp_path_factory, folder_dataset) -> Path:
 
     base = tmp_path_factory.mktemp("tiny_run")
     os.environ["FER_CACHE_DIR"] = str(base / "cache")
-    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=2, batch_size=16, seed=3,
+    # float32 whatever the processor ("auto" would pick bf16 on some), so the suite computes alike everywhere.
+    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=2, batch_size=16, seed=3, precision="float32",
                          model_params={"filters": [8, 16, 32], "dense_units": 32})
     dataset = load_dataset(folder_dataset, use_cache=False)
     return train(config, out=base / "runs", dataset=dataset, echo=False)

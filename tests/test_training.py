@@ -334,3 +334,29 @@ def test_selection_is_on_public_test_and_reporting_on_private_test_with_the_csv(
                          model_params={"filters": [4, 8, 8], "dense_units": 8})
     metrics = read_json(train(config, out=tmp_path, dataset=dataset, echo=False) / "metrics.json")
     assert metrics["split"] == "PrivateTest" and metrics["selection_split"] == "PublicTest" and metrics["n"] == 28
+
+
+def test_a_promoted_model_is_compact_and_its_metrics_are_the_stored_files(tiny_run, folder_dataset, tmp_path):
+    from fer_core.artifacts import load_model
+    from fer_core.evaluation import evaluate
+
+    final = promote(tiny_run, "tiny", dest_root=tmp_path / "trained")
+    assert (final / "model.keras").stat().st_size < (tiny_run / "model.keras").stat().st_size
+    metrics = read_json(final / "metrics.json")
+    again = evaluate([load_model(final)], load_dataset(folder_dataset), split=metrics["split"], names=["tiny"]).metrics
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+    assert again["loss"] == pytest.approx(metrics["loss"], abs=1e-6)
+    assert metrics["models"] == ["tiny"] and metrics["selection_split"] == "validation"
+
+
+def test_promotion_without_the_data_keeps_nothing_half_done(tiny_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    config = read_json(copy / "config.json")
+    (copy / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / "gone")}))
+    with pytest.raises(FerError, match="is not here"):
+        promote(copy, "tiny", dest_root=tmp_path / "trained")
+    assert list((tmp_path / "trained").iterdir()) == []
+    assert promote(copy, "tiny", dest_root=tmp_path / "trained", compact=False).is_dir()  # as trained, if asked
