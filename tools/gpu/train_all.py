@@ -1,16 +1,16 @@
 """Train the shipped models on a GPU with `fer-core train`, side by side, within a time budget.
 
     KERAS_BACKEND=jax python tools/gpu/train_all.py --data PATH/fer2013 --out runs/gpu \
-        --models cnn,attention_cnn,vgg_fer --minutes 50
+        --models cnn,attention_cnn,vgg_fer --minutes 20 [--init cnn=trained/cnn] [fer-core train flags...]
 
-Each model's recipe (RECIPES below) is exactly what `fer-core train` gets; its config.json
-records it. All runs start together (one process each; small models leave most of a GPU idle).
-The time budget decides the epoch counts only when the recipes' own counts would not fit: after
-two epochs of every run, a run projected to end past the budget is stopped and started again
-with as many epochs as fit, so every run still completes its whole cosine schedule. A run still
-going at the budget's end is stopped cleanly (its best model so far is kept).
+Each run's recipe (RECIPES below) is exactly what `fer-core train` gets; its config.json records
+it. All runs start together (one process each; small models leave most of a GPU idle), each with
+`--minutes` set to the budget less a margin for start-up and the final evaluation, so every run
+ends by itself, annealed (its schedule follows whichever comes first, the budget or its epoch cap),
+its best epoch kept. `--init MODEL=PATH` warm-starts that registry model's runs from PATH. Flags
+it does not know go to every `fer-core train` (the test suite passes --limit and small models).
 
-Then `fer-core evaluate` on the CPU machine writes the metrics.json that ships (see README).
+Then `fer-core promote` on the CPU machine compacts each model and measures it there (README).
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -57,8 +55,7 @@ RECIPES = {
                                                "--param", "image_size=64"]),
     "resnet50_slow": ("resnet50", 60, COMMON + ["--lr", "0.0003", "--param", "image_size=64"]),
 }
-MARGIN_S = 45  # the final validation, metrics.json and exit after the last epoch
-PROBE_EPOCHS = 2  # epochs a run must finish before its speed is trusted
+MARGIN_S = 60  # start-up (data, compilation) and the final evaluation, outside each run's budget
 
 
 def main(argv=None) -> int:
@@ -66,12 +63,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True, help="folder for the run directories")
     parser.add_argument("--models", default="cnn,attention_cnn,vgg_fer", help="RUN[,RUN...]: names from RECIPES")
-    parser.add_argument("--minutes", type=float, default=60.0, help="time budget for all runs together")
-    parser.add_argument("--epochs", action="append", default=[], metavar="MODEL=N", help="override a run's epochs")
+    parser.add_argument("--minutes", type=float, default=20.0, help="time budget for all runs together")
+    parser.add_argument("--epochs", action="append", default=[], metavar="RUN=N", help="override a run's epoch cap")
+    parser.add_argument("--init", action="append", default=[], metavar="MODEL=PATH", help="warm start a model's runs")
     parser.add_argument("--seed", type=int, help="passed to every run")
     args, args.extra = parser.parse_known_args(argv)  # the rest goes to every `fer-core train`
     started = time.monotonic()
-    deadline = started + args.minutes * 60
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
@@ -80,42 +77,22 @@ def main(argv=None) -> int:
     for item in args.epochs:
         name, _, value = item.partition("=")
         epochs[name] = int(value)
+    inits = dict(item.partition("=")[::2] for item in args.init)
+    run_minutes = max(args.minutes - MARGIN_S / 60.0, 0.1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     describe_data(args.data)  # also fills the decoded-array cache once, before the runs share it
-    runs = {n: launch(n, epochs[n], args, out) for n in names}
-    probed: set[str] = set()
+    runs = {n: launch(n, epochs[n], run_minutes, inits.get(RECIPES[n][0]), args, out) for n in names}
+    # Each run ends itself at its budget; this is only the backstop for one that hangs.
+    deadline = started + args.minutes * 60 + MARGIN_S
     while any(r["process"].poll() is None for r in runs.values()):
-        time.sleep(5)
-        now = time.monotonic()
-        for name, run in runs.items():
-            if run["process"].poll() is not None:
-                continue
-            if now > deadline - MARGIN_S and not (run["dir"] / "STOP").exists():
-                print(f"[{clock(started)}] {name}: out of time, stopping", flush=True)
-                (run["dir"] / "STOP").touch()
-                continue
-            seconds = epoch_seconds(run["dir"])
-            if name in probed or len(seconds) < PROBE_EPOCHS:
-                continue
-            probed.add(name)
-            per_epoch = max(seconds[1:]) * 1.05  # the first epoch includes compilation
-            left = run["epochs"] - len(seconds)
-            print(f"[{clock(started)}] {name}: {per_epoch:.1f} s/epoch, {left} epochs left", flush=True)
-            if now + left * per_epoch + MARGIN_S <= deadline:
-                continue
-            compile_s = max(0.0, seconds[0] - seconds[1])
-            fit = math.floor((deadline - now - compile_s - MARGIN_S - 10) / per_epoch)
-            if fit < 5:
-                print(f"[{clock(started)}] {name}: only {fit} epochs would fit; keeping the run", flush=True)
-                continue
-            print(f"[{clock(started)}] {name}: would end past the budget; restarting with {fit} epochs", flush=True)
-            (run["dir"] / "STOP").touch()
-            run["process"].wait()
-            shutil.rmtree(run["dir"])
-            runs[name] = launch(name, fit, args, out)
-            probed.add(name)
+        time.sleep(2)
+        if time.monotonic() > deadline:
+            for name, run in runs.items():
+                if run["process"].poll() is None and not (run["dir"] / "STOP").exists():
+                    print(f"[{clock(started)}] {name}: past the budget, stopping", flush=True)
+                    (run["dir"] / "STOP").touch()
     print(f"[{clock(started)}] all runs ended", flush=True)
     from fer_core.training import read_history
 
@@ -136,11 +113,13 @@ def main(argv=None) -> int:
     return max(r["process"].returncode or 0 for r in runs.values())
 
 
-def launch(name: str, epochs: int, args, out: Path) -> dict:
+def launch(name: str, epochs: int, minutes: float, init: str | None, args, out: Path) -> dict:
     model, _, flags = RECIPES[name]
     run_dir = out / name
     command = [sys.executable, "-m", "fer_core", "train", "--model", model, "--data", args.data,
-               "--run-dir", str(run_dir), "--epochs", str(epochs), *flags]
+               "--run-dir", str(run_dir), "--epochs", str(epochs), "--minutes", f"{minutes:.2f}", *flags]
+    if init:
+        command += ["--init", init]
     if args.seed is not None:
         command += ["--seed", str(args.seed)]
     command += args.extra
