@@ -24,7 +24,8 @@ if names:
             "with flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
             "macro-F1": metrics.get("macro_f1"),
             "reported on": f"{metrics.get('split', '?')} ({metrics.get('n', '?')} images)",
-            "selected on": metrics.get("selection_split", "not recorded"),
+            "selected on": {"validation": "a held-out slice of Training"}.get(
+                metrics.get("selection_split"), metrics.get("selection_split", "not recorded")),
         })
     st.dataframe(rows, hide_index=True, column_config={
         "accuracy": st.column_config.NumberColumn(format="%.4f"),
