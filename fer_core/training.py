@@ -638,8 +638,16 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
         raise FerError(f"{path}: the run is still running (pid {progress['pid']})")
     if state is None or not (path / "checkpoint.keras").is_file():
         raise FerError(f"{path}: no completed epoch to resume from; start a new run instead")
-    if state.get("stop_reason") in ("epochs", "budget", "early_stop") or state["epoch"] >= config.epochs or state.get("early_stopped"):
+    all_epochs_done = (state.get("stop_reason") in ("epochs", "budget", "early_stop")
+                       or state["epoch"] >= config.epochs or state.get("early_stopped"))
+    if all_epochs_done and progress.get("status") in ("finished", "stopped", "failed"):
         raise FerError(f"{path}: the run already finished ({state['epoch']} epochs); nothing to resume")
+    if all_epochs_done:  # killed after its last epoch, before its wrap-up: do only the wrap-up
+        state["history"] = read_history(path)[: state["epoch"]]
+        state["stopped"] = False
+        if dataset is None:
+            dataset = load_dataset(config.data)
+        return _finish(path, config, dataset, prepare_data(config, dataset), state, _run_logger(path, echo))
     (path / STOP_FILE).unlink(missing_ok=True)
     state["history"] = read_history(path)[: state["epoch"]]
     state["stopped"] = False
@@ -711,6 +719,11 @@ def _fit(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, 
         _safe_progress(path, status="failed", error=reason)
         raise FerError(f"training failed: {reason} (run directory {path})") from None
 
+    return _finish(path, config, dataset, data, state, log)
+
+
+def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: dict, log) -> Path:
+    """The run's wrap-up after its last epoch: metrics.json on the reported split, final status."""
     status = "stopped" if state["stopped"] else "finished"
     if not state.get("stop_reason") and not state["stopped"]:
         state["stop_reason"] = "epochs"

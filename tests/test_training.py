@@ -360,3 +360,24 @@ def test_promotion_without_the_data_keeps_nothing_half_done(tiny_run, tmp_path):
         promote(copy, "tiny", dest_root=tmp_path / "trained")
     assert list((tmp_path / "trained").iterdir()) == []
     assert promote(copy, "tiny", dest_root=tmp_path / "trained", compact=False).is_dir()  # as trained, if asked
+
+
+def test_a_run_killed_after_its_last_epoch_is_wrapped_up_by_resume(tiny_run, tmp_path):
+    """A kill between the last epoch and the wrap-up leaves status "running"; resume finishes it."""
+    import shutil
+
+    from fer_core.training import resume
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "metrics.json").unlink()
+    progress = read_json(run / "progress.json")
+    (run / "progress.json").write_text(json.dumps({**progress, "status": "running", "pid": 999_999_999}))
+    assert read_run(run).status == "interrupted"
+    resume(run, echo=False)
+    info = read_run(run)
+    assert info.status == "finished" and info.progress["stop_reason"] == "epochs"
+    assert read_json(run / "metrics.json")["split"] == "PublicTest"
+    assert [row["epoch"] for row in read_history(run)] == [1, 2]
+    with pytest.raises(FerError, match="already finished"):
+        resume(run, echo=False)
