@@ -284,10 +284,10 @@ def _describe(environment: dict | None, host: str | None = None) -> str:
     if not environment:
         return "not recorded"
     versions = ", ".join(f"{k} {environment[k]}" for k in ("keras", "tensorflow", "jax") if k in environment)
+    from fer_core.backend import SPEED_FLAGS, cpu_flags
+
     flags = environment.get("cpu_flags")
     if flags is None and host == socket.gethostname():  # recorded before flags were; same machine
-        from fer_core.backend import SPEED_FLAGS, cpu_flags
-
         flags = sorted(set(SPEED_FLAGS) & cpu_flags())
-    flag_text = f", CPU flags {' '.join(flags) or 'none of ' + '/'.join(('avx2', 'avx512_bf16'))}" if flags is not None else ""
+    flag_text = f", CPU flags {' '.join(flags) or 'none of ' + '/'.join(SPEED_FLAGS)}" if flags is not None else ""
     return f"{environment.get('cpu', '?')} ({environment.get('cores', '?')} cores{flag_text}), {versions}"

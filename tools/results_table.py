@@ -26,6 +26,7 @@ def main(argv=None) -> int:
     from fer_core.data import load_dataset
     from fer_core.evaluation import ensemble_of, evaluate
     from fer_core.paper import PAPER_TABLE_4
+    from fer_core.training import read_history
 
     dataset = load_dataset(args.data)
     names = list_trained()
@@ -37,8 +38,6 @@ def main(argv=None) -> int:
         plain[name] = evaluate([model], dataset, split=args.split, names=[name])
         flipped[name] = evaluate([model], dataset, split=args.split, tta=True, names=[name])
         ref = resolve_model(name)
-        from fer_core.training import read_history
-
         history = read_history(ref.folder)
         minutes = sum(r.get("seconds", 0.0) for r in history) / 60
         m, t = plain[name].metrics, flipped[name].metrics
