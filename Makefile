@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FER_DATA ?= $(wildcard ../shared/fer2013)
 
-.PHONY: run test test-fast browser clean-venv
+.PHONY: run test test-fast lint browser clean-venv
 
 # Reinstall when pyproject.toml changes; `pip install -e` keeps the code live.
 $(STAMP): pyproject.toml
@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	FER_DATA="$(FER_DATA)" $(BIN)/streamlit run app.py
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
+
+# ruff: pyflakes-style checks and bugbear (pyproject.toml [tool.ruff]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 # The end-to-end tests drive Debian's Chromium (never a downloaded browser) through Playwright.
 browser:
@@ -26,8 +30,9 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-# Everything except the slow tests, for a quick loop while editing.
-test-fast: $(STAMP)
+# Everything except the slow tests (training, trained-model fixtures, AppTests, servers,
+# subprocesses that import Keras), for a quick loop while editing.
+test-fast: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not slow"
 
 clean-venv:

@@ -2,13 +2,13 @@
 
 The pages live in app_pages/, not pages/: a folder named pages/ makes Streamlit start in its
 legacy auto-discovery mode, where opening /predict on a fresh server runs that page's file
-without this entrypoint (no navigation, no sidebar settings).
+without this entrypoint (no navigation, no sidebar settings). What pages share is in dashboard/.
 """
 
-import app_pages  # noqa: F401  first: loads pylibsrtp before anything can import TensorFlow (see its docstring)
+import dashboard  # noqa: F401  first: loads pylibsrtp before anything can import TensorFlow (see its docstring)
 import streamlit as st
 
-from app_pages.shared import data_path_widget
+from dashboard.shared import data_path_widget
 
 st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
 

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from fer_core import CLASS_NAMES
-from app_pages.shared import dataset_or_stop
+from dashboard.shared import dataset_or_stop
 
 SAMPLES_PER_PAGE = 24
 
@@ -15,14 +15,15 @@ dataset = dataset_or_stop()
 
 
 @st.cache_data(show_spinner="Computing statistics...", max_entries=2)
-def statistics(path: str, n: int):
+def statistics(_dataset, path: str, n: int):
+    """The dataset's statistics, once per dataset (its path and size are the cache key)."""
     from fer_core.stats import compute_statistics, odd_images
 
-    stats = compute_statistics(dataset)
-    return stats, {k: v.tolist() for k, v in odd_images(dataset).items()}
+    stats = compute_statistics(_dataset)
+    return stats, {k: v.tolist() for k, v in odd_images(_dataset).items()}
 
 
-stats, odd = statistics(dataset.root, len(dataset))
+stats, odd = statistics(dataset, dataset.root, len(dataset))
 for line in stats["load_report"]:
     st.warning(line)
 

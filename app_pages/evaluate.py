@@ -6,25 +6,23 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fer_core import CLASS_NAMES
+from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
-from fer_core.paper import PAPER_TABLE_4
-from fer_core.training import read_history
-from app_pages.shared import dataset_or_stop, file_version, load_model, model_choices
+from fer_core.evaluation import ensemble_of, selection_warning
+from fer_core.paper import comparison_rows
+from dashboard.charts import history_curves
+from dashboard.shared import dataset_or_stop, load_model, models_or_stop
 
 ENSEMBLE = "ensemble of the selected"
 
 st.title("Evaluate & compare")
 dataset = dataset_or_stop()
-choices = model_choices()
-if not choices:
-    st.info("No trained models or finished runs yet: train one on the Train page.")
-    st.stop()
+refs = {ref.name: ref for ref in models_or_stop()}
 
 c1, c2, c3 = st.columns([3, 1, 1])
-selected = c1.multiselect("Models", list(choices), default=list(choices)[: min(3, len(choices))])
+selected = c1.multiselect("Models", list(refs), default=list(refs)[: min(3, len(refs))])
 splits = dataset.split_names
-default_split = next((s for s in ("PrivateTest", "PublicTest", "test") if s in splits), splits[0])
-split = c2.selectbox("Split", splits, index=splits.index(default_split))
+split = c2.selectbox("Split", splits, index=splits.index(default_evaluation_split(dataset) or splits[0]))
 tta = c3.checkbox("Flip TTA", help="Average each face with its mirror image")
 if not selected:
     st.info("Select at least one model.")
@@ -32,59 +30,40 @@ if not selected:
 
 
 @st.cache_data(show_spinner="Evaluating...", max_entries=32)
-def evaluation(model_file: str, version, data_root: str, split: str, tta: bool, name: str):
-    """One model's evaluation, once per model file version, split and TTA setting in this server,
-    and its probabilities once per machine (fer_core's disk cache, keyed by the file's content)."""
+def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_images: int, split: str, tta: bool):
+    """One model's evaluation, once per model file version, dataset, split and TTA setting in this
+    server (the underscored arguments are what it uses; the others are their cache key), and its
+    probabilities once per machine (fer_core's disk cache, keyed by the file's content)."""
     from fer_core.evaluation import evaluate_model_file
 
-    return evaluate_model_file(model_file, dataset, split=split, tta=tta, name=name, load=load_model)
+    return evaluate_model_file(_ref.model_file, _dataset, split=split, tta=tta, name=_ref.name,
+                               load=lambda _file: load_model(_ref))
 
 
 def run(label: str):
+    ref = refs[label]
     try:
-        return evaluation(choices[label], file_version(choices[label]), dataset.root, split, tta, label)
+        return evaluation(ref, dataset, str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta)
     except FerError as exc:
         st.error(str(exc))
         st.stop()
 
 
-from fer_core.artifacts import resolve_model
-from fer_core.evaluation import selection_warning
-
 for label in selected:
-    warning = selection_warning(label, resolve_model(choices[label]).metrics, dataset, split)
+    warning = selection_warning(label, refs[label].metrics, dataset, split)
     if warning:
         st.warning(warning)
 
 results = {label: run(label) for label in selected}
 if len(selected) > 1:
-    from fer_core.evaluation import ensemble_of
-
     # The members' cached probabilities, averaged: the same numbers as `fer-core evaluate
     # --model a,b,c` without predicting every image again.
     results[ENSEMBLE] = ensemble_of(list(results.values()), names=selected)
 
-
-def epochs_of(label: str):
-    from pathlib import Path
-
-    if label == ENSEMBLE:
-        return None
-    return len(read_history(Path(choices[label]).parent)) or None
-
-
 # ---- comparison with the paper
 st.subheader("Comparison")
-rows = []
-for label, result in results.items():
-    metrics = result.metrics
-    rows.append({"model": label, "source": "FER Studio (measured)", "split": f"{metrics['split']}{' +TTA' if tta else ''}",
-                 "accuracy": metrics["accuracy"], "macro-F1": metrics["macro_f1"], "loss": metrics["loss"],
-                 "epochs": epochs_of(label)})
-for key, paper_row in PAPER_TABLE_4.items():
-    rows.append({"model": paper_row["paper_name"], "source": "paper, Table 4 (reported)", "split": "test (unspecified)",
-                 "accuracy": paper_row["accuracy"], "macro-F1": None, "loss": paper_row["loss"], "epochs": paper_row["epochs"]})
-st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+epochs = {label: len(refs[label].history) or None for label in selected}
+st.dataframe(pd.DataFrame(comparison_rows(results, epochs)), hide_index=True, column_config={
     "accuracy": st.column_config.NumberColumn(format="%.4f"),
     "macro-F1": st.column_config.NumberColumn(format="%.4f"),
     "loss": st.column_config.NumberColumn(format="%.4f"),
@@ -123,28 +102,10 @@ st.write(f"Accuracy **{metrics['accuracy']:.4f}**, macro-F1 **{metrics['macro_f1
          f"weighted-F1 {metrics['weighted_f1']:.4f}, loss {metrics['loss']:.4f} on {metrics['n']:,} images.")
 
 # ---- curves
-if focus != ENSEMBLE:
-    from pathlib import Path
-
-    history = read_history(Path(choices[focus]).parent)
-    if history:
-        st.subheader("Training curves")
-        # One figure with two panels, built from graph objects: plotly.express's DataFrame
-        # machinery cost 0.1 s of the page's 0.2 s server time, and each chart is one more
-        # plotly instance for the browser to draw on every visit.
-        from plotly.subplots import make_subplots
-
-        curves = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-        epochs = [row["epoch"] for row in history]
-        for col, keys in ((1, ("loss", "val_loss")), (2, ("accuracy", "val_accuracy"))):
-            for key, part, colour in zip(keys, ("training", "validation"), ("#636efa", "#ef553b")):
-                if key in history[0]:
-                    curves.add_trace(go.Scatter(x=epochs, y=[row.get(key) for row in history], mode="lines+markers",
-                                                name=part, legendgroup=part, showlegend=col == 1,
-                                                line={"color": colour}, marker={"size": 4}), row=1, col=col)
-        curves.update_layout(height=360)
-        curves.update_xaxes(title_text="epoch")
-        st.plotly_chart(curves, width="stretch")
+history = refs[focus].history if focus != ENSEMBLE else []
+if history:
+    st.subheader("Training curves")
+    st.plotly_chart(history_curves(history), width="stretch")
 
 # ---- misclassified faces
 st.subheader("Misclassified faces")

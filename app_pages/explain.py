@@ -1,27 +1,23 @@
-"""Explain: Grad-CAM for every model and the attention_cnn's attention map, over the same face."""
+"""Explain: Grad-CAM for every model and the attention map where the model has one, over the same face."""
 
 import numpy as np
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from app_pages.shared import load_model, model_choices
+from dashboard.charts import probability_bars
+from dashboard.shared import load_model, models_or_stop
 
 st.title("Explain")
-choices = model_choices()
-if not choices:
-    st.info("No trained models or finished runs yet: train one on the Train page.")
-    st.stop()
+refs = {ref.name: ref for ref in models_or_stop()}
 
-selected = st.multiselect("Models (side by side)", list(choices), default=list(choices)[:3])
+selected = st.multiselect("Models (side by side)", list(refs), default=list(refs)[:3])
 opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
 source = st.radio("Face", ["from the dataset", "upload"], horizontal=True)
 
 
 def face_from_dataset():
-    from app_pages.shared import dataset_or_stop
+    from dashboard.shared import dataset_or_stop
 
     dataset = dataset_or_stop()
     c1, c2, c3 = st.columns(3)
@@ -37,47 +33,40 @@ def face_from_dataset():
 
 
 def face_from_upload():
-    from app_pages.shared import face_detector
+    from dashboard.shared import face_detector
     from fer_core.images import decode_grayscale
-    from fer_core.inference import crop_face, find_faces
+    from fer_core.inference import main_face
 
     upload = st.file_uploader("A face image", type=["jpg", "jpeg", "png", "bmp", "webp"])
     if upload is None:
         st.stop()
     try:
-        gray = decode_grayscale(upload.getvalue(), name=upload.name)
+        face, found = main_face(decode_grayscale(upload.getvalue(), name=upload.name), face_detector())
     except FerError as exc:
         st.error(str(exc))
         st.stop()
-    boxes = find_faces(gray, face_detector())
-    if not boxes:
+    if not found:
         st.warning(f"{upload.name}: no face found; explaining the whole image.")
-        boxes = [(0, 0, gray.shape[1], gray.shape[0])]
-    return crop_face(gray, boxes[0]), upload.name
+    return face, upload.name
 
 
 face, caption = face_from_dataset() if source == "from the dataset" else face_from_upload()
 st.image(face, caption=caption, width=144)
 
-from fer_core.explain import attention_map, gradcam, overlay  # noqa: E402
+from fer_core.explain import explain_face, overlay  # noqa: E402
 
 columns = st.columns(max(1, len(selected)))
 for column, label in zip(columns, selected):
     with column:
         st.markdown(f"**{label}**")
+        ref = refs[label]
         try:
-            model = load_model(choices[label])
-            heat, probabilities = gradcam(model, face)
-            st.image(overlay(face, heat, opacity), caption="Grad-CAM", width="stretch")
-            if model.name == "attention_cnn":
-                attention, _ = attention_map(model, face)
-                st.image(overlay(face, attention, opacity), caption="spatial attention (§4.1)", width="stretch")
+            explained = explain_face(load_model(ref), face, ref.spec)
         except FerError as exc:
             st.error(str(exc))
             continue
-        frame = pd.DataFrame({"class": CLASS_NAMES, "probability": probabilities})
-        figure = px.bar(frame, x="probability", y="class", orientation="h", range_x=[0, 1])
-        figure.update_layout(height=260, margin={"t": 10, "b": 10})
-        figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
-        st.plotly_chart(figure, width="stretch", key=f"probs-{label}")
-        st.caption(f"predicted {CLASS_NAMES[int(np.argmax(probabilities))]} ({np.max(probabilities):.0%})")
+        st.image(overlay(face, explained.gradcam, opacity), caption="Grad-CAM", width="stretch")
+        if explained.attention is not None:
+            st.image(overlay(face, explained.attention, opacity), caption="spatial attention (§4.1)", width="stretch")
+        st.plotly_chart(probability_bars(explained.probabilities), width="stretch", key=f"probs-{label}")
+        st.caption(f"predicted {explained.label} ({np.max(explained.probabilities):.0%})")

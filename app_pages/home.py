@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from fer_core.artifacts import list_trained, resolve_model, trained_dir
-from app_pages.shared import data_path
+from fer_core.artifacts import saved_models, trained_dir
+from dashboard.shared import data_path
 
 st.title("FER Studio")
 st.write(
@@ -13,13 +13,13 @@ st.write(
 )
 
 st.subheader("Models")
-names = list_trained()
-if names:
+trained = saved_models(include_runs=False)
+if trained:
     rows = []
-    for name in names:
-        metrics = resolve_model(name).metrics
+    for ref in trained:
+        metrics = ref.metrics
         rows.append({
-            "model": name,
+            "model": ref.name,
             "accuracy": metrics.get("accuracy"),
             "with flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
             "macro-F1": metrics.get("macro_f1"),

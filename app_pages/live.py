@@ -8,7 +8,6 @@ panel beside the video drains the processor's bounded row queue once a second.
 import time
 
 import av
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
@@ -16,7 +15,8 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.live import LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings, Timeline
-from app_pages.shared import classifier, face_detector, insecure_camera_host, model_picker
+from dashboard.charts import probability_bars
+from dashboard.shared import classifier, face_detector, insecure_camera_host, model_picker
 
 # No STUN/TURN servers: on localhost (or a LAN) browser and server reach each other over host
 # candidates, and an offline machine could not reach a STUN server anyway.
@@ -58,7 +58,7 @@ def frames_callback(processor: LiveProcessor):
 
 st.title("Live")
 c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 1])
-model_files = model_picker(c1)
+models = model_picker(c1)
 smoothing = c2.slider("Smoothing (0 = off)", 0.0, 0.95, 0.5, 0.05,
                       help="Exponential moving average of each face's probabilities over frames")
 min_face = c3.slider("Smallest face (px)", 30, 300, 60, 10)
@@ -68,7 +68,7 @@ show_fps = c5.toggle("Show FPS", value=True)
 
 try:
     settings = LiveSettings(smoothing, int(min_face), int(detect_every), show_fps).validate()
-    classify = classifier(model_files)
+    classify = classifier(models)
 except FerError as exc:
     st.error(str(exc))
     st.stop()
@@ -117,11 +117,7 @@ def live_panel() -> None:
 
     latest = processor.latest if stream.state.playing else None
     if latest is not None:
-        bars = px.bar(pd.DataFrame({"class": CLASS_NAMES, "probability": latest.probabilities}),
-                      x="probability", y="class", orientation="h", range_x=[0, 1],
-                      title=f"Largest face: {latest.label} ({latest.confidence:.0%})")
-        bars.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
-        bars.update_layout(height=260, margin={"t": 40, "b": 10})
+        bars = probability_bars(latest.probabilities, title=f"Largest face: {latest.label} ({latest.confidence:.0%})")
         st.plotly_chart(bars, width="stretch", key="live-bars")
     elif stream.state.playing:
         st.info("No face in view: face the camera, or lower the smallest face size.")

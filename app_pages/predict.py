@@ -1,21 +1,20 @@
 """Predict: upload images (or a zip of them); faces are found, boxed and classified."""
 
-import cv2
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.images import decode_grayscale, expand_uploads
 from fer_core.inference import classify_image, draw_faces
-from app_pages.shared import classifier, face_detector, model_picker
+from dashboard.charts import probability_bars
+from dashboard.shared import classifier, face_detector, model_picker
 
 DETAILED_FILES = 20  # files shown with image and bars; every file is in the results table
 
 st.title("Predict")
 c1, c2 = st.columns([2, 1])
-model_files = model_picker(c1)
+models = model_picker(c1)
 min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
 files = st.file_uploader("Images (JPEG, PNG, BMP, WebP) or a zip of images",
                          type=["jpg", "jpeg", "png", "bmp", "webp", "zip"], accept_multiple_files=True)
@@ -23,7 +22,7 @@ if not files:
     st.caption("A face crop (like FER2013's 48x48) is classified as a whole; larger images go through face detection.")
     st.stop()
 
-classify = classifier(model_files)
+classify = classifier(models)
 detector = face_detector()
 
 
@@ -54,17 +53,14 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
         continue
     with st.container(border=True):
         left, right = st.columns([1, 1])
-        left.image(cv2.cvtColor(draw_faces(gray, faces), cv2.COLOR_BGR2RGB), caption=name, width="stretch")
+        left.image(draw_faces(gray, faces, rgb=True), caption=name, width="stretch")
         with right:
             if not faces:
                 st.warning(f"{name}: no face found.")
                 st.checkbox("Classify the whole image as one face", key=f"whole-{index}-{name}")
             for k, face in enumerate(faces):
-                frame = pd.DataFrame({"class": CLASS_NAMES, "probability": face.probabilities})
-                figure = px.bar(frame, x="probability", y="class", orientation="h", range_x=[0, 1],
-                                title=f"face {k + 1}: {face.label} ({face.confidence:.0%})")
-                figure.update_layout(height=240, margin={"t": 40, "b": 10})
-                figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
+                figure = probability_bars(face.probabilities, title=f"face {k + 1}: {face.label} ({face.confidence:.0%})",
+                                          height=240)
                 st.plotly_chart(figure, width="stretch", key=f"bars-{index}-{k}")
 
 st.caption(f"{classified} images classified, {failures} refused"

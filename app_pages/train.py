@@ -4,26 +4,23 @@ The page only reads the run directory; the training process is the only writer. 
 reload or another tab never touches the process.
 """
 
-from pathlib import Path
-
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from fer_core.errors import FerError
 from fer_core.models import list_models
-from fer_core.runs import (launch, launch_output, launched_process_alive, list_runs, promote, read_run,
-                           request_stop)
-from fer_core.training import LR_SCHEDULES, PRECISIONS, TrainConfig, read_history, runs_dir
-from app_pages.shared import data_path
+from fer_core.rundir import read_history, runs_dir
+from fer_core.runs import launch, list_runs, progress_view, promote, read_run, request_stop, run_log
+from fer_core.train_config import TrainConfig
+from dashboard.charts import history_curves
+from dashboard.shared import data_path
 
 st.title("Train")
 dataset_path = data_path()
 paper = TrainConfig()
 
 
-def settings_form() -> TrainConfig | None:
-    """The launch form; returns a config when Launch was pressed."""
+def settings_form() -> dict | None:
+    """The launch form; returns its settings when Launch was pressed (TrainConfig checks them)."""
     with st.form("launch"):
         c1, c2, c3, c4, c5 = st.columns(5)
         model = c1.selectbox("Model", list_models())
@@ -34,10 +31,10 @@ def settings_form() -> TrainConfig | None:
         batch_size = c4.number_input("Batch size", value=paper.batch_size, step=1)
         learning_rate = c5.number_input("Learning rate", value=paper.learning_rate, format="%.5f", step=1e-4)
         c1, c2, c3, c4 = st.columns(4)
-        lr_schedule = c1.selectbox("LR schedule", LR_SCHEDULES)
+        lr_schedule = c1.selectbox("LR schedule", TrainConfig.OPTIONS["lr_schedule"])
         patience = c2.number_input("Early-stopping patience (0 = off)", value=paper.patience, step=1)
         label_smoothing = c3.number_input("Label smoothing", value=paper.label_smoothing, step=0.05)
-        class_weights = c4.selectbox("Class weights", ["none", "balanced"])
+        class_weights = c4.selectbox("Class weights", TrainConfig.OPTIONS["class_weights"])
         c1, c2, c3, c4, c5 = st.columns(5)
         flip = c1.checkbox("Horizontal flip", value=paper.flip)
         rotation = c2.number_input("Rotation (degrees)", value=paper.rotation_degrees, step=1.0)
@@ -48,12 +45,12 @@ def settings_form() -> TrainConfig | None:
         limit = c1.number_input("Images per split (0 = all)", value=0, min_value=0, step=100,
                                 help="Quick trials on the first N images of each split")
         seed = c2.number_input("Seed", value=paper.seed, step=1)
-        precision = c3.selectbox("Precision", PRECISIONS,
+        precision = c3.selectbox("Precision", TrainConfig.OPTIONS["precision"],
                                  help="auto: mixed_bfloat16 on a GPU or a CPU with BF16 instructions, else float32")
         submitted = st.form_submit_button("Launch", type="primary")
     if not submitted:
         return None
-    return TrainConfig(
+    return dict(
         model=model, data=dataset_path, epochs=int(epochs), minutes=float(minutes) or None, batch_size=int(batch_size), learning_rate=float(learning_rate),
         lr_schedule=lr_schedule, patience=int(patience), label_smoothing=float(label_smoothing),
         class_weights=class_weights, flip=flip, rotation_degrees=float(rotation), zoom=float(zoom), shift=float(shift),
@@ -61,58 +58,27 @@ def settings_form() -> TrainConfig | None:
     )
 
 
-config = settings_form()
-if config is not None:
+settings = settings_form()
+if settings is not None:
     try:
-        st.session_state["run_dir"] = str(launch(config))
+        st.session_state["run_dir"] = str(launch(TrainConfig(**settings)))
         st.success(f"Launched: {st.session_state['run_dir']}")
     except FerError as exc:
         st.error(str(exc))
-
-
-def curves(history: list[dict]) -> go.Figure:
-    frame = pd.DataFrame(history)
-    figure = go.Figure()
-    for column, dash in (("loss", None), ("val_loss", "dash"), ("accuracy", None), ("val_accuracy", "dash")):
-        if column in frame:
-            figure.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], name=column, mode="lines+markers",
-                                        line={"dash": dash}, yaxis="y2" if "accuracy" in column else "y"))
-    figure.update_layout(height=320, margin={"t": 20}, xaxis_title="epoch", yaxis_title="loss",
-                         yaxis2={"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1]})
-    return figure
 
 
 def show_run(run_dir: str) -> None:
     """Progress, curves and log of one run (polled while it is active)."""
     try:
         info = read_run(run_dir)
-    except FerError:
-        output = launch_output(run_dir)
-        if output.strip():
-            st.error(f"The training process ended before its run began: {output.strip().splitlines()[-1]}")
-        else:
-            st.info(f"Starting {run_dir} (loading the data)...")
+    except FerError as exc:
+        st.error(str(exc))
         return
-    progress = info.progress
     st.markdown(f"**{info.name}**: {info.model}, status **{info.status}**")
-    if progress.get("error"):
-        st.error(progress["error"])
-    epochs, epoch = max(info.epochs, 1), max(info.epoch, 1)
-    batches, batch = max(int(progress.get("batches") or 1), 1), int(progress.get("batch") or 0)
-    done = min(1.0, ((epoch - 1) + batch / batches) / epochs) if info.status != "finished" else 1.0
-    eta = progress.get("eta_seconds")
-    label = f"epoch {epoch}/{epochs}, batch {batch}/{batches}"
-    if info.config.get("minutes"):  # a budgeted run: time, not epochs, says how far it is
-        spent = info.config["minutes"] - float(progress.get("minutes_left", info.config["minutes"]))
-        done = min(1.0, spent / info.config["minutes"]) if info.status != "finished" else 1.0
-    if info.active and progress.get("minutes_left") is not None:
-        label += (f", {progress['minutes_left']:.1f} of {info.config['minutes']:g} budgeted min left "
-                  f"({progress.get('images_per_second', 0):.0f} images/s)")
-    elif info.active and eta is not None:
-        label += f", about {eta / 60:.1f} min left ({progress.get('images_per_second', 0):.0f} images/s)"
-    if progress.get("stop_reason") and not info.active:
-        label += f" (ended by: {progress['stop_reason'].replace('_', ' ')})"
-    st.progress(done, text=label)
+    if info.progress.get("error"):
+        st.error(info.progress["error"])
+    view = progress_view(info)
+    st.progress(view.fraction, text=view.text)
     if info.active and st.button("Stop", help="Stops after the current batch; the best model is kept"):
         try:
             request_stop(info.path)
@@ -121,12 +87,12 @@ def show_run(run_dir: str) -> None:
             st.error(str(exc))
     history = read_history(info.path)
     if history:
-        st.plotly_chart(curves(history), width="stretch", key=f"curves-{info.name}")
-    log_file = info.path / "train.log"
-    if log_file.is_file():
+        st.plotly_chart(history_curves(history), width="stretch", key=f"curves-{info.name}")
+    log = run_log(info)
+    if log is not None:
         with st.expander("Log", expanded=info.active):
-            st.code("\n".join(log_file.read_text(errors="replace").splitlines()[-15:]) or "(empty)")
-    if info.status in ("failed", "interrupted"):
+            st.code(log or "(empty)")
+    if info.status in ("failed", "interrupted") and read_history(info.path):
         st.warning("This run did not finish; resume it with `fer-core train --resume " + str(info.path) + "`.")
 
 
@@ -138,7 +104,7 @@ current = str(running.path) if running else st.session_state.get("run_dir") or (
 
 st.subheader("Current run")
 if current:
-    active = running is not None or (not Path(current).exists() and launched_process_alive())
+    active = running is not None
     # Poll the run's files every 2 s while it trains; a finished run renders once.
     st.fragment(run_every=2.0 if active else None)(show_run)(current)
 else:

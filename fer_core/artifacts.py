@@ -34,7 +34,8 @@ def list_trained() -> list[str]:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A saved model on disk: its `.keras` file and the folder holding config/metrics beside it."""
+    """A saved model on disk, the one way fer_core and the pages name a model: its `.keras` file,
+    the folder holding config/metrics/history beside it, and the name users see."""
 
     name: str
     model_file: Path
@@ -47,6 +48,43 @@ class ModelRef:
     @property
     def metrics(self) -> dict:
         return read_json(self.folder / "metrics.json", {}) if self.folder else {}
+
+    @property
+    def history(self) -> list[dict]:
+        from fer_core.rundir import read_history
+
+        return read_history(self.folder) if self.folder else []
+
+    @property
+    def spec(self):
+        """The registry entry of the model's family, from its saved config.json (None for a bare
+        `.keras` file or a family no longer registered)."""
+        from fer_core.models import get_spec, list_models
+
+        family = self.config.get("model")
+        return get_spec(family) if family in list_models() else None
+
+    @property
+    def version(self) -> tuple[int, int] | None:
+        """(mtime, size) of the model file: a cache key part, so a model promoted or retrained to
+        the same path is loaded again rather than served from an old cache entry."""
+        try:
+            stat = self.model_file.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+
+def saved_models(include_runs: bool = True) -> list[ModelRef]:
+    """Every model a user can pick: the trained ones by name, then (optionally) each finished run's
+    best model as "run <run name>", newest first."""
+    refs = [resolve_model(name) for name in list_trained()]
+    if include_runs:
+        from fer_core.runs import list_runs
+
+        refs += [ModelRef(f"run {run.name}", run.path / MODEL_FILE, run.path)
+                 for run in list_runs() if (run.path / MODEL_FILE).is_file() and not run.active]
+    return refs
 
 
 def resolve_model(ref: str | os.PathLike) -> ModelRef:

@@ -36,7 +36,7 @@ def load_keras():
         return keras
 
 
-# The processor features that decide training speed here (see training.resolve_precision).
+# The processor features that decide training speed here (see recipe.resolve_precision).
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
@@ -59,7 +59,7 @@ def environment() -> dict:
             "backend": keras.backend.backend(), "keras": keras.__version__}
     try:
         with open("/proc/cpuinfo") as handle:
-            info["cpu"] = next((l.split(":", 1)[1].strip() for l in handle if l.startswith("model name")), "?")
+            info["cpu"] = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "?")
     except OSError:
         info["cpu"] = platform.processor() or "?"
     info["cpu_flags"] = sorted(set(SPEED_FLAGS) & cpu_flags())
@@ -70,3 +70,24 @@ def environment() -> dict:
         info["threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     return info
+
+
+def has_gpu() -> bool:
+    """Whether the active Keras backend sees a GPU."""
+    backend = load_keras().backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            return any(d.platform == "gpu" for d in jax.devices())
+        if backend == "torch":
+            import torch
+
+            return bool(torch.cuda.is_available())
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return bool(tf.config.list_physical_devices("GPU"))
+    except Exception:  # a backend that cannot list devices has none we can use
+        return False
+    return False

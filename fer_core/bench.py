@@ -68,10 +68,10 @@ def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches:
     for name, model in models.items():
         fast, compiled = Classifier(model), Classifier(model, engine="keras")
         result["engine"][name] = fast.engines[0]
-        result["latency_ms"][name] = _percentiles(_timed(lambda: fast(face), repeats))
-        result["keras_compiled_latency_ms"][name] = _percentiles(_timed(lambda: compiled(face), repeats))
+        result["latency_ms"][name] = _percentiles(_timed(lambda fast=fast: fast(face), repeats))
+        result["keras_compiled_latency_ms"][name] = _percentiles(_timed(lambda compiled=compiled: compiled(face), repeats))
         naive = max(20, repeats // 5)  # model.predict is slow; fewer samples give the same median
-        result["baseline_latency_ms"][name] = _percentiles(_timed(lambda: model.predict(face, verbose=0), naive))
+        result["baseline_latency_ms"][name] = _percentiles(_timed(lambda model=model: model.predict(face, verbose=0), naive))
         result["latency_speedup"][name] = round(
             result["baseline_latency_ms"][name]["p50"] / max(result["latency_ms"][name]["p50"], 1e-9), 2)
         result["throughput_ips"][name] = throughput(fast)
@@ -126,7 +126,9 @@ def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int =
     difference being measured.
     """
     keras = load_keras()
-    from fer_core.training import TrainConfig, _make_callback, _StopRequest, build_training_model
+    from fer_core.recipe import build_training_model
+    from fer_core.train_config import TrainConfig
+    from fer_core.training import _make_callback, _StopRequest
 
     import logging
     import tempfile

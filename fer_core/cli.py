@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fer_core import CLASS_NAMES, __version__
 from fer_core.errors import FerError
+from fer_core.train_config import TrainConfig
 
 # Keep TensorFlow's C++ start-up chatter out of the CLI's output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="FER2013 folder or CSV")
     p.add_argument("--config", help="a config.json to start from (flags override it)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+    p.add_argument("--start", metavar="RUN_DIR", help="train a run folder holding only its config.json "
+                   "(how the dashboard launches runs)")
     p.add_argument("--init", metavar="MODEL", help="warm start: begin from the weights of a trained name, run folder "
                    "or .keras file of the same model (optimizer and schedule fresh)")
     p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
@@ -69,20 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="use the first N images of each split (quick trials)")
     p.add_argument("--seed", type=int)
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"))
+    p.add_argument("--optimizer", choices=TrainConfig.OPTIONS["optimizer"])
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--lr-schedule", choices=("constant", "cosine", "linear"),
+    p.add_argument("--lr-schedule", choices=TrainConfig.OPTIONS["lr_schedule"],
                    help="decay over the epochs, or over the time budget when --minutes is given")
     p.add_argument("--warmup-epochs", type=int)
     p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--class-weights", choices=("none", "balanced"))
+    p.add_argument("--class-weights", choices=TrainConfig.OPTIONS["class_weights"])
     p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
     p.add_argument("--rotation", type=float, dest="rotation_degrees", help="max rotation in degrees")
     p.add_argument("--zoom", type=float)
     p.add_argument("--shift", type=float)
     p.add_argument("--erasing", type=float)
     p.add_argument("--validation-split", type=float)
-    p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    p.add_argument("--precision", choices=TrainConfig.OPTIONS["precision"],
                    help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)")
@@ -96,7 +99,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
     p.add_argument("--json", action="store_true")
     p.add_argument("--output", help="also write the JSON metrics to this file")
-    p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify the faces in image files")
@@ -196,8 +198,12 @@ def _parse_params(items: list[str]) -> dict:
 def cmd_train(args) -> int:
     from fer_core import training
 
+    if args.resume and args.start:
+        raise FerError("--resume and --start each name a run; give one")
     if args.resume:
         run = training.resume(args.resume, echo=not args.quiet)
+    elif args.start:
+        run = training.start_prepared(args.start, echo=not args.quiet)
     else:
         base = {}
         if args.config:
@@ -206,7 +212,7 @@ def cmd_train(args) -> int:
             base = read_json(args.config)
             if not isinstance(base, dict):
                 raise FerError(f"{args.config}: not a readable JSON config")
-        fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
         overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
         if args.param:
             overrides["model_params"] = {**base.get("model_params", {}), **_parse_params(args.param)}
@@ -217,9 +223,10 @@ def cmd_train(args) -> int:
             raise FerError("no dataset given (--data PATH)")
         settings["data"] = str(Path(settings["data"]).expanduser())
         if args.init:
-            settings["init_from"] = training.describe_init(args.init, settings["model"])
-        config = training.TrainConfig.from_dict(settings)
-        config.validate()
+            from fer_core.recipe import describe_init
+
+            settings["init_from"] = describe_init(args.init, settings["model"])
+        config = TrainConfig.from_dict(settings)
         from fer_core.data import load_dataset
 
         if not Path(config.data).exists():
@@ -236,32 +243,29 @@ def cmd_train(args) -> int:
 
 
 def load_models(spec: str):
-    """Comma-separated model references → (models, names)."""
+    """Comma-separated model references → (loaded models, their ModelRefs)."""
     from fer_core.artifacts import load_model, resolve_model
 
-    refs = [part.strip() for part in spec.split(",") if part.strip()]
+    refs = [resolve_model(part.strip()) for part in spec.split(",") if part.strip()]
     if not refs:
         raise FerError("no model given (--model NAME_OR_DIR[,NAME_OR_DIR...])")
-    resolved = [resolve_model(r) for r in refs]
-    return [load_model(r) for r in resolved], [r.name for r in resolved]
+    return [load_model(r) for r in refs], refs
 
 
 def cmd_evaluate(args) -> int:
     from fer_core.data import load_dataset
     from fer_core.evaluation import evaluate
 
-    if args.batch_size < 1:
-        raise FerError(f"batch size must be >= 1. Received: {args.batch_size}")
-    models, names = load_models(args.model)
-    dataset = load_dataset(args.data)
-    _warn_report(dataset)
-    result = evaluate(models, dataset, split=args.split, tta=args.tta, batch_size=args.batch_size, names=names)
-    metrics = result.metrics
-    from fer_core.artifacts import resolve_model
     from fer_core.evaluation import selection_warning
 
-    for name, ref in zip(names, args.model.split(",")):
-        warning = selection_warning(name, resolve_model(ref.strip()).metrics, dataset, metrics["split"])
+    models, refs = load_models(args.model)
+    names = [ref.name for ref in refs]
+    dataset = load_dataset(args.data)
+    _warn_report(dataset)
+    result = evaluate(models, dataset, split=args.split, tta=args.tta, names=names)
+    metrics = result.metrics
+    for ref in refs:
+        warning = selection_warning(ref.name, ref.metrics, dataset, metrics["split"])
         if warning:
             print(f"fer-core: warning: {warning}", file=sys.stderr)
     if args.output:
@@ -285,7 +289,7 @@ def cmd_predict(args) -> int:
     from fer_core.images import read_grayscale
     from fer_core.inference import Classifier, FaceDetector, classify_image
 
-    models, _names = load_models(args.model)
+    models, _refs = load_models(args.model)
     classifier = Classifier(models)
     detector = FaceDetector()
     results, failed = [], 0
@@ -345,14 +349,12 @@ def cmd_bench(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from fer_core.artifacts import list_trained, resolve_model
+    from fer_core.artifacts import saved_models
     from fer_core.models import get_spec, list_models
 
     registered = {name: get_spec(name).description for name in list_models()}
-    trained = {}
-    for name in list_trained():
-        metrics = resolve_model(name).metrics
-        trained[name] = {"accuracy": metrics.get("accuracy"), "split": metrics.get("split")}
+    trained = {ref.name: {"accuracy": ref.metrics.get("accuracy"), "split": ref.metrics.get("split")}
+               for ref in saved_models(include_runs=False)}
     if args.json:
         _print_json({"registered": registered, "trained": trained})
         return 0

@@ -57,10 +57,6 @@ class LoadReport:
     def convert(self, what: str) -> None:
         self.converted[what] = self.converted.get(what, 0) + 1
 
-    @property
-    def n_skipped(self) -> int:
-        return sum(len(v) for v in self.skipped.values())
-
     def messages(self, show: int = 3) -> list[str]:
         """One line per kind of problem, naming at most `show` files or rows, then a count."""
         lines = list(self.warnings)
@@ -126,9 +122,6 @@ class Dataset:
         for name in self.split_names:
             keep[np.flatnonzero(self.splits == name)[:n]] = True
         return self.subset(keep)
-
-    def class_counts(self) -> np.ndarray:
-        return np.bincount(self.labels, minlength=len(CLASS_NAMES))
 
 
 def default_training_split(dataset: Dataset) -> str | None:

@@ -30,21 +30,31 @@ def selection_warning(name: str, metrics: dict, dataset: Dataset, split: str | N
     return None
 
 
-def predict_probabilities(model, images: np.ndarray, batch_size: int = 256, tta: bool = False) -> np.ndarray:
-    """Class probabilities for (N, 48, 48) or (N, 48, 48, 1) raw uint8 faces, in input order.
+def classifier_for(model):
+    """The fast classifier users get on the Predict and Live pages (`fer_core.inference.Classifier`)
+    for a loaded Keras model; a classifier, or any function from faces to probabilities, as is."""
+    if hasattr(model, "layers"):  # a Keras model
+        from fer_core.inference import Classifier
+
+        return Classifier(model)
+    return model
+
+
+def predict_probabilities(classify, images: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Class probabilities for (N, 48, 48) or (N, 48, 48, 1) raw uint8 faces, in input order, from
+    `classify` (a Keras model or a classifier; see classifier_for).
 
     With `tta`, the mean of the probabilities for each face and its mirror image.
     """
+    classify = classifier_for(classify)
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[..., None]
     if len(x) == 0:
         return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
-    x = x.astype(np.float32, copy=False)
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+    probs = np.asarray(classify(x), dtype=np.float32)
     if tta:
-        flipped = np.ascontiguousarray(x[:, :, ::-1, :])
-        probs = (probs + np.asarray(model.predict(flipped, batch_size=batch_size, verbose=0), dtype=np.float32)) / 2
+        probs = (probs + np.asarray(classify(np.ascontiguousarray(x[:, :, ::-1, :])), dtype=np.float32)) / 2
     return probs
 
 
@@ -129,13 +139,13 @@ def evaluate(
     dataset: Dataset,
     split: str | None = None,
     tta: bool = False,
-    batch_size: int = 256,
     names: list[str] | None = None,
 ) -> Evaluation:
-    """Evaluate one model, or the ensemble (mean probabilities) of several, on one split.
+    """Evaluate one model, or the ensemble (mean probabilities) of several, on one split, through
+    the same fast classifier as predictions (so `fer-core bench`'s throughput is evaluation's).
 
     Args:
-        models: loaded Keras models; more than one means their ensemble.
+        models: loaded Keras models (or classifiers); more than one means their ensemble.
         dataset: the loaded dataset.
         split: a split name; None picks PrivateTest, else PublicTest, else test, else all images.
         tta: average each face with its horizontal mirror.
@@ -148,7 +158,7 @@ def evaluate(
         raise FerError("no model to evaluate")
     split = split if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
-    per_model = [predict_probabilities(m, subset.images, batch_size=batch_size, tta=tta) for m in models]
+    per_model = [predict_probabilities(m, subset.images, tta=tta) for m in models]
     names = list(names) if names else [getattr(m, "name", "model") for m in models]
     return _evaluation(np.mean(per_model, axis=0), subset.labels, subset.sources, split or "all", tta, names, dataset.root)
 
@@ -160,7 +170,6 @@ def evaluate_model_file(
     tta: bool = False,
     name: str | None = None,
     load=None,
-    batch_size: int = 256,
 ) -> Evaluation:
     """One saved model's evaluation, its probabilities kept on disk for next time.
 
@@ -168,7 +177,7 @@ def evaluate_model_file(
     CPU); the cache makes that once per model file and machine instead of once per server. The
     key is the content of the model file and of the evaluated images and labels (so a promoted or
     retrained model, or other data, is never answered from an old entry), plus the TTA setting,
-    batch size, Keras backend and version, which can move the last float digits. A missing,
+    Keras backend and version, which can move the last float digits. A missing,
     unreadable or malformed entry is computed again.
 
     Args:
@@ -185,7 +194,8 @@ def evaluate_model_file(
     split = split if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
     keras = load_keras()
-    digest = hashlib.sha256(f"v1|{keras.backend.backend()}|{keras.__version__}|{bool(tta)}|{batch_size}|".encode())
+    # v2: probabilities from the fast classifier (v1 came from model.predict).
+    digest = hashlib.sha256(f"v2|{keras.backend.backend()}|{keras.__version__}|{bool(tta)}|".encode())
     digest.update(_file_sha256(model_file).encode())
     digest.update(np.ascontiguousarray(subset.images).tobytes())
     digest.update(np.asarray(subset.labels, dtype=np.int64).tobytes())
@@ -194,7 +204,7 @@ def evaluate_model_file(
     if probabilities is None:
         if load is None:
             from fer_core.artifacts import load_model as load
-        probabilities = predict_probabilities(load(model_file), subset.images, batch_size=batch_size, tta=tta)
+        probabilities = predict_probabilities(load(model_file), subset.images, tta=tta)
         try:
             os.makedirs(path.parent, exist_ok=True)
             write_atomic(path, lambda tmp: np.save(tmp, probabilities, allow_pickle=False))

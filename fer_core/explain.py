@@ -1,10 +1,14 @@
-"""Where a model looks: Grad-CAM for any registered model, attention maps for attention_cnn.
+"""Where a model looks: Grad-CAM for any model, and the spatial attention map of a family that
+has one (attention_cnn). Which layers to read comes from the model's registry entry, looked up
+from its saved config (`ModelRef.spec`), never from the Keras model's name.
 
 Grad-CAM needs gradients, which each Keras backend computes its own way; that difference is kept
 inside `_gradients`, the one backend-specific function here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,12 +27,8 @@ def _feature_model(model, layer_name: str):
     return keras.Model(model.inputs, [output, model.outputs[0]])
 
 
-def gradcam_layer_for(model) -> str:
-    """The registry's Grad-CAM layer for this model family, else its last 4-D layer."""
-    from fer_core.models import list_models, get_spec
-
-    if model.name in list_models():
-        return get_spec(model.name).gradcam_layer
+def last_spatial_layer(model) -> str:
+    """The last layer with a 4-D output: Grad-CAM's layer for a model the registry does not know."""
     for layer in reversed(model.layers):
         shape = layer.output.shape if not isinstance(layer.output, (list, tuple)) else layer.output[0].shape
         if len(shape) == 4:
@@ -43,12 +43,12 @@ def gradcam(model, face: np.ndarray, class_index: int | None = None, layer_name:
         model: a loaded model.
         face: (48, 48) uint8.
         class_index: the class to explain; default the predicted one.
-        layer_name: default the registry's layer for this model family.
+        layer_name: default the last spatial layer (`explain_face` passes the registry's).
 
     Returns:
         (heatmap (48, 48) float32 in [0, 1], probabilities (7,)).
     """
-    layer_name = layer_name or gradcam_layer_for(model)
+    layer_name = layer_name or last_spatial_layer(model)
     feature_model = _feature_model(model, layer_name)
     x = np.asarray(face, dtype=np.float32).reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
     features, grads, probs = _gradients(feature_model, x, class_index)
@@ -81,22 +81,53 @@ def _gradients(feature_model, x: np.ndarray, class_index: int | None):
     raise FerError(f"Grad-CAM is not supported on the {backend} backend")
 
 
-def attention_map(model, face: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The attention_cnn's spatial softmax attention for one face, upsampled to 48x48 in [0, 1].
+def attention_map(model, face: np.ndarray, layer_name: str = "spatial_attention") -> tuple[np.ndarray, np.ndarray]:
+    """The spatial softmax attention (§4.1) of one face, read from `layer_name` (a layer whose
+    second output is the map), upsampled to 48x48 in [0, 1].
 
     Returns:
         (heatmap (48, 48) float32, probabilities (7,)).
+
+    Raises:
+        FerError: the model has no such attention layer.
     """
-    from fer_core.models import get_spec, list_models
     from fer_core.models.attention_cnn import attention_map_model
 
-    layer = get_spec(model.name).attention_layer if model.name in list_models() else None
-    if not layer:
-        raise FerError(f"model {model.name!r} has no attention layer; attention maps need attention_cnn")
+    try:
+        layer = model.get_layer(layer_name)
+    except ValueError:
+        layer = None
+    if layer is None or not isinstance(layer.output, (list, tuple)):
+        raise FerError(f"model {model.name!r} has no attention layer {layer_name!r}; attention maps need attention_cnn")
     x = np.asarray(face, dtype=np.float32).reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
-    probs, maps = attention_map_model(model, layer)(x, training=False)
+    probs, maps = attention_map_model(model, layer_name)(x, training=False)
     keras = load_keras()
     return _upsample_unit(keras.ops.convert_to_numpy(maps)[0]), keras.ops.convert_to_numpy(probs)[0]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What the Explain page shows for one model and face."""
+
+    gradcam: np.ndarray  # (48, 48) in [0, 1]
+    attention: np.ndarray | None  # (48, 48) in [0, 1], for families with an attention layer
+    probabilities: np.ndarray  # (7,)
+
+    @property
+    def label(self) -> str:
+        from fer_core import CLASS_NAMES
+
+        return CLASS_NAMES[int(np.argmax(self.probabilities))]
+
+
+def explain_face(model, face: np.ndarray, spec=None) -> Explanation:
+    """Grad-CAM at the family's layer (`spec`, a registry entry such as `ModelRef.spec`; else the
+    last spatial layer) and, where the family has one, its attention map."""
+    heat, probabilities = gradcam(model, face, layer_name=spec.gradcam_layer if spec else None)
+    attention = None
+    if spec is not None and spec.attention_layer:
+        attention, _ = attention_map(model, face, spec.attention_layer)
+    return Explanation(heat, attention, probabilities)
 
 
 def _upsample_unit(heat: np.ndarray) -> np.ndarray:

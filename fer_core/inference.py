@@ -211,6 +211,15 @@ def find_faces(
     return detector.detect(gray, min_face=min_face)
 
 
+def main_face(gray: np.ndarray, detector: FaceDetector | None, min_face: int = 30) -> tuple[np.ndarray, bool]:
+    """The largest face of an image as a 48x48 crop, and whether a face was found; where none
+    is, the whole image stands in for it (the Explain page says so)."""
+    boxes = find_faces(gray, detector, min_face=min_face)
+    if not boxes:
+        return to_face(gray), False
+    return crop_face(gray, boxes[0]), True
+
+
 def classify_image(
     gray: np.ndarray,
     classifier: Classifier,
@@ -251,8 +260,9 @@ class Smoother:
                 del self._state[key]
 
 
-def draw_faces(gray_or_bgr: np.ndarray, faces: list[Face], min_side: int = 320) -> np.ndarray:
-    """A BGR copy of the image with each face's box and "label NN%" drawn on it.
+def draw_faces(gray_or_bgr: np.ndarray, faces: list[Face], min_side: int = 320, rgb: bool = False) -> np.ndarray:
+    """A BGR copy of the image (RGB with `rgb`, for display) with each face's box and "label NN%"
+    drawn on it.
 
     Small images (a 48x48 crop) are enlarged to `min_side` first, so the label stays legible.
     """
@@ -275,4 +285,4 @@ def draw_faces(gray_or_bgr: np.ndarray, faces: list[Face], min_side: int = 320) 
         top = y - th - base - 4 if y - th - base - 4 >= 0 else y
         cv2.rectangle(image, (x, top), (x + tw + 4, top + th + base + 4), (0, 200, 0), -1)
         cv2.putText(image, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
-    return image
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if rgb else image

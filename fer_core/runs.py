@@ -15,14 +15,15 @@ from pathlib import Path
 
 from fer_core.artifacts import MODEL_FILE, trained_dir
 from fer_core.errors import FerError
-from fer_core.fileio import read_json, write_json_atomic
-from fer_core.training import STOP_FILE, TrainConfig, pid_alive, read_history, runs_dir
+from fer_core.fileio import read_json
+from fer_core.rundir import (CONFIG_FILE, CONSOLE_FILE, STOP_FILE, create_run_dir, log_tail, minutes_trained,
+                             pid_alive, read_history, read_progress, runs_dir)
+from fer_core.train_config import TrainConfig
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
 ACTIVE = ("starting", "running")
 LAUNCH_LOCK = ".launch.lock"  # holds the pid of the training process the dashboard started
-LAUNCH_LOGS = ".launch"  # per-launch config and console output, outside the run directory
 
 
 @dataclass
@@ -50,9 +51,16 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
     path = Path(run_dir)
     if not path.is_dir():
         raise FerError(f"no such run directory: {path}")
-    progress = read_json(path / "progress.json", {}) or {}
-    config = read_json(path / "config.json", {}) or {}
+    progress = read_progress(path)
+    config = read_json(path / CONFIG_FILE, {}) or {}
     status = progress.get("status", "unknown")
+    if not progress and (path / CONSOLE_FILE).exists():  # launched; the child has not begun training
+        if launched_process_alive(path.parent):
+            status = "starting"
+        else:
+            output = launch_output(path).strip()
+            status = "failed"
+            progress = {"error": output.splitlines()[-1] if output else "the training process ended before it began"}
     if status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
         if not pid_alive(progress.get("pid")):
             status = "interrupted"
@@ -74,13 +82,49 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
     base = Path(root) if root is not None else runs_dir()
     if not base.is_dir():
         return []
-    runs = [read_run(p) for p in base.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+    runs = [read_run(p) for p in base.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
     return sorted(runs, key=lambda r: r.path.name, reverse=True)
 
 
 def active_run(root: str | os.PathLike | None = None) -> RunInfo | None:
     """The run currently training under `root`, if any."""
     return next((r for r in list_runs(root) if r.active), None)
+
+
+@dataclass(frozen=True)
+class ProgressView:
+    """How far a run is, as the Train page shows it: a fraction and one line of text."""
+
+    fraction: float
+    text: str
+
+
+def progress_view(info: RunInfo) -> ProgressView:
+    """A budgeted run is as far as its time; other runs as far as their epochs and batches."""
+    progress, budget = info.progress, info.config.get("minutes")
+    epochs, epoch = max(info.epochs, 1), max(info.epoch, 1)
+    batches, batch = max(int(progress.get("batches") or 1), 1), int(progress.get("batch") or 0)
+    if info.status == "finished":
+        fraction = 1.0
+    elif budget:
+        spent = budget - float(progress.get("minutes_left", budget))
+        fraction = min(1.0, spent / budget)
+    else:
+        fraction = min(1.0, ((epoch - 1) + batch / batches) / epochs)
+    text = f"epoch {epoch}/{epochs}, batch {batch}/{batches}"
+    speed = f"{progress.get('images_per_second', 0):.0f} images/s"
+    if info.active and progress.get("minutes_left") is not None:
+        text += f", {progress['minutes_left']:.1f} of {budget:g} budgeted min left ({speed})"
+    elif info.active and progress.get("eta_seconds") is not None:
+        text += f", about {progress['eta_seconds'] / 60:.1f} min left ({speed})"
+    if progress.get("stop_reason") and not info.active:
+        text += f" (ended by: {progress['stop_reason'].replace('_', ' ')})"
+    return ProgressView(max(0.0, fraction), text)
+
+
+def run_log(info: RunInfo, lines: int = 15) -> str | None:
+    """The end of the run's train.log, else of what its process printed, else None."""
+    return log_tail(info.path, lines) or (launch_output(info.path).strip() or None)
 
 
 def request_stop(run_dir: str | os.PathLike) -> None:
@@ -154,7 +198,7 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     if metrics is None:
         metrics = read_json(info.path / "metrics.json", {}) or {}
     history = read_history(info.path)
-    minutes = sum(row.get("seconds", 0.0) for row in history) / 60.0
+    minutes = minutes_trained(history)
     c = info.config
     p = info.progress
     init = c.get("init_from") or {}
@@ -199,22 +243,24 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
 
 
 def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
-    """Start `fer-core train` for `config` in its own process and session, so that no dashboard
-    rerun, closed tab or server restart kills it. One training at a time per runs folder.
+    """Start training `config` in its own process and session, so that no dashboard rerun, closed
+    tab or server restart kills it. One training at a time per runs folder.
+
+    The run directory and its config.json are written here, once, with the precision resolved;
+    the child (`fer-core train --start RUN_DIR`) reads them and is from then on the only writer.
+    What it prints goes to the run's console.log.
 
     Returns:
-        The run directory the process will create (it may not exist yet for a few seconds).
+        The run directory (progress.json appears once the child has loaded the data).
 
     Raises:
-        FerError: invalid settings, missing data, or a training already in progress.
+        FerError: missing data, a training already in progress, or a folder that cannot be written.
     """
-    config.validate()
     if not config.data or not Path(config.data).exists():
         raise FerError(f"dataset path does not exist: {config.data or '(none)'}")
     base = Path(root) if root is not None else runs_dir()
-    logs = base / LAUNCH_LOGS
     try:
-        logs.mkdir(parents=True, exist_ok=True)
+        base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise FerError(f"cannot create the runs folder {base}: {exc.strerror}") from None
     lock = _take_launch_lock(base)
@@ -222,16 +268,17 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         running = active_run(base)
         if running is not None:
             raise FerError(f"a training run is already in progress: {running.name} (stop it first)")
-        from datetime import datetime
+        import dataclasses
 
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = next(n for n in (f"{stamp}-{config.model}" + (f"-{i}" if i else "") for i in range(100))
-                    if not (base / n).exists() and not (logs / f"{n}.json").exists())
-        write_json_atomic(logs / f"{name}.json", config.to_dict())
-        with open(logs / f"{name}.out", "wb") as output:
+        from fer_core.fileio import write_json_atomic
+        from fer_core.recipe import resolve_precision
+
+        config = dataclasses.replace(config, precision=resolve_precision(config.precision))
+        path = create_run_dir(config.model, out=base)
+        write_json_atomic(path / CONFIG_FILE, config.to_dict())
+        with open(path / CONSOLE_FILE, "wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "fer_core", "train", "--config", str(logs / f"{name}.json"),
-                 "--run-dir", str(base / name), "--quiet"],
+                [sys.executable, "-m", "fer_core", "train", "--start", str(path), "--quiet"],
                 stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
             )
         os.write(lock, str(process.pid).encode())
@@ -240,14 +287,13 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         (base / LAUNCH_LOCK).unlink(missing_ok=True)
         raise
     os.close(lock)
-    return base / name
+    return path
 
 
 def launch_output(run_dir: str | os.PathLike) -> str:
-    """What a launched training process printed (errors before its run directory existed)."""
-    path = Path(run_dir)
+    """What a launched training process printed (an error before its first epoch, say)."""
     try:
-        return (path.parent / LAUNCH_LOGS / f"{path.name}.out").read_text(encoding="utf-8", errors="replace")
+        return (Path(run_dir) / CONSOLE_FILE).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
 

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from fer_core import CLASS_NAMES
 from fer_core.cli import main
-
-
-def run_cli(*args):
-    """The real command in a fresh process, as a user or another tool runs it."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "fer_core", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
-    return done.returncode, done.stdout, done.stderr
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("fer-core: error:"), err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
+from helpers import assert_one_line_error, run_cli
 
 
 def test_stats_json_shape(folder_dataset, capsys):
@@ -45,7 +28,7 @@ def test_stats_flags_blank_images(tmp_path, capsys):
     import cv2
     import numpy as np
 
-    from conftest import write_folder_dataset
+    from helpers import write_folder_dataset
 
     root = write_folder_dataset(tmp_path, per_class=1)
     cv2.imwrite(str(root / "train" / "sad" / "Training_777.png"), np.zeros((48, 48), np.uint8))
@@ -163,12 +146,11 @@ def test_train_then_runs_listing(folder_dataset, tmp_path, capsys):
 
 
 def test_train_flag_choices_are_the_ones_training_accepts():
-    """The parser spells its choices out (importing fer_core.training would load numpy into every
-    command's start-up); this keeps them from drifting from what TrainConfig validates."""
+    """The parser's choices come from TrainConfig.OPTIONS, every option list of it, unchanged."""
     from fer_core.cli import build_parser
-    from fer_core.training import CLASS_WEIGHTING, LR_SCHEDULES, OPTIMIZERS, PRECISIONS
+    from fer_core.train_config import TrainConfig
 
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith(" train"))
     choices = {action.dest: tuple(action.choices) for action in train._actions if action.choices}
-    assert choices == {"optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "class_weights": CLASS_WEIGHTING,
-                       "precision": PRECISIONS}
+    assert choices == TrainConfig.OPTIONS
+    assert set(TrainConfig.OPTIONS) == {"optimizer", "lr_schedule", "class_weights", "precision"}

@@ -9,17 +9,12 @@ import numpy as np
 import pytest
 
 from fer_core.runs import promote, read_run
+from helpers import APP, app_pages
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-PAGES = {
-    "app_pages/home.py": "FER Studio",
-    "app_pages/dataset.py": "Dataset",
-    "app_pages/train.py": "Train",
-    "app_pages/evaluate.py": "Evaluate & compare",
-    "app_pages/explain.py": "Explain",
-    "app_pages/predict.py": "Predict",
-    "app_pages/live.py": "Live",
-}
+APP = str(APP)
+PAGES = app_pages()  # page file -> navigation title, as app.py declares them
+# Each page's heading is its navigation title, except Home's, which names the product.
+HEADINGS = {**PAGES, "app_pages/home.py": "FER Studio"}
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +55,17 @@ def open_page(page: str):
     return at
 
 
+def test_app_declares_every_page_file_and_only_those():
+    page_files = {f"app_pages/{p.name}" for p in (Path(APP).parent / "app_pages").glob("*.py")}
+    assert set(PAGES) == page_files and len(PAGES) == 7
+
+
 @pytest.mark.parametrize("page", list(PAGES))
 def test_page_renders_without_exception(page, dashboard):
     at = open_page(page)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert at.title[0].value == PAGES[page]
+    assert at.title[0].value == HEADINGS[page]
 
 
 def test_home_lists_models_with_accuracy(dashboard):
@@ -243,10 +243,10 @@ def test_the_guard_turns_the_wrong_order_into_a_clear_error():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", "import tensorflow\nimport app_pages"], capture_output=True,
+    done = subprocess.run([sys.executable, "-c", "import tensorflow\nimport dashboard"], capture_output=True,
                           text=True, timeout=300, cwd=Path(APP).parent)
     assert done.returncode == 1, done.returncode  # an ImportError, not the segfault (-11)
-    assert "TensorFlow was imported before app_pages" in done.stderr
+    assert "TensorFlow was imported before dashboard" in done.stderr
 
 
 @pytest.mark.parametrize("url, blocked", [
@@ -255,6 +255,6 @@ def test_the_guard_turns_the_wrong_order_into_a_clear_error():
     ("http://192.168.1.20:8501/live", "192.168.1.20"), ("http://FER-box:8501/", "fer-box"),
 ])
 def test_the_live_page_knows_when_browsers_block_the_camera(url, blocked):
-    from app_pages.shared import insecure_camera_host
+    from dashboard.shared import insecure_camera_host
 
     assert insecure_camera_host(url) == blocked

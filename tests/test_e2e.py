@@ -152,8 +152,8 @@ def test_predict_soak_zip_of_mixed_files(server, browser, tmp_path):
 
     from PIL import Image
 
-    from conftest import synthetic_face
-    from test_hardening import IMAGE_CASES
+    from helpers import synthetic_face
+    from helpers import IMAGE_CASES
 
     url, _base, pid = server
     buffer, good = io.BytesIO(), 0

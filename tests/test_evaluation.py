@@ -9,18 +9,19 @@ from fer_core import CLASS_NAMES
 from fer_core.data import load_dataset
 from fer_core import FerError
 from fer_core.evaluation import compute_metrics, ensemble_of, evaluate
+from fer_core.models import list_models
 
 
 class LookupModel:
-    """A stand-in model that answers from a table keyed by image content: order-sensitive."""
+    """A stand-in classifier that answers from a table keyed by image content: order-sensitive."""
 
     name = "lookup"
 
     def __init__(self, images, labels, flip_label=None):
-        self.table = {img.tobytes(): int(l) for img, l in zip(images.astype(np.float32), labels)}
+        self.table = {img.tobytes(): int(label) for img, label in zip(images.astype(np.float32), labels)}
         self.flip_label = flip_label
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def __call__(self, x):
         out = np.full((len(x), 7), 0.01, dtype=np.float32)
         for i, img in enumerate(np.asarray(x, dtype=np.float32)[..., 0]):
             label = self.table.get(img.tobytes(), self.flip_label)
@@ -200,3 +201,37 @@ def test_the_cli_warns_when_a_run_is_evaluated_on_its_training_split(tiny_run, f
     assert "warning: " in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "PublicTest"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_evaluation_predicts_through_the_fast_classifier_for_every_model(name, folder_dataset):
+    """Evaluation and the Predict page share one prediction path, and it is the model's own answer."""
+    from fer_core.evaluation import classifier_for
+    from fer_core.inference import Classifier
+    from fer_core.models import build_model
+    from helpers import SMALL
+
+    model = build_model(name, **SMALL.get(name, {}))
+    assert isinstance(classifier_for(model), Classifier)
+    dataset = load_dataset(folder_dataset)
+    test = dataset.split("PublicTest")
+    result = evaluate([model], dataset, split="PublicTest")
+    direct = np.asarray(model(test.images[..., None].astype(np.float32), training=False))
+    assert np.abs(result.probabilities - direct).max() < 1e-4
+    assert result.metrics["loss"] == pytest.approx(compute_metrics(test.labels, direct)["loss"], abs=1e-3)
+
+
+def test_the_comparison_puts_measured_rows_above_the_papers(folder_dataset):
+    from fer_core.paper import MEASURED_SOURCE, PAPER_SOURCE, PAPER_TABLE_4, comparison_rows
+
+    dataset = load_dataset(folder_dataset)
+    test = dataset.split("PublicTest")
+    model = LookupModel(test.images[..., None], test.labels)
+    results = {"ours": evaluate([model], dataset, split="PublicTest"),
+               "ours, flipped too": evaluate([model], dataset, split="PublicTest", tta=True)}
+    rows = comparison_rows(results, {"ours": 12})
+    assert rows[0] == {"model": "ours", "source": MEASURED_SOURCE, "split": "PublicTest", "accuracy": 1.0,
+                       "macro-F1": 1.0, "loss": results["ours"].metrics["loss"], "epochs": 12}
+    assert rows[1]["split"] == "PublicTest +TTA" and rows[1]["epochs"] is None
+    assert [r["source"] for r in rows[2:]] == [PAPER_SOURCE] * len(PAPER_TABLE_4)
+    assert rows[2]["accuracy"] == PAPER_TABLE_4["cnn"]["accuracy"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fer_core import FerError
-from fer_core.explain import attention_map, gradcam, overlay
-from fer_core.models import build_model, list_models
-from test_models import SMALL
+from fer_core.explain import attention_map, explain_face, gradcam, overlay
+from fer_core.models import build_model, get_spec, list_models
+from helpers import SMALL
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -21,6 +21,10 @@ def test_gradcam_every_model(name):
     assert probs.shape == (7,) and probs.sum() == pytest.approx(1.0, abs=1e-4)
     heat_other, _ = gradcam(model, face, class_index=int(np.argmin(probs)))
     assert heat_other.shape == (48, 48)
+    # At the registry's layer, with the attention map exactly where the family has an attention layer.
+    explained = explain_face(model, face, get_spec(name))
+    np.testing.assert_allclose(explained.probabilities, probs, atol=1e-5)
+    assert (explained.attention is not None) == bool(get_spec(name).attention_layer)
 
 
 def test_attention_map_only_for_attention_models():

@@ -6,12 +6,10 @@ import io
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,50 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import synthetic_face
 from fer_core import FerError
 from fer_core.images import decode_grayscale, expand_uploads
-from test_cli import assert_one_line_error, run_cli
-
-
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares width x height pixels: a decompression bomb's shape."""
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
-FACE = Image.fromarray(synthetic_face(3, 0)).resize((64, 80))
-_exif = Image.Exif()
-_exif[0x0112] = 6  # "rotate 90 CW to display"
-
-# name -> (bytes, expected decoded shape or the error it must raise)
-IMAGE_CASES = {
-    "zero-bytes.jpg": (b"", "empty"),
-    "text.jpg": (b"just some text, not a picture", "not an image"),
-    "document.png": (b"%PDF-1.7\n1 0 obj <<>> endobj\n", "not an image"),
-    "page.jpg": (b"<!doctype html><html><body>hi</body></html>", "not an image"),
-    "truncated.jpg": (encode(FACE.convert("RGB"), "JPEG")[:300], "truncated or corrupt"),
-    "truncated.png": (encode(FACE, "PNG")[:150], "truncated or corrupt"),
-    "bomb.png": (png_declaring(100_000, 100_000), "decompression bomb|Mpx limit"),
-    "over-limit.png": (png_declaring(8000, 8000), "Mpx limit"),
-    "sixteen-bit.png": (encode(Image.fromarray((np.arange(80 * 64).reshape(80, 64) * 9).astype(np.uint16)), "PNG"), (80, 64)),
-    "cmyk.jpg": (encode(FACE.convert("CMYK"), "JPEG"), (80, 64)),
-    "palette.png": (encode(FACE.convert("P"), "PNG"), (80, 64)),
-    "alpha.png": (encode(FACE.convert("RGBA"), "PNG"), (80, 64)),
-    "animated.gif": (encode(FACE.convert("P"), "GIF", save_all=True, append_images=[FACE.rotate(90).convert("P")]), (80, 64)),
-    "exif-rotated.jpg": (encode(FACE.convert("RGB"), "JPEG", exif=_exif.tobytes()), (64, 80)),
-    "webp.webp": (encode(FACE.convert("RGB"), "WEBP"), (80, 64)),
-    "bitmap.bmp": (encode(FACE, "BMP"), (80, 64)),
-}
+from helpers import FACE, IMAGE_CASES, assert_one_line_error, encode, run_cli, synthetic_face
 
 
 @pytest.mark.parametrize("name", list(IMAGE_CASES))
@@ -199,6 +156,7 @@ def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset
     from fer_core.artifacts import load_model
     from fer_core.data import load_dataset
     from fer_core.runs import read_run
+    from fer_core.train_config import TrainConfig
 
     real_save = training.save_model_atomic
     saves = []
@@ -210,7 +168,7 @@ def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset
         real_save(model, path)
 
     monkeypatch.setattr(training, "save_model_atomic", save_then_fill_the_disk)
-    config = training.TrainConfig(model="cnn", data=str(folder_dataset), epochs=3, batch_size=8, patience=0,
+    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=3, batch_size=8, patience=0,
                                   model_params={"filters": [4, 8, 8], "dense_units": 8})
     with pytest.raises(FerError, match="disk is full"):
         training.train(config, run_dir=tmp_path / "run", dataset=load_dataset(folder_dataset), echo=False)
@@ -271,7 +229,7 @@ def test_csv_parsing_never_fails_other_than_with_a_user_error(tmp_path, text):
 def test_sigkill_leaves_a_readable_resumable_run(folder_dataset, tmp_path, kill_after_epochs, extra_delay):
     from fer_core.artifacts import load_model
     from fer_core.runs import read_run
-    from fer_core.training import read_history
+    from fer_core.rundir import read_history
 
     run = tmp_path / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

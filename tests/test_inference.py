@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import synthetic_face
+from helpers import synthetic_face
 from fer_core import FerError
 from fer_core.images import decode_grayscale, expand_uploads
 from fer_core.inference import Classifier, Face, FaceDetector, Smoother, classify_image, crop_face, draw_faces
@@ -38,7 +38,7 @@ def test_classifier_matches_the_model_and_keeps_order(small_cnn):
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("engine", ["auto", "keras"])
 def test_every_engine_gives_the_models_probabilities(name, engine):
-    from test_models import SMALL
+    from helpers import SMALL
 
     model = build_model(name, **SMALL.get(name, {}))
     faces = np.random.default_rng(3).integers(0, 256, (5, 48, 48)).astype(np.uint8)
@@ -135,3 +135,23 @@ def test_expand_uploads_reads_zips_in_memory_and_refuses_escapes():
     assert "not a readable zip" in by_name["broken.zip"][1]
     with pytest.raises(FerError, match="bad.jpg"):
         decode_grayscale(by_name["faces.zip/bad.jpg"][0], name="faces.zip/bad.jpg")
+
+
+def test_main_face_falls_back_to_the_whole_image_and_says_so():
+    from fer_core.inference import main_face
+
+    detector = FaceDetector()
+    blank = np.full((240, 320), 128, np.uint8)  # large enough for detection; no face in it
+    face, found = main_face(blank, detector)
+    assert not found and face.shape == (48, 48) and (face == 128).all()
+    crop = synthetic_face(3, 0)  # a 48x48 crop is a face by size alone
+    face, found = main_face(crop, detector)
+    assert found and np.array_equal(face, crop)
+
+
+def test_draw_faces_gives_rgb_for_display():
+    image = np.zeros((100, 100), np.uint8)
+    probs = np.eye(7)[3]
+    bgr = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0)
+    rgb = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0, rgb=True)
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])

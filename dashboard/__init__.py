@@ -1,9 +1,12 @@
-"""The dashboard's pages. Importing this package makes the Live page safe to open after any other.
+"""What the dashboard's pages share (`dashboard.shared`: data and model loading, pickers;
+`dashboard.charts`: figures), kept outside app_pages/ so that folder holds only pages.
+
+Importing this package makes the Live page safe to open after any other.
 
 Loading pylibsrtp (streamlit-webrtc's SRTP binding) after TensorFlow segfaults the process, while
 the other order works. One Streamlit server runs every page in one process, so opening Train
 (TensorFlow) and then Live (streamlit-webrtc) would kill the server for every user. app.py imports
-this package before anything else, and every page imports `app_pages.shared`, so pylibsrtp is
+this package before anything else, and every page imports `dashboard.shared`, so pylibsrtp is
 always loaded first. It costs ~7 ms; streamlit-webrtc itself (~0.4 s) stays with the Live page.
 """
 
@@ -13,7 +16,7 @@ if "tensorflow" in sys.modules and "pylibsrtp" not in sys.modules:
     # Only reachable when something imports TensorFlow before the dashboard (a test harness, a
     # custom entrypoint): fail with a message rather than a segfault on the Live page.
     raise ImportError(
-        "TensorFlow was imported before app_pages: import app_pages (or pylibsrtp) first, "
+        "TensorFlow was imported before dashboard: import dashboard (or pylibsrtp) first, "
         "or the Live page's streamlit-webrtc would crash the process"
     )
 

@@ -1,0 +1,202 @@
+"""The training recipe: the model with its augmentation, the optimizer, the learning-rate
+schedule, the precision, warm starts and class weights. What a `TrainConfig` turns into before
+the loop (`fer_core.training`) runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import numpy as np
+
+from fer_core import NUM_CLASSES
+from fer_core.errors import FerError
+from fer_core.rundir import minutes_trained, read_history
+from fer_core.train_config import TrainConfig
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+    """Keras' global dtype policy set to `name` while models are built, then restored: the built
+    layers keep it, and nothing built later in the same process (a test, the dashboard) inherits it."""
+    from fer_core.backend import load_keras
+
+    mixed_precision = load_keras().mixed_precision
+    previous = mixed_precision.global_policy()
+    mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        mixed_precision.set_global_policy(previous)
+
+
+def build_training_model(config: TrainConfig):
+    """(training model, inference model): augmentation wraps the inference model, sharing its weights."""
+    with precision_policy(resolve_precision(config.precision)):
+        return _build_training_model(config)
+
+
+def _build_training_model(config: TrainConfig):
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
+    from keras import layers
+
+    from fer_core.models import build_model
+
+    model = build_model(config.model, **config.model_params)
+    if config.init_from:
+        load_init_weights(model, config)
+    augment = []
+    if config.flip:
+        augment.append(layers.RandomFlip("horizontal", seed=config.seed, name="aug_flip"))
+    if config.rotation_degrees:
+        augment.append(layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="reflect", seed=config.seed + 1, name="aug_rotation"))
+    if config.zoom:
+        augment.append(layers.RandomZoom(config.zoom, fill_mode="reflect", seed=config.seed + 2, name="aug_zoom"))
+    if config.shift:
+        augment.append(layers.RandomTranslation(config.shift, config.shift, fill_mode="reflect", seed=config.seed + 3, name="aug_shift"))
+    if config.erasing:
+        augment.append(layers.RandomErasing(factor=config.erasing, value_range=(0, 255), seed=config.seed + 4, name="aug_erasing"))
+    inputs = keras.Input(shape=model.inputs[0].shape[1:], name="pixels")
+    x = inputs
+    for layer in augment:
+        x = layer(x)
+    training_model = keras.Model(inputs, model(x), name=f"train_{config.model}")
+    training_model.compile(
+        optimizer=optimizer_for(config),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    compile_whole_step(training_model)
+    return training_model, model
+
+
+def describe_init(spec: str, model_name: str) -> dict:
+    """Resolve a warm-start source (a trained name, a run folder or a .keras file) for `model_name`
+    into what config.json records: its path, and where known its reported metrics and the epochs
+    and minutes behind it (cumulative over its own warm starts), so a shipped model's full
+    training stays known.
+
+    Raises:
+        FerError: not found, or a model of another registry family.
+    """
+    from fer_core.artifacts import resolve_model
+
+    ref = resolve_model(spec)
+    source_config = ref.config
+    source_model = source_config.get("model")
+    if source_model and source_model != model_name:
+        raise FerError(f"cannot warm-start {model_name} from {ref.model_file}: it is a {source_model} model")
+    history = read_history(ref.folder) if ref.folder else []
+    earlier = source_config.get("init_from") or {}
+    metrics = ref.metrics
+    return {
+        "path": str(ref.model_file.resolve()),
+        "model": source_model or model_name,
+        "model_params": source_config.get("model_params", {}),
+        "reported_split": metrics.get("split"),
+        "reported_accuracy": metrics.get("accuracy"),
+        "epochs": len(history) + int(earlier.get("epochs", 0) or 0),
+        "minutes": round(minutes_trained(history) + float(earlier.get("minutes", 0.0) or 0.0), 2),
+    }
+
+
+def load_init_weights(model, config: TrainConfig) -> None:
+    """Copy the warm-start model's weights into the freshly built `model` (same family and shapes)."""
+    from fer_core.artifacts import load_model
+
+    source = load_model(config.init_from["path"])
+    if source.name != model.name:
+        raise FerError(f"cannot warm-start {model.name} from {config.init_from['path']}: it is a {source.name} model")
+    theirs, ours = source.get_weights(), model.get_weights()
+    if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours)):
+        raise FerError(f"cannot warm-start {model.name} from {config.init_from['path']}: its layers have other shapes "
+                       "(different model parameters)")
+    # Weights keep the new model's dtypes (a float16-stored source is cast to the training precision).
+    model.set_weights([w.astype(o.dtype) for w, o in zip(theirs, ours)])
+
+
+def compile_whole_step(training_model) -> None:
+    """On JAX, let the whole training step (augmentation included) run as one XLA program.
+
+    Keras marks RandomRotation/Zoom/Translation `supports_jit = False` because TensorFlow's XLA
+    cannot compile their image transform, and one such layer turns jit off for the whole model.
+    On JAX that means every op of every step dispatched one by one: measured on an H100, 170 s
+    an epoch for the paper CNN. JAX's own affine transform compiles fine, so on JAX the flag is
+    lifted and the step jitted. TensorFlow keeps Keras' choice (a graph function, no XLA).
+    """
+    from fer_core.backend import load_keras
+
+    if load_keras().backend.backend() != "jax":
+        return
+    for layer in training_model.layers:
+        if layer.name.startswith("aug_"):
+            layer.supports_jit = True
+    training_model.jit_compile = True
+
+
+def optimizer_for(config: TrainConfig):
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
+
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        # Nesterov momentum, as in Khaireddin & Chen's FER2013 VGGNet recipe; weight decay applied
+        # by Keras as a decoupled shrink of the weights each step.
+        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, nesterov=True,
+                                    weight_decay=config.weight_decay or None)
+    return keras.optimizers.Adam(learning_rate=config.learning_rate)
+
+
+def schedule_fraction(config: TrainConfig, epoch: int, elapsed_seconds: float) -> float:
+    """How far through the run the schedule is, 0..1: the epoch over the epoch count, or with a
+    time budget whichever is further along, the time or the epochs, so a run ends annealed
+    whichever limit it reaches first."""
+    span = max(1, config.epochs - config.warmup_epochs)
+    by_epoch = min(1.0, max(0.0, (epoch - config.warmup_epochs) / span))
+    if config.minutes:
+        return max(by_epoch, min(1.0, elapsed_seconds / (config.minutes * 60.0)))
+    return by_epoch
+
+
+def learning_rate_at(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0) -> float:
+    """The learning rate for a 0-based epoch: linear warm-up over `warmup_epochs`, then constant,
+    cosine or linear decay to zero over the schedule (`schedule_fraction`)."""
+    if config.warmup_epochs and epoch < config.warmup_epochs:
+        return config.learning_rate * (epoch + 1) / config.warmup_epochs
+    t = schedule_fraction(config, epoch, elapsed_seconds)
+    if config.lr_schedule == "cosine":
+        return config.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
+    if config.lr_schedule == "linear":
+        return config.learning_rate * (1.0 - t)
+    return config.learning_rate
+
+
+def resolve_precision(precision: str, flags: set[str] | None = None, gpu: bool | None = None) -> str:
+    """'auto' → mixed_bfloat16 on a GPU or a CPU with native bf16 (avx512_bf16 / amx_bf16), else
+    float32. Measured on 2-core CPUs with TensorFlow: bf16 roughly doubles training speed where
+    the CPU has bf16 instructions and is ~5x slower where it has only AVX2."""
+    if precision != "auto":
+        return precision
+    if flags is None:
+        from fer_core.backend import cpu_flags
+
+        flags = cpu_flags()
+    if gpu is None:
+        from fer_core.backend import has_gpu
+
+        gpu = has_gpu()
+    return "mixed_bfloat16" if gpu or {"avx512_bf16", "amx_bf16"} & flags else "float32"
+
+
+def class_weight_map(labels: np.ndarray, how: str) -> dict[int, float] | None:
+    """'balanced': n / (k * count_c) for the classes present, as in scikit-learn."""
+    if how == "none":
+        return None
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    present = counts > 0
+    return {c: float(len(labels) / (present.sum() * counts[c])) if counts[c] else 0.0 for c in range(NUM_CLASSES)}

@@ -1,0 +1,139 @@
+"""What tests share: synthetic FER-like data, small model sizes, the CLI in a subprocess, odd
+image files, and the dashboard's page list (read from app.py, so a page added there is tested).
+
+Test modules import from here, never from conftest.py (fixtures only) or from each other.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fer_core import CLASS_NAMES
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+APP = PROJECT_ROOT / "app.py"
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "fer2013"
+PER_CLASS = 6  # images per class per split in the synthetic folder dataset
+
+
+def synthetic_face(label: int, index: int, size: int = 48) -> np.ndarray:
+    """A face-like 48x48 uint8 image whose class is learnable: a bright bar at a class-specific row."""
+    rng = np.random.default_rng(1000 * label + index)
+    yy, xx = np.mgrid[0:size, 0:size]
+    face = 90 + 60 * np.exp(-(((xx - size / 2) / (size / 3)) ** 2 + ((yy - size / 2) / (size / 2.4)) ** 2))
+    face += rng.normal(0, 12, (size, size))
+    row = 6 + label * 5
+    face[row : row + 3, 8:40] = 235
+    return np.clip(face, 0, 255).astype(np.uint8)
+
+
+def write_folder_dataset(root: Path, per_class: int = PER_CLASS, prefixes: bool = True,
+                         class_folders=CLASS_NAMES, splits=(("train", "Training"), ("test", "PublicTest"))) -> Path:
+    import cv2
+
+    for folder, usage in splits:
+        for label, name in enumerate(class_folders):
+            target = root / folder / name
+            target.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                stem = f"{usage}_{label * 100 + i}" if prefixes else f"img_{label * 100 + i}"
+                cv2.imwrite(str(target / f"{stem}.png"), synthetic_face(CLASS_NAMES.index(name) if name in CLASS_NAMES else label, i + (0 if usage == "Training" else 50)))
+    return root
+
+
+def csv_text(rows, header="emotion,pixels,Usage") -> str:
+    lines = [header]
+    for label, pixels, usage in rows:
+        lines.append(f"{label},{' '.join(str(int(v)) for v in np.ravel(pixels))},{usage}")
+    return "\n".join(lines) + "\n"
+
+
+def run_cli(*args):
+    """The real command in a fresh process, as a user or another tool runs it."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-m", "fer_core", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fer-core: error:"), err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+# Small widths keep the suite fast; the architecture (layers, names, wiring) is the registry's.
+SMALL = {
+    "cnn": {"filters": (8, 16, 32), "dense_units": 16},
+    "attention_cnn": {"filters": (8, 16, 32), "dense_units": 16},
+    "resnet50": {"image_size": 32},
+    "vgg_fer": {"filters": (8, 16, 16, 32), "dense_units": 16},
+}
+
+
+def raw_faces(n=4, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48, 1)).astype("float32")
+
+
+def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height pixels: a decompression bomb's shape."""
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+FACE = Image.fromarray(synthetic_face(3, 0)).resize((64, 80))
+_exif = Image.Exif()
+_exif[0x0112] = 6  # "rotate 90 CW to display"
+
+# name -> (bytes, expected decoded shape or the error it must raise)
+IMAGE_CASES = {
+    "zero-bytes.jpg": (b"", "empty"),
+    "text.jpg": (b"just some text, not a picture", "not an image"),
+    "document.png": (b"%PDF-1.7\n1 0 obj <<>> endobj\n", "not an image"),
+    "page.jpg": (b"<!doctype html><html><body>hi</body></html>", "not an image"),
+    "truncated.jpg": (encode(FACE.convert("RGB"), "JPEG")[:300], "truncated or corrupt"),
+    "truncated.png": (encode(FACE, "PNG")[:150], "truncated or corrupt"),
+    "bomb.png": (png_declaring(100_000, 100_000), "decompression bomb|Mpx limit"),
+    "over-limit.png": (png_declaring(8000, 8000), "Mpx limit"),
+    "sixteen-bit.png": (encode(Image.fromarray((np.arange(80 * 64).reshape(80, 64) * 9).astype(np.uint16)), "PNG"), (80, 64)),
+    "cmyk.jpg": (encode(FACE.convert("CMYK"), "JPEG"), (80, 64)),
+    "palette.png": (encode(FACE.convert("P"), "PNG"), (80, 64)),
+    "alpha.png": (encode(FACE.convert("RGBA"), "PNG"), (80, 64)),
+    "animated.gif": (encode(FACE.convert("P"), "GIF", save_all=True, append_images=[FACE.rotate(90).convert("P")]), (80, 64)),
+    "exif-rotated.jpg": (encode(FACE.convert("RGB"), "JPEG", exif=_exif.tobytes()), (64, 80)),
+    "webp.webp": (encode(FACE.convert("RGB"), "WEBP"), (80, 64)),
+    "bitmap.bmp": (encode(FACE, "BMP"), (80, 64)),
+}
+
+
+
+
+def app_pages() -> dict[str, str]:
+    """{page file: navigation title} for every `st.Page(...)` in app.py, in the app's order."""
+    pages = {}
+    for node in ast.walk(ast.parse(APP.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "Page":
+            title = next(k.value.value for k in node.keywords if k.arg == "title")
+            pages[node.args[0].value] = title
+    return pages
