@@ -20,9 +20,11 @@ run: $(STAMP)
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest
 
-# ruff: pyflakes-style checks and bugbear (pyproject.toml [tool.ruff]).
+# ruff: pyflakes-style checks and bugbear (pyproject.toml [tool.ruff]), and the formatting
+# (`ruff format .` fixes it).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # The end-to-end tests drive Debian's Chromium (never a downloaded browser) through Playwright.
 browser:

@@ -38,8 +38,14 @@ rows = [{"split": s, "class": c, "count": n} for s, per in stats["splits"].items
 table = pd.DataFrame(rows)
 table["percent of split"] = 100 * table["count"] / table.groupby("split")["count"].transform("sum")
 value = "count" if scale == "counts" else "percent of split"
-figure = px.bar(table, x="class", y=value, color="split", barmode="group" if mode == "grouped" else "stack",
-                category_orders={"class": list(CLASS_NAMES)})
+figure = px.bar(
+    table,
+    x="class",
+    y=value,
+    color="split",
+    barmode="group" if mode == "grouped" else "stack",
+    category_orders={"class": list(CLASS_NAMES)},
+)
 st.plotly_chart(figure, width="stretch")
 imbalance = stats["imbalance"]
 st.write(
@@ -83,5 +89,8 @@ st.subheader("Blank and near-constant images")
 st.write(f"{len(odd['blank'])} blank (one flat colour) and {len(odd['near_constant'])} near-constant images.")
 flagged = (odd["blank"] + odd["near_constant"])[:48]
 if flagged:
-    st.image([dataset.images[i] for i in flagged], width=64,
-             caption=[f"{CLASS_NAMES[dataset.labels[i]]}: {dataset.sources[i].split('/')[-1]}" for i in flagged])
+    st.image(
+        [dataset.images[i] for i in flagged],
+        width=64,
+        caption=[f"{CLASS_NAMES[dataset.labels[i]]}: {dataset.sources[i].split('/')[-1]}" for i in flagged],
+    )

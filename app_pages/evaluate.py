@@ -36,8 +36,9 @@ def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_image
     probabilities once per machine (fer_core's disk cache, keyed by the file's content)."""
     from fer_core.evaluation import evaluate_model_file
 
-    return evaluate_model_file(_ref.model_file, _dataset, split=split, tta=tta, name=_ref.name,
-                               load=lambda _file: load_model(_ref))
+    return evaluate_model_file(
+        _ref.model_file, _dataset, split=split, tta=tta, name=_ref.name, load=lambda _file: load_model(_ref)
+    )
 
 
 def run(label: str):
@@ -63,13 +64,19 @@ if len(selected) > 1:
 # ---- comparison with the paper
 st.subheader("Comparison")
 epochs = {label: len(refs[label].history) or None for label in selected}
-st.dataframe(pd.DataFrame(comparison_rows(results, epochs)), hide_index=True, column_config={
-    "accuracy": st.column_config.NumberColumn(format="%.4f"),
-    "macro-F1": st.column_config.NumberColumn(format="%.4f"),
-    "loss": st.column_config.NumberColumn(format="%.4f"),
-})
-st.caption("The paper's numbers are as reported; its per-class tables are at chance level, which a shuffled "
-           "evaluation order produces. Ours are computed in the dataset's fixed order.")
+st.dataframe(
+    pd.DataFrame(comparison_rows(results, epochs)),
+    hide_index=True,
+    column_config={
+        "accuracy": st.column_config.NumberColumn(format="%.4f"),
+        "macro-F1": st.column_config.NumberColumn(format="%.4f"),
+        "loss": st.column_config.NumberColumn(format="%.4f"),
+    },
+)
+st.caption(
+    "The paper's numbers are as reported; its per-class tables are at chance level, which a shuffled "
+    "evaluation order produces. Ours are computed in the dataset's fixed order."
+)
 
 focus = st.selectbox("Details for", list(results))
 chosen = results[focus]
@@ -79,16 +86,31 @@ metrics, probabilities, labels, predictions = chosen.metrics, chosen.probabiliti
 st.subheader("Confusion matrix")
 normalised = st.radio("Values", ["counts", "row-normalised"], horizontal=True) == "row-normalised"
 matrix = np.array(metrics["confusion_matrix_normalized" if normalised else "confusion_matrix"])
-figure = go.Figure(go.Heatmap(z=matrix, x=list(CLASS_NAMES), y=list(CLASS_NAMES), colorscale="Blues",
-                              text=np.round(matrix, 2) if normalised else matrix, texttemplate="%{text}",
-                              hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>"))
+figure = go.Figure(
+    go.Heatmap(
+        z=matrix,
+        x=list(CLASS_NAMES),
+        y=list(CLASS_NAMES),
+        colorscale="Blues",
+        text=np.round(matrix, 2) if normalised else matrix,
+        texttemplate="%{text}",
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
+    )
+)
 # Heatmap cells emit no selection events; a near-invisible marker per cell makes them clickable.
 # The markers sit on top, so they carry the hover text too ("skip" would also drop the clicks).
 xs, ys = np.meshgrid(range(7), range(7))
-figure.add_trace(go.Scatter(x=[CLASS_NAMES[i] for i in xs.ravel()], y=[CLASS_NAMES[j] for j in ys.ravel()],
-                            mode="markers", marker={"size": 40, "opacity": 0.01, "symbol": "square"},
-                            customdata=matrix.ravel(), showlegend=False,
-                            hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata}<extra></extra>"))
+figure.add_trace(
+    go.Scatter(
+        x=[CLASS_NAMES[i] for i in xs.ravel()],
+        y=[CLASS_NAMES[j] for j in ys.ravel()],
+        mode="markers",
+        marker={"size": 40, "opacity": 0.01, "symbol": "square"},
+        customdata=matrix.ravel(),
+        showlegend=False,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata}<extra></extra>",
+    )
+)
 figure.update_layout(height=480, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
 event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"cm-{focus}")
 points = (event or {}).get("selection", {}).get("points", []) if event else []
@@ -98,8 +120,10 @@ if points:
 # ---- per class
 st.subheader("Per class")
 st.dataframe(pd.DataFrame(metrics["per_class"]).T.reset_index(names="class"), hide_index=True)
-st.write(f"Accuracy **{metrics['accuracy']:.4f}**, macro-F1 **{metrics['macro_f1']:.4f}**, "
-         f"weighted-F1 {metrics['weighted_f1']:.4f}, loss {metrics['loss']:.4f} on {metrics['n']:,} images.")
+st.write(
+    f"Accuracy **{metrics['accuracy']:.4f}**, macro-F1 **{metrics['macro_f1']:.4f}**, "
+    f"weighted-F1 {metrics['weighted_f1']:.4f}, loss {metrics['loss']:.4f} on {metrics['n']:,} images."
+)
 
 # ---- curves
 history = refs[focus].history if focus != ENSEMBLE else []
@@ -114,21 +138,35 @@ true_class = c1.selectbox("True class", CLASS_NAMES, key="true_class")
 predicted_class = c2.selectbox("Predicted class", CLASS_NAMES, key="predicted_class")
 subset = dataset.split(split) if split else dataset
 which = np.flatnonzero((labels == CLASS_NAMES.index(true_class)) & (predictions == CLASS_NAMES.index(predicted_class)))
-st.caption(f"{len(which)} faces of true class {true_class} predicted as {predicted_class}" +
-           (" (correct predictions)" if true_class == predicted_class else ""))
+st.caption(
+    f"{len(which)} faces of true class {true_class} predicted as {predicted_class}"
+    + (" (correct predictions)" if true_class == predicted_class else "")
+)
 if len(which):
     shown = which[:32]
-    st.image([subset.images[i] for i in shown], width=72,
-             caption=[f"{probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}" for i in shown])
+    st.image(
+        [subset.images[i] for i in shown],
+        width=72,
+        caption=[f"{probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}" for i in shown],
+    )
 
 # ---- calibration
 st.subheader("Reliability diagram")
 bins = [b for b in metrics["calibration"]["bins"] if b["count"]]
 reliability = go.Figure()
-reliability.add_trace(go.Bar(x=[(b["low"] + b["high"]) / 2 for b in bins], y=[b["accuracy"] for b in bins],
-                             width=0.09, name="accuracy", customdata=[b["count"] for b in bins],
-                             hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.3f}<br>%{customdata} faces<extra></extra>"))
+reliability.add_trace(
+    go.Bar(
+        x=[(b["low"] + b["high"]) / 2 for b in bins],
+        y=[b["accuracy"] for b in bins],
+        width=0.09,
+        name="accuracy",
+        customdata=[b["count"] for b in bins],
+        hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.3f}<br>%{customdata} faces<extra></extra>",
+    )
+)
 reliability.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line={"dash": "dash"}))
-reliability.update_layout(height=360, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1])
+reliability.update_layout(
+    height=360, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1]
+)
 st.plotly_chart(reliability, width="stretch")
 st.write(f"Expected calibration error: {metrics['calibration']['ece']:.4f}")

@@ -18,22 +18,31 @@ if trained:
     rows = []
     for ref in trained:
         metrics = ref.metrics
-        rows.append({
-            "model": ref.name,
-            "accuracy": metrics.get("accuracy"),
-            "with flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
-            "macro-F1": metrics.get("macro_f1"),
-            "reported on": f"{metrics.get('split', '?')} ({metrics.get('n', '?')} images)",
-            "selected on": {"validation": "a held-out slice of Training"}.get(
-                metrics.get("selection_split"), metrics.get("selection_split", "not recorded")),
-        })
-    st.dataframe(rows, hide_index=True, column_config={
-        "accuracy": st.column_config.NumberColumn(format="%.4f"),
-        "with flip TTA": st.column_config.NumberColumn(format="%.4f"),
-        "macro-F1": st.column_config.NumberColumn(format="%.4f"),
-    })
-    st.caption("Each model's best epoch was picked on its selection split; accuracy is reported on another "
-               "split that played no part in training or selection. trained/RESULTS.md compares them with the paper.")
+        rows.append(
+            {
+                "model": ref.name,
+                "accuracy": metrics.get("accuracy"),
+                "with flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
+                "macro-F1": metrics.get("macro_f1"),
+                "reported on": f"{metrics.get('split', '?')} ({metrics.get('n', '?')} images)",
+                "selected on": {"validation": "a held-out slice of Training"}.get(
+                    metrics.get("selection_split"), metrics.get("selection_split", "not recorded")
+                ),
+            }
+        )
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={
+            "accuracy": st.column_config.NumberColumn(format="%.4f"),
+            "with flip TTA": st.column_config.NumberColumn(format="%.4f"),
+            "macro-F1": st.column_config.NumberColumn(format="%.4f"),
+        },
+    )
+    st.caption(
+        "Each model's best epoch was picked on its selection split; accuracy is reported on another "
+        "split that played no part in training or selection. trained/RESULTS.md compares them with the paper."
+    )
 else:
     st.info(f"No trained models in {trained_dir()} yet: train one on the Train page and promote it.")
 
@@ -43,13 +52,16 @@ st.write(f"Dataset: `{path}`" if path else "No dataset configured: set its path 
 
 st.subheader("Pages")
 cols = st.columns(6)
-for col, (page, label) in zip(cols, [
-    ("app_pages/dataset.py", "Dataset: distribution, samples, mean faces"),
-    ("app_pages/train.py", "Train: launch and watch runs"),
-    ("app_pages/evaluate.py", "Evaluate & compare: confusion matrices, curves"),
-    ("app_pages/explain.py", "Explain: Grad-CAM and attention maps"),
-    ("app_pages/predict.py", "Predict: classify uploaded faces"),
-    ("app_pages/live.py", "Live: your webcam, classified"),
-]):
+for col, (page, label) in zip(
+    cols,
+    [
+        ("app_pages/dataset.py", "Dataset: distribution, samples, mean faces"),
+        ("app_pages/train.py", "Train: launch and watch runs"),
+        ("app_pages/evaluate.py", "Evaluate & compare: confusion matrices, curves"),
+        ("app_pages/explain.py", "Explain: Grad-CAM and attention maps"),
+        ("app_pages/predict.py", "Predict: classify uploaded faces"),
+        ("app_pages/live.py", "Live: your webcam, classified"),
+    ],
+):
     with col:
         st.page_link(page, label=label)

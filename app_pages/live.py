@@ -23,10 +23,10 @@ from dashboard.shared import classifier, face_detector, insecure_camera_host, mo
 RTC_CONFIGURATION = {"iceServers": []}
 CAMERA_MESSAGES = {
     "media_api_not_available": "This browser gives no camera access to this page: open it over HTTPS, or as "
-                               "http://localhost on the machine running the dashboard.",
+    "http://localhost on the machine running the dashboard.",
     "device_not_available": "No camera found: connect one (and close other apps using it), then press Start again.",
     "device_access_denied": "Camera access was refused: allow the camera for this site in the browser's site "
-                            "settings (the camera icon in the address bar), then press Start again.",
+    "settings (the camera icon in the address bar), then press Start again.",
 }
 TIMELINE_SECONDS = 60
 
@@ -35,9 +35,11 @@ def camera_origin_warning() -> None:
     """Browsers only allow getUserMedia on secure origins: HTTPS, or http on localhost."""
     host = insecure_camera_host(st.context.url)
     if host:
-        st.warning(f"This page is served over plain HTTP from {host}: browsers block the camera there. "
-                   "Open it as http://localhost on the machine running the dashboard, or serve it over HTTPS "
-                   "(README: Running safely).")
+        st.warning(
+            f"This page is served over plain HTTP from {host}: browsers block the camera there. "
+            "Open it as http://localhost on the machine running the dashboard, or serve it over HTTPS "
+            "(README: Running safely)."
+        )
 
 
 def frames_callback(processor: LiveProcessor):
@@ -59,11 +61,18 @@ def frames_callback(processor: LiveProcessor):
 st.title("Live")
 c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 2, 1])
 models = model_picker(c1)
-smoothing = c2.slider("Smoothing (0 = off)", 0.0, 0.95, 0.5, 0.05,
-                      help="Exponential moving average of each face's probabilities over frames")
+smoothing = c2.slider(
+    "Smoothing (0 = off)",
+    0.0,
+    0.95,
+    0.5,
+    0.05,
+    help="Exponential moving average of each face's probabilities over frames",
+)
 min_face = c3.slider("Smallest face (px)", 30, 300, 60, 10)
-detect_every = c4.slider("Detect every N frames", 1, 10, 3,
-                         help="Face detection runs every N frames; boxes follow the faces in between")
+detect_every = c4.slider(
+    "Detect every N frames", 1, 10, 3, help="Face detection runs every N frames; boxes follow the faces in between"
+)
 show_fps = c5.toggle("Show FPS", value=True)
 
 try:
@@ -93,15 +102,18 @@ with video:
         translations=CAMERA_MESSAGES,
     )
     # streamlit-webrtc shows the browser's own error above the video; say what each one means.
-    st.caption("Press Start and allow the camera; frames stay between your browser and this server. "
-               "**NotAllowedError** above the video: the camera was refused; allow it for this site (the camera "
-               "icon in the address bar) and press Start again. **NotFoundError**: no camera was found; connect "
-               "one or close the app holding it.")
+    st.caption(
+        "Press Start and allow the camera; frames stay between your browser and this server. "
+        "**NotAllowedError** above the video: the camera was refused; allow it for this site (the camera "
+        "icon in the address bar) and press Start again. **NotFoundError**: no camera was found; connect "
+        "one or close the app holding it."
+    )
     # Outside the once-a-second panel: a download registered there would be revoked and
     # re-registered every second, racing the click. The CSV is built when clicked, so it holds
     # every row up to that moment.
-    st.download_button("Download timeline CSV", data=timeline.to_csv, file_name="fer_live_timeline.csv",
-                       mime="text/csv")
+    st.download_button(
+        "Download timeline CSV", data=timeline.to_csv, file_name="fer_live_timeline.csv", mime="text/csv"
+    )
 
 
 @st.fragment(run_every=1.0 if stream.state.playing else None)
@@ -126,14 +138,22 @@ def live_panel() -> None:
     if len(recent):
         recent["face"] = "face " + recent["face"].astype(str)
         recent["confidence"] = recent[list(CLASS_NAMES)].max(axis=1)
-        chart = px.scatter(recent, x="time", y="label", color="face", hover_data={"confidence": ":.0%"},
-                           title=f"Emotions over the last {TIMELINE_SECONDS} s",
-                           category_orders={"label": list(CLASS_NAMES)})
+        chart = px.scatter(
+            recent,
+            x="time",
+            y="label",
+            color="face",
+            hover_data={"confidence": ":.0%"},
+            title=f"Emotions over the last {TIMELINE_SECONDS} s",
+            category_orders={"label": list(CLASS_NAMES)},
+        )
         chart.update_yaxes(categoryorder="array", categoryarray=list(CLASS_NAMES), range=[-0.5, len(CLASS_NAMES) - 0.5])
         chart.update_layout(height=320, margin={"t": 40, "b": 10})
         st.plotly_chart(chart, width="stretch", key="live-timeline")
-    st.caption(f"{len(timeline):,} timeline rows this session · {stats.frames:,} frames processed, "
-               f"{stats.skipped:,} skipped to keep up with the camera")
+    st.caption(
+        f"{len(timeline):,} timeline rows this session · {stats.frames:,} frames processed, "
+        f"{stats.skipped:,} skipped to keep up with the camera"
+    )
 
 
 with panel:

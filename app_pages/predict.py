@@ -16,8 +16,11 @@ st.title("Predict")
 c1, c2 = st.columns([2, 1])
 models = model_picker(c1)
 min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
-files = st.file_uploader("Images (JPEG, PNG, BMP, WebP) or a zip of images",
-                         type=["jpg", "jpeg", "png", "bmp", "webp", "zip"], accept_multiple_files=True)
+files = st.file_uploader(
+    "Images (JPEG, PNG, BMP, WebP) or a zip of images",
+    type=["jpg", "jpeg", "png", "bmp", "webp", "zip"],
+    accept_multiple_files=True,
+)
 if not files:
     st.caption("A face crop (like FER2013's 48x48) is classified as a whole; larger images go through face detection.")
     st.stop()
@@ -30,8 +33,16 @@ def result_rows(name: str, faces) -> list[dict]:
     """The results table's rows for one file: a row per face, or one saying no face was found."""
     if not faces:
         return [{"file": name, "face": 0, "box": "", "label": "no face found"}]
-    return [{"file": name, "face": k + 1, "box": " ".join(map(str, face.box)), "label": face.label,
-             **{c: round(float(p), 4) for c, p in zip(CLASS_NAMES, face.probabilities)}} for k, face in enumerate(faces)]
+    return [
+        {
+            "file": name,
+            "face": k + 1,
+            "box": " ".join(map(str, face.box)),
+            "label": face.label,
+            **{c: round(float(p), 4) for c, p in zip(CLASS_NAMES, face.probabilities)},
+        }
+        for k, face in enumerate(faces)
+    ]
 
 
 table, failures, classified = [], 0, 0
@@ -59,14 +70,19 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
                 st.warning(f"{name}: no face found.")
                 st.checkbox("Classify the whole image as one face", key=f"whole-{index}-{name}")
             for k, face in enumerate(faces):
-                figure = probability_bars(face.probabilities, title=f"face {k + 1}: {face.label} ({face.confidence:.0%})",
-                                          height=240)
+                figure = probability_bars(
+                    face.probabilities, title=f"face {k + 1}: {face.label} ({face.confidence:.0%})", height=240
+                )
                 st.plotly_chart(figure, width="stretch", key=f"bars-{index}-{k}")
 
-st.caption(f"{classified} images classified, {failures} refused"
-           + (f"; the first {DETAILED_FILES} are shown in detail" if classified > DETAILED_FILES else ""))
+st.caption(
+    f"{classified} images classified, {failures} refused"
+    + (f"; the first {DETAILED_FILES} are shown in detail" if classified > DETAILED_FILES else "")
+)
 if table:
     st.subheader("All results")
     frame = pd.DataFrame(table)
     st.dataframe(frame, hide_index=True)
-    st.download_button("Download CSV", frame.to_csv(index=False).encode(), file_name="fer_predictions.csv", mime="text/csv")
+    st.download_button(
+        "Download CSV", frame.to_csv(index=False).encode(), file_name="fer_predictions.csv", mime="text/csv"
+    )

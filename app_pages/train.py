@@ -24,9 +24,14 @@ def settings_form() -> dict | None:
     with st.form("launch"):
         c1, c2, c3, c4, c5 = st.columns(5)
         model = c1.selectbox("Model", list_models())
-        minutes = c2.number_input("Time budget (minutes, 0 = none)", value=0.0, min_value=0.0, step=5.0,
-                                  help="The run ends by itself when the time is spent, keeping its best model; "
-                                       "a cosine or linear schedule then decays over the budget")
+        minutes = c2.number_input(
+            "Time budget (minutes, 0 = none)",
+            value=0.0,
+            min_value=0.0,
+            step=5.0,
+            help="The run ends by itself when the time is spent, keeping its best model; "
+            "a cosine or linear schedule then decays over the budget",
+        )
         epochs = c3.number_input("Epochs", value=paper.epochs, step=1, help="A cap when a time budget is set")
         batch_size = c4.number_input("Batch size", value=paper.batch_size, step=1)
         learning_rate = c5.number_input("Learning rate", value=paper.learning_rate, format="%.5f", step=1e-4)
@@ -42,19 +47,41 @@ def settings_form() -> dict | None:
         shift = c4.number_input("Shift", value=paper.shift, step=0.05)
         erasing = c5.number_input("Random erasing", value=paper.erasing, step=0.05)
         c1, c2, c3 = st.columns(3)
-        limit = c1.number_input("Images per split (0 = all)", value=0, min_value=0, step=100,
-                                help="Quick trials on the first N images of each split")
+        limit = c1.number_input(
+            "Images per split (0 = all)",
+            value=0,
+            min_value=0,
+            step=100,
+            help="Quick trials on the first N images of each split",
+        )
         seed = c2.number_input("Seed", value=paper.seed, step=1)
-        precision = c3.selectbox("Precision", TrainConfig.OPTIONS["precision"],
-                                 help="auto: mixed_bfloat16 on a GPU or a CPU with BF16 instructions, else float32")
+        precision = c3.selectbox(
+            "Precision",
+            TrainConfig.OPTIONS["precision"],
+            help="auto: mixed_bfloat16 on a GPU or a CPU with BF16 instructions, else float32",
+        )
         submitted = st.form_submit_button("Launch", type="primary")
     if not submitted:
         return None
     return dict(
-        model=model, data=dataset_path, epochs=int(epochs), minutes=float(minutes) or None, batch_size=int(batch_size), learning_rate=float(learning_rate),
-        lr_schedule=lr_schedule, patience=int(patience), label_smoothing=float(label_smoothing),
-        class_weights=class_weights, flip=flip, rotation_degrees=float(rotation), zoom=float(zoom), shift=float(shift),
-        erasing=float(erasing), limit=int(limit) or None, seed=int(seed), precision=precision,
+        model=model,
+        data=dataset_path,
+        epochs=int(epochs),
+        minutes=float(minutes) or None,
+        batch_size=int(batch_size),
+        learning_rate=float(learning_rate),
+        lr_schedule=lr_schedule,
+        patience=int(patience),
+        label_smoothing=float(label_smoothing),
+        class_weights=class_weights,
+        flip=flip,
+        rotation_degrees=float(rotation),
+        zoom=float(zoom),
+        shift=float(shift),
+        erasing=float(erasing),
+        limit=int(limit) or None,
+        seed=int(seed),
+        precision=precision,
     )
 
 
@@ -113,11 +140,23 @@ else:
 st.subheader("Past runs")
 if runs:
     st.dataframe(
-        [{"run": r.name, "model": r.model, "status": r.status, "epoch": f"{r.epoch}/{r.epochs}",
-          "selection accuracy": r.best_val_accuracy,
-          "selected on": r.progress.get("val_split")} for r in runs],
-        hide_index=True, column_config={"selection accuracy": st.column_config.NumberColumn(
-            format="%.4f", help="best accuracy on the split that picked the epoch (not a reported result)")},
+        [
+            {
+                "run": r.name,
+                "model": r.model,
+                "status": r.status,
+                "epoch": f"{r.epoch}/{r.epochs}",
+                "selection accuracy": r.best_val_accuracy,
+                "selected on": r.progress.get("val_split"),
+            }
+            for r in runs
+        ],
+        hide_index=True,
+        column_config={
+            "selection accuracy": st.column_config.NumberColumn(
+                format="%.4f", help="best accuracy on the split that picked the epoch (not a reported result)"
+            )
+        },
     )
     finished = [r.name for r in runs if not r.active and (r.path / "model.keras").is_file()]
     if finished:

@@ -14,10 +14,20 @@ from fer_core import CLASS_NAMES
 
 def probability_bars(probabilities, title: str | None = None, height: int = 260) -> go.Figure:
     """Horizontal bars, one per class in FER2013 order top to bottom, on a 0..1 axis."""
-    figure = go.Figure(go.Bar(x=[float(p) for p in probabilities], y=list(CLASS_NAMES), orientation="h",
-                              hovertemplate="%{y}: %{x:.1%}<extra></extra>"))
-    figure.update_layout(height=height, margin={"t": 40 if title else 10, "b": 10}, title=title,
-                         xaxis={"range": [0, 1], "title": "probability"})
+    figure = go.Figure(
+        go.Bar(
+            x=[float(p) for p in probabilities],
+            y=list(CLASS_NAMES),
+            orientation="h",
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        height=height,
+        margin={"t": 40 if title else 10, "b": 10},
+        title=title,
+        xaxis={"range": [0, 1], "title": "probability"},
+    )
     figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
     return figure
 
@@ -29,9 +39,20 @@ def history_curves(history: list[dict], height: int = 360) -> go.Figure:
     for col, keys in ((1, ("loss", "val_loss")), (2, ("accuracy", "val_accuracy"))):
         for key, part, colour in zip(keys, ("training", "selection split"), ("#636efa", "#ef553b")):
             if history and key in history[0]:
-                figure.add_trace(go.Scatter(x=epochs, y=[row.get(key) for row in history], mode="lines+markers",
-                                            name=part, legendgroup=part, showlegend=col == 1,
-                                            line={"color": colour}, marker={"size": 4}), row=1, col=col)
+                figure.add_trace(
+                    go.Scatter(
+                        x=epochs,
+                        y=[row.get(key) for row in history],
+                        mode="lines+markers",
+                        name=part,
+                        legendgroup=part,
+                        showlegend=col == 1,
+                        line={"color": colour},
+                        marker={"size": 4},
+                    ),
+                    row=1,
+                    col=col,
+                )
     figure.update_layout(height=height, margin={"t": 40})
     figure.update_xaxes(title_text="epoch")
     return figure

@@ -82,8 +82,11 @@ def saved_models(include_runs: bool = True) -> list[ModelRef]:
     if include_runs:
         from fer_core.runs import list_runs
 
-        refs += [ModelRef(f"run {run.name}", run.path / MODEL_FILE, run.path)
-                 for run in list_runs() if (run.path / MODEL_FILE).is_file() and not run.active]
+        refs += [
+            ModelRef(f"run {run.name}", run.path / MODEL_FILE, run.path)
+            for run in list_runs()
+            if (run.path / MODEL_FILE).is_file() and not run.active
+        ]
     return refs
 
 
@@ -131,7 +134,9 @@ def load_model(ref: str | os.PathLike | ModelRef):
     except Exception as exc:  # Keras raises many types for bad files; all mean "cannot load".
         message = " ".join(str(exc).split())
         if "safe_mode" in message or "Lambda" in message or "arbitrary code" in message:
-            raise FerError(f"{path}: refused: the model asks to run code (Lambda or custom code), which safe_mode blocks") from None
+            raise FerError(
+                f"{path}: refused: the model asks to run code (Lambda or custom code), which safe_mode blocks"
+            ) from None
         if "Could not locate" in message or "Unknown" in message:
             raise FerError(f"{path}: refused: the model uses unknown custom objects ({message[:160]})") from None
         raise FerError(f"{path}: cannot load the model ({message[:200]})") from None
@@ -153,7 +158,8 @@ def _float32_policies(config):
     mixed precision keeps its variables in float32 already)."""
     if isinstance(config, dict):
         if config.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and str(
-                (config.get("config") or {}).get("name", "")).startswith("mixed_"):
+            (config.get("config") or {}).get("name", "")
+        ).startswith("mixed_"):
             return {**config, "config": {**config["config"], "name": "float32"}}
         return {k: _float32_policies(v) for k, v in config.items()}
     if isinstance(config, list):

@@ -55,8 +55,13 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
 def environment() -> dict:
     """The hardware, backend and versions numbers were produced with (for benchmarks and model cards)."""
     keras = load_keras()
-    info = {"python": platform.python_version(), "machine": platform.machine(), "cores": os.cpu_count(),
-            "backend": keras.backend.backend(), "keras": keras.__version__}
+    info = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+    }
     try:
         with open("/proc/cpuinfo") as handle:
             info["cpu"] = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "?")
@@ -67,8 +72,10 @@ def environment() -> dict:
         import tensorflow as tf
 
         info["tensorflow"] = tf.__version__
-        info["threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+        info["threads"] = {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
     return info
 
 

@@ -18,8 +18,11 @@ from fer_core.backend import environment, load_keras
 
 def _percentiles(samples_s: list[float]) -> dict:
     ms = np.asarray(samples_s) * 1000
-    return {"p50": round(float(np.percentile(ms, 50)), 3), "p95": round(float(np.percentile(ms, 95)), 3),
-            "n": int(len(ms))}
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 3),
+        "p95": round(float(np.percentile(ms, 95)), 3),
+        "n": int(len(ms)),
+    }
 
 
 def _timed(fn, repeats: int, warmup: int = 3) -> list[float]:
@@ -55,9 +58,16 @@ def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches:
     rng = np.random.default_rng(0)
     face = rng.integers(0, 256, (1, IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.float32)
     many = rng.integers(0, 256, (batch * batches, IMAGE_SIZE, IMAGE_SIZE, 1)).astype(np.float32)
-    result = {"latency_ms": {}, "keras_compiled_latency_ms": {}, "baseline_latency_ms": {}, "latency_speedup": {},
-              "engine": {}, "throughput_ips": {}, "keras_compiled_throughput_ips": {},
-              "max_abs_diff_vs_model_call": {}}
+    result = {
+        "latency_ms": {},
+        "keras_compiled_latency_ms": {},
+        "baseline_latency_ms": {},
+        "latency_speedup": {},
+        "engine": {},
+        "throughput_ips": {},
+        "keras_compiled_throughput_ips": {},
+        "max_abs_diff_vs_model_call": {},
+    }
 
     def throughput(classify) -> float:
         classify(many[:batch])
@@ -69,11 +79,16 @@ def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches:
         fast, compiled = Classifier(model), Classifier(model, engine="keras")
         result["engine"][name] = fast.engines[0]
         result["latency_ms"][name] = _percentiles(_timed(lambda fast=fast: fast(face), repeats))
-        result["keras_compiled_latency_ms"][name] = _percentiles(_timed(lambda compiled=compiled: compiled(face), repeats))
+        result["keras_compiled_latency_ms"][name] = _percentiles(
+            _timed(lambda compiled=compiled: compiled(face), repeats)
+        )
         naive = max(20, repeats // 5)  # model.predict is slow; fewer samples give the same median
-        result["baseline_latency_ms"][name] = _percentiles(_timed(lambda model=model: model.predict(face, verbose=0), naive))
+        result["baseline_latency_ms"][name] = _percentiles(
+            _timed(lambda model=model: model.predict(face, verbose=0), naive)
+        )
         result["latency_speedup"][name] = round(
-            result["baseline_latency_ms"][name]["p50"] / max(result["latency_ms"][name]["p50"], 1e-9), 2)
+            result["baseline_latency_ms"][name]["p50"] / max(result["latency_ms"][name]["p50"], 1e-9), 2
+        )
         result["throughput_ips"][name] = throughput(fast)
         result["keras_compiled_throughput_ips"][name] = throughput(compiled)
         reference = np.asarray(model(many[:32], training=False))
@@ -110,11 +125,15 @@ def bench_live(model, repeats: int = 100) -> dict:
     default_every = LiveSettings().detect_every
     every_frame, default = frame_times(1), frame_times(default_every)
     p50 = float(np.percentile(default, 50))
-    return {"detect_ms": _percentiles(detect), "frame_ms": _percentiles(default),
-            "frame_ms_detect_every_frame": _percentiles(every_frame), "frames_per_s": round(1.0 / p50, 1),
-            "frame": f"640x480, one 180-px face, detection on a {LIVE_DETECTION_SIDE}-px copy every "
-                     f"{default_every} frames (tracked between)",
-            "faces_detected": faces_found}
+    return {
+        "detect_ms": _percentiles(detect),
+        "frame_ms": _percentiles(default),
+        "frame_ms_detect_every_frame": _percentiles(every_frame),
+        "frames_per_s": round(1.0 / p50, 1),
+        "frame": f"640x480, one 180-px face, detection on a {LIVE_DETECTION_SIDE}-px copy every "
+        f"{default_every} frames (tracked between)",
+        "faces_detected": faces_found,
+    }
 
 
 def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int = 64, rounds: int = 3) -> dict:
@@ -149,29 +168,59 @@ def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int =
             training_model, model = build_training_model(config)
             callbacks = []
             if arm == "fer_core":
-                state = {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "best_val_loss": float("inf"),
-                         "wait": 0, "history": [], "stopped": False, "early_stopped": False}
-                callbacks = [_make_callback(Path(folder), config, model, state, _StopRequest(Path(folder)),
-                                            -(-images // batch_size), log)]
-            training_model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, validation_data=val,
-                               callbacks=callbacks)  # compiles the step
+                state = {
+                    "epoch": 0,
+                    "best_val_accuracy": -1.0,
+                    "best_epoch": 0,
+                    "best_val_loss": float("inf"),
+                    "wait": 0,
+                    "history": [],
+                    "stopped": False,
+                    "early_stopped": False,
+                }
+                callbacks = [
+                    _make_callback(
+                        Path(folder), config, model, state, _StopRequest(Path(folder)), -(-images // batch_size), log
+                    )
+                ]
+            training_model.fit(
+                x, y, batch_size=batch_size, epochs=1, verbose=0, validation_data=val, callbacks=callbacks
+            )  # compiles the step
             arms[arm] = (training_model, callbacks)
         rates: dict[str, list[float]] = {arm: [] for arm in arms}
         for round_index in range(rounds):
             first_epoch = 1 + 2 * round_index
             for arm, (training_model, callbacks) in arms.items():
                 start = time.perf_counter()
-                training_model.fit(x, y, batch_size=batch_size, epochs=first_epoch + 2, initial_epoch=first_epoch,
-                                   verbose=0, validation_data=val, callbacks=callbacks)
+                training_model.fit(
+                    x,
+                    y,
+                    batch_size=batch_size,
+                    epochs=first_epoch + 2,
+                    initial_epoch=first_epoch,
+                    verbose=0,
+                    validation_data=val,
+                    callbacks=callbacks,
+                )
                 rates[arm].append(2 * images / (time.perf_counter() - start))
     plain, ours = (float(np.median(rates[arm])) for arm in ("keras_fit", "fer_core"))
-    return {"train_ips": {"fer_core": round(ours, 1), "keras_fit": round(plain, 1)},
-            "train_ratio_vs_keras_fit": round(ours / plain, 3), "train_model": model_name, "train_images": images,
-            "train_rounds": rounds}
+    return {
+        "train_ips": {"fer_core": round(ours, 1), "keras_fit": round(plain, 1)},
+        "train_ratio_vs_keras_fit": round(ours / plain, 3),
+        "train_model": model_name,
+        "train_images": images,
+        "train_rounds": rounds,
+    }
 
 
-def run(models: list[str] | None = None, repeats: int = 200, train_images: int = 512, train: bool = True,
-        train_models: list[str] | None = None, train_rounds: int = 3) -> dict:
+def run(
+    models: list[str] | None = None,
+    repeats: int = 200,
+    train_images: int = 512,
+    train: bool = True,
+    train_models: list[str] | None = None,
+    train_rounds: int = 3,
+) -> dict:
     """Everything `fer-core bench` prints. The training comparison runs for each of `train_models`
     (registry names, default the paper CNN); `train_ips`/`train_ratio_vs_keras_fit` are the first's."""
     from fer_core.models import get_spec
@@ -187,6 +236,7 @@ def run(models: list[str] | None = None, repeats: int = 200, train_images: int =
     if train:
         per_model = {name: bench_training(name, images=train_images, rounds=train_rounds) for name in names}
         result.update(per_model[names[0]])
-        result["train_ips_per_model"] = {name: {**r["train_ips"], "ratio": r["train_ratio_vs_keras_fit"]}
-                                         for name, r in per_model.items()}
+        result["train_ips_per_model"] = {
+            name: {**r["train_ips"], "ratio": r["train_ratio_vs_keras_fit"]} for name, r in per_model.items()
+        }
     return result

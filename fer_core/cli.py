@@ -59,10 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="FER2013 folder or CSV")
     p.add_argument("--config", help="a config.json to start from (flags override it)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
-    p.add_argument("--start", metavar="RUN_DIR", help="train a run folder holding only its config.json "
-                   "(how the dashboard launches runs)")
-    p.add_argument("--init", metavar="MODEL", help="warm start: begin from the weights of a trained name, run folder "
-                   "or .keras file of the same model (optimizer and schedule fresh)")
+    p.add_argument(
+        "--start",
+        metavar="RUN_DIR",
+        help="train a run folder holding only its config.json (how the dashboard launches runs)",
+    )
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="warm start: begin from the weights of a trained name, run folder "
+        "or .keras file of the same model (optimizer and schedule fresh)",
+    )
     p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
     p.add_argument("--run-dir", help="exact path of the new run directory")
     p.add_argument("--epochs", type=int, help="number of epochs (a cap when --minutes is given)")
@@ -74,8 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--optimizer", choices=TrainConfig.OPTIONS["optimizer"])
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--lr-schedule", choices=TrainConfig.OPTIONS["lr_schedule"],
-                   help="decay over the epochs, or over the time budget when --minutes is given")
+    p.add_argument(
+        "--lr-schedule",
+        choices=TrainConfig.OPTIONS["lr_schedule"],
+        help="decay over the epochs, or over the time budget when --minutes is given",
+    )
     p.add_argument("--warmup-epochs", type=int)
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--class-weights", choices=TrainConfig.OPTIONS["class_weights"])
@@ -85,10 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=float)
     p.add_argument("--erasing", type=float)
     p.add_argument("--validation-split", type=float)
-    p.add_argument("--precision", choices=TrainConfig.OPTIONS["precision"],
-                   help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)")
+    p.add_argument(
+        "--precision",
+        choices=TrainConfig.OPTIONS["precision"],
+        help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr")
     p.set_defaults(handler=cmd_train)
 
@@ -135,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="copy a finished run's best model to trained/<name>/")
     p.add_argument("run_dir")
     p.add_argument("--name", help="default: the run's model name")
-    p.add_argument("--no-compact", action="store_true",
-                   help="copy the model as trained (default: float16 weights, float32 compute, metrics measured again)")
+    p.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="copy the model as trained (default: float16 weights, float32 compute, metrics measured again)",
+    )
     p.set_defaults(handler=cmd_promote)
 
     p = sub.add_parser("compact", help="store a .keras file's weights as float16 (half the size)")
@@ -175,7 +196,9 @@ def cmd_stats(args) -> int:
         print(f"{name:<10}" + "".join(f"{stats['splits'][s][name]:>13}" for s in stats["splits"]))
     print(f"{'total':<10}" + "".join(f"{stats['totals'][s]:>13}" for s in stats["splits"]))
     imbalance = stats["imbalance"]
-    print(f"imbalance ({imbalance['basis']}): {imbalance['ratio']:.1f}x ({imbalance['largest']} vs {imbalance['smallest']})")
+    print(
+        f"imbalance ({imbalance['basis']}): {imbalance['ratio']:.1f}x ({imbalance['largest']} vs {imbalance['smallest']})"
+    )
     pixels = stats["pixels"]
     print(f"pixels: mean {pixels['mean']:.1f}, std {pixels['std']:.1f}, range {pixels['min']}..{pixels['max']}")
     print(f"blank images: {stats['blank']['count']}; near-constant: {stats['near_constant']['count']}")
@@ -237,8 +260,16 @@ def cmd_train(args) -> int:
     from fer_core.runs import read_run
 
     info = read_run(run)
-    print(json.dumps({"run_dir": str(run), "status": info.status, "epoch": info.epoch,
-                      "best_val_accuracy": info.best_val_accuracy}))
+    print(
+        json.dumps(
+            {
+                "run_dir": str(run),
+                "status": info.status,
+                "epoch": info.epoch,
+                "best_val_accuracy": info.best_val_accuracy,
+            }
+        )
+    )
     return 0
 
 
@@ -277,8 +308,10 @@ def cmd_evaluate(args) -> int:
         return 0
     title = " + ".join(names) + (" (flip TTA)" if args.tta else "")
     print(f"{title} on {metrics['split']} ({metrics['n']} images)")
-    print(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-          f"weighted-F1 {metrics['weighted_f1']:.4f}  loss {metrics['loss']:.4f}  ECE {metrics['calibration']['ece']:.4f}")
+    print(
+        f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+        f"weighted-F1 {metrics['weighted_f1']:.4f}  loss {metrics['loss']:.4f}  ECE {metrics['calibration']['ece']:.4f}"
+    )
     print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
     for name, row in metrics["per_class"].items():
         print(f"{name:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>10}")
@@ -297,7 +330,9 @@ def cmd_predict(args) -> int:
         entry = {"file": image, "faces": [], "error": None}
         try:
             gray = read_grayscale(image)
-            entry["faces"] = [f.to_dict() for f in classify_image(gray, classifier, detector, args.whole_image, args.min_face)]
+            entry["faces"] = [
+                f.to_dict() for f in classify_image(gray, classifier, detector, args.whole_image, args.min_face)
+            ]
         except FerError as exc:
             entry["error"] = str(exc)
             failed += 1
@@ -324,27 +359,43 @@ def cmd_bench(args) -> int:
         raise FerError("--repeats, --train-images and --train-rounds must be >= 1")
     refs = [r.strip() for r in args.models.split(",") if r.strip()] if args.models else None
     train_models = [m.strip() for m in args.train_models.split(",") if m.strip()]
-    result = bench.run(refs, repeats=args.repeats, train_images=args.train_images, train_rounds=args.train_rounds, train=not args.no_train,
-                       train_models=train_models)
+    result = bench.run(
+        refs,
+        repeats=args.repeats,
+        train_images=args.train_images,
+        train_rounds=args.train_rounds,
+        train=not args.no_train,
+        train_models=train_models,
+    )
     if args.json:
         _print_json(result)
         return 0
     env = result["environment"]
     print(f"{env['cpu']} ({env['cores']} cores), {env['backend']} backend, keras {env['keras']}")
-    print(f"{'model':<24}{'engine':>7}{'fast p50':>10}{'p95':>8}{'keras p50':>11}{'predict p50':>13}{'speedup':>9}"
-          f"{'batch img/s':>13}")
+    print(
+        f"{'model':<24}{'engine':>7}{'fast p50':>10}{'p95':>8}{'keras p50':>11}{'predict p50':>13}{'speedup':>9}"
+        f"{'batch img/s':>13}"
+    )
     for name, lat in result["latency_ms"].items():
         base, compiled = result["baseline_latency_ms"][name], result["keras_compiled_latency_ms"][name]
-        print(f"{name:<24}{result['engine'][name]:>7}{lat['p50']:>8.2f}ms{lat['p95']:>6.2f}ms{compiled['p50']:>9.2f}ms"
-              f"{base['p50']:>11.2f}ms{result['latency_speedup'][name]:>8.1f}x{result['throughput_ips'][name]:>13.0f}")
-    print(f"Haar detection (640x480 -> 320 px): p50 {result['detect_ms']['p50']:.2f} ms, p95 {result['detect_ms']['p95']:.2f} ms")
+        print(
+            f"{name:<24}{result['engine'][name]:>7}{lat['p50']:>8.2f}ms{lat['p95']:>6.2f}ms{compiled['p50']:>9.2f}ms"
+            f"{base['p50']:>11.2f}ms{result['latency_speedup'][name]:>8.1f}x{result['throughput_ips'][name]:>13.0f}"
+        )
+    print(
+        f"Haar detection (640x480 -> 320 px): p50 {result['detect_ms']['p50']:.2f} ms, p95 {result['detect_ms']['p95']:.2f} ms"
+    )
     every = result["frame_ms_detect_every_frame"]
-    print(f"live frame with one face ({result['live_model']}): p50 {result['frame_ms']['p50']:.2f} ms, "
-          f"p95 {result['frame_ms']['p95']:.2f} ms, {result['frames_per_s']:.0f} frames/s "
-          f"({result['frame']}); detecting on every frame: p50 {every['p50']:.2f} ms, p95 {every['p95']:.2f} ms")
+    print(
+        f"live frame with one face ({result['live_model']}): p50 {result['frame_ms']['p50']:.2f} ms, "
+        f"p95 {result['frame_ms']['p95']:.2f} ms, {result['frames_per_s']:.0f} frames/s "
+        f"({result['frame']}); detecting on every frame: p50 {every['p50']:.2f} ms, p95 {every['p95']:.2f} ms"
+    )
     for name, ips in result.get("train_ips_per_model", {}).items():
-        print(f"training {name}: fer-core {ips['fer_core']:.0f} img/s vs model.fit {ips['keras_fit']:.0f} img/s "
-              f"(ratio {ips['ratio']:.3f})")
+        print(
+            f"training {name}: fer-core {ips['fer_core']:.0f} img/s vs model.fit {ips['keras_fit']:.0f} img/s "
+            f"(ratio {ips['ratio']:.3f})"
+        )
     return 0
 
 
@@ -353,14 +404,20 @@ def cmd_models(args) -> int:
     from fer_core.models import get_spec, list_models
 
     registered = {name: get_spec(name).description for name in list_models()}
-    trained = {ref.name: {"accuracy": ref.metrics.get("accuracy"), "split": ref.metrics.get("split")}
-               for ref in saved_models(include_runs=False)}
+    trained = {
+        ref.name: {"accuracy": ref.metrics.get("accuracy"), "split": ref.metrics.get("split")}
+        for ref in saved_models(include_runs=False)
+    }
     if args.json:
         _print_json({"registered": registered, "trained": trained})
         return 0
     for name, description in registered.items():
         print(f"{name:<15}{description}")
-    print("trained:", ", ".join(f"{k} ({v['accuracy']:.4f} on {v['split']})" if v["accuracy"] else k for k, v in trained.items()) or "none")
+    print(
+        "trained:",
+        ", ".join(f"{k} ({v['accuracy']:.4f} on {v['split']})" if v["accuracy"] else k for k, v in trained.items())
+        or "none",
+    )
     return 0
 
 
@@ -369,8 +426,19 @@ def cmd_runs(args) -> int:
 
     runs = list_runs(args.out)
     if args.json:
-        _print_json([{"run_dir": str(r.path), "status": r.status, "model": r.model, "epoch": r.epoch,
-                      "epochs": r.epochs, "best_val_accuracy": r.best_val_accuracy} for r in runs])
+        _print_json(
+            [
+                {
+                    "run_dir": str(r.path),
+                    "status": r.status,
+                    "model": r.model,
+                    "epoch": r.epoch,
+                    "epochs": r.epochs,
+                    "best_val_accuracy": r.best_val_accuracy,
+                }
+                for r in runs
+            ]
+        )
         return 0
     for r in runs:
         best = f"{r.best_val_accuracy:.4f}" if r.best_val_accuracy is not None else "-"
@@ -391,8 +459,10 @@ def cmd_compact(args) -> int:
 
     source = resolve_model(args.model_file).model_file
     report = compact_model_file(source, args.out)
-    print(f"compacted {source} -> {args.out or source}: {report['bytes_before'] / 1e6:.1f} MB -> "
-          f"{report['bytes_after'] / 1e6:.1f} MB, max |probability difference| {report['max_abs_difference']:.2g}")
+    print(
+        f"compacted {source} -> {args.out or source}: {report['bytes_before'] / 1e6:.1f} MB -> "
+        f"{report['bytes_after'] / 1e6:.1f} MB, max |probability difference| {report['max_abs_difference']:.2g}"
+    )
     return 0
 
 
@@ -403,6 +473,8 @@ def cmd_promote(args) -> int:
     from fer_core.fileio import read_json
 
     metrics = read_json(final / "metrics.json", {}) or {}
-    print(f"promoted {args.run_dir} -> {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on "
-          f"{metrics.get('split', '?')} (selected on {metrics.get('selection_split', '?')})")
+    print(
+        f"promoted {args.run_dir} -> {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on "
+        f"{metrics.get('split', '?')} (selected on {metrics.get('selection_split', '?')})"
+    )
     return 0

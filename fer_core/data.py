@@ -36,9 +36,7 @@ _CANONICAL_SPLIT = {s.lower(): s for s in FER_SPLITS}
 
 # Folder names seen in FER2013 re-distributions, mapped onto FER2013's label order.
 CLASS_ALIASES: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
-CLASS_ALIASES.update(
-    {"anger": 0, "disgusted": 1, "fearful": 2, "happiness": 3, "sadness": 4, "surprised": 5}
-)
+CLASS_ALIASES.update({"anger": 0, "disgusted": 1, "fearful": 2, "happiness": 3, "sadness": 4, "surprised": 5})
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -175,9 +173,7 @@ def load_dataset(
     else:
         raise FerError(f"dataset path is neither a folder nor a file: {source}")
 
-    key = hashlib.sha1(
-        "\n".join([f"v{CACHE_FORMAT}", str(source.resolve()), *key_parts]).encode()
-    ).hexdigest()[:20]
+    key = hashlib.sha1("\n".join([f"v{CACHE_FORMAT}", str(source.resolve()), *key_parts]).encode()).hexdigest()[:20]
     cache_file = cache_dir() / f"fer-{key}.npz"
     if use_cache and cache_file.exists():
         cached = _read_cache(cache_file, str(source))
@@ -249,9 +245,7 @@ def _load_folder(root: Path, files: list, progress: ProgressCallback | None) -> 
             f" (class folders must be one of: {', '.join(CLASS_NAMES)})"
         )
     if not usable:
-        raise FerError(
-            f"no class folders under {root}: expected folders named {', '.join(CLASS_NAMES)}"
-        )
+        raise FerError(f"no class folders under {root}: expected folders named {', '.join(CLASS_NAMES)}")
 
     # Fixed order: by split, then by file name in natural order (interleaves the classes, so a
     # --limit head of a split holds every class).

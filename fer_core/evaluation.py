@@ -21,12 +21,16 @@ def selection_warning(name: str, metrics: dict, dataset: Dataset, split: str | N
     """Why an accuracy on `split` would be optimistic for this model, or None: the split trained it,
     or it picked the model's best epoch (as recorded in the model's metrics.json)."""
     if split is not None and split == default_training_split(dataset):
-        return (f"{name} was trained on {split} (its best epoch picked on a slice of it): accuracy here says "
-                f"little about new faces; evaluate on {default_evaluation_split(dataset) or 'a held-out split'}")
+        return (
+            f"{name} was trained on {split} (its best epoch picked on a slice of it): accuracy here says "
+            f"little about new faces; evaluate on {default_evaluation_split(dataset) or 'a held-out split'}"
+        )
     selected_on = metrics.get("selection_split")
     if split is not None and split == selected_on:
-        return (f"{split} picked {name}'s best epoch, so its accuracy there is optimistic; "
-                f"the honest figure is on {metrics.get('split', 'the reported split')}")
+        return (
+            f"{split} picked {name}'s best epoch, so its accuracy there is optimistic; "
+            f"the honest figure is on {metrics.get('split', 'the reported split')}"
+        )
     return None
 
 
@@ -129,8 +133,15 @@ def calibration(labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIB
         accuracy = float(correct[in_bin].mean()) if count else None
         if count:
             ece += count / len(labels) * abs(accuracy - mean_conf)
-        rows.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": count,
-                     "confidence": mean_conf, "accuracy": accuracy})
+        rows.append(
+            {
+                "low": float(edges[b]),
+                "high": float(edges[b + 1]),
+                "count": count,
+                "confidence": mean_conf,
+                "accuracy": accuracy,
+            }
+        )
     return {"ece": float(ece), "bins": rows}
 
 
@@ -160,7 +171,9 @@ def evaluate(
     subset = dataset.split(split) if split is not None else dataset
     per_model = [predict_probabilities(m, subset.images, tta=tta) for m in models]
     names = list(names) if names else [getattr(m, "name", "model") for m in models]
-    return _evaluation(np.mean(per_model, axis=0), subset.labels, subset.sources, split or "all", tta, names, dataset.root)
+    return _evaluation(
+        np.mean(per_model, axis=0), subset.labels, subset.sources, split or "all", tta, names, dataset.root
+    )
 
 
 def evaluate_model_file(
@@ -251,12 +264,21 @@ def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -
     first = evaluations[0]
     keys = ("split", "tta", "data", "n")
     for other in evaluations[1:]:
-        if any(other.metrics.get(k) != first.metrics.get(k) for k in keys) or not np.array_equal(other.labels, first.labels):
+        if any(other.metrics.get(k) != first.metrics.get(k) for k in keys) or not np.array_equal(
+            other.labels, first.labels
+        ):
             raise FerError("an ensemble needs its models evaluated on the same split and TTA setting")
     names = list(names) if names else [n for e in evaluations for n in e.metrics.get("models", [])]
     probabilities = np.mean([e.probabilities for e in evaluations], axis=0)
-    return _evaluation(probabilities, first.labels, first.sources, first.metrics["split"], first.metrics["tta"],
-                       names, first.metrics.get("data"))
+    return _evaluation(
+        probabilities,
+        first.labels,
+        first.sources,
+        first.metrics["split"],
+        first.metrics["tta"],
+        names,
+        first.metrics.get("data"),
+    )
 
 
 def _evaluation(probabilities, labels, sources, split, tta, names, data) -> Evaluation:

@@ -36,7 +36,9 @@ def last_spatial_layer(model) -> str:
     raise FerError(f"model {model.name!r} has no spatial layer for Grad-CAM")
 
 
-def gradcam(model, face: np.ndarray, class_index: int | None = None, layer_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def gradcam(
+    model, face: np.ndarray, class_index: int | None = None, layer_name: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Grad-CAM (Selvaraju et al. 2017) of one 48x48 face.
 
     Args:

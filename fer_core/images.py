@@ -58,8 +58,7 @@ def decode_grayscale(
             width, height = image.size
             if width * height > max_pixels:
                 raise FerError(
-                    f"{name}: the image declares {width}x{height} pixels, over the "
-                    f"{max_pixels / 1e6:.0f} Mpx limit"
+                    f"{name}: the image declares {width}x{height} pixels, over the {max_pixels / 1e6:.0f} Mpx limit"
                 )
             image.seek(0)  # first frame of an animated GIF/WebP
             image = ImageOps.exif_transpose(image)
@@ -140,10 +139,14 @@ def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | No
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
             expanded.append((name, None, f"{name}: not a readable zip archive ({_short(exc)})"))
             continue
-        images = [e for e in entries if e.filename.lower().endswith(IMAGE_EXTENSIONS) and not _unsafe_member(e.filename)]
+        images = [
+            e for e in entries if e.filename.lower().endswith(IMAGE_EXTENSIONS) and not _unsafe_member(e.filename)
+        ]
         skipped = [e.filename for e in entries if _unsafe_member(e.filename)]
         for entry_name in skipped[:3]:
-            expanded.append((f"{name}/{entry_name}", None, f"{name}/{entry_name}: refused: the path escapes the archive"))
+            expanded.append(
+                (f"{name}/{entry_name}", None, f"{name}/{entry_name}: refused: the path escapes the archive")
+            )
         if len(images) > MAX_ZIP_ENTRIES:
             expanded.append((name, None, f"{name}: holds {len(images)} images, over the {MAX_ZIP_ENTRIES} limit"))
             continue
@@ -151,18 +154,32 @@ def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | No
         for entry in images:
             label = f"{name}/{entry.filename}"
             if entry.file_size > MAX_FILE_BYTES:
-                expanded.append((label, None, f"{label}: {entry.file_size / 1e6:.1f} MB uncompressed, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit"))
+                expanded.append(
+                    (
+                        label,
+                        None,
+                        f"{label}: {entry.file_size / 1e6:.1f} MB uncompressed, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit",
+                    )
+                )
                 continue
             total += entry.file_size
             if total > MAX_ZIP_TOTAL_BYTES:
-                expanded.append((label, None, f"{name}: over {MAX_ZIP_TOTAL_BYTES / 1e6:.0f} MB uncompressed in all; the rest is skipped"))
+                expanded.append(
+                    (
+                        label,
+                        None,
+                        f"{name}: over {MAX_ZIP_TOTAL_BYTES / 1e6:.0f} MB uncompressed in all; the rest is skipped",
+                    )
+                )
                 break
             try:
                 expanded.append((label, archive.read(entry), None))
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, RuntimeError) as exc:
                 expanded.append((label, None, f"{label}: cannot be read from the archive ({_short(exc)})"))
         if not images and not skipped:
-            expanded.append((name, None, f"{name}: the archive holds no images ({', '.join(IMAGE_EXTENSIONS[:5])}, ...)"))
+            expanded.append(
+                (name, None, f"{name}: the archive holds no images ({', '.join(IMAGE_EXTENSIONS[:5])}, ...)")
+            )
     return expanded
 
 

@@ -82,7 +82,11 @@ class FaceDetector:
 
         height, width = gray.shape[:2]
         scale = min(1.0, max_side / max(height, width))
-        small = cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
+        small = (
+            cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else gray
+        )
         small = cv2.equalizeHist(small)
         min_side = max(12, int(min_face * scale))
         found = self._cascade().detectMultiScale(
@@ -250,7 +254,11 @@ class Smoother:
 
     def __call__(self, key: int, probabilities: np.ndarray) -> np.ndarray:
         previous = self._state.get(key)
-        smoothed = probabilities if previous is None or self.alpha == 0 else self.alpha * previous + (1 - self.alpha) * probabilities
+        smoothed = (
+            probabilities
+            if previous is None or self.alpha == 0
+            else self.alpha * previous + (1 - self.alpha) * probabilities
+        )
         self._state[key] = smoothed
         return smoothed
 
@@ -284,5 +292,7 @@ def draw_faces(gray_or_bgr: np.ndarray, faces: list[Face], min_side: int = 320, 
         # Above the box when there is room, else just inside its top edge.
         top = y - th - base - 4 if y - th - base - 4 >= 0 else y
         cv2.rectangle(image, (x, top), (x + tw + 4, top + th + base + 4), (0, 200, 0), -1)
-        cv2.putText(image, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        cv2.putText(
+            image, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if rgb else image

@@ -91,8 +91,11 @@ class FaceTracker:
 
         height, width = gray.shape[:2]
         scale = min(1.0, self.max_side / max(height, width))
-        small = (cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-                 if scale < 1 else gray)
+        small = (
+            cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+            if scale < 1
+            else gray
+        )
         if detect:
             found = self.detector.detect(small, min_face=max(12, round(min_face * scale)), max_side=max(small.shape))
             self._match([tuple(round(v / scale) for v in box) for box in found], small, scale)
@@ -103,8 +106,9 @@ class FaceTracker:
         return list(self.tracks)
 
     def _match(self, boxes: list[tuple[int, int, int, int]], small: np.ndarray, scale: float) -> None:
-        pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)),
-                       reverse=True)
+        pairs = sorted(
+            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
+        )
         matched_tracks, matched_boxes = set(), set()
         for overlap, ti, bi in pairs:
             if overlap < 0.3 or ti in matched_tracks or bi in matched_boxes:
@@ -290,6 +294,8 @@ class Timeline:
 
     def to_csv(self) -> bytes:
         frame = self.frame()
-        frame["time"] = [datetime.fromtimestamp(t.timestamp(), timezone.utc).isoformat(timespec="milliseconds")
-                         for t in frame["time"]]
+        frame["time"] = [
+            datetime.fromtimestamp(t.timestamp(), timezone.utc).isoformat(timespec="milliseconds")
+            for t in frame["time"]
+        ]
         return frame.to_csv(index=False, float_format="%.6f").encode()

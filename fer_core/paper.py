@@ -18,11 +18,28 @@ def comparison_rows(results: dict, epochs: dict | None = None) -> list[dict]:
     """Our measured rows (label -> `Evaluation`; epochs trained where known) above the paper's
     reported ones, in the columns the Evaluate page shows."""
     epochs = epochs or {}
-    rows = [{"model": label, "source": MEASURED_SOURCE,
-             "split": f"{result.metrics['split']}{' +TTA' if result.metrics.get('tta') else ''}",
-             "accuracy": result.metrics["accuracy"], "macro-F1": result.metrics["macro_f1"],
-             "loss": result.metrics["loss"], "epochs": epochs.get(label)} for label, result in results.items()]
-    rows += [{"model": row["paper_name"], "source": PAPER_SOURCE, "split": "test (unspecified)",
-              "accuracy": row["accuracy"], "macro-F1": None, "loss": row["loss"], "epochs": row["epochs"]}
-             for row in PAPER_TABLE_4.values()]
+    rows = [
+        {
+            "model": label,
+            "source": MEASURED_SOURCE,
+            "split": f"{result.metrics['split']}{' +TTA' if result.metrics.get('tta') else ''}",
+            "accuracy": result.metrics["accuracy"],
+            "macro-F1": result.metrics["macro_f1"],
+            "loss": result.metrics["loss"],
+            "epochs": epochs.get(label),
+        }
+        for label, result in results.items()
+    ]
+    rows += [
+        {
+            "model": row["paper_name"],
+            "source": PAPER_SOURCE,
+            "split": "test (unspecified)",
+            "accuracy": row["accuracy"],
+            "macro-F1": None,
+            "loss": row["loss"],
+            "epochs": row["epochs"],
+        }
+        for row in PAPER_TABLE_4.values()
+    ]
     return rows

@@ -52,13 +52,23 @@ def _build_training_model(config: TrainConfig):
     if config.flip:
         augment.append(layers.RandomFlip("horizontal", seed=config.seed, name="aug_flip"))
     if config.rotation_degrees:
-        augment.append(layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="reflect", seed=config.seed + 1, name="aug_rotation"))
+        augment.append(
+            layers.RandomRotation(
+                config.rotation_degrees / 360.0, fill_mode="reflect", seed=config.seed + 1, name="aug_rotation"
+            )
+        )
     if config.zoom:
         augment.append(layers.RandomZoom(config.zoom, fill_mode="reflect", seed=config.seed + 2, name="aug_zoom"))
     if config.shift:
-        augment.append(layers.RandomTranslation(config.shift, config.shift, fill_mode="reflect", seed=config.seed + 3, name="aug_shift"))
+        augment.append(
+            layers.RandomTranslation(
+                config.shift, config.shift, fill_mode="reflect", seed=config.seed + 3, name="aug_shift"
+            )
+        )
     if config.erasing:
-        augment.append(layers.RandomErasing(factor=config.erasing, value_range=(0, 255), seed=config.seed + 4, name="aug_erasing"))
+        augment.append(
+            layers.RandomErasing(factor=config.erasing, value_range=(0, 255), seed=config.seed + 4, name="aug_erasing")
+        )
     inputs = keras.Input(shape=model.inputs[0].shape[1:], name="pixels")
     x = inputs
     for layer in augment:
@@ -112,8 +122,10 @@ def load_init_weights(model, config: TrainConfig) -> None:
         raise FerError(f"cannot warm-start {model.name} from {config.init_from['path']}: it is a {source.name} model")
     theirs, ours = source.get_weights(), model.get_weights()
     if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours)):
-        raise FerError(f"cannot warm-start {model.name} from {config.init_from['path']}: its layers have other shapes "
-                       "(different model parameters)")
+        raise FerError(
+            f"cannot warm-start {model.name} from {config.init_from['path']}: its layers have other shapes "
+            "(different model parameters)"
+        )
     # Weights keep the new model's dtypes (a float16-stored source is cast to the training precision).
     model.set_weights([w.astype(o.dtype) for w, o in zip(theirs, ours)])
 
@@ -147,8 +159,9 @@ def optimizer_for(config: TrainConfig):
     if config.optimizer == "sgd":
         # Nesterov momentum, as in Khaireddin & Chen's FER2013 VGGNet recipe; weight decay applied
         # by Keras as a decoupled shrink of the weights each step.
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=0.9, nesterov=True,
-                                    weight_decay=config.weight_decay or None)
+        return keras.optimizers.SGD(
+            learning_rate=config.learning_rate, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None
+        )
     return keras.optimizers.Adam(learning_rate=config.learning_rate)
 
 

@@ -39,8 +39,9 @@ def runs_dir() -> Path:
     return Path(os.environ.get("FER_RUNS_DIR") or "runs")
 
 
-def create_run_dir(model_name: str, out: str | os.PathLike | None = None,
-                   run_dir: str | os.PathLike | None = None) -> Path:
+def create_run_dir(
+    model_name: str, out: str | os.PathLike | None = None, run_dir: str | os.PathLike | None = None
+) -> Path:
     """Make a new, empty run directory: `run_dir` exactly, or `<out>/<time>-<model>`. `mkdir`
     without exist_ok means two launches never share one.
 
@@ -103,7 +104,10 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return [{k: float(v) if k != "epoch" else int(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+        return [
+            {k: float(v) if k != "epoch" else int(v) for k, v in row.items() if v != ""}
+            for row in csv.DictReader(handle)
+        ]
 
 
 def write_history(run_dir: str | os.PathLike, rows: list[dict]) -> None:

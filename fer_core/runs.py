@@ -16,8 +16,18 @@ from pathlib import Path
 from fer_core.artifacts import MODEL_FILE, trained_dir
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
-from fer_core.rundir import (CONFIG_FILE, CONSOLE_FILE, STOP_FILE, create_run_dir, log_tail, minutes_trained,
-                             pid_alive, read_history, read_progress, runs_dir)
+from fer_core.rundir import (
+    CONFIG_FILE,
+    CONSOLE_FILE,
+    STOP_FILE,
+    create_run_dir,
+    log_tail,
+    minutes_trained,
+    pid_alive,
+    read_history,
+    read_progress,
+    runs_dir,
+)
 from fer_core.train_config import TrainConfig
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
@@ -135,8 +145,13 @@ def request_stop(run_dir: str | os.PathLike) -> None:
     (info.path / STOP_FILE).write_text("stop requested\n", encoding="utf-8")
 
 
-def promote(run_dir: str | os.PathLike, name: str | None = None, dest_root: str | os.PathLike | None = None,
-            compact: bool = True, dataset=None) -> Path:
+def promote(
+    run_dir: str | os.PathLike,
+    name: str | None = None,
+    dest_root: str | os.PathLike | None = None,
+    compact: bool = True,
+    dataset=None,
+) -> Path:
     """Copy a finished run's best model and records to `trained/<name>/`, replacing atomically.
 
     With `compact` (the default) the copy is stored as shipped models are: float16 weights,
@@ -233,12 +248,17 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
         + (f"; with flip TTA {tta['accuracy']:.4f} / {tta['macro_f1']:.4f}" if tta else ""),
     ]
     if metrics.get("reported_on_selection_split"):
-        lines.append("- **Warning:** the data had no split besides Training, so the accuracy above is on the "
-                     "slice that selected the best epoch and is optimistic")
+        lines.append(
+            "- **Warning:** the data had no split besides Training, so the accuracy above is on the "
+            "slice that selected the best epoch and is optimistic"
+        )
     if weakest:
         lines.append("- Weakest classes (F1): " + ", ".join(f"{k} {v.get('f1', 0):.2f}" for k, v in weakest))
-    lines += ["", f"Reproduce the reported numbers: `fer-core evaluate --model {name or info.model} --data {c.get('data')} "
-              f"--split {metrics.get('split', 'PublicTest')} [--tta]`"]
+    lines += [
+        "",
+        f"Reproduce the reported numbers: `fer-core evaluate --model {name or info.model} --data {c.get('data')} "
+        f"--split {metrics.get('split', 'PublicTest')} [--tta]`",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -279,7 +299,10 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         with open(path / CONSOLE_FILE, "wb") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "fer_core", "train", "--start", str(path), "--quiet"],
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         os.write(lock, str(process.pid).encode())
     except BaseException:
@@ -315,7 +338,9 @@ def _take_launch_lock(base: Path) -> int:
             return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             if launched_process_alive(base):
-                raise FerError("a training run is already in progress (launched from the dashboard); stop it first") from None
+                raise FerError(
+                    "a training run is already in progress (launched from the dashboard); stop it first"
+                ) from None
             try:
                 age = time.time() - path.stat().st_mtime
             except OSError:

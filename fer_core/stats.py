@@ -51,7 +51,9 @@ def pixel_summary(dataset: Dataset) -> dict:
         "std": float(flat.std(dtype=np.float64)),
         "min": int(flat.min()),
         "max": int(flat.max()),
-        "percentiles": {str(p): float(v) for p, v in zip((1, 25, 50, 75, 99), np.percentile(flat, (1, 25, 50, 75, 99)))},
+        "percentiles": {
+            str(p): float(v) for p, v in zip((1, 25, 50, 75, 99), np.percentile(flat, (1, 25, 50, 75, 99)))
+        },
         "histogram": {"counts": histogram.astype(int).tolist(), "edges": edges.astype(int).tolist()},
     }
 

@@ -21,8 +21,9 @@ def drawn_face(size: int = 160, seed: int = 0, mouth_open: float = 0.0) -> np.nd
     image = np.full((size, size), 70, np.float32)
 
     def ellipse(cx, cy, ax, ay, value):
-        cv2.ellipse(image, (round(cx * s), round(cy * s)), (max(1, round(ax * s)), max(1, round(ay * s))),
-                    0, 0, 360, value, -1)
+        cv2.ellipse(
+            image, (round(cx * s), round(cy * s)), (max(1, round(ax * s)), max(1, round(ay * s))), 0, 0, 360, value, -1
+        )
 
     ellipse(50, 52, 36, 48, 185)  # face
     ellipse(50, 14, 38, 16, 50)  # hair
@@ -42,7 +43,9 @@ def face_frame(
     """A (height, width, 3) uint8 BGR camera-like frame with drawn faces pasted at (x, y, size)."""
     rng = np.random.default_rng(seed)
     # A soft gradient with a little sensor noise, like a plain wall behind the subject.
-    ramp = np.linspace(95, 135, width, dtype=np.float32)[None, :] + np.linspace(-10, 10, height, dtype=np.float32)[:, None]
+    ramp = (
+        np.linspace(95, 135, width, dtype=np.float32)[None, :] + np.linspace(-10, 10, height, dtype=np.float32)[:, None]
+    )
     gray = np.clip(ramp + rng.normal(0, 3, (height, width)), 0, 255).astype(np.uint8)
     for index, (x, y, size) in enumerate(faces):
         patch = drawn_face(size, seed=seed + index, mouth_open=mouth_open)

@@ -31,7 +31,10 @@ class TrainConfig:
 
     # The settings with a fixed set of values, for the CLI's choices and the Train page's boxes.
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "optimizer": OPTIMIZERS, "lr_schedule": LR_SCHEDULES, "class_weights": CLASS_WEIGHTING, "precision": PRECISIONS,
+        "optimizer": OPTIMIZERS,
+        "lr_schedule": LR_SCHEDULES,
+        "class_weights": CLASS_WEIGHTING,
+        "precision": PRECISIONS,
     }
 
     model: str = "cnn"
@@ -72,24 +75,55 @@ class TrainConfig:
         get_spec(self.model)
         checks = [
             (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1. Received: epochs={self.epochs}"),
-            (self.minutes is None or (self.minutes > 0 and math.isfinite(self.minutes)), f"minutes must be > 0. Received: minutes={self.minutes}"),
-            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"batch size must be >= 1. Received: batch_size={self.batch_size}"),
-            (self.learning_rate > 0 and math.isfinite(self.learning_rate), f"learning rate must be > 0. Received: learning_rate={self.learning_rate}"),
+            (
+                self.minutes is None or (self.minutes > 0 and math.isfinite(self.minutes)),
+                f"minutes must be > 0. Received: minutes={self.minutes}",
+            ),
+            (
+                isinstance(self.batch_size, int) and self.batch_size >= 1,
+                f"batch size must be >= 1. Received: batch_size={self.batch_size}",
+            ),
+            (
+                self.learning_rate > 0 and math.isfinite(self.learning_rate),
+                f"learning rate must be > 0. Received: learning_rate={self.learning_rate}",
+            ),
             (self.weight_decay >= 0, f"weight decay must be >= 0. Received: weight_decay={self.weight_decay}"),
-            (0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0, f"warmup epochs must be < epochs. Received: warmup_epochs={self.warmup_epochs}"),
+            (
+                0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
+                f"warmup epochs must be < epochs. Received: warmup_epochs={self.warmup_epochs}",
+            ),
             (self.patience >= 0, f"patience must be >= 0. Received: patience={self.patience}"),
-            (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing}"),
-            (0 <= self.rotation_degrees <= 180, f"rotation must be in [0, 180] degrees. Received: rotation_degrees={self.rotation_degrees}"),
+            (
+                0 <= self.label_smoothing < 1,
+                f"label smoothing must be in [0, 1). Received: label_smoothing={self.label_smoothing}",
+            ),
+            (
+                0 <= self.rotation_degrees <= 180,
+                f"rotation must be in [0, 180] degrees. Received: rotation_degrees={self.rotation_degrees}",
+            ),
             (0 <= self.zoom < 1, f"zoom must be in [0, 1). Received: zoom={self.zoom}"),
             (0 <= self.shift < 1, f"shift must be in [0, 1). Received: shift={self.shift}"),
             (0 <= self.erasing <= 1, f"erasing must be a probability in [0, 1]. Received: erasing={self.erasing}"),
-            (0 < self.validation_split < 1, f"validation split must be in (0, 1). Received: validation_split={self.validation_split}"),
-            (self.limit is None or self.limit >= 1, f"limit must be >= 1 image per split. Received: limit={self.limit}"),
-            (self.init_from is None or (isinstance(self.init_from, dict) and self.init_from.get("path")),
-             f"init_from must name a saved model. Received: init_from={self.init_from}"),
+            (
+                0 < self.validation_split < 1,
+                f"validation split must be in (0, 1). Received: validation_split={self.validation_split}",
+            ),
+            (
+                self.limit is None or self.limit >= 1,
+                f"limit must be >= 1 image per split. Received: limit={self.limit}",
+            ),
+            (
+                self.init_from is None or (isinstance(self.init_from, dict) and self.init_from.get("path")),
+                f"init_from must name a saved model. Received: init_from={self.init_from}",
+            ),
         ]
-        checks += [(getattr(self, key) in values, f"{key.replace('_', ' ')} must be one of {', '.join(values)}. "
-                    f"Received: {key}={getattr(self, key)}") for key, values in self.OPTIONS.items()]
+        checks += [
+            (
+                getattr(self, key) in values,
+                f"{key.replace('_', ' ')} must be one of {', '.join(values)}. Received: {key}={getattr(self, key)}",
+            )
+            for key, values in self.OPTIONS.items()
+        ]
         for ok, message in checks:
             if not ok:
                 raise FerError(message)

@@ -28,11 +28,29 @@ from fer_core import NUM_CLASSES
 from fer_core.data import Dataset, default_training_split, load_dataset
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, save_model_atomic, write_json_atomic
-from fer_core.recipe import (build_training_model, class_weight_map, compile_whole_step, learning_rate_at,
-                             precision_policy, resolve_precision)
-from fer_core.rundir import (CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, STATE_FILE, STOP_FILE, create_run_dir, now,
-                             pid_alive, read_history, read_progress, write_history, write_progress,
-                             write_progress_quietly)
+from fer_core.recipe import (
+    build_training_model,
+    class_weight_map,
+    compile_whole_step,
+    learning_rate_at,
+    precision_policy,
+    resolve_precision,
+)
+from fer_core.rundir import (
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    LOG_FILE,
+    STATE_FILE,
+    STOP_FILE,
+    create_run_dir,
+    now,
+    pid_alive,
+    read_history,
+    read_progress,
+    write_history,
+    write_progress,
+    write_progress_quietly,
+)
 from fer_core.train_config import TrainConfig
 
 # The name recorded for a held-out slice of Training used as the selection split.
@@ -111,7 +129,9 @@ class _StopRequest:
                 pass  # not the main thread (e.g. called from a test thread): STOP file only
 
 
-def _make_callback(run_dir: Path, config: TrainConfig, model, state: dict, stop: _StopRequest, batches: int, log: logging.Logger):
+def _make_callback(
+    run_dir: Path, config: TrainConfig, model, state: dict, stop: _StopRequest, batches: int, log: logging.Logger
+):
     from fer_core.backend import load_keras
 
     keras = load_keras()
@@ -177,9 +197,15 @@ def _make_callback(run_dir: Path, config: TrainConfig, model, state: dict, stop:
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
             seconds = time.monotonic() - self.epoch_start
-            row = {"epoch": epoch + 1, "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
-                   "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
-                   "learning_rate": self.rate, "seconds": round(seconds, 2)}
+            row = {
+                "epoch": epoch + 1,
+                "loss": logs.get("loss"),
+                "accuracy": logs.get("accuracy"),
+                "val_loss": logs.get("val_loss"),
+                "val_accuracy": logs.get("val_accuracy"),
+                "learning_rate": self.rate,
+                "seconds": round(seconds, 2),
+            }
             state["history"].append(row)
             improved = row["val_accuracy"] is not None and row["val_accuracy"] > state["best_val_accuracy"]
             if improved:
@@ -208,13 +234,25 @@ def _make_callback(run_dir: Path, config: TrainConfig, model, state: dict, stop:
             write_json_atomic(run_dir / STATE_FILE, {k: v for k, v in state.items() if k != "history"})
             log.info(
                 "epoch %d/%d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2g  %.0fs%s",
-                epoch + 1, config.epochs, row["loss"] or float("nan"), row["accuracy"] or float("nan"),
-                row["val_loss"] or float("nan"), row["val_accuracy"] or float("nan"), self.rate, seconds,
+                epoch + 1,
+                config.epochs,
+                row["loss"] or float("nan"),
+                row["accuracy"] or float("nan"),
+                row["val_loss"] or float("nan"),
+                row["val_accuracy"] or float("nan"),
+                self.rate,
+                seconds,
                 "  *best*" if improved else "",
             )
-            write_progress(run_dir, epoch=epoch + 1, batch=batches, epoch_metrics=row,
-                           best_val_accuracy=state["best_val_accuracy"], best_epoch=state["best_epoch"],
-                           minutes_spent=round(state["seconds"] / 60.0, 2))
+            write_progress(
+                run_dir,
+                epoch=epoch + 1,
+                batch=batches,
+                epoch_metrics=row,
+                best_val_accuracy=state["best_val_accuracy"],
+                best_epoch=state["best_epoch"],
+                minutes_spent=round(state["seconds"] / 60.0, 2),
+            )
 
     return RunCallback()
 
@@ -273,8 +311,18 @@ def start_prepared(run_dir: str | os.PathLike, dataset: Dataset | None = None, e
 
 
 def _new_state() -> dict:
-    return {"epoch": 0, "best_val_accuracy": -1.0, "best_epoch": 0, "best_val_loss": float("inf"), "wait": 0,
-            "history": [], "stopped": False, "early_stopped": False, "seconds": 0.0, "stop_reason": None}
+    return {
+        "epoch": 0,
+        "best_val_accuracy": -1.0,
+        "best_epoch": 0,
+        "best_val_loss": float("inf"),
+        "wait": 0,
+        "history": [],
+        "stopped": False,
+        "early_stopped": False,
+        "seconds": 0.0,
+        "stop_reason": None,
+    }
 
 
 def _read_config(path: Path) -> TrainConfig:
@@ -297,12 +345,19 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
     config = dataclasses.replace(config, precision=resolve_precision(config.precision))
     state = read_json(path / STATE_FILE)
     progress = read_progress(path)
-    if progress.get("status") == "running" and pid_alive(progress.get("pid")) and progress.get("host") == socket.gethostname():
+    if (
+        progress.get("status") == "running"
+        and pid_alive(progress.get("pid"))
+        and progress.get("host") == socket.gethostname()
+    ):
         raise FerError(f"{path}: the run is still running (pid {progress['pid']})")
     if state is None or not (path / CHECKPOINT_FILE).is_file():
         raise FerError(f"{path}: no completed epoch to resume from; start a new run instead")
-    all_epochs_done = (state.get("stop_reason") in ("epochs", "budget", "early_stop")
-                       or state["epoch"] >= config.epochs or state.get("early_stopped"))
+    all_epochs_done = (
+        state.get("stop_reason") in ("epochs", "budget", "early_stop")
+        or state["epoch"] >= config.epochs
+        or state.get("early_stopped")
+    )
     if all_epochs_done and progress.get("status") in ("finished", "stopped", "failed"):
         raise FerError(f"{path}: the run already finished ({state['epoch']} epochs); nothing to resume")
     if all_epochs_done:  # killed after its last epoch, before its wrap-up: do only the wrap-up
@@ -332,8 +387,9 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
     return _fit(path, config, dataset, data, state, training_model=training_model, echo=echo)
 
 
-def _fit(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: dict, training_model,
-         echo: bool) -> Path:
+def _fit(
+    path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: dict, training_model, echo: bool
+) -> Path:
     from fer_core.backend import environment, load_keras
 
     keras = load_keras()
@@ -345,12 +401,30 @@ def _fit(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, 
         leftover.unlink(missing_ok=True)
     stop = _StopRequest(path)
     stop.install()
-    write_progress(path, status="starting", pid=os.getpid(), host=socket.gethostname(), epochs=config.epochs,
-                   epoch=state["epoch"], started_at=now(), error=None, backend=keras.backend.backend(),
-                   train_images=int(len(data.y_train)), val_images=int(len(data.y_val)), val_split=data.val_split,
-                   environment=environment())
-    log.info("run %s: %s on %d training / %d validation (%s) images, backend %s",
-             path, config.model, len(data.y_train), len(data.y_val), data.val_split, keras.backend.backend())
+    write_progress(
+        path,
+        status="starting",
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        epochs=config.epochs,
+        epoch=state["epoch"],
+        started_at=now(),
+        error=None,
+        backend=keras.backend.backend(),
+        train_images=int(len(data.y_train)),
+        val_images=int(len(data.y_val)),
+        val_split=data.val_split,
+        environment=environment(),
+    )
+    log.info(
+        "run %s: %s on %d training / %d validation (%s) images, backend %s",
+        path,
+        config.model,
+        len(data.y_train),
+        len(data.y_val),
+        data.val_split,
+        keras.backend.backend(),
+    )
     try:
         keras.utils.set_random_seed(config.seed + state["epoch"])
         if training_model is None:
@@ -362,7 +436,8 @@ def _fit(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, 
         y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
         y_val = keras.utils.to_categorical(data.y_val, NUM_CLASSES)
         training_model.fit(
-            data.x_train, y_train,
+            data.x_train,
+            y_train,
             validation_data=(data.x_val, y_val),
             batch_size=config.batch_size,
             epochs=config.epochs,
@@ -393,12 +468,25 @@ def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingDat
             _write_reported_metrics(path, config, dataset, data)
         except Exception as exc:  # metrics are reproducible later with `fer-core evaluate`
             log.error("evaluating the best model failed: %s", _failure_reason(exc))
-    write_progress_quietly(path, status=status, stop_reason=state.get("stop_reason"), finished_at=now(),
-                   best_val_accuracy=state["best_val_accuracy"], best_epoch=state["best_epoch"],
-                   minutes_spent=round(state.get("seconds", 0.0) / 60.0, 2))
-    log.info("run %s: %s (%s) after %d epochs, %.1f min; best val_accuracy %.4f at epoch %d",
-             path, status, state.get("stop_reason"), state["epoch"], state.get("seconds", 0.0) / 60.0,
-             state["best_val_accuracy"], state["best_epoch"])
+    write_progress_quietly(
+        path,
+        status=status,
+        stop_reason=state.get("stop_reason"),
+        finished_at=now(),
+        best_val_accuracy=state["best_val_accuracy"],
+        best_epoch=state["best_epoch"],
+        minutes_spent=round(state.get("seconds", 0.0) / 60.0, 2),
+    )
+    log.info(
+        "run %s: %s (%s) after %d epochs, %.1f min; best val_accuracy %.4f at epoch %d",
+        path,
+        status,
+        state.get("stop_reason"),
+        state["epoch"],
+        state.get("seconds", 0.0) / 60.0,
+        state["best_val_accuracy"],
+        state["best_epoch"],
+    )
     return path
 
 
@@ -418,8 +506,9 @@ def write_reported_metrics(folder: str | os.PathLike, dataset: Dataset | None = 
     return _write_reported_metrics(path, config, dataset, prepare_data(config, dataset), name=name)
 
 
-def _write_reported_metrics(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData,
-                            name: str | None = None) -> dict:
+def _write_reported_metrics(
+    path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, name: str | None = None
+) -> dict:
     """metrics.json: the best model on the reported split (never the one that selected it),
     without and with flip TTA; where the data has no other split it says so."""
     from fer_core.artifacts import load_model
@@ -451,4 +540,12 @@ def _failure_reason(exc: BaseException) -> str:
     return text[:300]
 
 
-__all__ = ["TrainConfig", "train", "start_prepared", "resume", "prepare_data", "selection_split_name", "write_reported_metrics"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "start_prepared",
+    "resume",
+    "prepare_data",
+    "selection_split_name",
+    "write_reported_metrics",
+]

@@ -15,6 +15,7 @@ import dashboard  # noqa: E402,F401
 from fer_core import CLASS_NAMES  # noqa: E402
 from helpers import SHARED_DATA, csv_text, synthetic_face, write_folder_dataset  # noqa: E402
 
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path_factory, monkeypatch):
     """Every test gets its own cache, runs and trained folders: nothing touches the user's."""
@@ -51,8 +52,15 @@ def tiny_run(tmp_path_factory, folder_dataset) -> Path:
     base = tmp_path_factory.mktemp("tiny_run")
     os.environ["FER_CACHE_DIR"] = str(base / "cache")
     # float32 whatever the processor ("auto" would pick bf16 on some), so the suite computes alike everywhere.
-    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=2, batch_size=16, seed=3, precision="float32",
-                         model_params={"filters": [8, 16, 32], "dense_units": 32})
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=2,
+        batch_size=16,
+        seed=3,
+        precision="float32",
+        model_params={"filters": [8, 16, 32], "dense_units": 32},
+    )
     dataset = load_dataset(folder_dataset, use_cache=False)
     return train(config, out=base / "runs", dataset=dataset, echo=False)
 

@@ -37,8 +37,13 @@ def synthetic_face(label: int, index: int, size: int = 48) -> np.ndarray:
     return np.clip(face, 0, 255).astype(np.uint8)
 
 
-def write_folder_dataset(root: Path, per_class: int = PER_CLASS, prefixes: bool = True,
-                         class_folders=CLASS_NAMES, splits=(("train", "Training"), ("test", "PublicTest"))) -> Path:
+def write_folder_dataset(
+    root: Path,
+    per_class: int = PER_CLASS,
+    prefixes: bool = True,
+    class_folders=CLASS_NAMES,
+    splits=(("train", "Training"), ("test", "PublicTest")),
+) -> Path:
     import cv2
 
     for folder, usage in splits:
@@ -47,7 +52,13 @@ def write_folder_dataset(root: Path, per_class: int = PER_CLASS, prefixes: bool 
             target.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
                 stem = f"{usage}_{label * 100 + i}" if prefixes else f"img_{label * 100 + i}"
-                cv2.imwrite(str(target / f"{stem}.png"), synthetic_face(CLASS_NAMES.index(name) if name in CLASS_NAMES else label, i + (0 if usage == "Training" else 50)))
+                cv2.imwrite(
+                    str(target / f"{stem}.png"),
+                    synthetic_face(
+                        CLASS_NAMES.index(name) if name in CLASS_NAMES else label,
+                        i + (0 if usage == "Training" else 50),
+                    ),
+                )
     return root
 
 
@@ -61,7 +72,9 @@ def csv_text(rows, header="emotion,pixels,Usage") -> str:
 def run_cli(*args):
     """The real command in a fresh process, as a user or another tool runs it."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-m", "fer_core", *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "fer_core", *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -95,11 +108,14 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 def png_declaring(width: int, height: int) -> bytes:
     """A tiny PNG whose header declares width x height pixels: a decompression bomb's shape."""
+
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 FACE = Image.fromarray(synthetic_face(3, 0)).resize((64, 80))
@@ -116,17 +132,21 @@ IMAGE_CASES = {
     "truncated.png": (encode(FACE, "PNG")[:150], "truncated or corrupt"),
     "bomb.png": (png_declaring(100_000, 100_000), "decompression bomb|Mpx limit"),
     "over-limit.png": (png_declaring(8000, 8000), "Mpx limit"),
-    "sixteen-bit.png": (encode(Image.fromarray((np.arange(80 * 64).reshape(80, 64) * 9).astype(np.uint16)), "PNG"), (80, 64)),
+    "sixteen-bit.png": (
+        encode(Image.fromarray((np.arange(80 * 64).reshape(80, 64) * 9).astype(np.uint16)), "PNG"),
+        (80, 64),
+    ),
     "cmyk.jpg": (encode(FACE.convert("CMYK"), "JPEG"), (80, 64)),
     "palette.png": (encode(FACE.convert("P"), "PNG"), (80, 64)),
     "alpha.png": (encode(FACE.convert("RGBA"), "PNG"), (80, 64)),
-    "animated.gif": (encode(FACE.convert("P"), "GIF", save_all=True, append_images=[FACE.rotate(90).convert("P")]), (80, 64)),
+    "animated.gif": (
+        encode(FACE.convert("P"), "GIF", save_all=True, append_images=[FACE.rotate(90).convert("P")]),
+        (80, 64),
+    ),
     "exif-rotated.jpg": (encode(FACE.convert("RGB"), "JPEG", exif=_exif.tobytes()), (64, 80)),
     "webp.webp": (encode(FACE.convert("RGB"), "WEBP"), (80, 64)),
     "bitmap.bmp": (encode(FACE, "BMP"), (80, 64)),
 }
-
-
 
 
 def app_pages() -> dict[str, str]:

@@ -11,7 +11,23 @@ from fer_core.cli import main
 
 @pytest.mark.slow
 def test_bench_json_keys(tiny_run, capsys):
-    assert main(["bench", "--models", str(tiny_run), "--repeats", "5", "--train-images", "32", "--train-rounds", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--models",
+                str(tiny_run),
+                "--repeats",
+                "5",
+                "--train-images",
+                "32",
+                "--train-rounds",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     name = tiny_run.name
     for key in ("latency_ms", "baseline_latency_ms"):

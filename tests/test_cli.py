@@ -50,7 +50,10 @@ def test_stats_table(folder_dataset, capsys):
         (["train", "--model", "vgg", "--data", "/no/such"], ["unknown model 'vgg'", "cnn, attention_cnn, resnet50"]),
         (["train", "--model", "cnn", "--data", "{data}", "--epochs", "0"], ["epochs must be >= 1"]),
         (["train", "--model", "cnn", "--data", "{data}", "--lr", "-1"], ["learning rate must be > 0"]),
-        (["train", "--model", "cnn", "--data", "{data}", "--batch-size", "100000"], ["larger than the 38 training images"]),  # 42 less the selection slice
+        (
+            ["train", "--model", "cnn", "--data", "{data}", "--batch-size", "100000"],
+            ["larger than the 38 training images"],
+        ),  # 42 less the selection slice
         (["evaluate", "--model", "nosuchmodel", "--data", "{data}"], ["no model 'nosuchmodel'"]),
         (["evaluate", "--model", "{notkeras}", "--data", "{data}"], ["only .keras model files"]),
         (["train", "--resume", "/no/such/run"], ["not a run directory"]),
@@ -60,6 +63,7 @@ def test_stats_table(folder_dataset, capsys):
         (["compact", "{fakekeras}"], ["not a valid .keras file"]),
     ],
 )
+@pytest.mark.slow  # a fresh process per case, most of them importing Keras
 def test_user_errors_exit_2_with_one_line(args, fragments, folder_dataset, tmp_path):
     not_keras = tmp_path / "model.h5"
     not_keras.write_bytes(b"\x89HDF")
@@ -87,8 +91,22 @@ def test_evaluate_json_shape_and_consistency(tiny_run, folder_dataset):
 
 
 def test_evaluate_ensemble_and_tta(tiny_run, folder_dataset, capsys):
-    assert main(["evaluate", "--model", f"{tiny_run},{tiny_run / 'model.keras'}", "--data", str(folder_dataset),
-                 "--split", "Training", "--tta", "--json"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                f"{tiny_run},{tiny_run / 'model.keras'}",
+                "--data",
+                str(folder_dataset),
+                "--split",
+                "Training",
+                "--tta",
+                "--json",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["split"] == "Training" and len(metrics["models"]) == 2
     # An ensemble of one model twice is that model; with --tta it is the mean with the mirrored faces.
@@ -134,8 +152,31 @@ def test_predict_json_shape(tiny_run, folder_dataset, tmp_path, capsys):
 
 def test_train_then_runs_listing(folder_dataset, tmp_path, capsys):
     out = tmp_path / "runs"
-    assert main(["train", "--model", "cnn", "--data", str(folder_dataset), "--epochs", "1", "--batch-size", "8",
-                 "--limit", "14", "--out", str(out), "--quiet", "--param", "filters=[4,8,8]", "--param", "dense_units=8"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "cnn",
+                "--data",
+                str(folder_dataset),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--limit",
+                "14",
+                "--out",
+                str(out),
+                "--quiet",
+                "--param",
+                "filters=[4,8,8]",
+                "--param",
+                "dense_units=8",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["epoch"] == 1
     config = json.loads((tmp_path / "runs" / os.path.basename(summary["run_dir"]) / "config.json").read_text())

@@ -22,9 +22,19 @@ def tiny_attention_run(tmp_path_factory, folder_dataset):
     from fer_core.data import load_dataset
     from fer_core.training import TrainConfig, train
 
-    config = TrainConfig(model="attention_cnn", data=str(folder_dataset), epochs=1, batch_size=16,
-                         model_params={"filters": [8, 16, 16], "dense_units": 16})
-    return train(config, out=tmp_path_factory.mktemp("att_run"), dataset=load_dataset(folder_dataset, use_cache=False), echo=False)
+    config = TrainConfig(
+        model="attention_cnn",
+        data=str(folder_dataset),
+        epochs=1,
+        batch_size=16,
+        model_params={"filters": [8, 16, 16], "dense_units": 16},
+    )
+    return train(
+        config,
+        out=tmp_path_factory.mktemp("att_run"),
+        dataset=load_dataset(folder_dataset, use_cache=False),
+        echo=False,
+    )
 
 
 @pytest.fixture
@@ -77,8 +87,13 @@ def test_home_lists_models_with_accuracy(dashboard):
 
 def test_dataset_page_sections(dashboard):
     at = open_page("app_pages/dataset.py")
-    assert [s.value for s in at.subheader] == ["Class distribution", "Sample faces", "Mean face per class",
-                                               "Pixel intensities", "Blank and near-constant images"]
+    assert [s.value for s in at.subheader] == [
+        "Class distribution",
+        "Sample faces",
+        "Mean face per class",
+        "Pixel intensities",
+        "Blank and near-constant images",
+    ]
     assert len(at.get("plotly_chart")) == 2
     at.radio[0].set_value("stacked").run()
     at.radio[1].set_value("percent of split").run()
@@ -188,7 +203,11 @@ def test_live_page_controls_configure_the_sessions_processor(dashboard):
     at.run()
     assert not at.exception
     processor = at.session_state["live_processor"]
-    assert (processor.settings.smoothing, processor.settings.detect_every, processor.settings.show_fps) == (0.8, 6, False)
+    assert (processor.settings.smoothing, processor.settings.detect_every, processor.settings.show_fps) == (
+        0.8,
+        6,
+        False,
+    )
     assert len(processor.classifier.models) == 1
     at.selectbox[0].set_value("ensemble of all trained models").run()
     assert at.session_state["live_processor"] is processor and len(processor.classifier.models) == 2
@@ -200,7 +219,12 @@ def test_live_page_controls_configure_the_sessions_processor(dashboard):
 PAGE_ORDERS = {
     "model loaded, then live": ["app_pages/explain.py", "app_pages/live.py"],
     "train, then live": ["app_pages/train.py", "app_pages/evaluate.py", "app_pages/live.py"],
-    "live first, then models": ["app_pages/live.py", "app_pages/explain.py", "app_pages/predict.py", "app_pages/live.py"],
+    "live first, then models": [
+        "app_pages/live.py",
+        "app_pages/explain.py",
+        "app_pages/predict.py",
+        "app_pages/live.py",
+    ],
 }
 ORDER_SCRIPT = """
 import json, sys
@@ -228,8 +252,13 @@ def test_pages_in_any_order_do_not_crash_the_server_process(order, dashboard):
     import sys
 
     pages = PAGE_ORDERS[order]
-    done = subprocess.run([sys.executable, "-c", ORDER_SCRIPT, APP, *pages], capture_output=True, text=True,
-                          timeout=600, cwd=Path(APP).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", ORDER_SCRIPT, APP, *pages],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(APP).parent,
+    )
     assert done.returncode == 0, f"exit {done.returncode} (-11 is the segfault): {done.stderr[-2000:]}"
     seen = json.loads(done.stdout.split("RESULT ", 1)[1])
     assert [s["page"] for s in seen] == pages
@@ -239,21 +268,35 @@ def test_pages_in_any_order_do_not_crash_the_server_process(order, dashboard):
     assert all(s["tensorflow_loaded"] and s["webrtc_loaded"] for s in live_after_model)
 
 
+@pytest.mark.slow  # imports TensorFlow in a fresh process
 def test_the_guard_turns_the_wrong_order_into_a_clear_error():
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-c", "import tensorflow\nimport dashboard"], capture_output=True,
-                          text=True, timeout=300, cwd=Path(APP).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", "import tensorflow\nimport dashboard"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(APP).parent,
+    )
     assert done.returncode == 1, done.returncode  # an ImportError, not the segfault (-11)
     assert "TensorFlow was imported before dashboard" in done.stderr
 
 
-@pytest.mark.parametrize("url, blocked", [
-    ("http://localhost:8501/live", None), ("http://127.0.0.1:8501/live", None), ("http://[::1]:8501/", None),
-    ("http://app.localhost/live", None), ("https://fer.example.org/live", None), (None, None),
-    ("http://192.168.1.20:8501/live", "192.168.1.20"), ("http://FER-box:8501/", "fer-box"),
-])
+@pytest.mark.parametrize(
+    "url, blocked",
+    [
+        ("http://localhost:8501/live", None),
+        ("http://127.0.0.1:8501/live", None),
+        ("http://[::1]:8501/", None),
+        ("http://app.localhost/live", None),
+        ("https://fer.example.org/live", None),
+        (None, None),
+        ("http://192.168.1.20:8501/live", "192.168.1.20"),
+        ("http://FER-box:8501/", "fer-box"),
+    ],
+)
 def test_the_live_page_knows_when_browsers_block_the_camera(url, blocked):
     from dashboard.shared import insecure_camera_host
 

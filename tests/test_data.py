@@ -130,11 +130,17 @@ def test_bad_images_are_skipped_named_and_counted(tmp_path):
 
 
 def test_csv_both_header_forms_bom_and_crlf(tmp_path):
-    rows = [(label, synthetic_face(label, 0), usage) for usage in ("Training", "PublicTest", "PrivateTest") for label in range(7)]
+    rows = [
+        (label, synthetic_face(label, 0), usage)
+        for usage in ("Training", "PublicTest", "PrivateTest")
+        for label in range(7)
+    ]
     plain = tmp_path / "a.csv"
     plain.write_text(csv_text(rows))
     spaced = tmp_path / "b.csv"
-    spaced.write_bytes(("\ufeff" + csv_text(rows, header="emotion, pixels, Usage").replace("\n", "\r\n")).encode("utf-8"))
+    spaced.write_bytes(
+        ("\ufeff" + csv_text(rows, header="emotion, pixels, Usage").replace("\n", "\r\n")).encode("utf-8")
+    )
     first, second = load_dataset(plain), load_dataset(spaced)
     assert first.split_names == ["Training", "PublicTest", "PrivateTest"]
     np.testing.assert_array_equal(first.images, second.images)
@@ -181,7 +187,9 @@ def test_csv_unusable_is_one_line_error(tmp_path, content, message):
 def test_csv_without_usage_is_one_split(tmp_path):
     rows = [(label, synthetic_face(label, 1), "") for label in range(7)]
     path = tmp_path / "train.csv"
-    path.write_text("\n".join(["emotion,pixels"] + [f"{label},{' '.join(map(str, p.ravel()))}" for label, p, _ in rows]) + "\n")
+    path.write_text(
+        "\n".join(["emotion,pixels"] + [f"{label},{' '.join(map(str, p.ravel()))}" for label, p, _ in rows]) + "\n"
+    )
     assert load_dataset(path).split_names == ["all"]
 
 

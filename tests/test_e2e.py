@@ -23,17 +23,30 @@ ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "test-output" / "e2e"
 # Without these, Chromium tries Google's services, which this machine's closed network refuses.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 # (url path, title, text that appears once the page has rendered fully)
 # Streamlit scrolls inside its own container, so a full-page screenshot shows only the viewport:
 # a tall one captures whole pages.
 VIEWPORT = {"width": 1400, "height": 2600}
 # A deep link comes first: on a fresh server it must still run through app.py's navigation.
-PAGES = [("predict", "Predict", "A face crop"), ("", "FER Studio", "Pages"),
-         ("dataset", "Dataset", "Blank and near-constant images"), ("train", "Train", "Past runs"),
-         ("evaluate", "Evaluate & compare", "Reliability diagram"), ("explain", "Explain", "predicted"),
-         ("live", "Live", "Camera not working?")]
+PAGES = [
+    ("predict", "Predict", "A face crop"),
+    ("", "FER Studio", "Pages"),
+    ("dataset", "Dataset", "Blank and near-constant images"),
+    ("train", "Train", "Past runs"),
+    ("evaluate", "Evaluate & compare", "Reliability diagram"),
+    ("explain", "Explain", "predicted"),
+    ("live", "Live", "Camera not working?"),
+]
 
 
 def free_port() -> int:
@@ -49,13 +62,32 @@ def server(tiny_run, folder_dataset, tmp_path_factory):
     trained = base / "trained"
     promote(tiny_run, "cnn", dest_root=trained)
     port = free_port()
-    env = {**os.environ, "FER_TRAINED_DIR": str(trained), "FER_DATA": str(folder_dataset),
-           "FER_RUNS_DIR": str(base / "runs"), "FER_CACHE_DIR": str(base / "cache")}
+    env = {
+        **os.environ,
+        "FER_TRAINED_DIR": str(trained),
+        "FER_DATA": str(folder_dataset),
+        "FER_RUNS_DIR": str(base / "runs"),
+        "FER_CACHE_DIR": str(base / "cache"),
+    }
     log = open(base / "server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -96,8 +128,9 @@ def browser(playwright):
 
 def settle(page) -> None:
     """Wait until lazily drawn elements (tables, charts) have replaced their loading skeletons."""
-    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0", timeout=60_000
+    )
     page.wait_for_timeout(1500)
 
 
@@ -277,10 +310,15 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
     from fer_core.synthetic import face_frame
 
     url, base, pid = server
-    clip = write_y4m(tmp_path / "faces.y4m",
-                     [face_frame([(180 + 4 * i, 110, 200)], seed=i % 4, mouth_open=(i % 15) / 15) for i in range(45)])
-    args = CHROMIUM_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                            f"--use-file-for-fake-video-capture={clip}"]
+    clip = write_y4m(
+        tmp_path / "faces.y4m",
+        [face_frame([(180 + 4 * i, 110, 200)], seed=i % 4, mouth_open=(i % 15) / 15) for i in range(45)],
+    )
+    args = CHROMIUM_ARGS + [
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={clip}",
+    ]
     browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
     try:
         context = browser.new_context(viewport=VIEWPORT)
@@ -299,9 +337,13 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
         # Rows reach the page through the processor's queue; the panel polls once a second.
         page.get_by_text("Largest face:").first.wait_for(timeout=120_000)
         page.wait_for_function(
-            "() => /([1-9][0-9,]*) timeline rows this session/.test(document.body.innerText)", timeout=60_000)
-        frame = next(f for f in page.frames if f.url != page.url and "webrtc" in (f.url + f.name).lower()
-                     or f.locator("video").count())
+            "() => /([1-9][0-9,]*) timeline rows this session/.test(document.body.innerText)", timeout=60_000
+        )
+        frame = next(
+            f
+            for f in page.frames
+            if f.url != page.url and "webrtc" in (f.url + f.name).lower() or f.locator("video").count()
+        )
         deadline = time.time() + 60
         green = -1
         while time.time() < deadline and green < 500:
@@ -320,7 +362,7 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
         settle(page)
         with page.expect_download(timeout=60_000) as download:
             page.get_by_role("button", name="Download timeline CSV").click()
-        timeline = (tmp_path / "timeline.csv")
+        timeline = tmp_path / "timeline.csv"
         download.value.save_as(timeline)
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
@@ -339,9 +381,11 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
 def test_live_page_says_what_to_do_when_the_camera_is_refused(server, playwright):
     url, _base, _pid = server
     # A camera exists, but the permission prompt is answered "no" (what a user's Block does).
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=CHROMIUM_ARGS + ["--use-fake-device-for-media-stream",
-                                                               "--deny-permission-prompts"])
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS + ["--use-fake-device-for-media-stream", "--deny-permission-prompts"],
+    )
     try:
         page = browser.new_context(viewport=VIEWPORT).new_page()
         page.goto(f"{url}/live")

@@ -76,16 +76,22 @@ def test_ensemble_of_evaluated_models_equals_evaluating_them_together(folder_dat
     dataset = load_dataset(folder_dataset)
     test = dataset.split("PublicTest")
     rng = np.random.default_rng(1)
-    noisy = LookupModel(test.images[..., None], np.where(rng.random(len(test)) < 0.5, test.labels, (test.labels + 2) % 7))
+    noisy = LookupModel(
+        test.images[..., None], np.where(rng.random(len(test)) < 0.5, test.labels, (test.labels + 2) % 7)
+    )
     wrong = LookupModel(test.images[..., None], (test.labels + 1) % 7)
     for tta in (False, True):
         together = evaluate([noisy, wrong], dataset, split="PublicTest", tta=tta, names=["n", "w"])
-        members = [evaluate([m], dataset, split="PublicTest", tta=tta, names=[k]) for m, k in ((noisy, "n"), (wrong, "w"))]
+        members = [
+            evaluate([m], dataset, split="PublicTest", tta=tta, names=[k]) for m, k in ((noisy, "n"), (wrong, "w"))
+        ]
         combined = ensemble_of(members)
         assert combined.metrics == together.metrics
         np.testing.assert_array_equal(combined.probabilities, together.probabilities)
     with pytest.raises(FerError, match="same split and TTA"):
-        ensemble_of([evaluate([noisy], dataset, split="PublicTest"), evaluate([noisy], dataset, split="PublicTest", tta=True)])
+        ensemble_of(
+            [evaluate([noisy], dataset, split="PublicTest"), evaluate([noisy], dataset, split="PublicTest", tta=True)]
+        )
 
 
 def test_default_split_is_private_then_public(csv_dataset, folder_dataset):
@@ -152,7 +158,9 @@ def test_a_retrained_model_at_the_same_path_is_not_answered_from_the_cache(model
     after = evaluate_model_file(model_copy, dataset, split="PublicTest", load=load)
     assert load.calls == 2
     assert not np.allclose(after.probabilities, before.probabilities)
-    np.testing.assert_array_equal(after.probabilities, evaluate([load_model(model_copy)], dataset, split="PublicTest").probabilities)
+    np.testing.assert_array_equal(
+        after.probabilities, evaluate([load_model(model_copy)], dataset, split="PublicTest").probabilities
+    )
 
 
 @pytest.mark.parametrize("damage", [b"", b"not a numpy file", "wrong shape"])
@@ -227,11 +235,20 @@ def test_the_comparison_puts_measured_rows_above_the_papers(folder_dataset):
     dataset = load_dataset(folder_dataset)
     test = dataset.split("PublicTest")
     model = LookupModel(test.images[..., None], test.labels)
-    results = {"ours": evaluate([model], dataset, split="PublicTest"),
-               "ours, flipped too": evaluate([model], dataset, split="PublicTest", tta=True)}
+    results = {
+        "ours": evaluate([model], dataset, split="PublicTest"),
+        "ours, flipped too": evaluate([model], dataset, split="PublicTest", tta=True),
+    }
     rows = comparison_rows(results, {"ours": 12})
-    assert rows[0] == {"model": "ours", "source": MEASURED_SOURCE, "split": "PublicTest", "accuracy": 1.0,
-                       "macro-F1": 1.0, "loss": results["ours"].metrics["loss"], "epochs": 12}
+    assert rows[0] == {
+        "model": "ours",
+        "source": MEASURED_SOURCE,
+        "split": "PublicTest",
+        "accuracy": 1.0,
+        "macro-F1": 1.0,
+        "loss": results["ours"].metrics["loss"],
+        "epochs": 12,
+    }
     assert rows[1]["split"] == "PublicTest +TTA" and rows[1]["epochs"] is None
     assert [r["source"] for r in rows[2:]] == [PAPER_SOURCE] * len(PAPER_TABLE_4)
     assert rows[2]["accuracy"] == PAPER_TABLE_4["cnn"]["accuracy"]

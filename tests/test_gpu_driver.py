@@ -22,10 +22,31 @@ def test_the_gpu_driver_trains_under_jax_and_the_model_evaluates_alike_under_ten
         pytest.skip("jax is not installed")
     out = tmp_path / "gpu-runs"
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, str(PROJECT_ROOT / "tools" / "gpu" / "train_all.py"), "--data", str(folder_dataset),
-               "--out", str(out), "--models", "cnn", "--minutes", "1.5", "--epochs", "cnn=1",
-               # to every `fer-core train`: a small model, float32 like a CPU without bf16
-               "--param", "filters=[8,16,32]", "--param", "dense_units=16", "--batch-size", "8", "--precision", "float32", "--warmup-epochs", "0"]
+    command = [
+        sys.executable,
+        str(PROJECT_ROOT / "tools" / "gpu" / "train_all.py"),
+        "--data",
+        str(folder_dataset),
+        "--out",
+        str(out),
+        "--models",
+        "cnn",
+        "--minutes",
+        "1.5",
+        "--epochs",
+        "cnn=1",
+        # to every `fer-core train`: a small model, float32 like a CPU without bf16
+        "--param",
+        "filters=[8,16,32]",
+        "--param",
+        "dense_units=16",
+        "--batch-size",
+        "8",
+        "--precision",
+        "float32",
+        "--warmup-epochs",
+        "0",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert json.loads((out / "best.json").read_text()) == {"cnn": "cnn"}

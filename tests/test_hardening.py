@@ -168,8 +168,14 @@ def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset
         real_save(model, path)
 
     monkeypatch.setattr(training, "save_model_atomic", save_then_fill_the_disk)
-    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=3, batch_size=8, patience=0,
-                                  model_params={"filters": [4, 8, 8], "dense_units": 8})
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=3,
+        batch_size=8,
+        patience=0,
+        model_params={"filters": [4, 8, 8], "dense_units": 8},
+    )
     with pytest.raises(FerError, match="disk is full"):
         training.train(config, run_dir=tmp_path / "run", dataset=load_dataset(folder_dataset), echo=False)
     info = read_run(tmp_path / "run")
@@ -183,12 +189,14 @@ SEED_IMAGES = [encode(FACE, "PNG"), encode(FACE.convert("RGB"), "JPEG"), encode(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(
-    st.binary(max_size=4096),
-    st.tuples(st.sampled_from(SEED_IMAGES), st.integers(0, 10_000), st.binary(min_size=1, max_size=16)).map(
-        lambda t: t[0][: t[1] % len(t[0])] + t[2] + t[0][t[1] % len(t[0]) + len(t[2]):]
-    ),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=4096),
+        st.tuples(st.sampled_from(SEED_IMAGES), st.integers(0, 10_000), st.binary(min_size=1, max_size=16)).map(
+            lambda t: t[0][: t[1] % len(t[0])] + t[2] + t[0][t[1] % len(t[0]) + len(t[2]) :]
+        ),
+    )
+)
 def test_decoding_never_fails_other_than_with_a_user_error(data):
     try:
         pixels = decode_grayscale(data, name="fuzz")
@@ -201,13 +209,17 @@ def test_decoding_never_fails_other_than_with_a_user_error(data):
 _CSV_ROW = "3," + " ".join(["17"] * 2304) + ",Training"
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(st.one_of(
-    st.text(max_size=400),
-    st.tuples(st.integers(0, len(_CSV_ROW)), st.text(min_size=1, max_size=20)).map(
-        lambda t: "emotion,pixels,Usage\n" + _CSV_ROW[: t[0]] + t[1] + _CSV_ROW[t[0]:] + "\n"
-    ),
-))
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.text(max_size=400),
+        st.tuples(st.integers(0, len(_CSV_ROW)), st.text(min_size=1, max_size=20)).map(
+            lambda t: "emotion,pixels,Usage\n" + _CSV_ROW[: t[0]] + t[1] + _CSV_ROW[t[0] :] + "\n"
+        ),
+    )
+)
 def test_csv_parsing_never_fails_other_than_with_a_user_error(tmp_path, text):
     from fer_core.data import load_dataset
 
@@ -234,10 +246,32 @@ def test_sigkill_leaves_a_readable_resumable_run(folder_dataset, tmp_path, kill_
     run = tmp_path / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "fer_core", "train", "--model", "cnn", "--data", str(folder_dataset), "--epochs", "6",
-         "--batch-size", "4", "--patience", "0", "--run-dir", str(run), "--quiet",
-         "--param", "filters=[8,16,16]", "--param", "dense_units=8"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "fer_core",
+            "train",
+            "--model",
+            "cnn",
+            "--data",
+            str(folder_dataset),
+            "--epochs",
+            "6",
+            "--batch-size",
+            "4",
+            "--patience",
+            "0",
+            "--run-dir",
+            str(run),
+            "--quiet",
+            "--param",
+            "filters=[8,16,16]",
+            "--param",
+            "dense_units=8",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 240
     while time.time() < deadline:
@@ -299,8 +333,11 @@ def test_cli_soak_hundreds_of_mixed_files(tiny_run, tmp_path):
         " 'peak_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))\n"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    report = json.loads(subprocess.run([sys.executable, "-c", wrapper, str(tiny_run)], capture_output=True, text=True,
-                                       env=env, timeout=600).stdout)
+    report = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", wrapper, str(tiny_run)], capture_output=True, text=True, env=env, timeout=600
+        ).stdout
+    )
     results = json.loads(report["out"])
     assert report["code"] == 2 and len(results) == 300 and "Traceback" not in report["err"]
     classified = {Path(r["file"]).name for r in results if r["error"] is None and r["faces"]}

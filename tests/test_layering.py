@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CORE = Path(__file__).resolve().parents[1] / "fer_core"
 
 
@@ -23,13 +25,18 @@ def test_no_streamlit_import_in_source():
     assert offenders == []
 
 
+@pytest.mark.slow  # imports every module, Keras and TensorFlow included, in a fresh process
 def test_importing_every_module_loads_no_streamlit():
     modules = sorted(
         "fer_core." + ".".join(p.relative_to(CORE).with_suffix("").parts)
         for p in CORE.rglob("*.py")
         if p.name not in ("__init__.py", "__main__.py")
     )
-    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + "print(any(m.startswith('streamlit') for m in sys.modules))"
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + "print(any(m.startswith('streamlit') for m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"

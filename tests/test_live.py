@@ -113,8 +113,9 @@ def test_smoothing_is_an_exponential_moving_average(detector):
 
 def test_timeline_rows_queue_and_csv(small_classifier, detector):
     clock = iter(np.arange(1_800_000_000.0, 1_800_000_100.0, 0.5))
-    processor = LiveProcessor(small_classifier, detector, LiveSettings(detect_every=2), queue_size=6,
-                              clock=lambda: next(clock))
+    processor = LiveProcessor(
+        small_classifier, detector, LiveSettings(detect_every=2), queue_size=6, clock=lambda: next(clock)
+    )
     for step in range(10):
         processor.process(face_frame([(200, 100, 180)], seed=step), skipped=1)
     rows = processor.drain()
@@ -135,8 +136,10 @@ def test_timeline_rows_queue_and_csv(small_classifier, detector):
     assert table["time"][0] == "2027-01-15T08:00:02.000+00:00"  # the first kept row, ISO 8601 UTC
 
 
-@pytest.mark.parametrize("settings", [LiveSettings(smoothing=1.0), LiveSettings(smoothing=-0.1),
-                                      LiveSettings(min_face=5), LiveSettings(detect_every=0)])
+@pytest.mark.parametrize(
+    "settings",
+    [LiveSettings(smoothing=1.0), LiveSettings(smoothing=-0.1), LiveSettings(min_face=5), LiveSettings(detect_every=0)],
+)
 def test_bad_settings_are_refused(settings):
     with pytest.raises(FerError):
         settings.validate()

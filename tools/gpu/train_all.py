@@ -30,12 +30,40 @@ from pathlib import Path
 # Beyond the paper (recorded in each config.json): cosine LR with warm-up, label smoothing,
 # random shifts and erasing on top of the paper's flip/rotation/zoom, no early stopping (the
 # schedule decides the length; the best validation accuracy is still what is kept).
-COMMON = ["--lr-schedule", "cosine", "--warmup-epochs", "2", "--label-smoothing", "0.1",
-          "--shift", "0.1", "--erasing", "0.25", "--patience", "0", "--quiet"]
+COMMON = [
+    "--lr-schedule",
+    "cosine",
+    "--warmup-epochs",
+    "2",
+    "--label-smoothing",
+    "0.1",
+    "--shift",
+    "0.1",
+    "--erasing",
+    "0.25",
+    "--patience",
+    "0",
+    "--quiet",
+]
 # Closer to Khaireddin & Chen's FER2013 recipe (73.3% with a VGG-style net): stronger shifts and
 # zoom, erasing on half the faces, SGD with Nesterov momentum.
-STRONG = ["--lr-schedule", "cosine", "--warmup-epochs", "3", "--label-smoothing", "0.1",
-          "--shift", "0.15", "--zoom", "0.15", "--erasing", "0.5", "--patience", "0", "--quiet"]
+STRONG = [
+    "--lr-schedule",
+    "cosine",
+    "--warmup-epochs",
+    "3",
+    "--label-smoothing",
+    "0.1",
+    "--shift",
+    "0.15",
+    "--zoom",
+    "0.15",
+    "--erasing",
+    "0.5",
+    "--patience",
+    "0",
+    "--quiet",
+]
 SGD = ["--optimizer", "sgd", "--lr", "0.01", "--weight-decay", "0.005"]
 RECIPES = {
     "cnn": ("cnn", 100, COMMON),
@@ -51,8 +79,11 @@ RECIPES = {
     "vgg_fer": ("vgg_fer", 100, COMMON),
     "vgg_fer_sgd": ("vgg_fer", 100, STRONG + SGD),
     "resnet50": ("resnet50", 60, COMMON + ["--param", "image_size=64"]),
-    "resnet50_sgd": ("resnet50", 60, STRONG + ["--optimizer", "sgd", "--lr", "0.025", "--weight-decay", "0.005",
-                                               "--param", "image_size=64"]),
+    "resnet50_sgd": (
+        "resnet50",
+        60,
+        STRONG + ["--optimizer", "sgd", "--lr", "0.025", "--weight-decay", "0.005", "--param", "image_size=64"],
+    ),
     "resnet50_slow": ("resnet50", 60, COMMON + ["--lr", "0.0003", "--param", "image_size=64"]),
 }
 MARGIN_S = 60  # start-up (data, compilation) and the final evaluation, outside each run's budget
@@ -102,8 +133,11 @@ def main(argv=None) -> int:
         accuracy = [row["val_accuracy"] for row in read_history(run["dir"])]
         best = max(accuracy) if accuracy else float("nan")
         steady = sorted(seconds[1:])[len(seconds[1:]) // 2] if len(seconds) > 1 else float("nan")
-        print(f"{name}: exit {run['process'].returncode}, {len(seconds)}/{run['epochs']} epochs, "
-              f"best val_accuracy {best:.4f}, median {steady:.1f} s/epoch, {sum(seconds):.0f} s in epochs", flush=True)
+        print(
+            f"{name}: exit {run['process'].returncode}, {len(seconds)}/{run['epochs']} epochs, "
+            f"best val_accuracy {best:.4f}, median {steady:.1f} s/epoch, {sum(seconds):.0f} s in epochs",
+            flush=True,
+        )
         model = RECIPES[name][0]
         if accuracy and (run["dir"] / "model.keras").is_file() and best > picked.get(model, (-1.0, ""))[0]:
             picked[model] = (best, name)
@@ -116,8 +150,23 @@ def main(argv=None) -> int:
 def launch(name: str, epochs: int, minutes: float, init: str | None, args, out: Path) -> dict:
     model, _, flags = RECIPES[name]
     run_dir = out / name
-    command = [sys.executable, "-m", "fer_core", "train", "--model", model, "--data", args.data,
-               "--run-dir", str(run_dir), "--epochs", str(epochs), "--minutes", f"{minutes:.2f}", *flags]
+    command = [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "train",
+        "--model",
+        model,
+        "--data",
+        args.data,
+        "--run-dir",
+        str(run_dir),
+        "--epochs",
+        str(epochs),
+        "--minutes",
+        f"{minutes:.2f}",
+        *flags,
+    ]
     if init:
         command += ["--init", init]
     if args.seed is not None:
