@@ -147,7 +147,7 @@ def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int =
     keras = load_keras()
     from fer_core.recipe import build_training_model
     from fer_core.train_config import TrainConfig
-    from fer_core.training import _make_callback, _StopRequest
+    from fer_core.training import run_callback, StopRequest
 
     import logging
     import tempfile
@@ -179,8 +179,8 @@ def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int =
                     "early_stopped": False,
                 }
                 callbacks = [
-                    _make_callback(
-                        Path(folder), config, model, state, _StopRequest(Path(folder)), -(-images // batch_size), log
+                    run_callback(
+                        Path(folder), config, model, state, StopRequest(Path(folder)), -(-images // batch_size), log
                     )
                 ]
             training_model.fit(

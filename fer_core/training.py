@@ -108,7 +108,7 @@ def prepare_data(config: TrainConfig, dataset: Dataset) -> TrainingData:
 # ---- the run ---------------------------------------------------------------------------------
 
 
-class _StopRequest:
+class StopRequest:
     """Set by SIGTERM/SIGINT or a STOP file; checked after every batch."""
 
     def __init__(self, run_dir: Path):
@@ -129,8 +129,8 @@ class _StopRequest:
                 pass  # not the main thread (e.g. called from a test thread): STOP file only
 
 
-def _make_callback(
-    run_dir: Path, config: TrainConfig, model, state: dict, stop: _StopRequest, batches: int, log: logging.Logger
+def run_callback(
+    run_dir: Path, config: TrainConfig, model, state: dict, stop: StopRequest, batches: int, log: logging.Logger
 ):
     from fer_core.backend import load_keras
 
@@ -399,7 +399,7 @@ def _fit(
     # A process killed mid-write leaves its temp file (never the target) behind; sweep those.
     for leftover in path.glob(".*.tmp*"):
         leftover.unlink(missing_ok=True)
-    stop = _StopRequest(path)
+    stop = StopRequest(path)
     stop.install()
     write_progress(
         path,
@@ -432,7 +432,7 @@ def _fit(
         else:
             model = training_model.layers[-1]
         batches = math.ceil(len(data.y_train) / config.batch_size)
-        callback = _make_callback(path, config, model, state, stop, batches, log)
+        callback = run_callback(path, config, model, state, stop, batches, log)
         y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
         y_val = keras.utils.to_categorical(data.y_val, NUM_CLASSES)
         training_model.fit(

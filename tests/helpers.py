@@ -157,3 +157,15 @@ def app_pages() -> dict[str, str]:
             title = next(k.value.value for k in node.keywords if k.arg == "title")
             pages[node.args[0].value] = title
     return pages
+
+
+# Models whose tests take half a minute each on the 2-core CPU even at SMALL sizes (ResNet50's
+# graph: building, training a batch, and the ONNX export the fast classifier tries and rejects).
+SLOW_MODELS = {"resnet50"}
+
+
+def model_params(names) -> list:
+    """`names` for @pytest.mark.parametrize, the SLOW_MODELS among them marked slow."""
+    import pytest
+
+    return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_MODELS else name for name in names]

@@ -20,7 +20,8 @@ HEADINGS = {**PAGES, "app_pages/home.py": "FER Studio"}
 @pytest.fixture(scope="session")
 def tiny_attention_run(tmp_path_factory, folder_dataset):
     from fer_core.data import load_dataset
-    from fer_core.training import TrainConfig, train
+    from fer_core.train_config import TrainConfig
+    from fer_core.training import train
 
     config = TrainConfig(
         model="attention_cnn",

@@ -10,6 +10,7 @@ from fer_core.data import load_dataset
 from fer_core import FerError
 from fer_core.evaluation import compute_metrics, ensemble_of, evaluate
 from fer_core.models import list_models
+from helpers import model_params
 
 
 class LookupModel:
@@ -211,7 +212,7 @@ def test_the_cli_warns_when_a_run_is_evaluated_on_its_training_split(tiny_run, f
     assert "warning" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_params(list_models()))
 def test_evaluation_predicts_through_the_fast_classifier_for_every_model(name, folder_dataset):
     """Evaluation and the Predict page share one prediction path, and it is the model's own answer."""
     from fer_core.evaluation import classifier_for

@@ -8,10 +8,10 @@ import pytest
 from fer_core import FerError
 from fer_core.explain import attention_map, explain_face, gradcam, overlay
 from fer_core.models import build_model, get_spec, list_models
-from helpers import SMALL
+from helpers import SMALL, model_params
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_params(list_models()))
 def test_gradcam_every_model(name):
     model = build_model(name, **SMALL.get(name, {}))
     face = np.random.default_rng(1).integers(0, 256, (48, 48)).astype(np.uint8)

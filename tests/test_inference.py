@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from helpers import synthetic_face
+from helpers import model_params, synthetic_face
 from fer_core import FerError
 from fer_core.images import decode_grayscale, expand_uploads
 from fer_core.inference import Classifier, Face, FaceDetector, Smoother, classify_image, crop_face, draw_faces
@@ -35,7 +35,7 @@ def test_classifier_matches_the_model_and_keeps_order(small_cnn):
     assert Classifier(small_cnn)(faces[:0]).shape == (0, 7)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_params(list_models()))
 @pytest.mark.parametrize("engine", ["auto", "keras"])
 def test_every_engine_gives_the_models_probabilities(name, engine):
     from helpers import SMALL

@@ -7,7 +7,7 @@ import pytest
 
 from fer_core import FerError
 from fer_core.models import build_model, get_spec, list_models
-from helpers import SMALL, raw_faces
+from helpers import SMALL, model_params, raw_faces
 
 
 def test_registry_lists_the_papers_models():
@@ -24,7 +24,7 @@ def test_bad_hyperparameter_is_refused():
         build_model("cnn", depth=3)
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_params(list_models()))
 def test_builds_trains_and_round_trips(name, tmp_path):
     import keras
 
@@ -96,7 +96,7 @@ def test_resnet50_imagenet_weights_offline_is_a_clear_error(monkeypatch, tmp_pat
         build_model("resnet50", image_size=32, weights=str(tmp_path / "missing.h5"))
 
 
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_params(list_models()))
 def test_compacted_model_stores_float16_and_predicts_the_same(name, tmp_path):
     import io
     import zipfile

@@ -8,6 +8,7 @@ import pytest
 
 from fer_core.artifacts import PROJECT_ROOT, list_trained
 from fer_core.fileio import read_json
+from helpers import model_params
 
 SHIPPED_ROOT = PROJECT_ROOT / "trained"
 PAPER_MODELS = ("cnn", "attention_cnn", "resnet50")
@@ -36,7 +37,7 @@ def test_the_papers_three_models_ship():
     assert set(PAPER_MODELS) <= set(list_trained()), list_trained()
 
 
-@pytest.mark.parametrize("name", _shipped())
+@pytest.mark.parametrize("name", model_params(_shipped()))
 def test_a_shipped_model_classifies_a_face(name):
     from helpers import synthetic_face
     from fer_core.artifacts import load_model
@@ -49,7 +50,7 @@ def test_a_shipped_model_classifies_a_face(name):
     assert np.isfinite(probabilities).all()
 
 
-@pytest.mark.parametrize("name", _shipped())
+@pytest.mark.parametrize("name", model_params(_shipped()))
 def test_a_shipped_model_carries_honest_records(name):
     folder = SHIPPED_ROOT / name
     for file in ("config.json", "history.csv", "metrics.json", "MODEL_CARD.md"):
@@ -65,7 +66,7 @@ def test_a_shipped_model_carries_honest_records(name):
     assert f"{metrics['accuracy']:.4f}" in card and metrics["split"] in card
 
 
-@pytest.mark.parametrize("name", _shipped())
+@pytest.mark.parametrize("name", model_params(_shipped()))
 def test_a_shipped_model_is_stored_compactly_to_compute_in_float32(name):
     import io
     import zipfile

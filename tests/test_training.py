@@ -15,6 +15,7 @@ from fer_core import FerError
 from fer_core.data import load_dataset
 from fer_core.fileio import read_json
 from fer_core.models import list_models
+from helpers import model_params
 from fer_core.runs import list_runs, promote, read_run, request_stop
 from fer_core.recipe import build_training_model, describe_init, learning_rate_at, resolve_precision
 from fer_core.rundir import read_history
@@ -538,7 +539,7 @@ def test_saved_models_are_model_refs_with_their_family_and_history(tiny_run, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", model_params(list_models()))
 def test_every_registered_model_trains_and_reports(name, folder_dataset, tmp_path):
     """One short run per registry entry: the loop, wrap-up and metrics work for every family."""
     from fer_core.artifacts import load_model

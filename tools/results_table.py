@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     from fer_core.data import load_dataset
     from fer_core.evaluation import ensemble_of, evaluate
     from fer_core.paper import PAPER_TABLE_4
-    from fer_core.rundir import read_history
+    from fer_core.rundir import minutes_trained
 
     dataset = load_dataset(args.data)
     names = list_trained()
@@ -38,11 +38,13 @@ def main(argv=None) -> int:
         plain[name] = evaluate([model], dataset, split=args.split, names=[name])
         flipped[name] = evaluate([model], dataset, split=args.split, tta=True, names=[name])
         ref = resolve_model(name)
-        history = read_history(ref.folder)
-        minutes = sum(r.get("seconds", 0.0) for r in history) / 60
+        # Cumulative over warm starts: this run's epochs and minutes plus those it started from.
+        earlier = ref.config.get("init_from") or {}
+        epochs = len(ref.history) + int(earlier.get("epochs") or 0)
+        minutes = minutes_trained(ref.history) + float(earlier.get("minutes") or 0.0)
         m, t = plain[name].metrics, flipped[name].metrics
         print(
-            f"| {name} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | {len(history)} / {minutes:.0f} "
+            f"| {name} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | {epochs} / {minutes:.0f} "
             f"| `fer-core evaluate --model {name} --data DATA --split {args.split} [--tta]` |"
         )
     members = [n for n in PAPER_MODELS if n in plain]
