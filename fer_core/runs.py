@@ -64,14 +64,15 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
     progress = read_progress(path)
     config = read_json(path / CONFIG_FILE, {}) or {}
     status = progress.get("status", "unknown")
-    if not progress and (path / CONSOLE_FILE).exists():  # launched; the child has not begun training
+    launching = not progress and (path / CONSOLE_FILE).exists()  # launched; the child has not begun training
+    if launching:
         if launched_process_alive(path.parent):
-            status = "starting"
+            status = "starting"  # its pid is the launch lock's, checked just now
         else:
             output = launch_output(path).strip()
             status = "failed"
             progress = {"error": output.splitlines()[-1] if output else "the training process ended before it began"}
-    if status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
+    elif status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
         if not pid_alive(progress.get("pid")):
             status = "interrupted"
     best = progress.get("best_val_accuracy")

@@ -491,6 +491,10 @@ def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_o
         info.status == "failed" and info.progress["error"] == "fer-core: error: dataset path does not exist: /nowhere"
     )
     assert "dataset path does not exist" in run_log(info)
+    # While the launched process lives (its pid in the launch lock), the run is starting, and active.
+    (tmp_path / ".launch.lock").write_text(str(os.getpid()))
+    info = read_run(run)
+    assert info.status == "starting" and info.active
 
 
 @pytest.mark.parametrize(
