@@ -11,7 +11,7 @@ from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, selection_warning
 from fer_core.paper import comparison_rows
 from dashboard.charts import history_curves
-from dashboard.shared import dataset_or_stop, load_model, models_or_stop
+from dashboard.shared import dataset_or_stop, load_model, metrics_table, models_or_stop, tta_picker
 
 ENSEMBLE = "ensemble of the selected"
 
@@ -23,14 +23,14 @@ c1, c2, c3 = st.columns([3, 1, 1])
 selected = c1.multiselect("Models", list(refs), default=list(refs)[: min(3, len(refs))])
 splits = dataset.split_names
 split = c2.selectbox("Split", splits, index=splits.index(default_evaluation_split(dataset) or splits[0]))
-tta = c3.checkbox("Flip TTA", help="Average each face with its mirror image")
+tta = tta_picker(c3)
 if not selected:
     st.info("Select at least one model.")
     st.stop()
 
 
 @st.cache_data(show_spinner="Evaluating...", max_entries=32)
-def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_images: int, split: str, tta: bool):
+def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_images: int, split: str, tta: str):
     """One model's evaluation, once per model file version, dataset, split and TTA setting in this
     server (the underscored arguments are what it uses; the others are their cache key), and its
     probabilities once per machine (fer_core's disk cache, keyed by the file's content)."""
@@ -64,15 +64,7 @@ if len(selected) > 1:
 # ---- comparison with the paper
 st.subheader("Comparison")
 epochs = {label: len(refs[label].history) or None for label in selected}
-st.dataframe(
-    pd.DataFrame(comparison_rows(results, epochs)),
-    hide_index=True,
-    column_config={
-        "accuracy": st.column_config.NumberColumn(format="%.4f"),
-        "macro-F1": st.column_config.NumberColumn(format="%.4f"),
-        "loss": st.column_config.NumberColumn(format="%.4f"),
-    },
-)
+metrics_table(pd.DataFrame(comparison_rows(results, epochs)), four_decimals=("accuracy", "macro-F1", "loss"))
 st.caption(
     "The paper's numbers are as reported; its per-class tables are at chance level, which a shuffled "
     "evaluation order produces. Ours are computed in the dataset's fixed order."

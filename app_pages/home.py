@@ -3,7 +3,7 @@
 import streamlit as st
 
 from fer_core.artifacts import saved_models, trained_dir
-from dashboard.shared import data_path
+from dashboard.shared import data_path, metrics_table
 
 st.title("FER Studio")
 st.write(
@@ -30,15 +30,7 @@ if trained:
                 ),
             }
         )
-    st.dataframe(
-        rows,
-        hide_index=True,
-        column_config={
-            "accuracy": st.column_config.NumberColumn(format="%.4f"),
-            "with flip TTA": st.column_config.NumberColumn(format="%.4f"),
-            "macro-F1": st.column_config.NumberColumn(format="%.4f"),
-        },
-    )
+    metrics_table(rows, four_decimals=("accuracy", "with flip TTA", "macro-F1"))
     st.caption(
         "Each model's best epoch was picked on its selection split; accuracy is reported on another "
         "split that played no part in training or selection. trained/RESULTS.md compares them with the paper."

@@ -6,16 +6,17 @@ import streamlit as st
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.images import decode_grayscale, expand_uploads
-from fer_core.inference import classify_image, draw_faces
+from fer_core.inference import classify_image, draw_faces, with_tta
 from dashboard.charts import probability_bars
-from dashboard.shared import classifier, face_detector, model_picker
+from dashboard.shared import classifier, face_detector, model_picker, tta_picker
 
 DETAILED_FILES = 20  # files shown with image and bars; every file is in the results table
 
 st.title("Predict")
-c1, c2 = st.columns([2, 1])
+c1, c2, c3 = st.columns([2, 1, 1])
 models = model_picker(c1)
 min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
+tta = tta_picker(c3)
 files = st.file_uploader(
     "Images (JPEG, PNG, BMP, WebP) or a zip of images",
     type=["jpg", "jpeg", "png", "bmp", "webp", "zip"],
@@ -25,7 +26,7 @@ if not files:
     st.caption("A face crop (like FER2013's 48x48) is classified as a whole; larger images go through face detection.")
     st.stop()
 
-classify = classifier(models)
+classify = with_tta(classifier(models), tta)
 detector = face_detector()
 
 

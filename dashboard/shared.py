@@ -142,6 +142,18 @@ def model_picker(container) -> tuple:
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
+def tta_picker(container) -> str:
+    """Test-time augmentation, one of fer_core.inference.TTA_MODES (Evaluate and Predict)."""
+    from fer_core.inference import TTA_MODES
+
+    return container.selectbox(
+        "Test-time augmentation",
+        TTA_MODES,
+        help="Average each face's probabilities with its mirror image's (flip), and also with a "
+        "slightly zoomed view and its mirror (flip+zoom): 2 or 4 times the work",
+    )
+
+
 def insecure_camera_host(url: str | None) -> str | None:
     """The host name when `url` is plain HTTP on a host other than this machine, else None."""
     parsed = urlparse(url or "")
@@ -149,3 +161,13 @@ def insecure_camera_host(url: str | None) -> str | None:
     if parsed.scheme == "http" and host and host not in LOCAL_HOSTS and not host.endswith(".localhost"):
         return host
     return None
+
+
+def metrics_table(rows, four_decimals: tuple[str, ...]) -> None:
+    """A table of model metrics, the named columns shown to four decimals (how Home and Evaluate
+    show accuracies, so the same model reads the same on both)."""
+    st.dataframe(
+        rows,
+        hide_index=True,
+        column_config={column: st.column_config.NumberColumn(format="%.4f") for column in four_decimals},
+    )

@@ -147,7 +147,7 @@ def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int =
     keras = load_keras()
     from fer_core.recipe import build_training_model
     from fer_core.train_config import TrainConfig
-    from fer_core.training import run_callback, StopRequest
+    from fer_core.training import new_run_state, run_callback, StopRequest
 
     import logging
     import tempfile
@@ -168,16 +168,7 @@ def bench_training(model_name: str = "cnn", images: int = 512, batch_size: int =
             training_model, model = build_training_model(config)
             callbacks = []
             if arm == "fer_core":
-                state = {
-                    "epoch": 0,
-                    "best_val_accuracy": -1.0,
-                    "best_epoch": 0,
-                    "best_val_loss": float("inf"),
-                    "wait": 0,
-                    "history": [],
-                    "stopped": False,
-                    "early_stopped": False,
-                }
+                state = new_run_state()
                 callbacks = [
                     run_callback(
                         Path(folder), config, model, state, StopRequest(Path(folder)), -(-images // batch_size), log

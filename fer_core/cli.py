@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fer_core import CLASS_NAMES, __version__
 from fer_core.errors import FerError
+from fer_core.inference import TTA_MODES
 from fer_core.train_config import TrainConfig
 
 # Keep TensorFlow's C++ start-up chatter out of the CLI's output.
@@ -114,7 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="NAME_OR_DIR[,NAME_OR_DIR...]; several = ensemble")
     p.add_argument("--data", required=True)
     p.add_argument("--split", help="default: PrivateTest, else PublicTest, else test, else all")
-    p.add_argument("--tta", action="store_true", help="average with horizontally flipped faces")
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        default="none",
+        choices=TTA_MODES,
+        help="test-time augmentation: average over the mirror image (flip; the default of a bare --tta), "
+        "and also a 44-px centre crop scaled back and its mirror (flip+zoom)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--output", help="also write the JSON metrics to this file")
     p.set_defaults(handler=cmd_evaluate)
@@ -124,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--whole-image", action="store_true", help="classify each whole image as one face")
     p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation (see evaluate --help)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_predict)
 
@@ -306,7 +316,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         _print_json(metrics)
         return 0
-    title = " + ".join(names) + (" (flip TTA)" if args.tta else "")
+    title = " + ".join(names) + (f" ({args.tta} TTA)" if args.tta != "none" else "")
     print(f"{title} on {metrics['split']} ({metrics['n']} images)")
     print(
         f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
@@ -320,10 +330,10 @@ def cmd_evaluate(args) -> int:
 
 def cmd_predict(args) -> int:
     from fer_core.images import read_grayscale
-    from fer_core.inference import Classifier, FaceDetector, classify_image
+    from fer_core.inference import Classifier, FaceDetector, classify_image, with_tta
 
     models, _refs = load_models(args.model)
-    classifier = Classifier(models)
+    classifier = with_tta(Classifier(models), args.tta)
     detector = FaceDetector()
     results, failed = [], 0
     for image in args.images:

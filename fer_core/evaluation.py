@@ -13,6 +13,7 @@ import numpy as np
 from fer_core import CLASS_NAMES
 from fer_core.data import Dataset, default_evaluation_split, default_training_split
 from fer_core.errors import FerError
+from fer_core.inference import tta_mode, with_tta
 
 CALIBRATION_BINS = 10
 
@@ -44,22 +45,18 @@ def classifier_for(model):
     return model
 
 
-def predict_probabilities(classify, images: np.ndarray, tta: bool = False) -> np.ndarray:
+def predict_probabilities(classify, images: np.ndarray, tta=False) -> np.ndarray:
     """Class probabilities for (N, 48, 48) or (N, 48, 48, 1) raw uint8 faces, in input order, from
     `classify` (a Keras model or a classifier; see classifier_for).
 
-    With `tta`, the mean of the probabilities for each face and its mirror image.
+    `tta`: one of `inference.TTA_MODES` (True = "flip"): the mean over those views of each face.
     """
-    classify = classifier_for(classify)
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[..., None]
     if len(x) == 0:
         return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
-    probs = np.asarray(classify(x), dtype=np.float32)
-    if tta:
-        probs = (probs + np.asarray(classify(np.ascontiguousarray(x[:, :, ::-1, :])), dtype=np.float32)) / 2
-    return probs
+    return np.asarray(with_tta(classifier_for(classify), tta)(x), dtype=np.float32)
 
 
 @dataclass
@@ -149,7 +146,7 @@ def evaluate(
     models: list,
     dataset: Dataset,
     split: str | None = None,
-    tta: bool = False,
+    tta=False,
     names: list[str] | None = None,
 ) -> Evaluation:
     """Evaluate one model, or the ensemble (mean probabilities) of several, on one split, through
@@ -159,7 +156,7 @@ def evaluate(
         models: loaded Keras models (or classifiers); more than one means their ensemble.
         dataset: the loaded dataset.
         split: a split name; None picks PrivateTest, else PublicTest, else test, else all images.
-        tta: average each face with its horizontal mirror.
+        tta: one of `inference.TTA_MODES` (True = "flip"): average each face over those views.
         names: how to name the models in the metrics.
 
     Returns:
@@ -180,7 +177,7 @@ def evaluate_model_file(
     model_file,
     dataset: Dataset,
     split: str | None = None,
-    tta: bool = False,
+    tta=False,
     name: str | None = None,
     load=None,
 ) -> Evaluation:
@@ -207,8 +204,11 @@ def evaluate_model_file(
     split = split if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
     keras = load_keras()
-    # v2: probabilities from the fast classifier (v1 came from model.predict).
-    digest = hashlib.sha256(f"v2|{keras.backend.backend()}|{keras.__version__}|{bool(tta)}|".encode())
+    # v2: probabilities from the fast classifier (v1 came from model.predict). No TTA and flip keep
+    # the keys they had when TTA was a bool, so entries computed then are still found.
+    mode = tta_mode(tta)
+    tta_key = {"none": "False", "flip": "True"}.get(mode, mode)
+    digest = hashlib.sha256(f"v2|{keras.backend.backend()}|{keras.__version__}|{tta_key}|".encode())
     digest.update(_file_sha256(model_file).encode())
     digest.update(np.ascontiguousarray(subset.images).tobytes())
     digest.update(np.asarray(subset.labels, dtype=np.int64).tobytes())
@@ -289,7 +289,7 @@ def _evaluation(probabilities, labels, sources, split, tta, names, data) -> Eval
         "n": metrics.pop("n"),
         "split": split,
         **metrics,
-        "tta": bool(tta),
+        "tta": tta_mode(tta),
         "models": names,
         "data": data,
     }

@@ -4,6 +4,8 @@ Reported, not reproduced: its per-class tables are at chance level, the mark of 
 on a shuffled evaluation order, and 79% is above the best published single models on FER2013.
 """
 
+from fer_core.inference import tta_mode
+
 PAPER_TABLE_4 = {
     "cnn": {"paper_name": "CNN", "accuracy": 0.7941, "loss": 0.5620, "epochs": 50},
     "resnet50": {"paper_name": "ResNet50", "accuracy": 0.7276, "loss": 0.7379, "epochs": 5},
@@ -14,6 +16,11 @@ PAPER_SOURCE = "paper, Table 4 (reported)"
 MEASURED_SOURCE = "FER Studio (measured)"
 
 
+def _tta_suffix(tta) -> str:
+    mode = tta_mode(tta)
+    return "" if mode == "none" else f" +{mode} TTA"
+
+
 def comparison_rows(results: dict, epochs: dict | None = None) -> list[dict]:
     """Our measured rows (label -> `Evaluation`; epochs trained where known) above the paper's
     reported ones, in the columns the Evaluate page shows."""
@@ -22,7 +29,7 @@ def comparison_rows(results: dict, epochs: dict | None = None) -> list[dict]:
         {
             "model": label,
             "source": MEASURED_SOURCE,
-            "split": f"{result.metrics['split']}{' +TTA' if result.metrics.get('tta') else ''}",
+            "split": result.metrics["split"] + _tta_suffix(result.metrics.get("tta")),
             "accuracy": result.metrics["accuracy"],
             "macro-F1": result.metrics["macro_f1"],
             "loss": result.metrics["loss"],

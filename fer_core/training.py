@@ -285,7 +285,7 @@ def train(
     data = prepare_data(config, dataset)  # refuses before a run directory is made
     path = create_run_dir(config.model, out=out, run_dir=run_dir)
     write_json_atomic(path / CONFIG_FILE, config.to_dict())
-    return _fit(path, config, dataset, data, _new_state(), training_model=None, echo=echo)
+    return _fit(path, config, dataset, data, new_run_state(), training_model=None, echo=echo)
 
 
 def start_prepared(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: bool = True) -> Path:
@@ -307,10 +307,11 @@ def start_prepared(run_dir: str | os.PathLike, dataset: Dataset | None = None, e
     except FerError as exc:
         write_progress_quietly(path, status="failed", error=str(exc), finished_at=now())
         raise
-    return _fit(path, config, dataset, data, _new_state(), training_model=None, echo=echo)
+    return _fit(path, config, dataset, data, new_run_state(), training_model=None, echo=echo)
 
 
-def _new_state() -> dict:
+def new_run_state() -> dict:
+    """The training loop's bookkeeping at epoch 0 (what run_callback updates and STATE saves)."""
     return {
         "epoch": 0,
         "best_val_accuracy": -1.0,

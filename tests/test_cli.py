@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 
 from fer_core import CLASS_NAMES
@@ -148,6 +149,20 @@ def test_predict_json_shape(tiny_run, folder_dataset, tmp_path, capsys):
     assert sum(only["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert broken["faces"] == [] and "broken.jpg" in broken["error"]
     assert "broken.jpg" in captured.err
+
+
+def test_predict_and_evaluate_agree_under_flip_zoom_tta(tiny_run, folder_dataset, capsys):
+    from fer_core.artifacts import load_model
+    from fer_core.evaluation import predict_probabilities
+    from fer_core.images import read_grayscale
+
+    face = next((folder_dataset / "test" / "sad").iterdir())
+    assert main(["predict", "--model", str(tiny_run), str(face), "--tta", "flip+zoom", "--json"]) == 0
+    predicted = json.loads(capsys.readouterr().out)[0]["faces"][0]["probabilities"]
+    expected = predict_probabilities(load_model(tiny_run), read_grayscale(face)[None], tta="flip+zoom")[0]
+    plain = predict_probabilities(load_model(tiny_run), read_grayscale(face)[None])[0]
+    assert [predicted[c] for c in CLASS_NAMES] == pytest.approx(expected.tolist(), abs=1e-5)
+    assert not np.allclose(expected, plain, rtol=0, atol=1e-7), "the views change what a trained model answers"
 
 
 def test_train_then_runs_listing(folder_dataset, tmp_path, capsys):

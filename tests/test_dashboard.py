@@ -117,6 +117,18 @@ def test_evaluate_page_matches_fer_core(dashboard, folder_dataset):
     at.radio[0].set_value("row-normalised").run()
     assert not at.exception
 
+    [tta] = [box for box in at.selectbox if box.label == "Test-time augmentation"]
+    tta.set_value("flip+zoom").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    row = table[(table["source"] == "FER Studio (measured)") & (table["model"] == "cnn")].iloc[0]
+    zoomed = evaluate(
+        [load_model(dashboard / "trained" / "cnn")], load_dataset(folder_dataset), split="PublicTest", tta="flip+zoom"
+    )
+    assert row["split"] == "PublicTest +flip+zoom TTA"
+    assert row["accuracy"] == pytest.approx(zoomed.metrics["accuracy"])
+    assert row["loss"] == pytest.approx(zoomed.metrics["loss"], abs=1e-5)
+
 
 def test_evaluate_page_sees_a_model_replaced_while_the_server_runs(dashboard, folder_dataset):
     """Streamlit's caches live as long as the server: a model retrained or promoted to the same path

@@ -9,6 +9,7 @@ from fer_core import CLASS_NAMES
 from fer_core.data import load_dataset
 from fer_core import FerError
 from fer_core.evaluation import compute_metrics, ensemble_of, evaluate
+from fer_core.inference import ZOOM_CROPS, tta_mode, tta_views
 from fer_core.models import list_models
 from helpers import model_params
 
@@ -55,8 +56,50 @@ def test_evaluation_keeps_the_dataset_order(folder_dataset):
     # A model right on the mirrored faces only: TTA averages the two views, halving confidence.
     flipped = LookupModel(test.images[:, :, ::-1][..., None], test.labels, flip_label=None)
     tta = evaluate([flipped], dataset, split="PublicTest", tta=True)
-    assert tta.metrics["tta"] is True
+    assert tta.metrics["tta"] == "flip"
     assert tta.probabilities[np.arange(len(test)), test.labels].min() >= 0.47
+
+
+def test_flip_zoom_tta_averages_over_the_zoomed_views(folder_dataset):
+    dataset = load_dataset(folder_dataset)
+    test = dataset.split("PublicTest")
+    faces = test.images[..., None]
+    zoomed_40 = tta_views(faces, "flip+zoom")[2]
+    # Right only on the faces' 40-px centre crops scaled back to 48: one of the six views.
+    model = LookupModel(zoomed_40, test.labels)
+    right = np.arange(len(test)), test.labels
+    zoom = evaluate([model], dataset, split="PublicTest", tta="flip+zoom")
+    assert zoom.metrics["tta"] == "flip+zoom"
+    assert zoom.probabilities[right].min() >= 0.94 / 6
+    flip = evaluate([model], dataset, split="PublicTest", tta="flip")
+    assert flip.probabilities[right][test.labels != 0].max() < 0.02  # no view it knows
+
+
+def test_tta_views_are_the_face_its_zooms_and_their_mirrors():
+    face = np.zeros((1, 48, 48, 1), np.uint8)
+    face[0, 14:34, 14:34] = 200  # a 20-px square in the centre
+    face[0, 0, 0] = 255  # and a corner pixel, to tell the mirror
+    assert len(tta_views(face, "none")) == 1 and len(tta_views(face, "flip")) == 2
+    views = tta_views(face, "flip+zoom")
+    assert len(views) == 2 * (1 + len(ZOOM_CROPS)) and all(v.shape == face.shape for v in views)
+    np.testing.assert_array_equal(views[0], face)
+    for view, mirror in zip(views[:3], views[3:]):
+        np.testing.assert_array_equal(mirror, view[:, :, ::-1])
+    # A crop of c px scaled to 48 widens the square by 48 / c, about its centre; the corner is cut.
+    for view, crop in zip(views[1:3], ZOOM_CROPS):
+        bright = np.flatnonzero(view[0, 24, :, 0] > 100)
+        assert abs(len(bright) - 20 * 48 / crop) <= 2 and abs(bright.mean() - 23.5) <= 1
+        assert view[0, 0, 0, 0] == 0
+
+
+@pytest.mark.parametrize("given, mode", [(False, "none"), (None, "none"), (True, "flip"), ("flip+zoom", "flip+zoom")])
+def test_tta_mode_reads_old_booleans_and_names(given, mode):
+    assert tta_mode(given) == mode
+
+
+def test_unknown_tta_is_a_clear_error():
+    with pytest.raises(FerError, match="unknown TTA 'crops'; choose one of none, flip, flip\\+zoom"):
+        tta_mode("crops")
 
 
 def test_ensemble_is_the_mean_of_probabilities(folder_dataset):
@@ -140,9 +183,11 @@ def test_model_file_evaluation_is_computed_once_then_read_from_disk(model_copy, 
     assert again.metrics == direct.metrics
     # TTA and another split are entries of their own.
     with_tta = evaluate_model_file(model_copy, dataset, split="PublicTest", tta=True, load=load)
-    assert load.calls == 2 and with_tta.metrics["tta"] is True
+    assert load.calls == 2 and with_tta.metrics["tta"] == "flip"
     evaluate_model_file(model_copy, dataset, split="Training", load=load)
     assert load.calls == 3
+    evaluate_model_file(model_copy, dataset, split="PublicTest", tta="flip+zoom", load=load)
+    assert load.calls == 4
 
 
 def test_a_retrained_model_at_the_same_path_is_not_answered_from_the_cache(model_copy, folder_dataset):
@@ -250,6 +295,6 @@ def test_the_comparison_puts_measured_rows_above_the_papers(folder_dataset):
         "loss": results["ours"].metrics["loss"],
         "epochs": 12,
     }
-    assert rows[1]["split"] == "PublicTest +TTA" and rows[1]["epochs"] is None
+    assert rows[1]["split"] == "PublicTest +flip TTA" and rows[1]["epochs"] is None
     assert [r["source"] for r in rows[2:]] == [PAPER_SOURCE] * len(PAPER_TABLE_4)
     assert rows[2]["accuracy"] == PAPER_TABLE_4["cnn"]["accuracy"]

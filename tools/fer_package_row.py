@@ -45,10 +45,10 @@ def main(argv=None) -> int:
     model = wrapped_fer_model(args.model_file)
     dataset = load_dataset(args.data)
     rows = {}
-    for tta in (False, True):
+    for tta, key in (("none", "plain"), ("flip", "with_tta"), ("flip+zoom", "with_flip_zoom")):
         metrics = evaluate([model], dataset, split=args.split, tta=tta, names=["fer package"]).metrics
-        rows["with_tta" if tta else "plain"] = {k: metrics[k] for k in ("accuracy", "macro_f1", "loss", "n", "split")}
-        if not tta:
+        rows[key] = {k: metrics[k] for k in ("accuracy", "macro_f1", "loss", "n", "split")}
+        if tta == "none":
             rows["per_class_f1"] = {c: round(v["f1"], 4) for c, v in metrics["per_class"].items()}
     text = json.dumps(rows, indent=2)
     print(text)

