@@ -23,6 +23,7 @@ if trained:
                 "model": ref.name,
                 "accuracy": metrics.get("accuracy"),
                 "with flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
+                "with flip+zoom TTA": (metrics.get("with_flip_zoom") or {}).get("accuracy"),
                 "macro-F1": metrics.get("macro_f1"),
                 "reported on": f"{metrics.get('split', '?')} ({metrics.get('n', '?')} images)",
                 "selected on": {"validation": "a held-out slice of Training"}.get(
@@ -30,7 +31,7 @@ if trained:
                 ),
             }
         )
-    metrics_table(rows, four_decimals=("accuracy", "with flip TTA", "macro-F1"))
+    metrics_table(rows, four_decimals=("accuracy", "with flip TTA", "with flip+zoom TTA", "macro-F1"))
     st.caption(
         "Each model's best epoch was picked on its selection split; accuracy is reported on another "
         "split that played no part in training or selection. trained/RESULTS.md compares them with the paper."

@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from fer_core import CLASS_NAMES, __version__
+from fer_core.bench import TRAIN_IMAGES
 from fer_core.errors import FerError
 from fer_core.inference import TTA_MODES
 from fer_core.train_config import TrainConfig
@@ -140,7 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure inference latency/throughput, the live frame path and training speed")
     p.add_argument("--models", help="NAME_OR_DIR[,...] (default: every trained model, else untrained builds)")
     p.add_argument("--repeats", type=int, default=200, help="timed calls per latency measurement")
-    p.add_argument("--train-images", type=int, default=512, help="images per epoch in the training comparison")
+    p.add_argument(
+        "--train-images",
+        type=int,
+        default=TRAIN_IMAGES,
+        help=f"images per epoch in the training comparison (default {TRAIN_IMAGES})",
+    )
     p.add_argument("--train-rounds", type=int, default=3, help="alternating timings of each side (the median is kept)")
     p.add_argument("--no-train", action="store_true", help="skip the training comparison")
     p.add_argument("--train-models", default="cnn", help="MODEL[,...] registry names for the training comparison")

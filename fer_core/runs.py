@@ -221,6 +221,7 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     per_class = metrics.get("per_class", {})
     weakest = sorted(per_class.items(), key=lambda kv: kv[1].get("f1", 0.0))[:3]
     tta = metrics.get("with_tta") or {}
+    zoom = metrics.get("with_flip_zoom") or {}
     budget = f"{c['minutes']:g}-minute budget" if c.get("minutes") else f"{c.get('epochs')} epochs"
     lines = [
         f"# {info.model} (run {info.name})",
@@ -246,7 +247,8 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
         f"- Backend: {p.get('backend', '?')}; machine: {_describe(p.get('environment'), p.get('host'))}",
         f"- Reported on {metrics.get('split', '?')} ({metrics.get('n', '?')} images): accuracy "
         f"{metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f}"
-        + (f"; with flip TTA {tta['accuracy']:.4f} / {tta['macro_f1']:.4f}" if tta else ""),
+        + (f"; with flip TTA {tta['accuracy']:.4f} / {tta['macro_f1']:.4f}" if tta else "")
+        + (f"; with flip+zoom TTA {zoom['accuracy']:.4f} / {zoom['macro_f1']:.4f}" if zoom else ""),
     ]
     if metrics.get("reported_on_selection_split"):
         lines.append(
@@ -258,7 +260,7 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     lines += [
         "",
         f"Reproduce the reported numbers: `fer-core evaluate --model {name or info.model} --data {c.get('data')} "
-        f"--split {metrics.get('split', 'PublicTest')} [--tta]`",
+        f"--split {metrics.get('split', 'PublicTest')} [--tta flip or --tta flip+zoom]`",
     ]
     return "\n".join(lines) + "\n"
 

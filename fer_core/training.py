@@ -511,7 +511,8 @@ def _write_reported_metrics(
     path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, name: str | None = None
 ) -> dict:
     """metrics.json: the best model on the reported split (never the one that selected it),
-    without and with flip TTA; where the data has no other split it says so."""
+    without TTA, with flip TTA (`with_tta`) and with flip+zoom TTA (`with_flip_zoom`); where the
+    data has no other split it says so."""
     from fer_core.artifacts import load_model
     from fer_core.data import default_evaluation_split
     from fer_core.evaluation import classifier_for, compute_metrics, evaluate, predict_probabilities
@@ -523,8 +524,9 @@ def _write_reported_metrics(
     names = [name or path.name]
     if honest:
         metrics = evaluate([classify], dataset, split=split, names=names).metrics
-        flipped = evaluate([classify], dataset, split=split, tta=True, names=names).metrics
-        metrics["with_tta"] = {k: flipped[k] for k in ("accuracy", "macro_f1", "loss")}
+        for key, tta in (("with_tta", "flip"), ("with_flip_zoom", "flip+zoom")):
+            augmented = evaluate([classify], dataset, split=split, tta=tta, names=names).metrics
+            metrics[key] = {k: augmented[k] for k in ("accuracy", "macro_f1", "loss")}
     else:  # only a Training split: the selection slice is all there is to measure
         metrics = compute_metrics(data.y_val, predict_probabilities(classify, data.x_val))
         metrics.update(split=data.val_split, tta=False, models=names)

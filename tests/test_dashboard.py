@@ -83,7 +83,7 @@ def test_home_lists_models_with_accuracy(dashboard):
     at = open_page("app_pages/home.py")
     table = at.dataframe[0].value
     assert list(table["model"]) == ["attention_cnn", "cnn"]
-    assert table["accuracy"].between(0, 1).all()
+    assert table["accuracy"].between(0, 1).all() and table["with flip+zoom TTA"].between(0, 1).all()
 
 
 def test_dataset_page_sections(dashboard):

@@ -57,13 +57,14 @@ def test_a_shipped_model_carries_honest_records(name):
         assert (folder / file).is_file(), file
     metrics = read_json(folder / "metrics.json")
     config = read_json(folder / "config.json")
-    # Reported on a split that neither trained nor selected it, with and without flip TTA.
+    # Reported on a split that neither trained nor selected it, without and with TTA.
     assert metrics["split"] in ("PublicTest", "PrivateTest") and metrics["reported_on_selection_split"] is False
     assert metrics["selection_split"] != metrics["split"]
-    assert {"accuracy", "macro_f1", "loss"} <= set(metrics["with_tta"])
+    assert {"accuracy", "macro_f1", "loss"} <= set(metrics["with_tta"]) & set(metrics["with_flip_zoom"])
     assert config["precision"] != "auto" and config["model"] == name
     card = (folder / "MODEL_CARD.md").read_text()
     assert f"{metrics['accuracy']:.4f}" in card and metrics["split"] in card
+    assert f"with flip+zoom TTA {metrics['with_flip_zoom']['accuracy']:.4f}" in card
 
 
 @pytest.mark.parametrize("name", model_params(_shipped()))

@@ -25,7 +25,10 @@ from fer_core.training import prepare_data, train
 TINY_PARAMS = ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
 
 
-def test_a_finished_run_has_every_file(tiny_run):
+def test_a_finished_run_has_every_file(tiny_run, folder_dataset):
+    from fer_core.artifacts import load_model
+    from fer_core.evaluation import evaluate
+
     for name in (
         "config.json",
         "history.csv",
@@ -50,7 +53,9 @@ def test_a_finished_run_has_every_file(tiny_run):
     metrics = read_json(tiny_run / "metrics.json")
     assert metrics["split"] == "PublicTest" and metrics["n"] == 42
     assert metrics["selection_split"] == "validation" and metrics["reported_on_selection_split"] is False
-    assert set(metrics["with_tta"]) == {"accuracy", "macro_f1", "loss"}
+    assert set(metrics["with_tta"]) == set(metrics["with_flip_zoom"]) == {"accuracy", "macro_f1", "loss"}
+    zoomed = evaluate([load_model(tiny_run)], load_dataset(folder_dataset), split="PublicTest", tta="flip+zoom")
+    assert metrics["with_flip_zoom"]["loss"] == pytest.approx(zoomed.metrics["loss"], abs=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +135,7 @@ def test_promote_replaces_atomically_and_loads(tiny_run, tmp_path):
     assert load_model(resolve_model("tiny")).name == "cnn"
     card = (final / "MODEL_CARD.md").read_text()
     assert "selected on **validation**" in card and "reported on **PublicTest**" in card
-    assert "--model tiny" in card and "with flip TTA" in card
+    assert "--model tiny" in card and "with flip TTA" in card and "with flip+zoom TTA" in card
 
 
 def test_failed_promotion_keeps_the_shipped_model(tiny_run, tmp_path):

@@ -24,9 +24,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fer-row", help="JSON written by tools/fer_package_row.py --output")
     args = parser.parse_args(argv)
 
-    from fer_core.artifacts import list_trained, load_model, resolve_model
+    from fer_core.artifacts import list_trained, resolve_model
     from fer_core.data import load_dataset
-    from fer_core.evaluation import ensemble_of, evaluate
+    from fer_core.evaluation import ensemble_of, evaluate_model_file
     from fer_core.paper import PAPER_TABLE_4
     from fer_core.rundir import minutes_trained
 
@@ -39,10 +39,11 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|---|")
     results = {mode: {} for mode in TTA_COLUMNS}
     for name in names:
-        model = load_model(name)
-        for mode in TTA_COLUMNS:
-            results[mode][name] = evaluate([model], dataset, split=args.split, tta=mode, names=[name])
         ref = resolve_model(name)
+        for mode in TTA_COLUMNS:
+            # Probabilities kept on disk by model-file content (what the Evaluate page reads too),
+            # so a second run after one model changed evaluates only that model.
+            results[mode][name] = evaluate_model_file(ref.model_file, dataset, split=args.split, tta=mode, name=name)
         # Cumulative over warm starts: this run's epochs and minutes plus those it started from.
         earlier = ref.config.get("init_from") or {}
         epochs = len(ref.history) + int(earlier.get("epochs") or 0)
