@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         choices=TTA_MODES,
         help="test-time augmentation: average over the mirror image (flip; the default of a bare --tta), "
-        "and also a 44-px centre crop scaled back and its mirror (flip+zoom)",
+        "and also over centre crops of 44 and 40 px scaled back to 48 and their mirrors (flip+zoom)",
     )
     p.add_argument("--json", action="store_true")
     p.add_argument("--output", help="also write the JSON metrics to this file")
