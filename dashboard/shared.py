@@ -149,8 +149,8 @@ def tta_picker(container) -> str:
     return container.selectbox(
         "Test-time augmentation",
         TTA_MODES,
-        help="Average each face's probabilities with its mirror image's (flip), and also with a "
-        "slightly zoomed view and its mirror (flip+zoom): 2 or 4 times the work",
+        help="Average each face's probabilities with its mirror image's (flip), and also with its "
+        "44- and 40-px centre crops scaled back and their mirrors (flip+zoom): 2 or 6 times the work",
     )
 
 

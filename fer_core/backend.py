@@ -76,25 +76,40 @@ def environment() -> dict:
             "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         }
+    elif info["backend"] == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+    gpus = gpu_names()
+    if gpus:
+        info["gpus"] = gpus
     return info
 
 
-def has_gpu() -> bool:
-    """Whether the active Keras backend sees a GPU."""
+def gpu_names() -> list[str]:
+    """The GPUs the active Keras backend computes on, by name (empty on a CPU-only machine)."""
     backend = load_keras().backend.backend()
     try:
         if backend == "jax":
             import jax
 
-            return any(d.platform == "gpu" for d in jax.devices())
+            return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
         if backend == "torch":
             import torch
 
-            return bool(torch.cuda.is_available())
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if backend == "tensorflow":
             import tensorflow as tf
 
-            return bool(tf.config.list_physical_devices("GPU"))
+            return [
+                tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                for d in tf.config.list_physical_devices("GPU")
+            ]
     except Exception:  # a backend that cannot list devices has none we can use
-        return False
-    return False
+        return []
+    return []
+
+
+def has_gpu() -> bool:
+    """Whether the active Keras backend sees a GPU."""
+    return bool(gpu_names())

@@ -170,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--name", help="default: the run's model name")
     p.add_argument(
+        "--data",
+        help="the dataset to measure on (default: the run's own, from its config.json; name a copy here "
+        "for a run trained on another machine)",
+    )
+    p.add_argument(
         "--no-compact",
         action="store_true",
         help="copy the model as trained (default: float16 weights, float32 compute, metrics measured again)",
@@ -485,7 +490,12 @@ def cmd_compact(args) -> int:
 def cmd_promote(args) -> int:
     from fer_core.runs import promote
 
-    final = promote(args.run_dir, args.name, compact=not args.no_compact)
+    dataset = None
+    if args.data:
+        from fer_core.data import load_dataset
+
+        dataset = load_dataset(args.data)
+    final = promote(args.run_dir, args.name, compact=not args.no_compact, dataset=dataset)
     from fer_core.fileio import read_json
 
     metrics = read_json(final / "metrics.json", {}) or {}

@@ -159,7 +159,8 @@ def promote(
     float32 compute (`compact_model_file`), and metrics.json is measured again from that stored
     file on the reported split, so `fer-core evaluate` on it reproduces the shipped numbers. The
     new folder is assembled beside the old one and swapped in with renames, so a failure midway
-    leaves the shipped model as it was.
+    leaves the shipped model as it was. `dataset`: the data to measure on, for a run trained where
+    its config.json's data path is not this machine's (a GPU machine's copy).
     """
     info = read_run(run_dir)
     if info.active:
@@ -189,7 +190,8 @@ def promote(
             shutil.copy2(card, staging / "MODEL_CARD.md")
         else:
             metrics = read_json(staging / "metrics.json", {}) or {}
-            (staging / "MODEL_CARD.md").write_text(model_card(info, name, metrics), encoding="utf-8")
+            data = dataset.root if dataset is not None and dataset.root else None
+            (staging / "MODEL_CARD.md").write_text(model_card(info, name, metrics, data=data), encoding="utf-8")
         # Check the copy loads before it replaces anything.
         from fer_core.artifacts import load_model
 
@@ -207,10 +209,11 @@ def promote(
     return final
 
 
-def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = None) -> str:
+def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = None, data: str | None = None) -> str:
     """MODEL_CARD.md from the run's own records: data and splits, recipe, time and hardware
     (cumulative over warm starts), the reported accuracy and the weakest classes. `metrics`:
-    those of the file being shipped (default: the run's metrics.json)."""
+    those of the file being shipped (default: the run's metrics.json); `data`: where the numbers
+    were measured, when not where the run trained (a run made on a GPU machine)."""
     if metrics is None:
         metrics = read_json(info.path / "metrics.json", {}) or {}
     history = read_history(info.path)
@@ -240,7 +243,8 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     if init:
         lines.append(
             f"- Warm start from {init.get('path')} (reported {init.get('reported_accuracy')} on {init.get('reported_split')}), "
-            f"which had {init.get('epochs')} epochs / {init.get('minutes')} min behind it: "
+            f"which had {init.get('epochs')} epochs / {init.get('minutes')} min behind it (on the machines its card "
+            "named): "
             f"**{len(history) + int(init.get('epochs') or 0)} epochs, {minutes + float(init.get('minutes') or 0):.1f} min in all**"
         )
     lines += [
@@ -259,7 +263,7 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
         lines.append("- Weakest classes (F1): " + ", ".join(f"{k} {v.get('f1', 0):.2f}" for k, v in weakest))
     lines += [
         "",
-        f"Reproduce the reported numbers: `fer-core evaluate --model {name or info.model} --data {c.get('data')} "
+        f"Reproduce the reported numbers: `fer-core evaluate --model {name or info.model} --data {data or c.get('data')} "
         f"--split {metrics.get('split', 'PublicTest')} [--tta flip or --tta flip+zoom]`",
     ]
     return "\n".join(lines) + "\n"
@@ -364,4 +368,6 @@ def _describe(environment: dict | None, host: str | None = None) -> str:
     if flags is None and host == socket.gethostname():  # recorded before flags were; same machine
         flags = sorted(set(SPEED_FLAGS) & cpu_flags())
     flag_text = f", CPU flags {' '.join(flags) or 'none of ' + '/'.join(SPEED_FLAGS)}" if flags is not None else ""
-    return f"{environment.get('cpu', '?')} ({environment.get('cores', '?')} cores{flag_text}), {versions}"
+    gpus = environment.get("gpus")
+    gpu_text = f"GPU {', '.join(gpus)} with " if gpus else ""
+    return f"{gpu_text}{environment.get('cpu', '?')} ({environment.get('cores', '?')} cores{flag_text}), {versions}"

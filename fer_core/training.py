@@ -502,7 +502,10 @@ def write_reported_metrics(folder: str | os.PathLike, dataset: Dataset | None = 
     config = _read_config(path)
     if dataset is None:
         if not config.data or not Path(config.data).exists():
-            raise FerError(f"cannot measure {name or path.name}: its dataset {config.data or '(none)'} is not here")
+            raise FerError(
+                f"cannot measure {name or path.name}: its dataset {config.data or '(none)'} is not here "
+                "(name a copy of it with --data)"
+            )
         dataset = load_dataset(config.data)
     return _write_reported_metrics(path, config, dataset, prepare_data(config, dataset), name=name)
 

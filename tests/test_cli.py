@@ -210,3 +210,28 @@ def test_train_flag_choices_are_the_ones_training_accepts():
     choices = {action.dest: tuple(action.choices) for action in train._actions if action.choices}
     assert choices == TrainConfig.OPTIONS
     assert set(TrainConfig.OPTIONS) == {"optimizer", "lr_schedule", "class_weights", "precision"}
+
+
+def test_promote_measures_a_run_from_another_machine_on_the_data_named_here(
+    tiny_run, folder_dataset, tmp_path, capsys, monkeypatch
+):
+    """A GPU machine's run names its own copy of the data; --data names the one here."""
+    import shutil
+
+    run = tmp_path / "gpu-run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "data": "/tmp/elsewhere/fer2013"}))
+    monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
+    assert main(["promote", str(run), "--name", "cnn"]) == 2
+    assert "is not here (name a copy of it with --data)" in capsys.readouterr().err
+    assert not (tmp_path / "trained" / "cnn").exists()
+    assert main(["promote", str(run), "--name", "cnn", "--data", str(folder_dataset)]) == 0
+    shipped = tmp_path / "trained" / "cnn"
+    metrics = json.loads((shipped / "metrics.json").read_text())
+    assert metrics["split"] == "PublicTest" and metrics["n"] == 42
+    card = (shipped / "MODEL_CARD.md").read_text()
+    assert "Data: /tmp/elsewhere/fer2013" in card  # where it trained ...
+    assert f"--model cnn --data {folder_dataset} --split PublicTest" in card  # ... and where to reproduce it
+    assert main(["promote", str(run), "--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -567,3 +567,21 @@ def test_every_registered_model_trains_and_reports(name, folder_dataset, tmp_pat
     metrics = read_json(run / "metrics.json")
     assert metrics["split"] == "PublicTest" and metrics["n"] == 42 and 0 <= metrics["accuracy"] <= 1
     assert load_model(run / "model.keras").name == name
+
+
+def test_the_model_card_names_the_gpu_a_run_trained_on(tiny_run, tmp_path):
+    """A GPU run's environment lists its GPUs (none on this CPU), and the card says which."""
+    import shutil
+
+    from fer_core.backend import environment
+    from fer_core.runs import model_card, read_run
+
+    assert "gpus" not in environment() and "tensorflow" in environment()  # the suite's CPU backend
+    run = tmp_path / "gpu-run"
+    shutil.copytree(tiny_run, run)
+    progress = read_json(run / "progress.json")
+    gpu_environment = {**progress["environment"], "backend": "jax", "jax": "0.11.2", "gpus": ["NVIDIA H200"]}
+    (run / "progress.json").write_text(json.dumps({**progress, "backend": "jax", "environment": gpu_environment}))
+    card = model_card(read_run(run))
+    assert "Backend: jax; machine: GPU NVIDIA H200 with " in card and "jax 0.11.2" in card
+    assert "GPU" not in model_card(read_run(tiny_run))

@@ -19,8 +19,10 @@ fi
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1
 export FER_CACHE_DIR="$work/cache"
 [ -d "$work/data/fer2013" ] || { mkdir -p "$work/data" && tar xJf .gpu/fer2013.tar.xz -C "$work/data"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-python3 -c 'import keras, jax; print("keras", keras.__version__, "backend", keras.backend.backend(), "jax", jax.__version__, jax.devices())'
+# The machine, kept beside the runs' records (each run's progress.json also names its GPU).
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  python3 -c 'import keras, jax; print("keras", keras.__version__, "backend", keras.backend.backend(), "jax", jax.__version__, jax.devices())'
+} 2>&1 | tee "$results/machine.txt"
 python3 tools/gpu/train_all.py --data "$work/data/fer2013" --out "$work/runs" --models "$models" --minutes "$minutes" "$@" \
   2>&1 | tee "$results/train_all.log" || echo "train_all exited with $?; packing what the runs left"
 # Back come the records of every run (no .keras files) with the model.keras of the best run per
