@@ -20,6 +20,11 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # Batch sizes the classifier pads to, so a compiled function sees only a few input shapes.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ENGINES = ("auto", "onnx", "keras")
+# From this many faces a batch, engine "auto" runs the backend's compiled call even where ONNX
+# Runtime won the one-face call: on the 2-core AVX512-BF16 CPU, TensorFlow's was 14-18% faster for
+# the paper CNN at 64 and 256 faces a batch and within 4% for the other models, while ONNX Runtime
+# is nearly twice as fast for the one face a Live frame usually holds (README, performance 2026-11-26).
+LARGE_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -180,14 +185,16 @@ class Classifier:
     `model.predict`.
 
     `model.predict` builds a data pipeline per call (~75 ms for one face here); a compiled call of
-    the model costs ~6.5 ms and ONNX Runtime ~2.5 ms (paper CNN, `fer-core bench`). Batches are
-    padded to a few fixed sizes so compilation happens once per size. Thread-safe: neither path
-    holds per-call state.
+    the model costs ~3.6 ms and ONNX Runtime ~2 ms (paper CNN, `fer-core bench`), while from 64
+    faces a batch the compiled call is as fast or faster (LARGE_BATCH). Batches are padded to a
+    few fixed sizes so compilation happens once per size. Thread-safe: neither path holds
+    per-call state.
     """
 
     def __init__(self, models, engine: str = "auto"):
         """`engine`: "onnx" (ONNX Runtime, exact-checked), "keras" (the backend's compiled call), or
-        "auto": ONNX Runtime where it is available and exact for the model, else Keras."""
+        "auto": ONNX Runtime where it is available and exact for the model, else Keras, and Keras
+        for batches of LARGE_BATCH faces or more (built on the first such batch)."""
         self.models = list(models) if isinstance(models, (list, tuple)) else [models]
         if not self.models:
             raise FerError("no model to classify with")
@@ -204,6 +211,23 @@ class Classifier:
                     raise FerError(f"the ONNX Runtime path is unavailable or inexact for {model.name}")
             self.engines.append("onnx" if call is not None else "keras")
             self._calls.append(call or _compiled_call(model))
+        # Per model, what large batches use: the same call, or (auto, ONNX) a compiled one made once.
+        self._auto = engine == "auto"
+        self._large_calls = [None if self._auto and e == "onnx" else c for e, c in zip(self.engines, self._calls)]
+        self._large_lock = threading.Lock()
+
+    def engines_for(self, batch: int) -> list[str]:
+        """Which engine each model runs for a batch of `batch` faces."""
+        if _bucket(min(batch, _BATCH_BUCKETS[-1])) < LARGE_BATCH or not self._auto:
+            return list(self.engines)
+        return ["keras"] * len(self.models)
+
+    def _large_batch_calls(self) -> list:
+        with self._large_lock:  # two threads' first large batch build one compiled call, not two
+            for i, model in enumerate(self.models):
+                if self._large_calls[i] is None:
+                    self._large_calls[i] = _compiled_call(model)
+            return list(self._large_calls)
 
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """(N, 48, 48[, 1]) uint8 faces → (N, 7) float32 probabilities (mean over the models)."""
@@ -216,12 +240,18 @@ class Classifier:
         out = []
         for start in range(0, n, _BATCH_BUCKETS[-1]):
             chunk = x[start : start + _BATCH_BUCKETS[-1]]
-            size = next(b for b in _BATCH_BUCKETS if b >= len(chunk))
+            size = _bucket(len(chunk))
             if size > len(chunk):
                 chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:], np.float32)])
-            probs = np.mean([np.asarray(call(chunk), dtype=np.float32) for call in self._calls], axis=0)
+            calls = self._calls if size < LARGE_BATCH else self._large_batch_calls()
+            probs = np.mean([np.asarray(call(chunk), dtype=np.float32) for call in calls], axis=0)
             out.append(probs[: min(len(chunk), n - start)])
         return np.concatenate(out)
+
+
+def _bucket(n: int) -> int:
+    """The batch size `n` faces are padded to."""
+    return next(b for b in _BATCH_BUCKETS if b >= n)
 
 
 def _compiled_call(model):

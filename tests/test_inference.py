@@ -155,3 +155,19 @@ def test_draw_faces_gives_rgb_for_display():
     bgr = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0)
     rgb = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0, rgb=True)
     np.testing.assert_array_equal(rgb, bgr[..., ::-1])
+
+
+def test_auto_runs_onnx_for_a_few_faces_and_the_compiled_call_for_large_batches():
+    pytest.importorskip("onnxruntime")
+    from fer_core.inference import LARGE_BATCH
+
+    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    classify = Classifier(model)
+    assert classify.engines_for(1) == classify.engines_for(LARGE_BATCH // 2) == ["onnx"]
+    assert classify.engines_for(LARGE_BATCH // 2 + 1) == ["keras"]  # padded up to LARGE_BATCH
+    assert Classifier(model, engine="onnx").engines_for(1000) == ["onnx"]  # asked for: kept
+    faces = np.random.default_rng(5).integers(0, 256, (LARGE_BATCH + 300, 48, 48)).astype(np.uint8)
+    expected = np.asarray(model(faces[..., None].astype(np.float32), training=False))
+    # 364 faces: a chunk of 256 and one of 108 (padded to 128), both through Keras ...
+    assert np.abs(classify(faces) - expected).max() < 1e-4
+    assert np.abs(classify(faces[:3]) - expected[:3]).max() < 1e-4  # ... and 3 through ONNX
