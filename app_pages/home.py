@@ -8,8 +8,8 @@ from dashboard.shared import data_path, metrics_table
 st.title("FER Studio")
 st.write(
     "A workbench for facial-expression recognition on FER2013 (48x48 grayscale faces, 7 emotions): "
-    "browse the data, train the paper's three models, compare them honestly, see where they look, "
-    "and classify your own faces."
+    "browse the data, train the paper's three models and our own vgg_fer, compare them honestly, "
+    "see where they look, and classify your own faces."
 )
 
 st.subheader("Models")

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     # The paper's three (the issue's ensemble target), and every shipped model (the Predict and
     # Live pages' "ensemble of all trained models") when there are more.
     paper_three = [n for n in PAPER_MODELS if n in results["none"]]
-    for members in dict.fromkeys((tuple(paper_three), tuple(names))):
+    for members in (paper_three, names if set(names) != set(paper_three) else []):
         if len(members) < 2:
             continue
         ensembles = {mode: ensemble_of([results[mode][n] for n in members]).metrics for mode in TTA_COLUMNS}
