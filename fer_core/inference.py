@@ -21,9 +21,9 @@ CASCADE_FILE = "haarcascade_frontalface_default.xml"
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ENGINES = ("auto", "onnx", "keras")
 # From this many faces a batch, engine "auto" runs the backend's compiled call even where ONNX
-# Runtime won the one-face call: on the 2-core AVX512-BF16 CPU, TensorFlow's was 14-18% faster for
-# the paper CNN at 64 and 256 faces a batch and within 4% for the other models, while ONNX Runtime
-# is nearly twice as fast for the one face a Live frame usually holds (README, performance 2026-11-26).
+# Runtime won the one-face call: on the 2-core AVX512-BF16 CPU, TensorFlow's was 13-18% faster for
+# the paper CNN at 64 and 256 faces a batch and within 5% for the other models, while ONNX Runtime
+# is 1.4-1.9 times as fast for the one face a Live frame usually holds (README, performance 2026-11-26).
 LARGE_BATCH = 64
 
 
