@@ -72,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="warm start: begin from the weights of a trained name, run folder "
         "or .keras file of the same model (optimizer and schedule fresh)",
     )
+    p.add_argument(
+        "--teacher",
+        metavar="MODELS",
+        help="distill: mix the mean flip-TTA probabilities of these trained names, run folders or "
+        ".keras files (comma-separated) into each training image's target",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.5,
+        help="the teachers' share of each target with --teacher, in (0, 1] (default 0.5)",
+    )
     p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
     p.add_argument("--run-dir", help="exact path of the new run directory")
     p.add_argument("--epochs", type=int, help="number of epochs (a cap when --minutes is given)")
@@ -270,6 +282,10 @@ def cmd_train(args) -> int:
             from fer_core.recipe import describe_init
 
             settings["init_from"] = describe_init(args.init, settings["model"])
+        if args.teacher:
+            from fer_core.recipe import describe_teachers
+
+            settings["distill_from"] = describe_teachers(args.teacher, args.distill_weight)
         config = TrainConfig.from_dict(settings)
         from fer_core.data import load_dataset
 

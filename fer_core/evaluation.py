@@ -209,11 +209,11 @@ def evaluate_model_file(
     mode = tta_mode(tta)
     tta_key = {"none": "False", "flip": "True"}.get(mode, mode)
     digest = hashlib.sha256(f"v2|{keras.backend.backend()}|{keras.__version__}|{tta_key}|".encode())
-    digest.update(_file_sha256(model_file).encode())
+    digest.update(file_sha256(model_file).encode())
     digest.update(np.ascontiguousarray(subset.images).tobytes())
     digest.update(np.asarray(subset.labels, dtype=np.int64).tobytes())
     path = cache_dir() / "probabilities" / f"{digest.hexdigest()}.npy"
-    probabilities = _read_probabilities(path, len(subset))
+    probabilities = read_cached_probabilities(path, len(subset))
     if probabilities is None:
         if load is None:
             from fer_core.artifacts import load_model as load
@@ -227,7 +227,7 @@ def evaluate_model_file(
     return _evaluation(probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root)
 
 
-def _file_sha256(path) -> str:
+def file_sha256(path) -> str:
     import hashlib
 
     digest = hashlib.sha256()
@@ -240,7 +240,7 @@ def _file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def _read_probabilities(path, rows: int) -> np.ndarray | None:
+def read_cached_probabilities(path, rows: int) -> np.ndarray | None:
     try:
         probabilities = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):

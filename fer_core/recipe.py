@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -111,6 +112,68 @@ def describe_init(spec: str, model_name: str) -> dict:
         "epochs": len(history) + int(earlier.get("epochs", 0) or 0),
         "minutes": round(minutes_trained(history) + float(earlier.get("minutes", 0.0) or 0.0), 2),
     }
+
+
+def describe_teachers(spec: str, weight: float) -> dict:
+    """Resolve comma-separated teacher references (trained names, run folders or .keras files)
+    into what config.json records as `distill_from`: each file's path, sha256 and reported
+    accuracy, so the targets a student learned from stay identifiable after the teachers are
+    replaced.
+
+    Raises:
+        FerError: a reference that names no saved model.
+    """
+    from fer_core.artifacts import resolve_model
+    from fer_core.evaluation import file_sha256
+
+    teachers = []
+    for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
+        ref = resolve_model(part)
+        metrics = ref.metrics
+        teachers.append(
+            {
+                "path": str(ref.model_file.resolve()),
+                "sha256": file_sha256(ref.model_file),
+                "model": ref.config.get("model"),
+                "reported_split": metrics.get("split"),
+                "reported_accuracy": metrics.get("accuracy"),
+            }
+        )
+    if not teachers:
+        raise FerError("no teacher given (--teacher NAME[,NAME...])")
+    return {"weight": weight, "tta": "flip", "teachers": teachers}
+
+
+def distillation_targets(config: TrainConfig, labels: np.ndarray, images: np.ndarray, cache: Path) -> np.ndarray:
+    """Soft targets for knowledge distillation (Hinton et al. 2015, temperature 1): each training
+    image's one-hot label mixed with the teachers' mean flip-TTA probabilities for it, the
+    teachers' share being `distill_from["weight"]`. Teachers see the unaugmented image; the
+    student learns the same target for every augmented view of it.
+
+    The teachers' probabilities are computed once per run and kept in `cache` (a resume reuses
+    them, so a teacher replaced since cannot change a run's targets halfway).
+
+    Raises:
+        FerError: a teacher file that is missing or no longer the one config.json recorded.
+    """
+    from fer_core.evaluation import read_cached_probabilities, file_sha256, predict_probabilities
+    from fer_core.fileio import write_atomic
+
+    distill = config.distill_from
+    probabilities = read_cached_probabilities(cache, len(labels))
+    if probabilities is None:
+        from fer_core.artifacts import load_model
+
+        total = np.zeros((len(labels), NUM_CLASSES), dtype=np.float64)
+        for teacher in distill["teachers"]:
+            if teacher.get("sha256") and file_sha256(teacher["path"]) != teacher["sha256"]:
+                raise FerError(f"teacher {teacher['path']} has changed since the run was configured")
+            total += predict_probabilities(load_model(teacher["path"]), images, tta=distill.get("tta", "flip"))
+        probabilities = (total / len(distill["teachers"])).astype(np.float32)
+        write_atomic(cache, lambda tmp: np.save(tmp, probabilities, allow_pickle=False))
+    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    weight = float(distill["weight"])
+    return (1.0 - weight) * one_hot + weight * probabilities
 
 
 def load_init_weights(model, config: TrainConfig) -> None:

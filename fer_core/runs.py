@@ -247,6 +247,17 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
             "named): "
             f"**{len(history) + int(init.get('epochs') or 0)} epochs, {minutes + float(init.get('minutes') or 0):.1f} min in all**"
         )
+    distill = c.get("distill_from") or {}
+    if distill:
+        teachers = ", ".join(
+            f"{t.get('model') or Path(t['path']).parent.name} ({_accuracy(t.get('reported_accuracy'))} on "
+            f"{t.get('reported_split')}, sha256 {str(t.get('sha256'))[:12]})"
+            for t in distill.get("teachers", [])
+        )
+        lines.append(
+            f"- Distilled: each training image's target is {1 - distill['weight']:g} its one-hot label + "
+            f"{distill['weight']:g} the mean {distill.get('tta', 'flip')}-TTA probabilities of {teachers}"
+        )
     lines += [
         f"- Backend: {p.get('backend', '?')}; machine: {_describe(p.get('environment'), p.get('host'))}",
         f"- Reported on {metrics.get('split', '?')} ({metrics.get('n', '?')} images): accuracy "
@@ -267,6 +278,10 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
         f"--split {metrics.get('split', 'PublicTest')} [--tta flip or --tta flip+zoom]`",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _accuracy(value) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
 
 
 def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:

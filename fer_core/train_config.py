@@ -64,6 +64,11 @@ class TrainConfig:
     # Warm start: the saved model whose weights this run starts from (optimizer and schedule fresh),
     # as written by describe_init: its path, model, reported metrics and cumulative epochs/minutes.
     init_from: dict | None = None
+    # Distillation: the saved models (the teachers) whose mean flip-TTA probabilities on each
+    # training image are mixed into its one-hot target, as written by describe_teachers:
+    # {"weight": share of the teachers' probabilities in the target, "teachers": [{path, sha256,
+    # reported_accuracy, reported_split}, ...]}.
+    distill_from: dict | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -115,6 +120,21 @@ class TrainConfig:
             (
                 self.init_from is None or (isinstance(self.init_from, dict) and self.init_from.get("path")),
                 f"init_from must name a saved model. Received: init_from={self.init_from}",
+            ),
+            (
+                self.distill_from is None
+                or (
+                    isinstance(self.distill_from, dict)
+                    and self.distill_from.get("teachers")
+                    and all(isinstance(t, dict) and t.get("path") for t in self.distill_from["teachers"])
+                ),
+                f"distill_from must name saved teacher models. Received: distill_from={self.distill_from}",
+            ),
+            (
+                self.distill_from is None
+                or (isinstance(self.distill_from, dict) and 0 < self.distill_from.get("weight", 0) <= 1),
+                "distillation weight must be in (0, 1]. Received: "
+                f"weight={(self.distill_from or {}).get('weight') if isinstance(self.distill_from, dict) else None}",
             ),
         ]
         checks += [

@@ -32,6 +32,7 @@ from fer_core.recipe import (
     build_training_model,
     class_weight_map,
     compile_whole_step,
+    distillation_targets,
     learning_rate_at,
     precision_policy,
     resolve_precision,
@@ -56,7 +57,9 @@ from fer_core.train_config import TrainConfig
 # The name recorded for a held-out slice of Training used as the selection split.
 VALIDATION_SLICE = "validation"
 STOP_REASONS = ("epochs", "budget", "early_stop", "stop_request")
-PROGRESS_INTERVAL_S = 1.0  # how often progress.json is rewritten during an epoch
+PROGRESS_INTERVAL_S = 1.0
+# The teachers' probabilities for the training images of a distillation run (see distillation_targets).
+TEACHER_FILE = "teacher_probabilities.npy"  # how often progress.json is rewritten during an epoch
 
 
 @dataclass
@@ -206,16 +209,7 @@ def run_callback(
                 "learning_rate": self.rate,
                 "seconds": round(seconds, 2),
             }
-            state["history"].append(row)
-            improved = row["val_accuracy"] is not None and row["val_accuracy"] > state["best_val_accuracy"]
-            if improved:
-                state["best_val_accuracy"] = row["val_accuracy"]
-                state["best_epoch"] = epoch + 1
-            if row["val_loss"] is not None and row["val_loss"] < state["best_val_loss"]:
-                state["best_val_loss"], state["wait"] = row["val_loss"], 0
-            else:
-                state["wait"] += 1
-            state["epoch"] = epoch + 1
+            improved = record_epoch(state, row)
             state["seconds"] = round(self.elapsed(), 2)
             if config.patience and state["wait"] >= config.patience and not state.get("stop_reason"):
                 log.info("early stopping: validation loss has not improved for %d epochs", config.patience)
@@ -326,6 +320,32 @@ def new_run_state() -> dict:
     }
 
 
+def record_epoch(state: dict, row: dict) -> bool:
+    """Add a finished epoch's history row to the run state; True when it is the best so far."""
+    state["history"].append(row)
+    accuracy, loss = row.get("val_accuracy"), row.get("val_loss")  # a row read back may lack them
+    improved = accuracy is not None and accuracy > state["best_val_accuracy"]
+    if improved:
+        state["best_val_accuracy"] = accuracy
+        state["best_epoch"] = row["epoch"]
+    if loss is not None and loss < state["best_val_loss"]:
+        state["best_val_loss"], state["wait"] = loss, 0
+    else:
+        state["wait"] += 1
+    state["epoch"] = row["epoch"]
+    return improved
+
+
+def _state_from_history(history: list[dict]) -> dict:
+    """The run state of a run killed after its first epoch's history row but before its first
+    state.json (the epoch's models are saved before its row): replayed from the rows."""
+    state = new_run_state()
+    for row in history:
+        record_epoch(state, row)
+    state["seconds"] = round(sum(float(row.get("seconds") or 0.0) for row in history), 2)
+    return {k: v for k, v in state.items() if k != "history"}
+
+
 def _read_config(path: Path) -> TrainConfig:
     config_data = read_json(path / CONFIG_FILE)
     if not isinstance(config_data, dict):
@@ -345,6 +365,8 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
     config = _read_config(path)
     config = dataclasses.replace(config, precision=resolve_precision(config.precision))
     state = read_json(path / STATE_FILE)
+    if state is None and (path / CHECKPOINT_FILE).is_file() and read_history(path):
+        state = _state_from_history(read_history(path))
     progress = read_progress(path)
     if (
         progress.get("status") == "running"
@@ -434,8 +456,15 @@ def _fit(
             model = training_model.layers[-1]
         batches = math.ceil(len(data.y_train) / config.batch_size)
         callback = run_callback(path, config, model, state, stop, batches, log)
-        y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
+        if config.distill_from:
+            log.info("distillation targets from %d teacher(s)", len(config.distill_from["teachers"]))
+            y_train = distillation_targets(config, data.y_train, data.x_train, path / TEACHER_FILE)
+        else:
+            y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
         y_val = keras.utils.to_categorical(data.y_val, NUM_CLASSES)
+        # Class weights as per-image weights from the true labels: Keras' class_weight would read
+        # the class off the target's argmax, which a soft (distilled) target may have moved.
+        weights = class_weight_map(data.y_train, config.class_weights)
         training_model.fit(
             data.x_train,
             y_train,
@@ -443,7 +472,7 @@ def _fit(
             batch_size=config.batch_size,
             epochs=config.epochs,
             initial_epoch=state["epoch"],
-            class_weight=class_weight_map(data.y_train, config.class_weights),
+            sample_weight=None if weights is None else np.array([weights[int(y)] for y in data.y_train], np.float32),
             callbacks=[callback],
             shuffle=True,
             verbose=0,

@@ -302,6 +302,27 @@ def test_sigkill_leaves_a_readable_resumable_run(folder_dataset, tmp_path, kill_
     assert not list(run.glob(".*.tmp*"))
 
 
+def test_a_run_killed_between_its_first_history_row_and_state_resumes(tiny_run, tmp_path):
+    """The window the SIGKILL test above hits only sometimes: epoch 1's models and history row are
+    written, its state.json is not yet."""
+    import shutil
+
+    from fer_core.rundir import read_history, write_history
+    from fer_core.runs import read_run
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    first = read_history(run)[:1]
+    write_history(run, first)
+    (run / "state.json").unlink()
+    code, _out, err = run_cli("train", "--resume", run, "--quiet")
+    assert code == 0, err
+    history = read_history(run)
+    assert [row["epoch"] for row in history] == [1, 2] and history[0] == first[0]
+    info = read_run(run)
+    assert info.status == "finished" and info.best_val_accuracy == max(r["val_accuracy"] for r in history)
+
+
 # ---- soak: hundreds of mixed files through the CLI with bounded memory -------------------------
 
 

@@ -373,6 +373,68 @@ def test_the_cli_warm_start_refuses_a_mismatch_in_one_line(tiny_run, folder_data
     assert process.returncode == 2 and "it is a cnn model" in err and "Traceback" not in err
 
 
+def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target(tiny_run, folder_dataset, tmp_path):
+    from fer_core.artifacts import load_model
+    from fer_core.evaluation import predict_probabilities
+    from fer_core.recipe import describe_teachers, distillation_targets
+    from fer_core.runs import model_card
+    from fer_core.training import TEACHER_FILE
+
+    distill = describe_teachers(str(tiny_run), 0.6)
+    assert distill["teachers"][0]["model"] == "cnn" and len(distill["teachers"][0]["sha256"]) == 64
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=1,
+        batch_size=16,
+        precision="float32",
+        distill_from=distill,
+        model_params={"filters": [8, 16, 32], "dense_units": 32},
+    )
+    assert TrainConfig.from_dict(config.to_dict()).distill_from == distill  # round-trips through config.json
+    dataset = load_dataset(folder_dataset)
+    run = train(config, out=tmp_path / "runs", dataset=dataset, echo=False)
+    assert read_run(run).status == "finished"
+    data = prepare_data(config, dataset)
+    expected = predict_probabilities(load_model(tiny_run), data.x_train, tta="flip")
+    np.testing.assert_allclose(np.load(run / TEACHER_FILE), expected, atol=1e-5)
+    targets = distillation_targets(config, data.y_train, data.x_train, run / TEACHER_FILE)
+    np.testing.assert_allclose(targets, 0.4 * np.eye(7)[data.y_train] + 0.6 * expected, atol=1e-5)
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
+    assert "Distilled: each training image's target is 0.4 its one-hot label + 0.6" in model_card(read_run(run))
+
+
+def test_distillation_refuses_a_teacher_replaced_before_its_targets_were_computed(tiny_run, folder_dataset, tmp_path):
+    import shutil
+
+    from fer_core.recipe import describe_teachers, distillation_targets
+
+    teacher = tmp_path / "teacher.keras"
+    shutil.copy2(tiny_run / "model.keras", teacher)
+    config = TrainConfig(
+        model="cnn", data=str(folder_dataset), batch_size=16, distill_from=describe_teachers(str(teacher), 0.5)
+    )
+    teacher.write_bytes(teacher.read_bytes() + b"\0")  # another file now
+    data = prepare_data(config, load_dataset(folder_dataset))
+    with pytest.raises(FerError, match="has changed since the run was configured"):
+        distillation_targets(config, data.y_train, data.x_train, tmp_path / "teacher_probabilities.npy")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--teacher", "no-such-model"], "no model 'no-such-model'"),
+        (["--teacher", "TINY_RUN", "--distill-weight", "1.5"], "distillation weight must be in (0, 1]"),
+    ],
+)
+def test_the_cli_refuses_a_bad_distillation_in_one_line(tiny_run, folder_dataset, flags, message):
+    flags = [str(tiny_run) if flag == "TINY_RUN" else flag for flag in flags]
+    process = _cli("train", "--model", "cnn", "--data", str(folder_dataset), *flags)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 2 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_selection_is_on_a_training_slice_with_the_folder_layout(folder_dataset):
     data = prepare_data(TrainConfig(batch_size=8), load_dataset(folder_dataset))
     assert data.val_split == "validation" and len(data.y_val) + len(data.y_train) == 42

@@ -65,6 +65,10 @@ STRONG = [
     "--quiet",
 ]
 SGD = ["--optimizer", "sgd", "--lr", "0.01", "--weight-decay", "0.005"]
+# Distillation from the shipped models that travel with the working tree (resnet50's file is moved
+# out for the call, see README): each training image's target mixes in their mean flip-TTA
+# probabilities, computed on the GPU at the start of the run.
+DISTILL = ["--teacher", "cnn,attention_cnn,vgg_fer", "--distill-weight", "0.6", "--label-smoothing", "0"]
 RECIPES = {
     "cnn": ("cnn", 100, COMMON),
     "cnn_strong": ("cnn", 120, STRONG),
@@ -76,6 +80,9 @@ RECIPES = {
     "attention_cnn_1conv": ("attention_cnn", 100, COMMON + ["--param", "convs_per_block=1"]),
     "attention_cnn_1conv_strong": ("attention_cnn", 100, STRONG + ["--param", "convs_per_block=1"]),
     "attention_cnn_sgd": ("attention_cnn", 100, STRONG + SGD),
+    "cnn_distill": ("cnn", 150, COMMON + DISTILL),
+    "attention_cnn_distill": ("attention_cnn", 100, STRONG + DISTILL),
+    "attention_cnn_1conv_distill": ("attention_cnn", 150, COMMON + DISTILL + ["--param", "convs_per_block=1"]),
     "vgg_fer": ("vgg_fer", 100, COMMON),
     "vgg_fer_sgd": ("vgg_fer", 100, STRONG + SGD),
     "resnet50": ("resnet50", 60, COMMON + ["--param", "image_size=64"]),
