@@ -81,7 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--distill-weight",
         type=float,
-        default=0.5,
         help="the teachers' share of each target with --teacher, in (0, 1] (default 0.5)",
     )
     p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
@@ -285,7 +284,10 @@ def cmd_train(args) -> int:
         if args.teacher:
             from fer_core.recipe import describe_teachers
 
-            settings["distill_from"] = describe_teachers(args.teacher, args.distill_weight)
+            weight = 0.5 if args.distill_weight is None else args.distill_weight
+            settings["distill_from"] = describe_teachers(args.teacher, weight)
+        elif args.distill_weight is not None:
+            raise FerError("--distill-weight needs --teacher (the models to distil from)")
         config = TrainConfig.from_dict(settings)
         from fer_core.data import load_dataset
 

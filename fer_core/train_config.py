@@ -66,8 +66,8 @@ class TrainConfig:
     init_from: dict | None = None
     # Distillation: the saved models (the teachers) whose mean flip-TTA probabilities on each
     # training image are mixed into its one-hot target, as written by describe_teachers:
-    # {"weight": share of the teachers' probabilities in the target, "teachers": [{path, sha256,
-    # reported_accuracy, reported_split}, ...]}.
+    # {"weight": share of the teachers' probabilities in the target, "tta": the views averaged,
+    # "teachers": [{path, sha256, model, reported_accuracy, reported_split}, ...]}.
     distill_from: dict | None = None
 
     def __post_init__(self) -> None:
@@ -132,7 +132,11 @@ class TrainConfig:
             ),
             (
                 self.distill_from is None
-                or (isinstance(self.distill_from, dict) and 0 < self.distill_from.get("weight", 0) <= 1),
+                or (
+                    isinstance(self.distill_from, dict)
+                    and isinstance(self.distill_from.get("weight"), (int, float))
+                    and 0 < self.distill_from["weight"] <= 1
+                ),
                 "distillation weight must be in (0, 1]. Received: "
                 f"weight={(self.distill_from or {}).get('weight') if isinstance(self.distill_from, dict) else None}",
             ),

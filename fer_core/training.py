@@ -57,9 +57,9 @@ from fer_core.train_config import TrainConfig
 # The name recorded for a held-out slice of Training used as the selection split.
 VALIDATION_SLICE = "validation"
 STOP_REASONS = ("epochs", "budget", "early_stop", "stop_request")
-PROGRESS_INTERVAL_S = 1.0
+PROGRESS_INTERVAL_S = 1.0  # how often progress.json is rewritten during an epoch
 # The teachers' probabilities for the training images of a distillation run (see distillation_targets).
-TEACHER_FILE = "teacher_probabilities.npy"  # how often progress.json is rewritten during an epoch
+TEACHER_FILE = "teacher_probabilities.npy"
 
 
 @dataclass

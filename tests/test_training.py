@@ -425,6 +425,7 @@ def test_distillation_refuses_a_teacher_replaced_before_its_targets_were_compute
     [
         (["--teacher", "no-such-model"], "no model 'no-such-model'"),
         (["--teacher", "TINY_RUN", "--distill-weight", "1.5"], "distillation weight must be in (0, 1]"),
+        (["--distill-weight", "0.5"], "--distill-weight needs --teacher"),
     ],
 )
 def test_the_cli_refuses_a_bad_distillation_in_one_line(tiny_run, folder_dataset, flags, message):

@@ -26,7 +26,7 @@ export FER_CACHE_DIR="$work/cache"
 python3 tools/gpu/train_all.py --data "$work/data/fer2013" --out "$work/runs" --models "$models" --minutes "$minutes" "$@" \
   2>&1 | tee "$results/train_all.log" || echo "train_all exited with $?; packing what the runs left"
 # Back come the records of every run (no .keras files) with the model.keras of the best run per
-# model (train_all's best.json), in RESULTS_DIR/records. A best model named in COMPACT_MODELS is
+# model, or per train_all SLOTS entry (best.json), in RESULTS_DIR/records. A best model whose slot is in COMPACT_MODELS is
 # stored with float16 weights (`fer-core compact`) and packed apart, in RESULTS_DIR/<run>: ResNet50
 # would not fit beside the others in what one call of the lending tool brings back (64 MiB).
 cd "$work/runs"
