@@ -128,6 +128,8 @@ def progress_view(info: RunInfo) -> ProgressView:
         text += f", {progress['minutes_left']:.1f} of {budget:g} budgeted min left ({speed})"
     elif info.active and progress.get("eta_seconds") is not None:
         text += f", about {progress['eta_seconds'] / 60:.1f} min left ({speed})"
+    if info.active and progress.get("phase"):  # work before the first batch (distillation targets)
+        text = f"{progress['phase']} (before epoch {epoch})"
     if progress.get("stop_reason") and not info.active:
         text += f" (ended by: {progress['stop_reason'].replace('_', ' ')})"
     return ProgressView(max(0.0, fraction), text)

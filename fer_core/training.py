@@ -458,7 +458,14 @@ def _fit(
         callback = run_callback(path, config, model, state, stop, batches, log)
         if config.distill_from:
             log.info("distillation targets from %d teacher(s)", len(config.distill_from["teachers"]))
-            y_train = distillation_targets(config, data.y_train, data.x_train, path / TEACHER_FILE)
+            y_train = distillation_targets(
+                config,
+                data.y_train,
+                data.x_train,
+                path / TEACHER_FILE,
+                report=lambda text: write_progress(path, phase=text),
+            )
+            write_progress(path, phase=None)
         else:
             y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
         y_val = keras.utils.to_categorical(data.y_val, NUM_CLASSES)

@@ -398,7 +398,12 @@ def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target
     data = prepare_data(config, dataset)
     expected = predict_probabilities(load_model(tiny_run), data.x_train, tta="flip")
     np.testing.assert_allclose(np.load(run / TEACHER_FILE), expected, atol=1e-5)
+    assert read_json(run / "progress.json").get("phase") is None  # cleared once training began
+    heard = []
+    fresh = distillation_targets(config, data.y_train, data.x_train, tmp_path / "fresh.npy", report=heard.append)
+    assert heard == ["distillation targets: teacher 1 of 1 (cnn)"]
     targets = distillation_targets(config, data.y_train, data.x_train, run / TEACHER_FILE)
+    np.testing.assert_allclose(fresh, targets, atol=1e-6)
     np.testing.assert_allclose(targets, 0.4 * np.eye(7)[data.y_train] + 0.6 * expected, atol=1e-5)
     np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-5)
     assert "Distilled: each training image's target is 0.4 its one-hot label + 0.6" in model_card(read_run(run))
@@ -583,6 +588,13 @@ def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_o
             ["12.0 of 30 budgeted min left"],
         ),
         ({"epochs": 4}, {"epoch": 3, "stop_reason": "early_stop"}, "finished", 1.0, ["(ended by: early stop)"]),
+        (
+            {"epochs": 4},
+            {"epoch": 0, "phase": "distillation targets: teacher 2 of 4 (vgg_fer)"},
+            "starting",
+            0.0,
+            ["distillation targets: teacher 2 of 4 (vgg_fer) (before epoch 1)"],
+        ),
     ],
 )
 def test_progress_view_follows_the_budget_or_the_epochs(config, progress, status, fraction, fragments):
