@@ -250,6 +250,44 @@ def _parse_params(items: list[str]) -> dict:
     return params
 
 
+def train_config_from_args(args) -> TrainConfig:
+    """The TrainConfig a new `fer-core train` run gets: --config's settings, overridden by the flags,
+    with the warm start and the teachers resolved (the GPU recipes are checked through this too).
+
+    Raises:
+        FerError: no model or data, or settings TrainConfig refuses.
+    """
+    base = {}
+    if args.config:
+        from fer_core.fileio import read_json
+
+        base = read_json(args.config)
+        if not isinstance(base, dict):
+            raise FerError(f"{args.config}: not a readable JSON config")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.param:
+        overrides["model_params"] = {**base.get("model_params", {}), **_parse_params(args.param)}
+    settings = {**base, **overrides}
+    if not settings.get("model"):
+        raise FerError("no model given (--model NAME)")
+    if not settings.get("data"):
+        raise FerError("no dataset given (--data PATH)")
+    settings["data"] = str(Path(settings["data"]).expanduser())
+    if args.init:
+        from fer_core.recipe import describe_init
+
+        settings["init_from"] = describe_init(args.init, settings["model"])
+    if args.teacher:
+        from fer_core.recipe import describe_teachers
+
+        weight = 0.5 if args.distill_weight is None else args.distill_weight
+        settings["distill_from"] = describe_teachers(args.teacher, weight)
+    elif args.distill_weight is not None:
+        raise FerError("--distill-weight needs --teacher (the models to distil from)")
+    return TrainConfig.from_dict(settings)
+
+
 def cmd_train(args) -> int:
     from fer_core import training
 
@@ -260,35 +298,7 @@ def cmd_train(args) -> int:
     elif args.start:
         run = training.start_prepared(args.start, echo=not args.quiet)
     else:
-        base = {}
-        if args.config:
-            from fer_core.fileio import read_json
-
-            base = read_json(args.config)
-            if not isinstance(base, dict):
-                raise FerError(f"{args.config}: not a readable JSON config")
-        fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-        if args.param:
-            overrides["model_params"] = {**base.get("model_params", {}), **_parse_params(args.param)}
-        settings = {**base, **overrides}
-        if not settings.get("model"):
-            raise FerError("no model given (--model NAME)")
-        if not settings.get("data"):
-            raise FerError("no dataset given (--data PATH)")
-        settings["data"] = str(Path(settings["data"]).expanduser())
-        if args.init:
-            from fer_core.recipe import describe_init
-
-            settings["init_from"] = describe_init(args.init, settings["model"])
-        if args.teacher:
-            from fer_core.recipe import describe_teachers
-
-            weight = 0.5 if args.distill_weight is None else args.distill_weight
-            settings["distill_from"] = describe_teachers(args.teacher, weight)
-        elif args.distill_weight is not None:
-            raise FerError("--distill-weight needs --teacher (the models to distil from)")
-        config = TrainConfig.from_dict(settings)
+        config = train_config_from_args(args)
         from fer_core.data import load_dataset
 
         if not Path(config.data).exists():

@@ -69,31 +69,26 @@ def test_the_gpu_driver_trains_under_jax_and_the_model_evaluates_alike_under_ten
     assert mismatched <= 1  # float rounding may move one near-tie, no more
 
 
-def test_every_gpu_recipe_is_a_valid_training_config():
+def test_every_gpu_recipe_is_a_valid_training_config(monkeypatch):
     """A recipe with a misspelt flag or value would fail only on the GPU machine, minutes into a lent
-    device's time; here each is parsed as `fer-core train` parses it and made into a TrainConfig."""
-    import dataclasses
-
-    from fer_core.cli import _parse_params, build_parser
-    from fer_core.train_config import TrainConfig
+    device's time; here each becomes a TrainConfig as `fer-core train` makes it (teachers resolved
+    against the shipped models, which travel with the working tree) and each distinct model builds."""
+    from fer_core.cli import build_parser, train_config_from_args
+    from fer_core.models import build_model
 
     spec = importlib.util.spec_from_file_location("train_all", PROJECT_ROOT / "tools" / "gpu" / "train_all.py")
     train_all = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_all)
-    from fer_core.models import build_model
-
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    monkeypatch.setenv("FER_TRAINED_DIR", str(PROJECT_ROOT / "trained"))
     built = set()
     for name, (model, epochs, flags) in train_all.RECIPES.items():
         args = build_parser().parse_args(["train", "--model", model, "--data", "DATA", "--epochs", str(epochs), *flags])
-        settings = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-        settings["model_params"] = _parse_params(args.param or [])
-        config = TrainConfig(**settings)
+        config = train_config_from_args(args)
         assert config.model == model and config.epochs == epochs, name
         key = (model, json.dumps(config.model_params, sort_keys=True))
         if key not in built:  # the model parameters must build (each distinct model once: seconds)
             built.add(key)
             assert build_model(model, **config.model_params).count_params() > 0, name
         assert train_all.SLOTS.get(name, model).startswith(model), name  # a slot is one registry model's
-        if "--teacher" in flags:  # resolved against trained/ on the GPU machine
-            assert args.teacher and 0 < args.distill_weight <= 1, name
+        if "--teacher" in flags:
+            assert [t["model"] for t in config.distill_from["teachers"]] == ["cnn", "attention_cnn", "vgg_fer"], name
