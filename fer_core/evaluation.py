@@ -184,16 +184,29 @@ def evaluate_model_file(
     """One saved model's evaluation, its probabilities kept on disk for next time.
 
     The dashboard evaluates whole splits (ResNet50 on PublicTest is over a minute on the 2-core
-    CPU); the cache makes that once per model file and machine instead of once per server. The
-    key is the content of the model file and of the evaluated images and labels (so a promoted or
-    retrained model, or other data, is never answered from an old entry), plus the TTA setting,
-    Keras backend and version, which can move the last float digits. A missing,
-    unreadable or malformed entry is computed again.
+    CPU); the cache (`cached_probabilities`) makes that once per model file and machine instead of
+    once per server.
 
     Args:
         model_file: a `.keras` file.
         load: how to load it when needed (default `fer_core.artifacts.load_model`).
     """
+    import os
+
+    split = split if split is not None else default_evaluation_split(dataset)
+    subset = dataset.split(split) if split is not None else dataset
+    probabilities = cached_probabilities(model_file, subset.images, subset.labels, tta=tta, load=load)
+    names = [name] if name else [os.path.splitext(os.path.basename(str(model_file)))[0]]
+    return _evaluation(probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root)
+
+
+def cached_probabilities(model_file, images: np.ndarray, labels: np.ndarray, tta=False, load=None) -> np.ndarray:
+    """`predict_probabilities` of a saved model on these images, kept on disk under
+    FER_CACHE_DIR/probabilities for the next caller (the Evaluate page, `fer-core evaluate`, a
+    distillation run's teachers). The key is the content of the model file and of the images and
+    labels (so a promoted or retrained model, or other data, is never answered from an old entry),
+    plus the TTA setting, Keras backend and version, which can move the last float digits. A
+    missing, unreadable or malformed entry is computed again."""
     import hashlib
     import os
 
@@ -201,8 +214,6 @@ def evaluate_model_file(
     from fer_core.data import cache_dir
     from fer_core.fileio import write_atomic
 
-    split = split if split is not None else default_evaluation_split(dataset)
-    subset = dataset.split(split) if split is not None else dataset
     keras = load_keras()
     # v2: probabilities from the fast classifier (v1 came from model.predict). No TTA and flip keep
     # the keys they had when TTA was a bool, so entries computed then are still found.
@@ -210,21 +221,20 @@ def evaluate_model_file(
     tta_key = {"none": "False", "flip": "True"}.get(mode, mode)
     digest = hashlib.sha256(f"v2|{keras.backend.backend()}|{keras.__version__}|{tta_key}|".encode())
     digest.update(file_sha256(model_file).encode())
-    digest.update(np.ascontiguousarray(subset.images).tobytes())
-    digest.update(np.asarray(subset.labels, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    digest.update(np.asarray(labels, dtype=np.int64).tobytes())
     path = cache_dir() / "probabilities" / f"{digest.hexdigest()}.npy"
-    probabilities = read_cached_probabilities(path, len(subset))
+    probabilities = read_cached_probabilities(path, len(images))
     if probabilities is None:
         if load is None:
             from fer_core.artifacts import load_model as load
-        probabilities = predict_probabilities(load(model_file), subset.images, tta=tta)
+        probabilities = predict_probabilities(load(model_file), images, tta=tta)
         try:
             os.makedirs(path.parent, exist_ok=True)
             write_atomic(path, lambda tmp: np.save(tmp, probabilities, allow_pickle=False))
         except OSError:
             pass  # a read-only or full cache disk costs the next visit time, not this one its result
-    names = [name] if name else [os.path.splitext(os.path.basename(str(model_file)))[0]]
-    return _evaluation(probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root)
+    return probabilities
 
 
 def file_sha256(path) -> str:

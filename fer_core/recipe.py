@@ -153,20 +153,20 @@ def distillation_targets(
     student learns the same target for every augmented view of it.
 
     The teachers' probabilities are computed once per run and kept in `cache` (a resume reuses
-    them, so a teacher replaced since cannot change a run's targets halfway). `report(text)`, if
-    given, hears which teacher is at work (19 minutes in all for the four shipped models on the 2-core CPU).
+    them, so a teacher replaced since cannot change a run's targets halfway), and per teacher in
+    the shared probabilities cache (`evaluation.cached_probabilities`), where the next run with the
+    same teacher and data finds them. `report(text)`, if given, hears which teacher is at work
+    (19 minutes in all for the four shipped models on the 2-core CPU).
 
     Raises:
         FerError: a teacher file that is missing or no longer the one config.json recorded.
     """
-    from fer_core.evaluation import read_cached_probabilities, file_sha256, predict_probabilities
+    from fer_core.evaluation import cached_probabilities, file_sha256, read_cached_probabilities
     from fer_core.fileio import write_atomic
 
     distill = config.distill_from
     probabilities = read_cached_probabilities(cache, len(labels))
     if probabilities is None:
-        from fer_core.artifacts import load_model
-
         total = np.zeros((len(labels), NUM_CLASSES), dtype=np.float64)
         for number, teacher in enumerate(distill["teachers"], start=1):
             if report:
@@ -174,7 +174,8 @@ def distillation_targets(
                 report(f"distillation targets: teacher {number} of {len(distill['teachers'])} ({name})")
             if teacher.get("sha256") and file_sha256(teacher["path"]) != teacher["sha256"]:
                 raise FerError(f"teacher {teacher['path']} has changed since the run was configured")
-            total += predict_probabilities(load_model(teacher["path"]), images, tta=distill.get("tta", "flip"))
+            # Kept per teacher in the shared cache too: the next run distilling from it is spared them.
+            total += cached_probabilities(teacher["path"], images, labels, tta=distill.get("tta", "flip"))
         probabilities = (total / len(distill["teachers"])).astype(np.float32)
         write_atomic(cache, lambda tmp: np.save(tmp, probabilities, allow_pickle=False))
     one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
@@ -183,14 +184,21 @@ def distillation_targets(
 
 
 def load_init_weights(model, config: TrainConfig) -> None:
-    """Copy the warm-start model's weights into the freshly built `model` (same family and shapes)."""
+    """Copy the warm-start model's weights into the freshly built `model` (same family and shapes),
+    or, for a family that can narrow (`ModelSpec.narrow`) and a build with other parameters,
+    prune them into it."""
     from fer_core.artifacts import load_model
+    from fer_core.models import get_spec
 
     source = load_model(config.init_from["path"])
     if source.name != model.name:
         raise FerError(f"cannot warm-start {model.name} from {config.init_from['path']}: it is a {source.name} model")
     theirs, ours = source.get_weights(), model.get_weights()
     if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours)):
+        narrow = get_spec(config.model).narrow
+        if narrow is not None and config.model_params != config.init_from.get("model_params", {}):
+            narrow(source, model)  # a narrower build: pruned from the source's channels
+            return
         raise FerError(
             f"cannot warm-start {model.name} from {config.init_from['path']}: its layers have other shapes "
             "(different model parameters)"

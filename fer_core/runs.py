@@ -244,7 +244,14 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     ]
     if init:
         lines.append(
-            f"- Warm start from {init.get('path')} (reported {init.get('reported_accuracy')} on {init.get('reported_split')}), "
+            f"- Warm start from {init.get('path')} (reported {init.get('reported_accuracy')} on {init.get('reported_split')}"
+            + (
+                "; where its layers were wider than this run's, the channels with the largest BatchNorm "
+                "scales were kept"
+                if (init.get("model_params") or {}) != (c.get("model_params") or {})
+                else ""
+            )
+            + "), "
             f"which had {init.get('epochs')} epochs / {init.get('minutes')} min behind it (on the machines its card "
             "named): "
             f"**{len(history) + int(init.get('epochs') or 0)} epochs, {minutes + float(init.get('minutes') or 0):.1f} min in all**"

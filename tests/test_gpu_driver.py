@@ -72,9 +72,11 @@ def test_the_gpu_driver_trains_under_jax_and_the_model_evaluates_alike_under_ten
 def test_every_gpu_recipe_is_a_valid_training_config(monkeypatch):
     """A recipe with a misspelt flag or value would fail only on the GPU machine, minutes into a lent
     device's time; here each becomes a TrainConfig as `fer-core train` makes it (teachers resolved
-    against the shipped models, which travel with the working tree) and each distinct model builds."""
+    against the shipped models, which travel with the working tree) and each distinct model builds, from
+    its recipe's own warm start where it has one."""
     from fer_core.cli import build_parser, train_config_from_args
     from fer_core.models import build_model
+    from fer_core.recipe import build_training_model
 
     spec = importlib.util.spec_from_file_location("train_all", PROJECT_ROOT / "tools" / "gpu" / "train_all.py")
     train_all = importlib.util.module_from_spec(spec)
@@ -85,10 +87,13 @@ def test_every_gpu_recipe_is_a_valid_training_config(monkeypatch):
         args = build_parser().parse_args(["train", "--model", model, "--data", "DATA", "--epochs", str(epochs), *flags])
         config = train_config_from_args(args)
         assert config.model == model and config.epochs == epochs, name
-        key = (model, json.dumps(config.model_params, sort_keys=True))
+        key = (model, json.dumps(config.model_params, sort_keys=True), json.dumps(config.init_from))
         if key not in built:  # the model parameters must build (each distinct model once: seconds)
             built.add(key)
-            assert build_model(model, **config.model_params).count_params() > 0, name
+            if config.init_from:  # and a recipe's own warm start must load (narrowing, for the smaller ones)
+                assert build_training_model(config)[1].count_params() > 0, name
+            else:
+                assert build_model(model, **config.model_params).count_params() > 0, name
         assert train_all.SLOTS.get(name, model).startswith(model), name  # a slot is one registry model's
         if "--teacher" in flags:
             assert [t["model"] for t in config.distill_from["teachers"]] == ["cnn", "attention_cnn", "vgg_fer"], name

@@ -373,7 +373,9 @@ def test_the_cli_warm_start_refuses_a_mismatch_in_one_line(tiny_run, folder_data
     assert process.returncode == 2 and "it is a cnn model" in err and "Traceback" not in err
 
 
-def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target(tiny_run, folder_dataset, tmp_path):
+def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target(
+    tiny_run, folder_dataset, tmp_path, monkeypatch
+):
     from fer_core.artifacts import load_model
     from fer_core.evaluation import predict_probabilities
     from fer_core.recipe import describe_teachers, distillation_targets
@@ -400,7 +402,14 @@ def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target
     np.testing.assert_allclose(np.load(run / TEACHER_FILE), expected, atol=1e-5)
     assert read_json(run / "progress.json").get("phase") is None  # cleared once training began
     heard = []
+
+    def no_loading(*_args, **_kwargs):
+        raise AssertionError("a teacher was loaded again")
+
+    # Another run with the same teacher and data finds the teacher's probabilities in the shared cache.
+    monkeypatch.setattr("fer_core.artifacts.load_model", no_loading)
     fresh = distillation_targets(config, data.y_train, data.x_train, tmp_path / "fresh.npy", report=heard.append)
+    monkeypatch.undo()
     assert heard == ["distillation targets: teacher 1 of 1 (cnn)"]
     targets = distillation_targets(config, data.y_train, data.x_train, run / TEACHER_FILE)
     np.testing.assert_allclose(fresh, targets, atol=1e-6)
@@ -660,3 +669,75 @@ def test_the_model_card_names_the_gpu_a_run_trained_on(tiny_run, tmp_path):
     card = model_card(read_run(run))
     assert "Backend: jax; machine: GPU NVIDIA H200 with " in card and "jax 0.11.2" in card
     assert "GPU" not in model_card(read_run(tiny_run))
+
+
+def _attention_cnn_with_dead_channels(widths, kept_widths, se_ratio):
+    """A small attention_cnn whose channels beyond `kept_widths` (and SE hidden units beyond what a
+    narrower build keeps) are dead: BatchNorm scale and shift zero, or no weight into the gates. So
+    a correct narrowing to `kept_widths` computes exactly the same function."""
+    from fer_core.backend import load_keras
+    from fer_core.models import build_model
+
+    keras = load_keras()
+    rng = np.random.default_rng(3)
+    model = build_model("attention_cnn", filters=list(widths), se_ratio=se_ratio, dense_units=16)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.name.startswith("block"):
+            width = layer.get_weights()[0].shape[0]
+            keep = kept_widths[int(layer.name[len("block")]) - 1]
+            alive = rng.permutation(width) < keep  # the dead channels scattered, not the last ones
+            gamma = rng.uniform(0.5, 1.5, width) * rng.choice([-1, 1], width) * alive
+            beta = rng.normal(0, 0.2, width) * alive
+            layer.set_weights([gamma, beta, rng.normal(0, 0.1, width), rng.uniform(0.5, 2.0, width)])
+        if layer.name.endswith("_se"):
+            block = int(layer.name[len("block")]) - 1
+            excite_kernel, excite_bias = layer.excite.get_weights()
+            hidden_kept = max(kept_widths[block] // se_ratio, 4)
+            excite_kernel[hidden_kept:] = 0.0
+            layer.excite.set_weights([excite_kernel, excite_bias])
+    return model
+
+
+def test_a_narrower_attention_cnn_warm_starts_from_a_wider_one_by_pruning_its_dead_channels(folder_dataset, tmp_path):
+    source = _attention_cnn_with_dead_channels([8, 16, 32], [6, 12, 24], se_ratio=2)
+    source.save(tmp_path / "wide.keras")
+    params = {"filters": [6, 12, 24], "se_ratio": 2, "dense_units": 16}
+    config = TrainConfig(
+        model="attention_cnn",
+        data=str(folder_dataset),
+        precision="float32",
+        init_from=describe_init(str(tmp_path / "wide.keras"), "attention_cnn"),
+        model_params=params,
+    )
+    _training_model, model = build_training_model(config)
+    assert [w.shape for w in model.get_weights()] != [w.shape for w in source.get_weights()]
+    faces = np.random.default_rng(5).integers(0, 256, (8, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(model(faces)), np.asarray(source(faces)), atol=1e-5)
+    from fer_core.runs import model_card
+
+    run = train(
+        TrainConfig(**{**config.to_dict(), "epochs": 1, "batch_size": 16}),
+        out=tmp_path / "runs",
+        dataset=load_dataset(folder_dataset),
+        echo=False,
+    )
+    card = model_card(read_run(run))
+    assert "where its layers were wider than this run's, the channels with the largest BatchNorm scales" in card
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"filters": [10, 16, 32]}, {"filters": [6, 12, 24], "convs_per_block": 1}, {"dense_units": 8}, {"se_ratio": 1}],
+)
+def test_narrowing_refuses_anything_but_a_narrower_build_of_the_same_shape(folder_dataset, tmp_path, params):
+    source = _attention_cnn_with_dead_channels([8, 16, 32], [6, 12, 24], se_ratio=2)
+    source.save(tmp_path / "wide.keras")
+    config = TrainConfig(
+        model="attention_cnn",
+        data=str(folder_dataset),
+        precision="float32",
+        init_from=describe_init(str(tmp_path / "wide.keras"), "attention_cnn"),
+        model_params={"filters": [6, 12, 24], "se_ratio": 2, "dense_units": 16, **params},
+    )
+    with pytest.raises(FerError, match="narrower attention_cnn is warm-started only from a wider one"):
+        build_training_model(config)

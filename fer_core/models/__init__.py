@@ -25,16 +25,25 @@ class ModelSpec:
     description: str
     gradcam_layer: str  # the last spatial feature map, read by Grad-CAM
     attention_layer: str | None = None  # a layer whose second output is an attention map
+    # narrow(source, target): warm-starts a narrower build of the family from a trained one
+    # (channel pruning), so `--init` can start a smaller, faster model from a shipped one.
+    narrow: Callable | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, description: str, gradcam_layer: str, attention_layer: str | None = None):
+def register_model(
+    name: str,
+    description: str,
+    gradcam_layer: str,
+    attention_layer: str | None = None,
+    narrow: Callable | None = None,
+):
     """Class the decorated builder `fn(input_shape, num_classes, **hparams) -> keras.Model` as `name`."""
 
     def decorate(builder: Callable) -> Callable:
-        _REGISTRY[name] = ModelSpec(name, builder, description, gradcam_layer, attention_layer)
+        _REGISTRY[name] = ModelSpec(name, builder, description, gradcam_layer, attention_layer, narrow)
         return builder
 
     return decorate
