@@ -253,11 +253,17 @@ def schedule_fraction(config: TrainConfig, epoch: int, elapsed_seconds: float) -
     return by_epoch
 
 
-def learning_rate_at(config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0) -> float:
+def learning_rate_at(
+    config: TrainConfig, epoch: int, elapsed_seconds: float = 0.0, epoch_fraction: float = 1.0
+) -> float:
     """The learning rate for a 0-based epoch: linear warm-up over `warmup_epochs`, then constant,
-    cosine or linear decay to zero over the schedule (`schedule_fraction`)."""
+    cosine or linear decay to zero over the schedule (`schedule_fraction`).
+
+    `epoch_fraction` in (0, 1] is how far into the epoch the next step lands; the training loop
+    passes it batch by batch so the warm-up rises step by step from near zero (with the default 1.0
+    the warm-up is a staircase, one rate an epoch, and a one-epoch warm-up would be no warm-up)."""
     if config.warmup_epochs and epoch < config.warmup_epochs:
-        return config.learning_rate * (epoch + 1) / config.warmup_epochs
+        return config.learning_rate * (epoch + epoch_fraction) / config.warmup_epochs
     t = schedule_fraction(config, epoch, elapsed_seconds)
     if config.lr_schedule == "cosine":
         return config.learning_rate * 0.5 * (1 + math.cos(math.pi * t))

@@ -150,8 +150,8 @@ def run_callback(
         def elapsed(self) -> float:
             return self.seconds_before + time.monotonic() - self.fit_start
 
-        def set_rate(self, epoch) -> None:
-            rate = learning_rate_at(config, epoch, self.elapsed())
+        def set_rate(self, epoch, batch: int = 0) -> None:
+            rate = learning_rate_at(config, epoch, self.elapsed(), epoch_fraction=(batch + 1) / max(1, batches))
             if rate != getattr(self, "rate", None):
                 self.model.optimizer.learning_rate.assign(rate)
                 self.rate = rate
@@ -164,8 +164,9 @@ def run_callback(
             write_progress(run_dir, status="running", epoch=epoch + 1, batch=0, batches=batches)
 
         def on_train_batch_begin(self, batch, logs=None):
-            if config.minutes:  # a time-based schedule moves within the epoch
-                self.set_rate(self.epoch)
+            # A time-based schedule moves within the epoch, and so does the warm-up.
+            if config.minutes or self.epoch < config.warmup_epochs:
+                self.set_rate(self.epoch, batch)
 
         def on_train_batch_end(self, batch, logs=None):
             if stop():

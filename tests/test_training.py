@@ -311,6 +311,37 @@ def test_the_schedule_follows_the_budget_when_there_is_one():
     assert learning_rate_at(by_epoch, epoch=6, elapsed_seconds=1e9) == pytest.approx(0.5e-3)  # no budget: epochs
 
 
+def test_the_warm_up_rises_step_by_step_from_near_zero(folder_dataset, tmp_path, monkeypatch):
+    one_epoch = TrainConfig(learning_rate=1e-3, epochs=3, warmup_epochs=1)
+    assert learning_rate_at(one_epoch, epoch=0, epoch_fraction=0.25) == pytest.approx(0.25e-3)
+    assert learning_rate_at(one_epoch, epoch=1, epoch_fraction=0.25) == pytest.approx(1e-3)  # warmed up
+    import fer_core.training
+
+    seen = []
+
+    def recording(config, epoch, elapsed_seconds=0.0, epoch_fraction=1.0):
+        rate = learning_rate_at(config, epoch, elapsed_seconds, epoch_fraction)
+        seen.append((epoch, rate))
+        return rate
+
+    monkeypatch.setattr(fer_core.training, "learning_rate_at", recording)
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=3,
+        batch_size=8,
+        warmup_epochs=2,
+        patience=0,
+        model_params={"filters": [4, 8, 8], "dense_units": 8},
+    )
+    run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
+    first_epoch = [rate for epoch, rate in seen if epoch == 0]
+    batches = read_run(run).progress["batches"]
+    assert batches > 1 and first_epoch[0] == pytest.approx(1e-3 / (2 * batches))  # the first step, not lr/2
+    assert all(a <= b for a, b in zip(first_epoch, first_epoch[1:])) and len(set(first_epoch)) == batches
+    assert [row["learning_rate"] for row in read_history(run)] == pytest.approx([0.5e-3, 1e-3, 1e-3])
+
+
 @pytest.mark.parametrize(
     "flags, gpu, expected",
     [
