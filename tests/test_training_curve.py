@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,17 @@ def test_a_warm_start_continues_its_source_s_curve(two_sessions):
     assert second.minutes_before == pytest.approx(first.minutes[-1], abs=0.01)
     assert second.minutes[0] > second.minutes_before
     assert first.machine.startswith("CPU") and first.public_test is not None
+    assert not first.teachers and not second.teachers
+
+
+def test_a_distilled_run_is_marked(two_sessions, tmp_path):
+    distilled = tmp_path / "distilled"
+    shutil.copytree(two_sessions / "second", distilled)
+    config = json.loads((distilled / "config.json").read_text())
+    config["distill_from"] = {"weight": 0.6, "tta": "flip", "teachers": [{"model": "cnn", "path": "cnn.keras"}]}
+    (distilled / "config.json").write_text(json.dumps(config))
+    assert training_curve.read_record(distilled).teachers
+    assert "| distilled (distilled) |" in "\n".join(training_curve.runs_table(training_curve.read_records(tmp_path)))
 
 
 def test_the_curve_is_the_best_so_far_and_ends_at_the_last_trained_minute(two_sessions):

@@ -9,7 +9,7 @@ ordering: the curve's x is those minutes plus this run's own, epoch by epoch. Th
 selection accuracy (the Training slice that picks each best epoch), the one number every run
 measured the same way; the PublicTest column is the run's own report of its best epoch.
 Prints Markdown: one row per run, then per model the best selection accuracy reached by each
-cumulative minute on each kind of machine.
+cumulative minute, marked where a GPU run reached it.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def read_record(folder: Path, name: str | None = None) -> RunRecord | None:
         selection=[float(row["val_accuracy"]) for row in rows],
         # The first runs reported on their selection slice; only a PublicTest report is one.
         public_test=metrics.get("accuracy") if metrics.get("split") == "PublicTest" else None,
-        teachers=bool(config.get("teachers")),
+        teachers=bool(config.get("distill_from")),
         stop_reason=progress.get("stop_reason"),
     )
 
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     parser.add_argument("root", type=Path, help="a folder of run folders (searched recursively)")
     parser.add_argument("--model", help="only this model's runs")
     parser.add_argument(
-        "--marks", default="30,60,90,120,150,180,240", help="cumulative minutes at which to read the curve"
+        "--marks", default="30,60,90,120,180,240,300", help="cumulative minutes at which to read the curve"
     )
     args = parser.parse_args(argv)
     if not args.root.is_dir():
