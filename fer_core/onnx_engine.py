@@ -1,11 +1,14 @@
 """An ONNX Runtime path for classification, used where it is exact and available.
 
 Measured on the 2-core CPU for one face: the paper CNN 2.6 ms through ONNX Runtime against 6.8 ms
-for a compiled TensorFlow call (`fer-core bench` shows both). A model is exported once with
-keras' `model.export(format="onnx")` (tf2onnx, TensorFlow backend only), checked against
-`model(x)` on a probe batch every time it is loaded, and cached under FER_CACHE_DIR/onnx, keyed by
-a hash of the architecture and weights. An export that fails or disagrees (ResNet50's graph
-freezing did, by 0.77 in probability) is remembered, and the caller keeps the compiled Keras call.
+for a compiled TensorFlow call (`fer-core bench` shows both). A model whose layers form one chain
+(cnn, attention_cnn, vgg_fer) is written to ONNX straight from its weights by `fer_core.onnx_graph`
+(any backend; its graph runs 5-15% faster than tf2onnx's, see that module); any other model is
+exported with keras' `model.export(format="onnx")` (tf2onnx, TensorFlow backend only). Either file
+is checked against `model(x)` on a probe batch every time it is loaded, and cached under
+FER_CACHE_DIR/onnx, keyed by a hash of the architecture and weights and by which writer made it.
+An export that fails or disagrees (ResNet50's graph freezing did, by 0.77 in probability) is
+remembered, and the caller keeps the compiled Keras call.
 """
 
 from __future__ import annotations
@@ -50,24 +53,24 @@ def _probe() -> np.ndarray:
 def onnx_call(model) -> Callable[[np.ndarray], np.ndarray] | None:
     """A function (N, 48, 48, 1) float32 → probabilities through ONNX Runtime, or None where that
     path is unavailable here or not exact for this model."""
-    from fer_core.backend import load_keras
-
-    if load_keras().backend.backend() != "tensorflow":
-        return None  # the export goes through tf2onnx; jax/torch keep their own compiled calls
     if any(layer.dtype_policy.compute_dtype != "float32" for layer in model.layers):
         return None  # a run saved in mixed precision; ONNX Runtime's CPU kernels are float32
     try:
         import onnxruntime
     except ImportError:
         return None
+    writer = _writer(model)
+    if writer is None:
+        return None
+    suffix, write = writer
     folder = onnx_dir()
-    key = model_key(model)
+    key = f"{model_key(model)}{suffix}"
     path, failed = folder / f"{key}.onnx", folder / f"{key}.failed"
     if failed.exists():
         return None
     try:
         if not path.exists():
-            _export(model, path)
+            write(path)
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         input_name = session.get_inputs()[0].name
 
@@ -90,16 +93,45 @@ def onnx_call(model) -> Callable[[np.ndarray], np.ndarray] | None:
         return None
 
 
-def _export(model, path: Path) -> None:
+def _writer(model) -> tuple[str, Callable[[Path], None]] | None:
+    """(the cache key's suffix naming the writer, a function writing the model's ONNX file there):
+    the graph writer where the layers form a chain it knows, else tf2onnx on the TensorFlow
+    backend; None where neither applies."""
+    from fer_core.backend import load_keras
+    from fer_core.onnx_graph import GRAPH_VERSION, UnsupportedLayer, chain_to_onnx
+
+    try:
+        chain = chain_to_onnx(model)
+    except UnsupportedLayer as exc:
+        log.info("%s goes through tf2onnx: %s", model.name, exc)
+    else:
+        import onnx
+
+        return f".chain{GRAPH_VERSION}", lambda path: _write_atomic(path, lambda temporary: onnx.save(chain, temporary))
+    if load_keras().backend.backend() != "tensorflow":
+        return None  # tf2onnx converts TensorFlow graphs; jax/torch keep their own compiled calls
+    return "", lambda path: _export(model, path)
+
+
+def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
+    """`write(temporary)`, then the file appears at `path` whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    # tf2onnx logs every graph rewrite at INFO/WARNING; the outcome is checked instead.
-    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
-    model(_probe()[:1], training=False)  # keras refuses to export a model never called
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.onnx")
     try:
-        with _export_lock, warnings.catch_warnings():  # tf2onnx is not re-entrant, and warns on numpy 2
-            warnings.simplefilter("ignore")
-            model.export(str(temporary), format="onnx", verbose=False)
+        write(str(temporary))
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _export(model, path: Path) -> None:
+    # tf2onnx logs every graph rewrite at INFO/WARNING; the outcome is checked instead.
+    logging.getLogger("tf2onnx").setLevel(logging.ERROR)
+    model(_probe()[:1], training=False)  # keras refuses to export a model never called
+
+    def export(temporary: str) -> None:
+        with _export_lock, warnings.catch_warnings():  # tf2onnx is not re-entrant, and warns on numpy 2
+            warnings.simplefilter("ignore")
+            model.export(temporary, format="onnx", verbose=False)
+
+    _write_atomic(path, export)

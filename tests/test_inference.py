@@ -51,16 +51,20 @@ def test_every_engine_gives_the_models_probabilities(name, engine):
 def test_onnx_engine_is_used_for_the_cnn_and_a_bad_cache_entry_falls_back():
     pytest.importorskip("onnxruntime")
     from fer_core.onnx_engine import model_key, onnx_dir
+    from fer_core.onnx_graph import GRAPH_VERSION
+
+    def cached(model, ext):  # the cnn is a chain: written by fer_core.onnx_graph, not tf2onnx
+        return onnx_dir() / f"{model_key(model)}.chain{GRAPH_VERSION}.{ext}"
 
     model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
-    assert Classifier(model).engines == ["onnx"]  # exported, checked, cached
+    assert Classifier(model).engines == ["onnx"] and cached(model, "onnx").exists()  # written, checked, cached
     other = build_model("cnn", filters=(8, 16, 16), dense_units=16)  # same shapes, other weights
     Classifier(other)
     # A stale or tampered cache entry: the first model's file now holds the second's graph.
-    (onnx_dir() / f"{model_key(other)}.onnx").replace(onnx_dir() / f"{model_key(model)}.onnx")
+    cached(other, "onnx").replace(cached(model, "onnx"))
     faces = np.random.default_rng(4).integers(0, 256, (3, 48, 48)).astype(np.uint8)
     fallback = Classifier(model)
-    assert fallback.engines == ["keras"] and (onnx_dir() / f"{model_key(model)}.failed").exists()
+    assert fallback.engines == ["keras"] and cached(model, "failed").exists()
     expected = np.asarray(model(faces[..., None].astype(np.float32), training=False))
     assert np.abs(fallback(faces) - expected).max() < 1e-4
     with pytest.raises(FerError, match="ONNX Runtime path is unavailable or inexact"):
