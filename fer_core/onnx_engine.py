@@ -1,14 +1,14 @@
 """An ONNX Runtime path for classification, used where it is exact and available.
 
 Measured on the 2-core CPU for one face: the paper CNN 2.6 ms through ONNX Runtime against 6.8 ms
-for a compiled TensorFlow call (`fer-core bench` shows both). A model whose layers form one chain
-(cnn, attention_cnn, vgg_fer) is written to ONNX straight from its weights by `fer_core.onnx_graph`
-(any backend; its graph runs 5-15% faster than tf2onnx's, see that module); any other model is
-exported with keras' `model.export(format="onnx")` (tf2onnx, TensorFlow backend only). Either file
-is checked against `model(x)` on a probe batch every time it is loaded, and cached under
-FER_CACHE_DIR/onnx, keyed by a hash of the architecture and weights and by which writer made it.
-An export that fails or disagrees (ResNet50's graph freezing did, by 0.77 in probability) is
-remembered, and the caller keeps the compiled Keras call.
+for a compiled TensorFlow call (`fer-core bench` shows both). Every registered model is written to
+ONNX straight from its weights by `fer_core.onnx_graph` (any backend; about 5% faster than tf2onnx's
+graph for the cnn and attention_cnn, and exact for ResNet50, whose tf2onnx export disagreed by 0.77
+in probability); a model holding a layer that writer does not know is exported with keras'
+`model.export(format="onnx")` (tf2onnx, TensorFlow backend only). Either file is checked against
+`model(x)` on a probe batch every time it is loaded, and cached under FER_CACHE_DIR/onnx, keyed by
+a hash of the architecture and weights and by which writer made it. An export that fails or
+disagrees is remembered, and the caller keeps the compiled Keras call.
 """
 
 from __future__ import annotations
@@ -95,19 +95,19 @@ def onnx_call(model) -> Callable[[np.ndarray], np.ndarray] | None:
 
 def _writer(model) -> tuple[str, Callable[[Path], None]] | None:
     """(the cache key's suffix naming the writer, a function writing the model's ONNX file there):
-    the graph writer where the layers form a chain it knows, else tf2onnx on the TensorFlow
-    backend; None where neither applies."""
+    fer_core.onnx_graph where it knows every layer, else tf2onnx on the TensorFlow backend; None
+    where neither applies."""
     from fer_core.backend import load_keras
-    from fer_core.onnx_graph import GRAPH_VERSION, UnsupportedLayer, chain_to_onnx
+    from fer_core.onnx_graph import GRAPH_VERSION, UnsupportedLayer, keras_to_onnx
 
     try:
-        chain = chain_to_onnx(model)
+        graph = keras_to_onnx(model)
     except UnsupportedLayer as exc:
         log.info("%s goes through tf2onnx: %s", model.name, exc)
     else:
         import onnx
 
-        return f".chain{GRAPH_VERSION}", lambda path: _write_atomic(path, lambda temporary: onnx.save(chain, temporary))
+        return f".graph{GRAPH_VERSION}", lambda path: _write_atomic(path, lambda temporary: onnx.save(graph, temporary))
     if load_keras().backend.backend() != "tensorflow":
         return None  # tf2onnx converts TensorFlow graphs; jax/torch keep their own compiled calls
     return "", lambda path: _export(model, path)

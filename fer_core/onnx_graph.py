@@ -1,21 +1,22 @@
-"""Write a trained chain of layers straight to an ONNX graph, laid out the way ONNX Runtime runs fastest.
+"""Write a trained Keras model straight to an ONNX graph, laid out the way ONNX Runtime runs fastest.
 
 tf2onnx (keras' `model.export(format="onnx")`) converts the TensorFlow graph: channels-last
 tensors, a transpose pair around every squeeze-and-excitation gate and a softmax over a middle
 axis, each a reorder out of and back into ONNX Runtime's blocked conv layout. Measured on the
 2-core AVX512 CPU with training paused, one face through the attention_cnn: see `fer-core bench`
 and the README's performance section. This module writes the same computation in channels-first
-order from the layers' weights instead:
+order from the layers' weights instead, walking the functional graph layer by layer:
 
-- every batch normalization that follows a linear conv or dense layer is folded into its weights,
-  and the input's 1/255 scaling into the first conv;
-- a squeeze-and-excitation gate followed by max pooling multiplies after the pooling, on a
+- every batch normalization that alone reads a linear conv or dense layer is folded into its
+  weights, and the input's 1/255 scaling into the conv that alone reads it;
+- a squeeze-and-excitation gate read by max pooling alone multiplies after the pooling, on a
   quarter of the values (exact: the gate is a sigmoid, positive, and rounding is monotonic, so
   max(g*x) == g*max(x));
 - the spatial softmax attention runs over the last axis of (batch, channels, positions).
 
-Only the layer kinds the registry's chain models use are written; anything else raises
-UnsupportedLayer and the caller exports through tf2onnx. The result is always checked against
+Only the layer kinds the registry's models use are written (ResNet50's residual adds, strided
+convs, zero padding and bilinear upscaling included); anything else raises UnsupportedLayer and
+the caller exports through tf2onnx. The result is always checked against
 `model(x)` by the caller before it is used.
 """
 
@@ -25,126 +26,33 @@ import numpy as np
 
 # Bump when the graph written for the same model changes, so cached files are rebuilt.
 GRAPH_VERSION = 1
-_OPSET = 17
+_OPSET = 18  # Resize by named axes
 
 
 class UnsupportedLayer(ValueError):
     """The model holds a layer (or an arrangement of layers) this writer does not translate."""
 
 
-def chain_to_onnx(model):
-    """The ONNX model (batch, 48, 48, 1) float32 pixels → probabilities for a Keras model whose layers
-    form one chain, each feeding the next. Raises UnsupportedLayer otherwise."""
+def keras_to_onnx(model):
+    """The ONNX model (batch, H, W, C) float32 pixels → probabilities for a functional Keras model of
+    one input and one output built from the layer kinds below. Raises UnsupportedLayer otherwise."""
     import onnx
     from onnx import TensorProto, helper
 
-    from fer_core.models.layers import SpatialSoftmaxAttention, SqueezeExcitation
-
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    _check_chain(model, layers)
-    graph = _Graph()
     input_shape = model.inputs[0].shape  # (None, H, W, C)
-    if len(input_shape) != 4:
-        raise UnsupportedLayer("only image inputs (batch, height, width, channels) are written")
-    x = graph.node("Transpose", ["pixels"], perm=[0, 3, 1, 2])  # to channels-first
-    pending_scale = 1.0  # a Rescaling waiting to be folded into the next conv
-    i = 0
-    while i < len(layers):
-        layer, kind = layers[i], type(layers[i]).__name__
-        following = layers[i + 1] if i + 1 < len(layers) else None
-        if kind == "Dropout":
-            pass
-        elif kind == "Rescaling":
-            if np.any(np.asarray(layer.offset) != 0) or np.size(layer.scale) != 1:
-                raise UnsupportedLayer("a Rescaling with an offset or per-channel scale")
-            pending_scale *= float(np.asarray(layer.scale))
-            if not _is(following, "Conv2D"):
-                x, pending_scale = graph.node("Mul", [x, graph.constant(np.float32(pending_scale))]), 1.0
-        elif kind == "Conv2D":
-            kernel, bias = _conv_weights(layer)
-            kernel = kernel * pending_scale
-            pending_scale = 1.0
-            if _is(following, "BatchNormalization") and layer.activation.__name__ == "linear":
-                kernel, bias = _fold_batch_norm(following, kernel, bias, channel_axis=0)
-                i += 1
-            x = graph.node(
-                "Conv",
-                [x, graph.constant(kernel), graph.constant(bias)],
-                kernel_shape=list(layer.kernel_size),
-                pads=_same_pads(layer),
-            )
-            x = graph.activation(x, layer.activation, axis=1)
-        elif kind == "Dense":
-            if _rank(layer) != 2:
-                raise UnsupportedLayer(f"dense {layer.name} on a feature map")
-            kernel, bias = _dense_weights(layer)
-            if _is(following, "BatchNormalization") and layer.activation.__name__ == "linear":
-                kernel, bias = _fold_batch_norm(following, kernel, bias, channel_axis=1)
-                i += 1
-            x = graph.node("Gemm", [x, graph.constant(kernel), graph.constant(bias)])
-            x = graph.activation(x, layer.activation, axis=-1)
-        elif kind == "BatchNormalization":
-            scale, shift = _batch_norm_affine(layer)
-            if _rank(layer) == 4:  # ONNX Runtime runs this one inside its blocked conv layout
-                channels = len(scale)
-                x = graph.node(
-                    "BatchNormalization",
-                    [
-                        x,
-                        *map(
-                            graph.constant,
-                            (scale, shift, np.zeros(channels, np.float32), np.ones(channels, np.float32)),
-                        ),
-                    ],
-                    epsilon=0.0,
-                )
-            else:
-                x = graph.node("Add", [graph.node("Mul", [x, graph.constant(scale)]), graph.constant(shift)])
-        elif kind == "Activation":
-            x = graph.activation(x, layer.activation, axis=1 if _rank(layer) == 4 else -1)
-        elif kind == "MaxPooling2D":
-            x = graph.node("MaxPool", [x], **_pool_attributes(layer))
-        elif kind == "Flatten":
-            # Keras flattens channels-last: back to (batch, H, W, C) first, a few thousand values.
-            x = graph.node("Flatten", [graph.node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
-        elif kind == "GlobalAveragePooling2D":
-            x = graph.node("Flatten", [graph.node("GlobalAveragePool", [x])], axis=1)
-        elif isinstance(layer, SqueezeExcitation):
-            gate = graph.node("Flatten", [graph.node("GlobalAveragePool", [x])], axis=1)
-            for dense in (layer.squeeze, layer.excite):
-                kernel, bias = _dense_weights(dense)
-                gate = graph.activation(
-                    graph.node("Gemm", [gate, graph.constant(kernel), graph.constant(bias)]), dense.activation, axis=-1
-                )
-            if layer.excite.activation.__name__ != "sigmoid":
-                raise UnsupportedLayer("a squeeze-and-excitation gate that is not a sigmoid")
-            gate = graph.node("Unsqueeze", [gate, graph.constant(np.array([2, 3], np.int64))])
-            if _is(following, "MaxPooling2D"):
-                x = graph.node("MaxPool", [x], **_pool_attributes(following))
-                i += 1
-            x = graph.node("Mul", [x, gate])
-        elif isinstance(layer, SpatialSoftmaxAttention):
-            query = graph.node("Conv", [x, *map(graph.constant, _conv_weights(layer.query))], kernel_shape=[1, 1])
-            key = graph.node("Conv", [x, *map(graph.constant, _conv_weights(layer.key))], kernel_shape=[1, 1])
-            positions_last = graph.constant(np.array([0, 0, -1], np.int64))  # (batch, C, H*W)
-            scores = graph.node("Reshape", [graph.node("Mul", [query, key]), positions_last])
-            weights = graph.node("Softmax", [scores], axis=-1)
-            values = graph.node("Reshape", [x, positions_last])
-            x = graph.node(
-                "ReduceSum",
-                [graph.node("Mul", [weights, values]), graph.constant(np.array([-1], np.int64))],
-                keepdims=0,
-            )
-        else:
-            raise UnsupportedLayer(f"layer {layer.name} ({kind})")
-        i += 1
-    graph.rename_output(x, "probabilities")
-    channels = int(input_shape[-1])
+    if len(model.inputs) != 1 or len(model.outputs) != 1 or len(input_shape) != 4:
+        raise UnsupportedLayer("only one image input (batch, height, width, channels) and one output")
+    graph = _Graph(model)
+    graph.names[id(model.inputs[0])] = graph.node("Transpose", ["pixels"], perm=[0, 3, 1, 2])  # channels first
+    for layer in _operations(model):
+        if type(layer).__name__ != "InputLayer" and id(layer) not in graph.done:
+            graph.write(layer)
+    graph.nodes.append(helper.make_node("Identity", [graph.name_of(model.outputs[0])], ["probabilities"]))
     onnx_model = helper.make_model(
         helper.make_graph(
             graph.nodes,
             model.name,
-            [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", *input_shape[1:3], channels])],
+            [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", *input_shape[1:]])],
             [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", model.outputs[0].shape[-1]])],
             graph.initializers,
         ),
@@ -156,10 +64,19 @@ def chain_to_onnx(model):
 
 
 class _Graph:
-    """Nodes and constants, each output named in order."""
+    """The ONNX nodes and constants written so far, and which ONNX value holds each Keras tensor."""
 
-    def __init__(self):
+    def __init__(self, model):
         self.nodes, self.initializers = [], []
+        self.names: dict[int, str] = {}  # id(KerasTensor) -> ONNX value name
+        self.done: set[int] = set()  # ids of layers already written as part of an earlier one
+        # Who reads each tensor: a fold or reordering is exact only where one layer alone does.
+        self.readers: dict[int, list] = {}
+        for layer in _operations(model):
+            for tensor in _inputs(layer) if type(layer).__name__ != "InputLayer" else []:
+                self.readers.setdefault(id(tensor), []).append(layer)
+        for tensor in model.outputs:
+            self.readers.setdefault(id(tensor), []).append(None)
 
     def _name(self, stem: str) -> str:
         return f"{stem}_{len(self.nodes) + len(self.initializers)}"
@@ -168,8 +85,7 @@ class _Graph:
         from onnx import numpy_helper
 
         name = self._name("c")
-        array = np.asarray(value)
-        self.initializers.append(numpy_helper.from_array(array.astype(array.dtype), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
         return name
 
     def node(self, op: str, inputs: list[str], **attributes) -> str:
@@ -189,32 +105,158 @@ class _Graph:
             return self.node("Softmax", [x], axis=axis)
         raise UnsupportedLayer(f"activation {name}")
 
-    def rename_output(self, name: str, new: str) -> None:
-        node = next(n for n in self.nodes if name in n.output)
-        node.output[list(node.output).index(name)] = new
+    def name_of(self, tensor) -> str:
+        if id(tensor) not in self.names:
+            raise UnsupportedLayer("a layer reads a tensor no written layer produced")
+        return self.names[id(tensor)]
+
+    def only_reader(self, layer, kind: str):
+        """The one layer reading `layer`'s output, if it is a `kind` and no other layer reads it."""
+        readers = self.readers.get(id(_outputs(layer)[0]), [])
+        if len(readers) == 1 and readers[0] is not None and type(readers[0]).__name__ == kind:
+            return readers[0]
+        return None
+
+    def write(self, layer) -> None:
+        """Write `layer` (and any layer folded into it), naming the ONNX value of its output."""
+        from fer_core.models.layers import SpatialSoftmaxAttention, SqueezeExcitation
+
+        kind = type(layer).__name__
+        inputs = [self.name_of(tensor) for tensor in _inputs(layer)]
+        rank = len(_inputs(layer)[0].shape)
+        produced = layer  # the layer whose output the written value is (a folded reader's, where one is)
+        if len(_outputs(layer)) > 1 and any(self.readers.get(id(t)) for t in _outputs(layer)[1:]):
+            raise UnsupportedLayer(f"layer {layer.name}: a second output is read")
+        x = inputs[0]
+        if kind == "Dropout":
+            pass
+        elif kind == "Rescaling":
+            if np.any(np.asarray(layer.offset) != 0) or np.size(layer.scale) != 1:
+                raise UnsupportedLayer("a Rescaling with an offset or per-channel scale")
+            conv = self.only_reader(layer, "Conv2D")
+            if conv is not None:  # folded into the conv's kernel
+                x, produced = self._conv(conv, x, scale=float(np.asarray(layer.scale)))
+                self.done.add(id(conv))
+            else:
+                x = self.node("Mul", [x, self.constant(np.float32(np.asarray(layer.scale)))])
+        elif kind == "Conv2D":
+            x, produced = self._conv(layer, x)
+        elif kind == "Dense":
+            if rank != 2:
+                raise UnsupportedLayer(f"dense {layer.name} on a feature map")
+            kernel, bias = _dense_weights(layer)
+            batch_norm = self.only_reader(layer, "BatchNormalization")
+            if batch_norm is not None and layer.activation.__name__ == "linear":
+                kernel, bias = _fold_batch_norm(batch_norm, kernel, bias, channel_axis=1)
+                produced = batch_norm
+            x = self.node("Gemm", [x, self.constant(kernel), self.constant(bias)])
+            x = self.activation(x, layer.activation, axis=-1)
+        elif kind == "BatchNormalization":
+            scale, shift = _batch_norm_affine(layer)
+            if rank == 4:  # ONNX Runtime runs this one inside its blocked conv layout
+                zeros, ones = np.zeros_like(scale), np.ones_like(scale)
+                x = self.node("BatchNormalization", [x, *map(self.constant, (scale, shift, zeros, ones))], epsilon=0.0)
+            else:
+                x = self.node("Add", [self.node("Mul", [x, self.constant(scale)]), self.constant(shift)])
+        elif kind == "Activation":
+            x = self.activation(x, layer.activation, axis=1 if rank == 4 else -1)
+        elif kind == "MaxPooling2D":
+            x = self.node("MaxPool", [x], **_pool_attributes(layer))
+        elif kind == "ZeroPadding2D":
+            (top, bottom), (left, right) = layer.padding
+            if layer.data_format != "channels_last":
+                raise UnsupportedLayer(f"padding {layer.name}: channels_first")
+            x = self.node("Pad", [x, self.constant(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))])
+        elif kind == "Resizing":
+            config = layer.get_config()
+            if config["interpolation"] != "bilinear" or config["crop_to_aspect_ratio"] or config["pad_to_aspect_ratio"]:
+                raise UnsupportedLayer(f"resizing {layer.name}: only plain bilinear")
+            if config["antialias"] and (config["height"] < _inputs(layer)[0].shape[1]):
+                raise UnsupportedLayer(f"resizing {layer.name}: antialiased downscaling")
+            size = self.constant(np.array([config["height"], config["width"]], np.int64))
+            # TensorFlow's resize samples at pixel centres: ONNX's "half_pixel".
+            x = self.node(
+                "Resize", [x, "", "", size], axes=[2, 3], mode="linear", coordinate_transformation_mode="half_pixel"
+            )
+        elif kind == "Add":
+            x = self.node("Sum", inputs)
+        elif kind == "Concatenate":
+            if layer.axis not in (-1, rank - 1) or rank != 4:
+                raise UnsupportedLayer(f"concatenate {layer.name} over axis {layer.axis}")
+            x = self.node("Concat", inputs, axis=1)
+        elif kind == "Flatten":
+            # Keras flattens channels-last: back to (batch, H, W, C) first, a few thousand values.
+            x = self.node("Flatten", [self.node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
+        elif kind == "GlobalAveragePooling2D":
+            if layer.keepdims:
+                raise UnsupportedLayer(f"pooling {layer.name}: keepdims")
+            x = self.node("Flatten", [self.node("GlobalAveragePool", [x])], axis=1)
+        elif isinstance(layer, SqueezeExcitation):
+            x, produced = self._squeeze_excitation(layer, x)
+        elif isinstance(layer, SpatialSoftmaxAttention):
+            query = self.node("Conv", [x, *map(self.constant, _conv_weights(layer.query))], kernel_shape=[1, 1])
+            key = self.node("Conv", [x, *map(self.constant, _conv_weights(layer.key))], kernel_shape=[1, 1])
+            positions_last = self.constant(np.array([0, 0, -1], np.int64))  # (batch, C, H*W)
+            scores = self.node("Reshape", [self.node("Mul", [query, key]), positions_last])
+            weights = self.node("Softmax", [scores], axis=-1)
+            values = self.node("Reshape", [x, positions_last])
+            x = self.node(
+                "ReduceSum",
+                [self.node("Mul", [weights, values]), self.constant(np.array([-1], np.int64))],
+                keepdims=0,
+            )
+        else:
+            raise UnsupportedLayer(f"layer {layer.name} ({kind})")
+        if produced is not layer:
+            self.done.add(id(produced))
+        self.names[id(_outputs(produced)[0])] = x
+
+    def _conv(self, layer, x: str, scale: float = 1.0) -> tuple[str, object]:
+        """A Conv2D on its input scaled by `scale`, with the batch normalization reading it alone
+        folded in: (the ONNX value, the layer whose output it is: that normalization or the conv)."""
+        kernel, bias = _conv_weights(layer)
+        kernel = kernel * np.float32(scale)
+        produced = layer
+        batch_norm = self.only_reader(layer, "BatchNormalization")
+        if batch_norm is not None and layer.activation.__name__ == "linear":
+            kernel, bias = _fold_batch_norm(batch_norm, kernel, bias, channel_axis=0)
+            produced = batch_norm
+        x = self.node(
+            "Conv",
+            [x, self.constant(kernel), self.constant(bias)],
+            kernel_shape=list(layer.kernel_size),
+            strides=list(layer.strides),
+            pads=_conv_pads(layer),
+        )
+        return self.activation(x, layer.activation, axis=1), produced
+
+    def _squeeze_excitation(self, layer, x: str):
+        gate = self.node("Flatten", [self.node("GlobalAveragePool", [x])], axis=1)
+        for dense in (layer.squeeze, layer.excite):
+            kernel, bias = _dense_weights(dense)
+            gate = self.activation(
+                self.node("Gemm", [gate, self.constant(kernel), self.constant(bias)]), dense.activation, axis=-1
+            )
+        gate = self.node("Unsqueeze", [gate, self.constant(np.array([2, 3], np.int64))])
+        pool = self.only_reader(layer, "MaxPooling2D")
+        if pool is not None and layer.excite.activation.__name__ == "sigmoid":
+            # max(g*x) == g*max(x) for g > 0 (rounding is monotonic): gate a quarter of the values.
+            return self.node("Mul", [self.node("MaxPool", [x], **_pool_attributes(pool)), gate]), pool
+        return self.node("Mul", [x, gate]), layer
 
 
-def _is(layer, kind: str) -> bool:
-    return layer is not None and type(layer).__name__ == kind
+def _operations(model) -> list:
+    """A functional model's operations in topological order: unlike `model.layers`, they include ops
+    such as x[:, 1:] (a Sequential model has none but its layers)."""
+    return list(getattr(model, "operations", None) or model.layers)
 
 
-def _rank(layer) -> int:
-    return len(layer.input.shape)
+def _inputs(layer) -> list:
+    return list(layer.input) if isinstance(layer.input, (list, tuple)) else [layer.input]
 
 
-def _check_chain(model, layers) -> None:
-    """Each layer must read the previous one's (first) output and nothing else."""
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise UnsupportedLayer("more than one input or output")
-    previous = model.inputs[0]
-    for layer in layers:
-        inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
-        if len(inputs) != 1 or inputs[0] is not previous:
-            raise UnsupportedLayer(f"layer {layer.name} is not fed by the layer before it alone")
-        output = layer.output
-        previous = output[0] if isinstance(output, (list, tuple)) else output
-    if previous is not model.outputs[0]:
-        raise UnsupportedLayer("the last layer is not the model's output")
+def _outputs(layer) -> list:
+    return list(layer.output) if isinstance(layer.output, (list, tuple)) else [layer.output]
 
 
 def _float32(layer, weights) -> list[np.ndarray]:
@@ -225,8 +267,8 @@ def _float32(layer, weights) -> list[np.ndarray]:
 
 def _conv_weights(layer) -> tuple[np.ndarray, np.ndarray]:
     """(out, in, kh, kw) kernel and bias of a Conv2D (keras stores (kh, kw, in, out))."""
-    if tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
-        raise UnsupportedLayer(f"conv {layer.name}: strides, dilation or groups")
+    if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+        raise UnsupportedLayer(f"conv {layer.name}: dilation or groups")
     if layer.data_format != "channels_last":
         raise UnsupportedLayer(f"conv {layer.name}: channels_first")
     weights = _float32(layer, layer.get_weights())
@@ -243,7 +285,7 @@ def _dense_weights(layer) -> tuple[np.ndarray, np.ndarray]:
 
 def _batch_norm_affine(layer) -> tuple[np.ndarray, np.ndarray]:
     """BatchNormalization at inference as y = x * scale + shift, per channel."""
-    if layer.axis not in (-1, _rank(layer) - 1):
+    if layer.axis not in (-1, len(_inputs(layer)[0].shape) - 1):
         raise UnsupportedLayer(f"batch normalization {layer.name} over axis {layer.axis}")
     weights = {w.path.rsplit("/", 1)[-1]: np.asarray(w.numpy(), np.float64) for w in layer.weights}
     channels = weights["moving_mean"].shape[0]
@@ -260,12 +302,13 @@ def _fold_batch_norm(batch_norm, kernel, bias, channel_axis: int) -> tuple[np.nd
     return (kernel * scale.reshape(shape)).astype(np.float32), (bias * scale + shift).astype(np.float32)
 
 
-def _same_pads(layer) -> list[int]:
+def _conv_pads(layer) -> list[int]:
     if layer.padding == "valid":
         return [0, 0, 0, 0]
     height, width = layer.kernel_size
-    if height % 2 == 0 or width % 2 == 0:
-        raise UnsupportedLayer(f"conv {layer.name}: 'same' padding of an even kernel")
+    if height % 2 == 0 or width % 2 == 0 or tuple(layer.strides) != (1, 1):
+        # keras pads such convs unevenly, more at the bottom and right
+        raise UnsupportedLayer(f"conv {layer.name}: 'same' padding with strides or an even kernel")
     return [height // 2, width // 2, height // 2, width // 2]
 
 

@@ -160,7 +160,7 @@ def app_pages() -> dict[str, str]:
 
 
 # Models whose tests take half a minute each on the 2-core CPU even at SMALL sizes (ResNet50's
-# graph: building, training a batch, and the ONNX export the fast classifier tries and rejects).
+# graph: building and training a batch).
 SLOW_MODELS = {"resnet50"}
 
 

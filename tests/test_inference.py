@@ -53,8 +53,8 @@ def test_onnx_engine_is_used_for_the_cnn_and_a_bad_cache_entry_falls_back():
     from fer_core.onnx_engine import model_key, onnx_dir
     from fer_core.onnx_graph import GRAPH_VERSION
 
-    def cached(model, ext):  # the cnn is a chain: written by fer_core.onnx_graph, not tf2onnx
-        return onnx_dir() / f"{model_key(model)}.chain{GRAPH_VERSION}.{ext}"
+    def cached(model, ext):  # written by fer_core.onnx_graph, not tf2onnx
+        return onnx_dir() / f"{model_key(model)}.graph{GRAPH_VERSION}.{ext}"
 
     model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
     assert Classifier(model).engines == ["onnx"] and cached(model, "onnx").exists()  # written, checked, cached
@@ -71,6 +71,26 @@ def test_onnx_engine_is_used_for_the_cnn_and_a_bad_cache_entry_falls_back():
         Classifier(model, engine="onnx")
     with pytest.raises(FerError, match="unknown inference engine"):
         Classifier(model, engine="tensorrt")
+
+
+def test_a_model_the_graph_writer_does_not_know_goes_through_tf2onnx():
+    pytest.importorskip("onnxruntime")
+    import keras
+
+    from fer_core.backend import load_keras
+    from fer_core.onnx_engine import model_key, onnx_dir
+
+    if load_keras().backend.backend() != "tensorflow":
+        pytest.skip("tf2onnx converts TensorFlow graphs only")
+    inputs = keras.Input((48, 48, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.LayerNormalization()(x)  # not a layer fer_core.onnx_graph writes
+    outputs = keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    classify = Classifier(model)
+    faces = np.random.default_rng(5).integers(0, 256, (2, 48, 48)).astype(np.uint8)
+    assert classify.engines == ["onnx"] and (onnx_dir() / f"{model_key(model)}.onnx").exists()
+    assert np.abs(classify(faces) - np.asarray(model(faces[..., None].astype(np.float32)))).max() < 1e-4
 
 
 def test_ensemble_classifier_is_the_mean(small_cnn):

@@ -1,17 +1,15 @@
-"""fer_core.onnx_graph: the registry's chain models written to ONNX compute what the Keras model does."""
+"""fer_core.onnx_graph: the registry's models written to ONNX compute what the Keras model does."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from helpers import SMALL, raw_faces
+from helpers import SMALL, model_params, raw_faces
 from fer_core.models import build_model, list_models
-from fer_core.onnx_graph import UnsupportedLayer, chain_to_onnx
+from fer_core.onnx_graph import UnsupportedLayer, keras_to_onnx
 
 onnxruntime = pytest.importorskip("onnxruntime")
-
-CHAINS = [name for name in list_models() if name != "resnet50"]  # ResNet50 branches: tf2onnx's job
 
 
 def trained_like(model):
@@ -37,37 +35,62 @@ def run(onnx_model, x):
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-@pytest.mark.parametrize("name", CHAINS)
-def test_each_chain_model_is_written_exactly(name):
+@pytest.mark.parametrize("name", model_params(list_models()))
+def test_each_registered_model_is_written_exactly(name):
     model = trained_like(build_model(name, **SMALL.get(name, {})))
     x = raw_faces(6, seed=2)
     expected = np.asarray(model(x, training=False))
-    written = run(chain_to_onnx(model), x)
+    written = run(keras_to_onnx(model), x)
     assert written.shape == expected.shape == (6, 7)
     assert np.abs(written - expected).max() < 1e-5
-    kinds = [node.op_type for node in chain_to_onnx(model).graph.node]
-    assert "BatchNormalization" not in kinds or name == "cnn"  # folded where a linear layer precedes it
+    kinds = [node.op_type for node in keras_to_onnx(model).graph.node]
+    # Folded wherever a linear layer alone feeds it; the cnn normalizes after its convs' relu.
+    assert ("BatchNormalization" in kinds) == (name == "cnn")
 
 
 def test_the_gate_multiplies_after_pooling_and_batches_of_one_work():
     model = trained_like(build_model("attention_cnn", **SMALL["attention_cnn"]))
-    kinds = [node.op_type for node in chain_to_onnx(model).graph.node]
+    kinds = [node.op_type for node in keras_to_onnx(model).graph.node]
     # Two gated blocks pool before their gate's Mul; the third (no pooling) keeps its order.
     pooled_then_gated = sum(a == "MaxPool" and b == "Mul" for a, b in zip(kinds, kinds[1:]))
     assert pooled_then_gated == 2 and kinds.count("MaxPool") == 2
     x = raw_faces(1, seed=5)
-    assert np.abs(run(chain_to_onnx(model), x) - np.asarray(model(x, training=False))).max() < 1e-5
+    assert np.abs(run(keras_to_onnx(model), x) - np.asarray(model(x, training=False))).max() < 1e-5
 
 
-def test_a_model_that_is_not_a_chain_is_refused():
+def test_branches_are_written_and_a_shared_output_is_not_folded():
     import keras
 
     inputs = keras.Input((48, 48, 1))
-    branch = keras.layers.Conv2D(4, 3, padding="same")(inputs)
-    joined = keras.layers.Add()([branch, keras.layers.Conv2D(4, 1)(inputs)])
-    outputs = keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(joined))
-    with pytest.raises(UnsupportedLayer, match="not fed by the layer before it"):
-        chain_to_onnx(keras.Model(inputs, outputs))
-    strided = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Conv2D(4, 3, strides=2), keras.layers.Flatten()])
-    with pytest.raises(UnsupportedLayer, match="strides"):
-        chain_to_onnx(strided)
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    conv = keras.layers.Conv2D(4, 3, padding="same")(x)
+    # Two readers of the conv: folding the normalization into it would change the other branch.
+    normalized = keras.layers.BatchNormalization()(conv)
+    joined = keras.layers.Add()([normalized, keras.layers.Conv2D(4, 1)(conv)])
+    both = keras.layers.Concatenate()([joined, keras.layers.ZeroPadding2D(1)(conv)[:, 1:-1, 1:-1, :]])
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.MaxPooling2D(3, strides=2)(both))
+    model = trained_like(keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(pooled)))
+    x = raw_faces(3, seed=8)
+    with pytest.raises(UnsupportedLayer, match=r"\(GetItem\)"):
+        keras_to_onnx(model)  # the slice is an operation this writer does not know
+    both = keras.layers.Concatenate()([joined, conv])
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.MaxPooling2D(3, strides=2)(both))
+    model = trained_like(keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(pooled)))
+    written = keras_to_onnx(model)
+    assert [node.op_type for node in written.graph.node].count("BatchNormalization") == 1
+    assert np.abs(run(written, x) - np.asarray(model(x, training=False))).max() < 1e-5
+
+
+def test_what_the_writer_does_not_know_is_refused():
+    import keras
+
+    strided = keras.Sequential(
+        [keras.Input((48, 48, 1)), keras.layers.Conv2D(4, 3, strides=2, padding="same"), keras.layers.Flatten()]
+    )
+    with pytest.raises(UnsupportedLayer, match="'same' padding with strides"):
+        keras_to_onnx(strided)  # keras pads these unevenly
+    normalized = keras.Sequential(
+        [keras.Input((48, 48, 1)), keras.layers.Normalization(mean=100.0, variance=400.0), keras.layers.Flatten()]
+    )
+    with pytest.raises(UnsupportedLayer, match="Normalization"):
+        keras_to_onnx(normalized)

@@ -2,10 +2,11 @@
 
     python tools/onnx_writers.py [--models cnn,attention_cnn,vgg_fer] [--rounds 12] [--calls 100]
 
-Writes both graphs of each trained model to a temporary folder, checks both against `model(x)`,
-then times one-face calls in interleaved rounds (A, B, A, B, ...) so that the machine's drift
-(large on a shared 2-core VM) falls on both alike; prints each side's median of round medians,
-the range of the rounds, and the time each writer took. TensorFlow backend (tf2onnx needs it).
+Writes both graphs of each trained model to a temporary folder, checks both against `model(x)`
+(a graph that differs by 1e-4 or more is reported and not timed), then times one-face calls in
+interleaved rounds (A, B, A, B, ...) so that the machine's drift (large on a shared 2-core VM)
+falls on both alike; prints each side's median of round medians, the range of the rounds, and the
+time each writer took. TensorFlow backend (tf2onnx needs it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="cnn,attention_cnn,vgg_fer")
+    parser.add_argument("--models", default="cnn,attention_cnn,vgg_fer,resnet50")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--calls", type=int, default=100)
     args = parser.parse_args()
@@ -29,7 +30,7 @@ def main() -> None:
     import onnxruntime
 
     from fer_core.artifacts import load_model
-    from fer_core.onnx_graph import chain_to_onnx
+    from fer_core.onnx_graph import keras_to_onnx
 
     folder = Path(tempfile.mkdtemp(prefix="onnx-writers-"))
     face = np.random.default_rng(0).integers(0, 256, (1, 48, 48, 1)).astype(np.float32)
@@ -39,19 +40,20 @@ def main() -> None:
     for name in args.models.split(","):
         model = load_model(name)
         expected = np.asarray(model(probe, training=False))
-        sessions, seconds = [], []
+        sessions, seconds, inexact = [], [], {}
         for writer in ("chain", "tf2onnx"):
             path = folder / f"{name}.{writer}.onnx"
             start = time.perf_counter()
             if writer == "chain":
-                onnx.save(chain_to_onnx(model), str(path))
+                onnx.save(keras_to_onnx(model), str(path))
             else:
                 model.export(str(path), format="onnx", verbose=False)
             seconds.append(time.perf_counter() - start)
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             feed = session.get_inputs()[0].name
             difference = np.abs(session.run(None, {feed: probe})[0] - expected).max()
-            assert difference < 1e-4, f"{name} {writer}: differs from model(x) by {difference:.3g}"
+            if not difference < 1e-4:
+                inexact[len(sessions)] = f"inexact: differs from model(x) by {difference:.2g}"
             sessions.append((session, feed))
         rounds = [[], []]
         for session, feed in sessions:
@@ -59,15 +61,19 @@ def main() -> None:
                 session.run(None, {feed: face})
         for _ in range(args.rounds):
             for side, (session, feed) in enumerate(sessions):
+                if side in inexact:
+                    continue
                 samples = []
                 for _ in range(args.calls):
                     start = time.perf_counter()
                     session.run(None, {feed: face})
                     samples.append(time.perf_counter() - start)
                 rounds[side].append(1000 * float(np.median(samples)))
-        ours, theirs = (float(np.median(r)) for r in rounds)
-        cells = [f"{np.median(r):.2f} ms ({min(r):.2f}-{max(r):.2f})" for r in rounds]
-        print(f"| {name} | {cells[0]} | {cells[1]} | {ours / theirs:.3f} | {seconds[0]:.2f} s / {seconds[1]:.2f} s |")
+        cells = [
+            inexact.get(side) or f"{np.median(r):.2f} ms ({min(r):.2f}-{max(r):.2f})" for side, r in enumerate(rounds)
+        ]
+        ratio = f"{np.median(rounds[0]) / np.median(rounds[1]):.3f}" if not inexact else "-"
+        print(f"| {name} | {cells[0]} | {cells[1]} | {ratio} | {seconds[0]:.2f} s / {seconds[1]:.2f} s |")
 
 
 if __name__ == "__main__":
