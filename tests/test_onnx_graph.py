@@ -94,3 +94,22 @@ def test_what_the_writer_does_not_know_is_refused():
     )
     with pytest.raises(UnsupportedLayer, match="Normalization"):
         keras_to_onnx(normalized)
+
+
+def test_the_comparison_tool_times_both_graphs_of_a_shipped_model():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "trained" / "cnn" / "model.keras").exists():
+        pytest.skip("no shipped cnn")
+    tool = [sys.executable, str(root / "tools" / "onnx_writers.py"), "--models", "cnn"]
+    env = {**os.environ, "FER_TRAINED_DIR": str(root / "trained")}  # the tests' own folder is empty
+    rows = subprocess.run([*tool, "--rounds", "1", "--calls", "3"], capture_output=True, text=True, check=True, env=env)
+    cells = [line.split("|")[1:-1] for line in rows.stdout.splitlines() if line.startswith("| cnn")]
+    assert len(cells) == 1 and cells[0][1].strip().endswith(")") and float(cells[0][3]) > 0  # both timed
+    rates = subprocess.run([*tool, "--batches", "8"], capture_output=True, text=True, check=True, env=env)
+    row = next(line for line in rates.stdout.splitlines() if line.startswith("| cnn | 8 |"))
+    assert all(float(cell) > 0 for cell in row.split("|")[3:5])
