@@ -2,10 +2,10 @@
 
 tf2onnx (keras' `model.export(format="onnx")`) converts the TensorFlow graph: channels-last
 tensors, a transpose pair around every squeeze-and-excitation gate and a softmax over a middle
-axis, each a reorder out of and back into ONNX Runtime's blocked conv layout. Measured on the
-2-core AVX512 CPU with training paused, one face through the attention_cnn: see `fer-core bench`
-and the README's performance section. This module writes the same computation in channels-first
-order from the layers' weights instead, walking the functional graph layer by layer:
+axis, each a reorder out of and back into ONNX Runtime's blocked conv layout; and its ResNet50
+disagrees with the model. This module writes the same computation in channels-first order from
+the layers' weights instead, walking the functional graph layer by layer (measured against
+tf2onnx's graphs by `tools/onnx_writers.py`; numbers in the README's performance section):
 
 - every batch normalization that alone reads a linear conv or dense layer is folded into its
   weights, and the input's 1/255 scaling into the conv that alone reads it;
@@ -16,8 +16,7 @@ order from the layers' weights instead, walking the functional graph layer by la
 
 Only the layer kinds the registry's models use are written (ResNet50's residual adds, strided
 convs, zero padding and bilinear upscaling included); anything else raises UnsupportedLayer and
-the caller exports through tf2onnx. The result is always checked against
-`model(x)` by the caller before it is used.
+the caller exports through tf2onnx. The caller checks the result against `model(x)` before using it.
 """
 
 from __future__ import annotations
