@@ -93,6 +93,19 @@ def test_a_model_the_graph_writer_does_not_know_goes_through_tf2onnx():
     assert np.abs(classify(faces) - np.asarray(model(faces[..., None].astype(np.float32)))).max() < 1e-4
 
 
+def test_a_crash_in_the_graph_writer_costs_speed_not_the_prediction(monkeypatch):
+    import fer_core.onnx_graph
+
+    def broken(model):
+        raise RuntimeError("a bug in the writer")
+
+    monkeypatch.setattr(fer_core.onnx_graph, "keras_to_onnx", broken)
+    model = build_model("cnn", filters=(4, 8, 8), dense_units=8)
+    classify = Classifier(model)  # tf2onnx where the backend has it, else the compiled call
+    faces = np.random.default_rng(6).integers(0, 256, (2, 48, 48)).astype(np.uint8)
+    assert np.abs(classify(faces) - np.asarray(model(faces[..., None].astype(np.float32)))).max() < 1e-4
+
+
 def test_ensemble_classifier_is_the_mean(small_cnn):
     other = build_model("cnn", filters=(4, 8, 8), dense_units=8)
     faces = np.stack([synthetic_face(1, i) for i in range(3)])
