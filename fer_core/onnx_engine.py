@@ -59,12 +59,12 @@ def onnx_call(model) -> Callable[[np.ndarray], np.ndarray] | None:
         import onnxruntime
     except ImportError:
         return None
-    writer = _writer(model)
+    folder, weights_key = onnx_dir(), model_key(model)
+    writer = _writer(model, folder / weights_key)
     if writer is None:
         return None
     suffix, write = writer
-    folder = onnx_dir()
-    key = f"{model_key(model)}{suffix}"
+    key = f"{weights_key}{suffix}"
     path, failed = folder / f"{key}.onnx", folder / f"{key}.failed"
     if failed.exists():
         return None
@@ -93,13 +93,17 @@ def onnx_call(model) -> Callable[[np.ndarray], np.ndarray] | None:
         return None
 
 
-def _writer(model) -> tuple[str, Callable[[Path], None]] | None:
+def _writer(model, cached: Path) -> tuple[str, Callable[[Path], None]] | None:
     """(the cache key's suffix naming the writer, a function writing the model's ONNX file there):
     fer_core.onnx_graph where it knows every layer, else tf2onnx on the TensorFlow backend; None
-    where neither applies."""
+    where neither applies. `cached` is the model's cache path without suffix: a graph file (or
+    failure) already there settles the choice without building the graph again."""
     from fer_core.backend import load_keras
     from fer_core.onnx_graph import GRAPH_VERSION, UnsupportedLayer, keras_to_onnx
 
+    suffix = f".graph{GRAPH_VERSION}"
+    if any(cached.with_name(f"{cached.name}{suffix}.{ext}").exists() for ext in ("onnx", "failed")):
+        return suffix, lambda path: _write_atomic(path, lambda temporary: _save(keras_to_onnx(model), temporary))
     try:
         graph = keras_to_onnx(model)
     except UnsupportedLayer as exc:
@@ -107,12 +111,16 @@ def _writer(model) -> tuple[str, Callable[[Path], None]] | None:
     except Exception as exc:  # noqa: BLE001 - a writer bug must cost speed, never a prediction
         log.warning("fer_core.onnx_graph failed on %s (%s: %s); trying tf2onnx", model.name, type(exc).__name__, exc)
     else:
-        import onnx
-
-        return f".graph{GRAPH_VERSION}", lambda path: _write_atomic(path, lambda temporary: onnx.save(graph, temporary))
+        return suffix, lambda path: _write_atomic(path, lambda temporary: _save(graph, temporary))
     if load_keras().backend.backend() != "tensorflow":
         return None  # tf2onnx converts TensorFlow graphs; jax/torch keep their own compiled calls
     return "", lambda path: _export(model, path)
+
+
+def _save(graph, path: str) -> None:
+    import onnx
+
+    onnx.save(graph, path)
 
 
 def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
