@@ -75,9 +75,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse settings that cannot train, each with a one-line reason."""
-        from fer_core.models import get_spec  # the registry imports Keras: only when a config is made
-
-        get_spec(self.model)
         checks = [
             (isinstance(self.epochs, int) and self.epochs >= 1, f"epochs must be >= 1. Received: epochs={self.epochs}"),
             (
@@ -151,6 +148,10 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise FerError(message)
+        # Last: the registry imports Keras (seconds), so a bad number is refused at once.
+        from fer_core.models import get_spec
+
+        get_spec(self.model)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

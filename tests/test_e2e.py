@@ -126,6 +126,26 @@ def browser(playwright):
     browser.close()
 
 
+def download_csv(page, button: str, path: Path, tries: int = 3) -> None:
+    """Click a download button and save what it downloads to `path`.
+
+    A rerun that lands just as the button is clicked (on a slow machine, the webrtc component's
+    own rerun after Stop can) replaces the button and its deferred file, and that click downloads
+    nothing; a user clicks again, and so does this, a few times before it fails."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(tries):
+        try:
+            with page.expect_download(timeout=20_000) as download:
+                page.get_by_role("button", name=button).click()
+            download.value.save_as(path)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            settle(page)
+
+
 def settle(page) -> None:
     """Wait until lazily drawn elements (tables, charts) have replaced their loading skeletons."""
     page.wait_for_function(
@@ -360,10 +380,8 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
         # Stopping reruns the page; click once that rerun has drawn the button with the final CSV.
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
         settle(page)
-        with page.expect_download(timeout=60_000) as download:
-            page.get_by_role("button", name="Download timeline CSV").click()
         timeline = tmp_path / "timeline.csv"
-        download.value.save_as(timeline)
+        download_csv(page, "Download timeline CSV", timeline)
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         browser.close()

@@ -46,3 +46,19 @@ def test_data_commands_do_not_import_keras():
     code = "import sys\nimport fer_core.data, fer_core.stats, fer_core.cli\nprint('keras' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_bad_training_number_is_refused_before_keras_loads():
+    """`fer-core train --epochs 0` answers in half a second, not after Keras' ten-second import."""
+    code = (
+        "import sys\n"
+        "from fer_core.errors import FerError\n"
+        "from fer_core.train_config import TrainConfig\n"
+        "try:\n"
+        "    TrainConfig(model='cnn', data='x', epochs=0)\n"
+        "except FerError as error:\n"
+        "    print(error)\n"
+        "print('keras' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines() == ["epochs must be >= 1. Received: epochs=0", "False"], done.stderr
