@@ -129,9 +129,10 @@ def browser(playwright):
 def download_csv(page, button: str, path: Path, tries: int = 3) -> None:
     """Click a download button and save what it downloads to `path`.
 
-    A rerun that lands just as the button is clicked (on a slow machine, the webrtc component's
-    own rerun after Stop can) replaces the button and its deferred file, and that click downloads
-    nothing; a user clicks again, and so does this, a few times before it fails."""
+    On a 2-core CPU without AVX512-BF16 (2026-11-26) the first click after Stop twice downloaded
+    nothing in 60 s, and the same test passed three times after; a rerun replacing the button and
+    its deferred file under the click is the likely cause (not confirmed). A user clicks again,
+    and so does this, a few times before it fails."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(tries):

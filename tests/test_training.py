@@ -294,7 +294,9 @@ def test_a_run_with_a_time_budget_ends_by_itself_with_its_best_model(folder_data
     assert 1 <= info.epoch < 10_000 and (run / "model.keras").is_file()
     assert time.monotonic() - started < 120  # ended by the 6-second budget, not by the epoch cap
     rates = [row["learning_rate"] for row in read_history(run)]
-    assert rates[-1] < rates[0] and all(a >= b for a, b in zip(rates, rates[1:]))  # annealed over the budget
+    # Annealed over the budget. Against the configured rate, not the first epoch's: on a busy CPU
+    # (the suite's other worker) the first epoch can take the whole 6 seconds, leaving one row.
+    assert rates[-1] < config.learning_rate and all(a >= b for a, b in zip(rates, rates[1:]))
     assert info.progress["minutes_spent"] >= 0.1
 
 
