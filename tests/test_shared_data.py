@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def fer2013_cache(tmp_path_factory):
     """One cache folder for this module's tests (never the user's): FER2013 is decoded from its
-    32,000 JPEGs once (15-20 s on the 2-core CPU), and every later load here, the CLI's included,
+    32,000 JPEGs once (`stats`, which decodes them, took 14-17 s on the 2-core CPU), and every later load here, the CLI's included,
     reads the decoded copy, as a user's second command does."""
     return tmp_path_factory.mktemp("fer2013_cache")
 
