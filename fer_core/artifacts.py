@@ -29,7 +29,9 @@ def list_trained() -> list[str]:
     root = trained_dir()
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / MODEL_FILE).is_file())
+    # Hidden folders are never models of their own: kept versions (.versions/) and the staging
+    # folder of a promotion that was killed before it finished.
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / MODEL_FILE).is_file())
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,19 @@ def saved_models(include_runs: bool = True) -> list[ModelRef]:
             if (run.path / MODEL_FILE).is_file() and not run.active
         ]
     return refs
+
+
+def best_model(refs: list[ModelRef]) -> ModelRef | None:
+    """The model with the highest reported accuracy (its metrics.json), the default wherever one
+    model is picked; ties and models without metrics go by name."""
+    if not refs:
+        return None
+
+    def score(ref: ModelRef) -> float:
+        accuracy = ref.metrics.get("accuracy")
+        return float(accuracy) if isinstance(accuracy, (int, float)) else -1.0
+
+    return max(sorted(refs, key=lambda r: r.name), key=score)
 
 
 def resolve_model(ref: str | os.PathLike) -> ModelRef:

@@ -140,9 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the JSON metrics to this file")
     p.set_defaults(handler=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify the faces in image files")
-    p.add_argument("--model", required=True, help="NAME_OR_DIR[,NAME_OR_DIR...]")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p = sub.add_parser("predict", help="classify the faces in image files (or every image in a folder)")
+    p.add_argument(
+        "--model",
+        help="NAME_OR_DIR[,NAME_OR_DIR...]; several = ensemble (default: the trained model with the best "
+        "reported accuracy)",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--csv", help="also write a row per face to this CSV file (with the model and TTA used)")
     p.add_argument("--whole-image", action="store_true", help="classify each whole image as one face")
     p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation (see evaluate --help)")
@@ -177,9 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.set_defaults(handler=cmd_stop)
 
-    p = sub.add_parser("promote", help="copy a finished run's best model to trained/<name>/")
-    p.add_argument("run_dir")
-    p.add_argument("--name", help="default: the run's model name")
+    p = sub.add_parser(
+        "promote",
+        help="copy a finished run's best model to trained/<name>/ (never destroys one: see --replace, --restore)",
+    )
+    p.add_argument("run_dir", nargs="?", help="the finished run to promote")
+    p.add_argument("--name", help="default: the run's model name, or <model>-<date> when trained/ has that name")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing trained/<name>/; the current version is kept in trained/.versions/<name>/",
+    )
+    p.add_argument(
+        "--restore",
+        metavar="NAME",
+        help="bring back the newest kept version of trained/NAME/ (or --version); the current one is kept",
+    )
+    p.add_argument("--version", dest="restore_version", metavar="VERSION", help="with --restore: which kept version")
+    p.add_argument("--list-versions", metavar="NAME", help="list the kept versions of trained/NAME/")
     p.add_argument(
         "--data",
         help="the dataset to measure on (default: the run's own, from its config.json; name a copy here "
@@ -367,38 +387,97 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def image_inputs(arguments: list[str]) -> list[tuple[str, str | None]]:
+    """(path, error) per image to classify, in the order given: a folder stands for the images in
+    it (sorted, subfolders included); a missing path or an empty folder is an error of its own.
+    Checked before any model loads, so a typo costs no Keras import."""
+    from fer_core.images import IMAGE_EXTENSIONS
+
+    inputs = []
+    for argument in arguments:
+        path = Path(argument).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            inputs += [(str(p), None) for p in found] or [(argument, f"{argument}: the folder holds no images")]
+        elif path.is_file():
+            inputs.append((argument, None))
+        else:
+            inputs.append((argument, f"{argument}: no such file or folder"))
+    return inputs
+
+
 def cmd_predict(args) -> int:
+    inputs = image_inputs(args.images)
+    if all(error for _path, error in inputs):
+        for _path, error in inputs:
+            print(f"fer-core: error: {error}", file=sys.stderr)
+        return 2
     from fer_core.images import read_grayscale
     from fer_core.inference import Classifier, FaceDetector, classify_image, with_tta
 
-    models, _refs = load_models(args.model)
+    models, refs = load_models(args.model) if args.model else load_best_model()
+    model_name = "+".join(ref.name for ref in refs)
     classifier = with_tta(Classifier(models), args.tta)
     detector = FaceDetector()
     results, failed = [], 0
-    for image in args.images:
-        entry = {"file": image, "faces": [], "error": None}
-        try:
-            gray = read_grayscale(image)
-            entry["faces"] = [
-                f.to_dict() for f in classify_image(gray, classifier, detector, args.whole_image, args.min_face)
-            ]
-        except FerError as exc:
-            entry["error"] = str(exc)
-            failed += 1
-            print(f"fer-core: error: {exc}", file=sys.stderr)
+    for image, error in inputs:  # reported as each is done, in the order given
+        entry = {"file": image, "model": model_name, "tta": args.tta, "faces": [], "error": error}
+        if error is None:
+            try:
+                gray = read_grayscale(image)
+                entry["faces"] = [
+                    f.to_dict() for f in classify_image(gray, classifier, detector, args.whole_image, args.min_face)
+                ]
+            except FerError as exc:
+                entry["error"] = str(exc)
         results.append(entry)
-    if args.json:
-        _print_json(results)
-    else:
-        for entry in results:
-            if entry["error"]:
-                continue
+        if entry["error"]:
+            failed += 1
+            sys.stdout.flush()
+            print(f"fer-core: error: {entry['error']}", file=sys.stderr, flush=True)
+        elif not args.json:
             if not entry["faces"]:
-                print(f"{entry['file']}: no face found (try --whole-image)")
+                print(f"{image}: no face found (try --whole-image)", flush=True)
             for face in entry["faces"]:
                 top = max(face["probabilities"].values())
-                print(f"{entry['file']}: box {face['box']} -> {face['label']} ({top:.1%})")
+                print(f"{image}: box {face['box']} -> {face['label']} ({top:.1%})", flush=True)
+    if args.json:
+        _print_json(results)
+    if args.csv:
+        from fer_core.fileio import write_text_atomic
+
+        write_text_atomic(args.csv, predictions_csv(results))
     return 2 if failed else 0
+
+
+def predictions_csv(results: list[dict]) -> str:
+    """A row per face (a file without faces: one row saying so; a refused file: its error)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "tta", "error"])
+    for entry in results:
+        tail = [entry["model"], entry["tta"], entry["error"] or ""]
+        if entry["error"] or not entry["faces"]:
+            writer.writerow(
+                [entry["file"], 0, "", "", "", "", "" if entry["error"] else "no face found"] + [""] * 7 + tail
+            )
+        for k, face in enumerate(entry["faces"]):
+            probabilities = [f"{face['probabilities'][c]:.4f}" for c in CLASS_NAMES]
+            writer.writerow([entry["file"], k + 1, *face["box"], face["label"], *probabilities, *tail])
+    return buffer.getvalue()
+
+
+def load_best_model():
+    """The trained model with the best reported accuracy, as load_models returns it."""
+    from fer_core.artifacts import best_model, load_model, saved_models
+
+    best = best_model(saved_models(include_runs=False))
+    if best is None:
+        raise FerError("no trained models yet: name one with --model (a run folder or .keras file)")
+    return [load_model(best)], [best]
 
 
 def cmd_bench(args) -> int:
@@ -517,16 +596,41 @@ def cmd_compact(args) -> int:
 
 
 def cmd_promote(args) -> int:
-    from fer_core.runs import promote
+    from fer_core.fileio import read_json
+    from fer_core.runs import list_versions, promote, restore, versions_dir
 
+    if args.list_versions:
+        kept = list_versions(args.list_versions)
+        for folder in kept:
+            metrics = read_json(folder / "metrics.json", {}) or {}
+            accuracy = metrics.get("accuracy")
+            shown = f"{accuracy:.4f} on {metrics.get('split', '?')}" if isinstance(accuracy, float) else "no metrics"
+            print(f"{folder.name}  {shown}")
+        if not kept:
+            print(f"no kept versions of {args.list_versions} in {versions_dir(args.list_versions)}")
+        return 0
+    if args.restore:
+        if args.run_dir or args.replace:
+            raise FerError("--restore NAME takes no run folder and no --replace")
+        final = restore(args.restore, args.restore_version)
+        metrics = read_json(final / "metrics.json", {}) or {}
+        print(
+            f"restored {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on {metrics.get('split', '?')}; "
+            f"the version it replaced is kept in {versions_dir(args.restore)}"
+        )
+        return 0
+    if args.restore_version:
+        raise FerError("--version goes with --restore NAME")
+    if not args.run_dir:
+        raise FerError("name the run folder to promote (or --restore NAME, --list-versions NAME)")
+    if not Path(args.run_dir).is_dir():
+        raise FerError(f"no such run directory: {args.run_dir}")
     dataset = None
     if args.data:
         from fer_core.data import load_dataset
 
         dataset = load_dataset(args.data)
-    final = promote(args.run_dir, args.name, compact=not args.no_compact, dataset=dataset)
-    from fer_core.fileio import read_json
-
+    final = promote(args.run_dir, args.name, compact=not args.no_compact, dataset=dataset, replace=args.replace)
     metrics = read_json(final / "metrics.json", {}) or {}
     print(
         f"promoted {args.run_dir} -> {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on "

@@ -104,11 +104,19 @@ class Dataset:
             self.report,
         )
 
-    def split(self, name: str) -> "Dataset":
-        """The images of one split; refuses an unknown split name with the valid ones."""
-        if name not in self.split_names:
+    def split_name(self, name: str) -> str:
+        """The split as this dataset spells it, matched without regard to case (`publictest` is
+        PublicTest); refuses an unknown name with the valid ones."""
+        if name in self.split_names:
+            return name
+        matches = [s for s in self.split_names if s.lower() == str(name).strip().lower()]
+        if len(matches) != 1:
             raise FerError(f"no split named {name!r} in {self.root}; splits: {', '.join(self.split_names)}")
-        return self.subset(self.splits == name)
+        return matches[0]
+
+    def split(self, name: str) -> "Dataset":
+        """The images of one split (see split_name)."""
+        return self.subset(self.splits == self.split_name(name))
 
     def head(self, n: int | None) -> "Dataset":
         """The first `n` images of each split (all when n is None): for quick trials."""
@@ -189,6 +197,39 @@ def load_dataset(
     if use_cache:
         _write_cache(cache_file, dataset)
     return dataset
+
+
+def split_counts(path: str | os.PathLike) -> dict[str, int]:
+    """Images per split, counted without decoding any (file names for a folder, the Usage column
+    for a CSV): what a run's length is estimated from before the data is loaded. Images that the
+    loader would skip (unknown class folders, bad rows) may be counted.
+
+    Raises:
+        FerError: the path does not exist.
+    """
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise FerError(f"dataset path does not exist: {source}")
+    counts: dict[str, int] = {}
+    if source.is_dir():
+        for rel, _size, _mtime, split_folder, class_folder in _scan_folder(source):
+            if CLASS_ALIASES.get(class_folder.lower()) is None:
+                continue
+            match = _SPLIT_PREFIX.match(Path(rel).name)
+            split = _CANONICAL_SPLIT[match.group(1).lower()] if match else split_folder
+            counts[split] = counts.get(split, 0) + 1
+        return counts
+    with open(source, encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        header = [h.strip().lower() for h in next(reader, [])]
+        usage = header.index("usage") if "usage" in header else None
+        for row in reader:
+            if not row:
+                continue
+            split = row[usage].strip() if usage is not None and len(row) > usage else "all"
+            split = _CANONICAL_SPLIT.get(split.lower(), split)
+            counts[split] = counts.get(split, 0) + 1
+    return counts
 
 
 # ---- image folders ---------------------------------------------------------------------------

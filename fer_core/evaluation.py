@@ -164,7 +164,7 @@ def evaluate(
     """
     if not models:
         raise FerError("no model to evaluate")
-    split = split if split is not None else default_evaluation_split(dataset)
+    split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
     per_model = [predict_probabilities(m, subset.images, tta=tta) for m in models]
     names = list(names) if names else [getattr(m, "name", "model") for m in models]
@@ -193,7 +193,7 @@ def evaluate_model_file(
     """
     import os
 
-    split = split if split is not None else default_evaluation_split(dataset)
+    split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
     probabilities = cached_probabilities(model_file, subset.images, subset.labels, tta=tta, load=load)
     names = [name] if name else [os.path.splitext(os.path.basename(str(model_file)))[0]]

@@ -137,13 +137,34 @@ def now() -> str:
 
 
 def pid_alive(pid) -> bool:
-    """Whether a process with this pid exists on this machine."""
+    """Whether a process with this pid is running on this machine. A child of this process that
+    has ended is reaped here, and a zombie (ended, not yet reaped by its parent) counts as dead:
+    `os.kill(pid, 0)` alone succeeds on both, which once kept a finished run "in progress" for as
+    long as the dashboard that launched it lived."""
     if not isinstance(pid, int) or pid <= 0:
         return False
+    try:
+        reaped, _status = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False  # our child, ended just now: reaped
+    except ChildProcessError:
+        pass  # not our child (or already reaped): ask the system
+    except OSError:
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Linux's /proc state "Z"; elsewhere (no /proc) a process that answers signals is alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The command name (field 2) is in parentheses and may hold spaces; the state follows it.
+    return stat[stat.rindex(")") + 2 : stat.rindex(")") + 3] == "Z"

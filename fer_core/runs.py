@@ -32,14 +32,17 @@ from fer_core.train_config import TrainConfig
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
-ACTIVE = ("starting", "running")
+ACTIVE = ("starting", "running", "stopping")
+# Kept versions of replaced models: trained/.versions/<name>/<UTC time>/ (a hidden folder, so no
+# picker lists an old version as a model of its own).
+VERSIONS_FOLDER = ".versions"
 LAUNCH_LOCK = ".launch.lock"  # holds the pid of the training process the dashboard started
 
 
 @dataclass
 class RunInfo:
     path: Path
-    status: str  # starting, running, finished, stopped, failed, interrupted, unknown
+    status: str  # starting, running, stopping, finished, stopped, failed, interrupted, unknown
     model: str
     epoch: int
     epochs: int
@@ -75,6 +78,8 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
     elif status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
         if not pid_alive(progress.get("pid")):
             status = "interrupted"
+        elif (path / STOP_FILE).exists():
+            status = "stopping"  # asked to stop; the process ends its batch and measures the best model
     best = progress.get("best_val_accuracy")
     return RunInfo(
         path=path,
@@ -111,7 +116,12 @@ class ProgressView:
 
 
 def progress_view(info: RunInfo) -> ProgressView:
-    """A budgeted run is as far as its time; other runs as far as their epochs and batches."""
+    """A budgeted run is as far as its time; other runs as far as their epochs and batches.
+
+    Time left is said only from a measured rate: the training process writes `eta_seconds` once
+    an epoch has finished (the first batches include graph compilation, far slower than the rest),
+    and nothing while it measures the best model at the end.
+    """
     progress, budget = info.progress, info.config.get("minutes")
     epochs, epoch = max(info.epochs, 1), max(info.epoch, 1)
     batches, batch = max(int(progress.get("batches") or 1), 1), int(progress.get("batch") or 0)
@@ -124,12 +134,18 @@ def progress_view(info: RunInfo) -> ProgressView:
         fraction = min(1.0, ((epoch - 1) + batch / batches) / epochs)
     text = f"epoch {epoch}/{epochs}, batch {batch}/{batches}"
     speed = f"{progress.get('images_per_second', 0):.0f} images/s"
-    if info.active and progress.get("minutes_left") is not None:
+    if info.active and progress.get("wrapping_up"):
+        text = progress.get("phase") or "final evaluation"
+    elif info.status == "stopping":
+        text = f"stopping after batch {batch}/{batches} of epoch {epoch}"
+    elif info.active and progress.get("phase"):  # work before the first batch (distillation targets)
+        text = f"{progress['phase']} (before epoch {epoch})"
+    elif info.active and progress.get("minutes_left") is not None:
         text += f", {progress['minutes_left']:.1f} of {budget:g} budgeted min left ({speed})"
     elif info.active and progress.get("eta_seconds") is not None:
         text += f", about {progress['eta_seconds'] / 60:.1f} min left ({speed})"
-    if info.active and progress.get("phase"):  # work before the first batch (distillation targets)
-        text = f"{progress['phase']} (before epoch {epoch})"
+    elif info.active and info.status != "starting":
+        text += ", estimating time left (after the first epoch)"
     if progress.get("stop_reason") and not info.active:
         text += f" (ended by: {progress['stop_reason'].replace('_', ' ')})"
     return ProgressView(max(0.0, fraction), text)
@@ -154,15 +170,21 @@ def promote(
     dest_root: str | os.PathLike | None = None,
     compact: bool = True,
     dataset=None,
+    replace: bool = False,
 ) -> Path:
-    """Copy a finished run's best model and records to `trained/<name>/`, replacing atomically.
+    """Copy a finished run's best model and records to `trained/<name>/`.
+
+    Never destroys a model: without `replace`, an existing `trained/<name>/` is refused (one line
+    with both accuracies); with it, the old folder moves whole to `trained/.versions/<name>/<time>/`,
+    where `restore` brings it back. No name: the run's model name, or `<model>-<date>` when that is
+    taken. The new folder is assembled beside the old one and swapped in atomically, so a failure
+    or a kill midway leaves the old model as it was.
 
     With `compact` (the default) the copy is stored as shipped models are: float16 weights,
     float32 compute (`compact_model_file`), and metrics.json is measured again from that stored
-    file on the reported split, so `fer-core evaluate` on it reproduces the shipped numbers. The
-    new folder is assembled beside the old one and swapped in with renames, so a failure midway
-    leaves the shipped model as it was. `dataset`: the data to measure on, for a run trained where
-    its config.json's data path is not this machine's (a GPU machine's copy).
+    file on the reported split, so `fer-core evaluate` on it reproduces the shipped numbers.
+    `dataset`: the data to measure on, for a run trained where its config.json's data path is not
+    this machine's (a GPU machine's copy).
     """
     info = read_run(run_dir)
     if info.active:
@@ -170,14 +192,16 @@ def promote(
     missing = [f for f in PROMOTED_FILES if not (info.path / f).is_file()]
     if missing:
         raise FerError(f"{info.path}: cannot promote, missing {', '.join(missing)}")
-    name = name or info.model
-    if not name or "/" in name or name.startswith("."):
-        raise FerError(f"invalid model name for trained/: {name!r}")
     root = Path(dest_root) if dest_root is not None else trained_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    name = name or default_promote_name(info.model, root)
+    check_model_name(name)
     final = root / name
+    if final.exists() and not replace:
+        raise FerError(replace_refusal(final, info.path))
+    root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=root))
     staging.chmod(0o755)  # mkdtemp makes it private; a shipped model is for everyone
+    handed_over = False
     try:
         for file in PROMOTED_FILES:
             shutil.copy2(info.path / file, staging / file)
@@ -198,17 +222,124 @@ def promote(
         from fer_core.artifacts import load_model
 
         load_model(staging / MODEL_FILE)
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=root))
-            os.replace(final, old / name)
-        os.replace(staging, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        handed_over = True  # from here `staging` may hold the old model: never delete it
+        _swap_in(staging, final)
     finally:
-        if staging.exists():
+        if staging.exists() and not handed_over:
             shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def check_model_name(name: str) -> None:
+    """A trained/ folder name: one path part, not hidden (hidden folders hold kept versions)."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or name != name.strip():
+        raise FerError(f"invalid model name for trained/: {name!r}")
+
+
+def default_promote_name(model: str, root: str | os.PathLike | None = None) -> str:
+    """The model's name while trained/ has none of it, else `<model>-<YYYYMMDD>` (then -2, -3...):
+    a plain promote never lands on an existing model."""
+    base = Path(root) if root is not None else trained_dir()
+    if not (base / model).exists():
+        return model
+    stem = f"{model}-{time.strftime('%Y%m%d')}"
+    candidate, n = stem, 1
+    while (base / candidate).exists():
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
+
+
+def replacement_summary(existing: Path, run_dir: str | os.PathLike) -> str:
+    """ "trained/cnn: 0.6562 on PublicTest now; this run: 0.1300 on PublicTest": the two accuracies
+    as recorded (the run's from its own metrics.json, measured when it ended)."""
+
+    def accuracy(folder: Path) -> str:
+        metrics = read_json(folder / "metrics.json", {}) or {}
+        return f"{_accuracy(metrics.get('accuracy'))} on {metrics.get('split', '?')}"
+
+    return f"{existing.name} {accuracy(existing)} now; this run {accuracy(Path(run_dir))}"
+
+
+def replace_refusal(existing: Path, run_dir: str | os.PathLike) -> str:
+    return (
+        f"trained/{existing.name} exists ({replacement_summary(existing, run_dir)}); promote under another "
+        f"name (--name), or replace it with --replace (the current version is kept, and "
+        f"`fer-core promote --restore {existing.name}` brings it back)"
+    )
+
+
+def versions_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    base = Path(root) if root is not None else trained_dir()
+    return base / VERSIONS_FOLDER / name
+
+
+def list_versions(name: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """The kept versions of `trained/<name>/`, newest first."""
+    folder = versions_dir(name, root)
+    if not folder.is_dir():
+        return []
+    kept = [p for p in folder.iterdir() if not p.name.startswith(".") and (p / MODEL_FILE).is_file()]
+    return sorted(kept, key=lambda p: p.name, reverse=True)
+
+
+def restore(name: str, version: str | None = None, root: str | os.PathLike | None = None) -> Path:
+    """Bring back a kept version of `trained/<name>/` (the newest, or `version`); the model it
+    replaces is kept in turn, so a restore can itself be undone.
+
+    Raises:
+        FerError: no such model or kept version.
+    """
+    check_model_name(name)
+    kept = list_versions(name, root)
+    if not kept:
+        raise FerError(f"no kept versions of {name!r} (kept versions live in {versions_dir(name, root)})")
+    chosen = next((p for p in kept if p.name == version), None) if version else kept[0]
+    if chosen is None:
+        raise FerError(f"no version {version!r} of {name!r}; kept: {', '.join(p.name for p in kept)}")
+    final = (Path(root) if root is not None else trained_dir()) / name
+    # The chosen version moves aside first, so a kill midway never leaves two copies half-moved.
+    incoming = chosen.with_name(f".restoring-{chosen.name}")
+    os.rename(chosen, incoming)
+    _swap_in(incoming, final)
+    return final
+
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Put the folder `new` at `final`. An existing `final` is moved whole to the kept versions,
+    first exchanged with `new` in one atomic step where the system allows (Linux renameat2), so
+    `final` names a complete model at every moment."""
+    if not final.exists():
+        os.rename(new, final)
+        return
+    kept = versions_dir(final.name, final.parent)
+    kept.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    target, n = kept / stamp, 1
+    while target.exists():
+        n += 1
+        target = kept / f"{stamp}-{n}"
+    if _exchange(new, final):
+        os.rename(new, target)  # `new` now holds the old model
+    else:  # no atomic exchange here: two renames, microseconds apart
+        os.rename(final, target)
+        os.rename(new, final)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 RENAME_EXCHANGE); False where unsupported."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    return result == 0
 
 
 def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = None, data: str | None = None) -> str:

@@ -180,20 +180,25 @@ def run_callback(
             if now - self.last_write >= PROGRESS_INTERVAL_S or batch + 1 == batches:
                 self.last_write = now
                 elapsed = now - self.epoch_start
-                per_batch = elapsed / (batch + 1)
-                epochs_left = config.epochs - (state["epoch"] + 1)
-                eta = per_batch * (batches - batch - 1) + epochs_left * per_batch * batches * 1.1
+                # Time left from finished epochs only (validation included): the first batches
+                # of a run compile the graph and are many times slower than the rest.
+                recent = [row["seconds"] for row in state["history"][-3:] if row.get("seconds")]
+                eta = None
+                if recent:
+                    per_epoch = sum(recent) / len(recent)
+                    epochs_left = config.epochs - (state["epoch"] + 1)
+                    eta = per_epoch * (1 - (batch + 1) / batches) + epochs_left * per_epoch
                 extra = {}
                 if config.minutes:
                     left = max(0.0, config.minutes * 60.0 - self.elapsed())
-                    eta = min(eta, left)
+                    eta = left if eta is None else min(eta, left)
                     extra["minutes_left"] = round(left / 60.0, 2)
                 write_progress(
                     run_dir,
                     batch=batch + 1,
                     batch_metrics={k: float(v) for k, v in (logs or {}).items()},
                     images_per_second=(batch + 1) * config.batch_size / max(elapsed, 1e-9),
-                    eta_seconds=round(eta, 1),
+                    eta_seconds=None if eta is None else round(eta, 1),
                     learning_rate=self.rate,
                     **extra,
                 )
@@ -434,6 +439,7 @@ def _fit(
         epoch=state["epoch"],
         started_at=now(),
         error=None,
+        wrapping_up=False,
         backend=keras.backend.backend(),
         train_images=int(len(data.y_train)),
         val_images=int(len(data.y_val)),
@@ -502,6 +508,12 @@ def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingDat
     if not state.get("stop_reason") and not state["stopped"]:
         state["stop_reason"] = "epochs"
     if (path / "model.keras").is_file():
+        write_progress_quietly(
+            path,
+            wrapping_up=True,
+            eta_seconds=None,
+            phase=f"final evaluation: measuring the best model (epoch {state['best_epoch']}) on the reported split",
+        )
         try:
             _write_reported_metrics(path, config, dataset, data)
         except Exception as exc:  # metrics are reproducible later with `fer-core evaluate`
@@ -509,6 +521,8 @@ def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingDat
     write_progress_quietly(
         path,
         status=status,
+        wrapping_up=False,
+        phase=None,
         stop_reason=state.get("stop_reason"),
         finished_at=now(),
         best_val_accuracy=state["best_val_accuracy"],

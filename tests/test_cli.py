@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,3 +236,62 @@ def test_promote_measures_a_run_from_another_machine_on_the_data_named_here(
     assert f"--model cnn --data {folder_dataset} --split PublicTest" in card  # ... and where to reproduce it
     assert main(["promote", str(run), "--data", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_predict_reports_a_missing_image_before_loading_any_model(tmp_path):
+    """A typo costs no Keras import: the paths are checked first."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from fer_core.cli import main; code = main(['predict', sys.argv[1]]); "
+        "print(code, 'keras' in sys.modules, 'tensorflow' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "nope.jpg")], capture_output=True, text=True)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert_one_line_error(2, done.stderr, "nope.jpg: no such file or folder")
+
+
+def test_predict_defaults_to_the_best_model_expands_folders_and_reports_in_order(
+    tiny_run, folder_dataset, tmp_path, monkeypatch, capsys
+):
+    import csv
+    import shutil
+
+    from fer_core.fileio import read_json
+    from fer_core.runs import promote
+
+    trained = tmp_path / "trained"
+    monkeypatch.setenv("FER_TRAINED_DIR", str(trained))
+    for name, accuracy in (("weaker", 0.20), ("better", 0.60)):
+        folder = promote(tiny_run, name, dest_root=trained, compact=False)
+        metrics = read_json(folder / "metrics.json")
+        (folder / "metrics.json").write_text(json.dumps({**metrics, "accuracy": accuracy}))
+    images = tmp_path / "photos"
+    images.mkdir()
+    faces = sorted((folder_dataset / "test" / "happy").iterdir())[:2]
+    shutil.copy(faces[0], images / "a.jpg")
+    (images / "b.jpg").write_text("not an image")
+    shutil.copy(faces[1], images / "c.jpg")
+    (images / "notes.txt").write_text("ignored: not an image file")
+    out_csv = tmp_path / "out.csv"
+    code = main(["predict", str(images), "--tta", "flip", "--csv", str(out_csv)])
+    captured = capsys.readouterr()
+    assert code == 2  # one of three refused: non-zero, after the good ones were reported
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(images / "a.jpg"), str(images / "c.jpg")]
+    assert "b.jpg" in captured.err
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [Path(r["file"]).name for r in rows] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert {r["model"] for r in rows} == {"better"} and {r["tta"] for r in rows} == {"flip"}
+    assert rows[1]["error"] and rows[0]["label"] in CLASS_NAMES
+    assert sum(float(rows[0][c]) for c in CLASS_NAMES) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_split_names_are_matched_without_regard_to_case(tiny_run, folder_dataset, capsys):
+    assert (
+        main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "publictest", "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["split"] == "PublicTest"
+    code = main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "nosuch"])
+    assert code == 2 and "no split named 'nosuch'" in capsys.readouterr().err

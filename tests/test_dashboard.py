@@ -159,22 +159,19 @@ def test_explain_page_draws_heatmaps(dashboard):
     assert captions.count("Grad-CAM") == 2 and "spatial attention (§4.1)" in captions
 
 
-@pytest.mark.slow
-def test_launch_runs_to_finished_and_refuses_a_second(dashboard):
-    at = open_page("app_pages/train.py")
+def launch_tiny_run(at):
     form = {n.label: n for n in at.number_input}
     form["Epochs"].set_value(1)
     form["Batch size"].set_value(8)
     form["Images per split (0 = all)"].set_value(14)
-    at.button(key="FormSubmitter:launch-Launch").click().run()
+    at.button(key="launch").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert at.success[0].value.startswith("Launched: ")
-    run_dir = at.success[0].value.removeprefix("Launched: ")
+    return at.success[0].value.removeprefix("Launched: ")
 
-    at.button(key="FormSubmitter:launch-Launch").click().run()
-    assert "already in progress" in at.error[0].value
 
-    deadline = time.time() + 300
+def wait_until_ended(run_dir: str, seconds: float = 300) -> str:
+    deadline = time.time() + seconds
     while time.time() < deadline:
         try:
             if read_run(run_dir).status in ("finished", "failed", "stopped"):
@@ -182,12 +179,30 @@ def test_launch_runs_to_finished_and_refuses_a_second(dashboard):
         except Exception:
             pass
         time.sleep(1)
-    assert read_run(run_dir).status == "finished"
+    return read_run(run_dir).status
+
+
+@pytest.mark.slow
+def test_launch_runs_to_finished_refuses_a_second_and_relaunches_after(dashboard):
+    """The page's process is the training process's parent (as the server is): the finished
+    child must not block the next launch."""
+    at = open_page("app_pages/train.py")
+    assert any("Estimated length" in c.value for c in at.caption), [c.value for c in at.caption]
+    run_dir = launch_tiny_run(at)
+
+    at.button(key="launch").click().run()
+    assert "already in progress" in at.error[0].value
+
+    assert wait_until_ended(run_dir) == "finished"
     at = open_page("app_pages/train.py")
     assert not at.exception
     assert any("status **finished**" in m.value for m in at.markdown)
     runs_table = at.dataframe[0].value
     assert list(runs_table["status"]) == ["finished"]
+    # The estimate now comes from the run just timed on this machine.
+    assert any("on this machine" in c.value for c in at.caption), [c.value for c in at.caption]
+    second = launch_tiny_run(at)
+    assert second != run_dir and wait_until_ended(second) == "finished"
 
 
 @pytest.mark.parametrize("page", ["app_pages/dataset.py", "app_pages/evaluate.py", "app_pages/explain.py"])

@@ -5,6 +5,7 @@ Screenshots go to test-output/e2e/ (kept after the run, ignored by git).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -419,3 +420,61 @@ def test_live_page_says_what_to_do_when_the_camera_is_refused(server, playwright
         assert page.locator('[data-testid="stException"]').count() == 0
     finally:
         browser.close()
+
+
+def test_train_relaunch_after_a_finished_run_and_promote_with_confirmation(server, browser):
+    """In the real server (the training process's parent): launch, let it finish, launch again;
+    then promote over an existing model only through the confirmation, the old one kept."""
+    url, base, _pid = server
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/train")
+    page.get_by_text("Estimated length").wait_for(timeout=120_000)
+
+    def launch_and_wait(expected_runs: int) -> None:
+        for label, value in (("Epochs", "1"), ("Batch size", "8"), ("Images per split (0 = all)", "14")):
+            field = page.get_by_label(label, exact=True)
+            field.fill(value)
+            field.press("Enter")
+            page.wait_for_timeout(700)
+        page.get_by_role("button", name="Launch").click()
+        page.get_by_text("Launched:").wait_for(timeout=60_000)
+        assert page.get_by_text("already in progress").count() == 0
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            runs = sorted((base / "runs").glob("*-cnn*"))
+            statuses = [
+                json.loads((r / "progress.json").read_text()).get("status")
+                for r in runs
+                if (r / "progress.json").is_file()
+            ]
+            if len(runs) == expected_runs and statuses.count("finished") == expected_runs:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"runs did not finish: {statuses}")
+        # The page sees the end by itself (no reload): the current run and Past runs say finished.
+        page.get_by_text("status finished").wait_for(timeout=30_000)
+
+    launch_and_wait(1)
+    launch_and_wait(2)
+    settle(page)
+    for width in (1400, 800):
+        page.set_viewport_size({"width": width, "height": 2600})
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SCREENSHOTS / f"train-{width}.png"), full_page=True)
+
+    name = page.get_by_label("Promote as trained/")
+    assert name.input_value().startswith("cnn-")  # trained/cnn exists: the default name is new
+    name.fill("cnn")
+    name.press("Enter")
+    page.get_by_text("trained/cnn exists").wait_for(timeout=30_000)
+    promote_button = page.get_by_role("button", name="Promote", exact=True)
+    assert promote_button.is_disabled()
+    page.get_by_text("Replace trained/cnn").click()
+    page.wait_for_timeout(700)
+    promote_button.click()
+    page.get_by_text("Promoted to").wait_for(timeout=120_000)
+    kept = list((base / "trained" / ".versions" / "cnn").iterdir())
+    assert len(kept) == 1 and (kept[0] / "model.keras").is_file()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()

@@ -128,8 +128,8 @@ def test_promote_replaces_atomically_and_loads(tiny_run, tmp_path):
         "model.keras",
     ]
     first_bytes = (final / "model.keras").read_bytes()
-    promote(tiny_run, "tiny", dest_root=dest)  # again: replaced, not duplicated
-    assert [p.name for p in dest.iterdir()] == ["tiny"]
+    promote(tiny_run, "tiny", dest_root=dest, replace=True)  # again: replaced, not duplicated
+    assert [p.name for p in dest.iterdir() if not p.name.startswith(".")] == ["tiny"]
     assert (final / "model.keras").read_bytes() == first_bytes
     os.environ["FER_TRAINED_DIR"] = str(dest)
     assert load_model(resolve_model("tiny")).name == "cnn"
@@ -148,9 +148,9 @@ def test_failed_promotion_keeps_the_shipped_model(tiny_run, tmp_path):
         (broken / name).write_bytes((tiny_run / name).read_bytes())
     (broken / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(FerError, match="not a valid .keras file"):
-        promote(broken, "tiny", dest_root=dest)
+        promote(broken, "tiny", dest_root=dest, replace=True)
     assert (dest / "tiny" / "model.keras").read_bytes() == shipped
-    assert [p.name for p in dest.iterdir()] == ["tiny"]
+    assert [p.name for p in dest.iterdir()] == ["tiny"]  # and no kept version: nothing was replaced
 
 
 def test_a_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
@@ -165,6 +165,40 @@ def test_a_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
     with pytest.raises(FerError, match="not running"):
         request_stop(run)
     assert [r.name for r in list_runs(tmp_path)] == ["r"]
+
+
+def test_a_finished_child_that_was_never_reaped_reads_as_ended(tmp_path):
+    """A launched training process that ended stays a zombie until its parent waits for it; the
+    dashboard that launched it is that parent, and a zombie answers os.kill(pid, 0)."""
+    from pathlib import Path
+
+    from fer_core.rundir import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 30
+    while time.time() < deadline and Path(f"/proc/{child.pid}/stat").read_text().split(")")[1].split()[0] != "Z":
+        time.sleep(0.05)  # ended, not reaped: a zombie
+    (tmp_path / ".launch.lock").write_text(str(child.pid))
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "cnn", "epochs": 5}))
+    (run / "progress.json").write_text(json.dumps({"status": "running", "pid": child.pid, "epoch": 2, "epochs": 5}))
+    assert not pid_alive(child.pid)
+    assert read_run(run).status == "interrupted"
+    assert not Path(f"/proc/{child.pid}").exists()  # and it was reaped on the way
+    assert pid_alive(os.getpid())
+
+
+def test_a_run_asked_to_stop_reads_as_stopping_until_it_ends(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "cnn", "epochs": 5}))
+    (run / "progress.json").write_text(json.dumps({"status": "running", "pid": os.getpid(), "epoch": 2, "epochs": 5}))
+    request_stop(run)
+    info = read_run(run)
+    assert info.status == "stopping" and info.active
+    (run / "progress.json").write_text(json.dumps({"status": "stopped", "pid": os.getpid(), "epoch": 2}))
+    assert read_run(run).status == "stopped"
 
 
 def _cli(*args, **kwargs):
@@ -637,6 +671,23 @@ def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_o
             0.0,
             ["distillation targets: teacher 2 of 4 (vgg_fer) (before epoch 1)"],
         ),
+        # No finished epoch yet: no time left is made up from the compiling first batches.
+        ({"epochs": 4}, {"epoch": 1, "batch": 3, "batches": 10, "eta_seconds": None}, "running", 0.075, ["estimating"]),
+        # Asked to stop: the state says so, and no time left is shown.
+        (
+            {"epochs": 50},
+            {"epoch": 3, "batch": 4, "batches": 10, "eta_seconds": 2000},
+            "stopping",
+            0.048,
+            ["stopping after batch 4/10 of epoch 3"],
+        ),
+        (
+            {"epochs": 50},
+            {"epoch": 3, "batch": 10, "batches": 10, "wrapping_up": True, "phase": "final evaluation: measuring"},
+            "stopping",
+            0.06,
+            ["final evaluation: measuring"],
+        ),
     ],
 )
 def test_progress_view_follows_the_budget_or_the_epochs(config, progress, status, fraction, fragments):
@@ -649,6 +700,8 @@ def test_progress_view_follows_the_budget_or_the_epochs(config, progress, status
     assert view.fraction == pytest.approx(fraction)
     for fragment in fragments:
         assert fragment in view.text
+    if status == "stopping" or ("eta_seconds" in progress and progress["eta_seconds"] is None):
+        assert "min left" not in view.text
 
 
 def test_saved_models_are_model_refs_with_their_family_and_history(tiny_run, tmp_path, monkeypatch):
