@@ -38,11 +38,14 @@ rows = [{"split": s, "class": c, "count": n} for s, per in stats["splits"].items
 table = pd.DataFrame(rows)
 table["percent of split"] = 100 * table["count"] / table.groupby("split")["count"].transform("sum")
 value = "count" if scale == "counts" else "percent of split"
+# Grouped: a bar per split side by side in each class. Stacked: one bar per split made of its
+# classes, so "percent of split" adds up to 100 (stacking splits on a class would add percentages
+# of different splits).
 figure = px.bar(
     table,
-    x="class",
+    x="class" if mode == "grouped" else "split",
     y=value,
-    color="split",
+    color="split" if mode == "grouped" else "class",
     barmode="group" if mode == "grouped" else "stack",
     category_orders={"class": list(CLASS_NAMES)},
 )

@@ -11,25 +11,29 @@ from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, selection_warning
 from fer_core.paper import comparison_rows
 from dashboard.charts import history_curves
-from dashboard.shared import dataset_or_stop, load_model, metrics_table, models_or_stop, tta_picker
+from dashboard.shared import by_accuracy, dataset_or_stop, load_model, metrics_table, models_or_stop, tta_picker
 
 ENSEMBLE = "ensemble of the selected"
+GALLERY_PAGE = 40  # faces per page of the confusion-matrix gallery
 
 st.title("Evaluate & compare")
 dataset = dataset_or_stop()
 refs = {ref.name: ref for ref in models_or_stop()}
+# Every trained model by default (so the ensemble row is that of all shipped models), best first;
+# finished runs are there to pick.
+trained = [name for name in by_accuracy(refs.values()) if not name.startswith("run ")] or list(refs)[:1]
 
-c1, c2, c3 = st.columns([3, 1, 1])
-selected = c1.multiselect("Models", list(refs), default=list(refs)[: min(3, len(refs))])
+selected = st.multiselect("Models", list(refs), default=trained)
+c1, c2 = st.columns(2)
 splits = dataset.split_names
-split = c2.selectbox("Split", splits, index=splits.index(default_evaluation_split(dataset) or splits[0]))
-tta = tta_picker(c3)
+split = c1.selectbox("Split", splits, index=splits.index(default_evaluation_split(dataset) or splits[0]))
+tta = tta_picker(c2)
 if not selected:
     st.info("Select at least one model.")
     st.stop()
 
 
-@st.cache_data(show_spinner="Evaluating...", max_entries=32)
+@st.cache_data(show_spinner=False, max_entries=32)
 def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_images: int, split: str, tta: str):
     """One model's evaluation, once per model file version, dataset, split and TTA setting in this
     server (the underscored arguments are what it uses; the others are their cache key), and its
@@ -55,7 +59,13 @@ for label in selected:
     if warning:
         st.warning(warning)
 
-results = {label: run(label) for label in selected}
+# One model at a time, each said as it starts: a cold ResNet50 with TTA takes minutes on 2 cores,
+# and a model already measured on this machine comes back from the cache at once.
+results, bar = {}, st.progress(0.0)
+for number, label in enumerate(selected):
+    bar.progress(number / len(selected), text=f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}...")
+    results[label] = run(label)
+bar.empty()
 if len(selected) > 1:
     # The members' cached probabilities, averaged: the same numbers as `fer-core evaluate
     # --model a,b,c` without predicting every image again.
@@ -70,7 +80,7 @@ st.caption(
     "evaluation order produces. Ours are computed in the dataset's fixed order."
 )
 
-focus = st.selectbox("Details for", list(results))
+focus = st.selectbox("Details for", list(results), index=0)  # the best model (first by accuracy)
 chosen = results[focus]
 metrics, probabilities, labels, predictions = chosen.metrics, chosen.probabilities, chosen.labels, chosen.predictions
 
@@ -109,6 +119,39 @@ points = (event or {}).get("selection", {}).get("points", []) if event else []
 if points:
     st.session_state["true_class"], st.session_state["predicted_class"] = points[0]["y"], points[0]["x"]
 
+# ---- the faces of the chosen cell, right under the matrix
+c1, c2 = st.columns(2)
+true_class = c1.selectbox("True class", CLASS_NAMES, key="true_class")
+predicted_class = c2.selectbox("Predicted class", CLASS_NAMES, key="predicted_class")
+split_rows = np.flatnonzero(dataset.splits == split) if split else np.arange(len(dataset))
+which = np.flatnonzero((labels == CLASS_NAMES.index(true_class)) & (predictions == CLASS_NAMES.index(predicted_class)))
+pages = max(1, -(-len(which) // GALLERY_PAGE))
+c1, c2 = st.columns([3, 1])
+c1.caption(
+    f"{len(which)} faces of true class {true_class} predicted as {predicted_class}"
+    + (" (correct predictions)" if true_class == predicted_class else "")
+    + f", {GALLERY_PAGE} a page"
+)
+page = c2.number_input(
+    f"Page (of {pages})", min_value=1, max_value=pages, value=1, key=f"page-{true_class}-{predicted_class}"
+)
+shown = which[(page - 1) * GALLERY_PAGE : page * GALLERY_PAGE]
+if len(shown):
+    files = [str(dataset.sources[split_rows[i]]) for i in shown]
+    st.image(
+        [dataset.images[split_rows[i]] for i in shown],
+        width=72,
+        caption=[
+            f"{f.rsplit('/', 1)[-1]} {probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}"
+            for f, i in zip(files, shown)
+        ],
+    )
+    c1, c2 = st.columns([3, 1])
+    opened = c1.selectbox("Face", range(len(shown)), format_func=lambda k: files[k], label_visibility="collapsed")
+    if c2.button("Open in Explain"):
+        st.session_state["explain_index"] = int(split_rows[shown[opened]])
+        st.switch_page("app_pages/explain.py")
+
 # ---- per class
 st.subheader("Per class")
 st.dataframe(pd.DataFrame(metrics["per_class"]).T.reset_index(names="class"), hide_index=True)
@@ -122,25 +165,6 @@ history = refs[focus].history if focus != ENSEMBLE else []
 if history:
     st.subheader("Training curves")
     st.plotly_chart(history_curves(history), width="stretch")
-
-# ---- misclassified faces
-st.subheader("Misclassified faces")
-c1, c2 = st.columns(2)
-true_class = c1.selectbox("True class", CLASS_NAMES, key="true_class")
-predicted_class = c2.selectbox("Predicted class", CLASS_NAMES, key="predicted_class")
-subset = dataset.split(split) if split else dataset
-which = np.flatnonzero((labels == CLASS_NAMES.index(true_class)) & (predictions == CLASS_NAMES.index(predicted_class)))
-st.caption(
-    f"{len(which)} faces of true class {true_class} predicted as {predicted_class}"
-    + (" (correct predictions)" if true_class == predicted_class else "")
-)
-if len(which):
-    shown = which[:32]
-    st.image(
-        [subset.images[i] for i in shown],
-        width=72,
-        caption=[f"{probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}" for i in shown],
-    )
 
 # ---- calibration
 st.subheader("Reliability diagram")

@@ -6,12 +6,12 @@ import streamlit as st
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from dashboard.charts import probability_bars
-from dashboard.shared import load_model, models_or_stop
+from dashboard.shared import by_accuracy, load_model, models_or_stop
 
 st.title("Explain")
 refs = {ref.name: ref for ref in models_or_stop()}
 
-selected = st.multiselect("Models (side by side)", list(refs), default=list(refs)[:3])
+selected = st.multiselect("Models (side by side)", list(refs), default=by_accuracy(refs.values())[:3])
 opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
 source = st.radio("Face", ["from the dataset", "upload"], horizontal=True)
 
@@ -20,6 +20,14 @@ def face_from_dataset():
     from dashboard.shared import dataset_or_stop
 
     dataset = dataset_or_stop()
+    picked = st.session_state.get("explain_index")  # a face opened from Evaluate's gallery
+    if picked is not None and 0 <= picked < len(dataset):
+        c1, c2 = st.columns([3, 1])
+        c1.caption(f"Opened from Evaluate & compare: {dataset.sources[picked]}")
+        if not c2.button("Pick another face"):
+            true = CLASS_NAMES[int(dataset.labels[picked])]
+            return dataset.images[picked], f"{dataset.sources[picked]} (true: {true})"
+        st.session_state.pop("explain_index")
     c1, c2, c3 = st.columns(3)
     name = c1.selectbox("Class", CLASS_NAMES, index=3)
     split = c2.selectbox("Split", dataset.split_names, index=len(dataset.split_names) - 1)
@@ -55,18 +63,27 @@ st.image(face, caption=caption, width=144)
 
 from fer_core.explain import explain_face, overlay  # noqa: E402
 
-columns = st.columns(max(1, len(selected)))
-for column, label in zip(columns, selected):
-    with column:
-        st.markdown(f"**{label}**")
-        ref = refs[label]
-        try:
-            explained = explain_face(load_model(ref), face, ref.spec)
-        except FerError as exc:
-            st.error(str(exc))
-            continue
-        st.image(overlay(face, explained.gradcam, opacity), caption="Grad-CAM", width="stretch")
-        if explained.attention is not None:
-            st.image(overlay(face, explained.attention, opacity), caption="spatial attention (§4.1)", width="stretch")
-        st.plotly_chart(probability_bars(explained.probabilities), width="stretch", key=f"probs-{label}")
-        st.caption(f"predicted {explained.label} ({np.max(explained.probabilities):.0%})")
+# A row per kind of view, a column per model: the views of one model line up whether or not its
+# neighbours have an attention map.
+explained = {}
+for label in selected:
+    try:
+        explained[label] = explain_face(load_model(refs[label]), face, refs[label].spec)
+    except FerError as exc:
+        st.error(f"{label}: {exc}")
+shown = list(explained)
+if shown:
+    for column, label in zip(st.columns(len(shown)), shown):
+        column.markdown(f"**{label}**")
+        column.image(overlay(face, explained[label].gradcam, opacity), caption="Grad-CAM", width="stretch")
+    if any(explained[label].attention is not None for label in shown):
+        for column, label in zip(st.columns(len(shown)), shown):
+            if explained[label].attention is not None:
+                attention = overlay(face, explained[label].attention, opacity)
+                column.image(attention, caption="spatial attention (§4.1)", width="stretch")
+            else:
+                column.caption("no attention map in this model")
+    for column, label in zip(st.columns(len(shown)), shown):
+        probabilities = explained[label].probabilities
+        column.plotly_chart(probability_bars(probabilities), width="stretch", key=f"probs-{label}")
+        column.caption(f"predicted {explained[label].label} ({np.max(probabilities):.0%})")

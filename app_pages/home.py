@@ -12,6 +12,16 @@ st.write(
     "see where they look, and classify your own faces."
 )
 
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def ensemble_record(versions: tuple):
+    """trained/ensemble.json if its members are the trained models as they are (their file
+    versions are the cache key: hashing ~70 MB of models once, not on every visit)."""
+    from fer_core.ensemble import read_ensemble_record
+
+    return read_ensemble_record()
+
+
 st.subheader("Models")
 trained = saved_models(include_runs=False)
 if trained:
@@ -31,7 +41,24 @@ if trained:
                 ),
             }
         )
+    record, why_not = ensemble_record(tuple((ref.name, ref.version) for ref in trained))
+    if record is not None:
+        rows.append(
+            {
+                "model": f"ensemble of all {len(record['members'])}",
+                "accuracy": record["accuracy"],
+                "with flip TTA": record["with_tta"]["accuracy"],
+                "with flip+zoom TTA": record["with_flip_zoom"]["accuracy"],
+                "macro-F1": record["macro_f1"],
+                "reported on": f"{record['split']} ({record['n']} images)",
+                "selected on": "each member's own",
+            }
+        )
     metrics_table(rows, four_decimals=("accuracy", "with flip TTA", "with flip+zoom TTA", "macro-F1"))
+    if record is not None:
+        st.caption(f"The ensemble averages its members' probabilities; reproduce it with `{record['command']}`.")
+    elif len(trained) > 1:
+        st.caption(f"Ensemble of all trained models: {why_not}; measure it with `fer-core ensemble --data DATA`.")
     st.caption(
         "Each model's best epoch was picked on its selection split; accuracy is reported on another "
         "split that played no part in training or selection. trained/RESULTS.md compares them with the paper."
@@ -44,17 +71,13 @@ path = data_path()
 st.write(f"Dataset: `{path}`" if path else "No dataset configured: set its path in the sidebar or FER_DATA.")
 
 st.subheader("Pages")
-cols = st.columns(6)
-for col, (page, label) in zip(
-    cols,
-    [
-        ("app_pages/dataset.py", "Dataset: distribution, samples, mean faces"),
-        ("app_pages/train.py", "Train: launch and watch runs"),
-        ("app_pages/evaluate.py", "Evaluate & compare: confusion matrices, curves"),
-        ("app_pages/explain.py", "Explain: Grad-CAM and attention maps"),
-        ("app_pages/predict.py", "Predict: classify uploaded faces"),
-        ("app_pages/live.py", "Live: your webcam, classified"),
-    ],
+# One a line: a link label is one line and cut where it does not fit (columns cut them at 800 px).
+for page, label in (
+    ("app_pages/dataset.py", "Dataset: distribution, samples, mean faces"),
+    ("app_pages/train.py", "Train: launch and watch runs"),
+    ("app_pages/evaluate.py", "Evaluate & compare: confusion matrices, curves"),
+    ("app_pages/explain.py", "Explain: Grad-CAM and attention maps"),
+    ("app_pages/predict.py", "Predict: classify uploaded faces"),
+    ("app_pages/live.py", "Live: your webcam, classified"),
 ):
-    with col:
-        st.page_link(page, label=label)
+    st.page_link(page, label=label)

@@ -30,10 +30,14 @@ classify = with_tta(classifier(models), tta)
 detector = face_detector()
 
 
+# Recorded in every row, so a downloaded CSV says what produced it.
+used = {"model": "+".join(ref.name for ref in models), "tta": tta}
+
+
 def result_rows(name: str, faces) -> list[dict]:
     """The results table's rows for one file: a row per face, or one saying no face was found."""
     if not faces:
-        return [{"file": name, "face": 0, "box": "", "label": "no face found"}]
+        return [{"file": name, "face": 0, "box": "", "label": "no face found", **used}]
     return [
         {
             "file": name,
@@ -41,6 +45,7 @@ def result_rows(name: str, faces) -> list[dict]:
             "box": " ".join(map(str, face.box)),
             "label": face.label,
             **{c: round(float(p), 4) for c, p in zip(CLASS_NAMES, face.probabilities)},
+            **used,
         }
         for k, face in enumerate(faces)
     ]

@@ -126,16 +126,29 @@ def models_or_stop(include_runs: bool = True):
 ENSEMBLE = "ensemble of all trained models"
 
 
+def by_accuracy(refs) -> list[str]:
+    """Model names, best reported accuracy first (how pages choose their default models)."""
+    from fer_core.artifacts import best_model
+
+    ordered, left = [], list(refs)
+    while left:
+        ordered.append(best_model(left))
+        left.remove(ordered[-1])
+    return [ref.name for ref in ordered]
+
+
 def model_picker(container) -> tuple:
     """The Predict and Live pages' model box: trained models (else finished runs), plus the ensemble
-    of all when there are several. Stops the page with a hint when there is no model. Returns
+    of all when there are several; the best model is the default. Stops the page with a hint when there is no model. Returns
     the chosen ModelRefs."""
     from fer_core.artifacts import saved_models
+
+    from fer_core.artifacts import best_model
 
     refs = saved_models(include_runs=False) or models_or_stop()
     by_name = {ref.name: ref for ref in refs}
     options = list(by_name) + ([ENSEMBLE] if len(by_name) > 1 else [])
-    chosen = container.selectbox("Model", options)
+    chosen = container.selectbox("Model", options, index=options.index(best_model(refs).name))
     return tuple(refs) if chosen == ENSEMBLE else (by_name[chosen],)
 
 

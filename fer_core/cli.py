@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the JSON metrics to this file")
     p.set_defaults(handler=cmd_evaluate)
 
+    p = sub.add_parser(
+        "ensemble", help="measure the ensemble of all trained models (Home's ensemble row) into trained/ensemble.json"
+    )
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", help="default: PrivateTest, else PublicTest, else test")
+    p.set_defaults(handler=cmd_ensemble)
+
     p = sub.add_parser("predict", help="classify the faces in image files (or every image in a folder)")
     p.add_argument(
         "--model",
@@ -404,6 +411,22 @@ def image_inputs(arguments: list[str]) -> list[tuple[str, str | None]]:
         else:
             inputs.append((argument, f"{argument}: no such file or folder"))
     return inputs
+
+
+def cmd_ensemble(args) -> int:
+    from fer_core.data import load_dataset
+    from fer_core.ensemble import ensemble_file, write_ensemble_record
+
+    dataset = load_dataset(args.data)
+    _warn_report(dataset)
+    record = write_ensemble_record(dataset, split=args.split)
+    members = "+".join(m["name"] for m in record["members"])
+    print(
+        f"ensemble {members} on {record['split']} ({record['n']} images): accuracy {record['accuracy']:.4f}, "
+        f"flip TTA {record['with_tta']['accuracy']:.4f}, flip+zoom TTA {record['with_flip_zoom']['accuracy']:.4f} "
+        f"-> {ensemble_file()}"
+    )
+    return 0
 
 
 def cmd_predict(args) -> int:

@@ -167,6 +167,21 @@ class LiveStats:
     error: str = ""  # the last processing error, set by the caller that keeps the stream alive
 
 
+@dataclass(frozen=True)
+class LiveView:
+    """What the last processed frame showed, taken as one piece: the page's panel reads this and
+    never the fields one by one, so its numbers are those of the frame in the video."""
+
+    at: float  # processor clock time of the frame
+    faces: tuple[Face, ...]  # as drawn, the largest first
+    frame_ms: float
+    fps: float
+
+    @property
+    def latest(self) -> Face | None:
+        return self.faces[0] if self.faces else None
+
+
 @dataclass
 class LiveProcessor:
     """One viewer's live state: tracker, smoothing, stats and the outgoing row queue.
@@ -190,7 +205,7 @@ class LiveProcessor:
         self._rows: queue.Queue = queue.Queue(maxsize=self.queue_size)
         self._last_frame_at: float | None = None
         self.stats = LiveStats()
-        self.latest: Face | None = None  # the largest face of the last frame, smoothed
+        self.view: LiveView | None = None  # the last frame's results (None: nothing shown yet, or cleared)
 
     def configure(self, classifier: Classifier | None = None, settings: LiveSettings | None = None) -> None:
         with self._lock:
@@ -220,12 +235,30 @@ class LiveProcessor:
             self._put((now, track.track_id, face.label, *(float(p) for p in face.probabilities)))
         annotated = draw_faces(frame_bgr, faces, min_side=0)
         self._count(started, skipped, len(faces))
-        self.latest = faces[0] if faces else None
+        # One assignment: a reader on another thread sees this frame's results or the last one's.
+        self.view = LiveView(now, tuple(faces), self.stats.frame_ms, self.stats.fps)
         if settings.show_fps:
             text = f"{self.stats.fps:.1f} fps  {self.stats.frame_ms:.0f} ms"
             cv2.putText(annotated, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(annotated, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
         return annotated
+
+    @property
+    def latest(self) -> Face | None:
+        """The largest face of the last frame, smoothed."""
+        view = self.view
+        return view.latest if view is not None else None
+
+    def current_view(self, max_age_s: float = 2.0) -> LiveView | None:
+        """The last frame's results while frames keep coming; None once they stopped `max_age_s` ago."""
+        view = self.view
+        if view is None or self.clock() - view.at > max_age_s:
+            return None
+        return view
+
+    def clear_view(self) -> None:
+        """Forget what the last frame showed (the stream stopped): the panel must not keep it."""
+        self.view = None
 
     def _count(self, started: float, skipped: int, faces: int) -> None:
         now = time.perf_counter()

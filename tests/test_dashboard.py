@@ -99,6 +99,21 @@ def test_dataset_page_sections(dashboard):
     at.radio[0].set_value("stacked").run()
     at.radio[1].set_value("percent of split").run()
     assert not at.exception
+    # Stacked percent: one bar per split made of its classes, each adding up to 100.
+    import base64
+    import json
+
+    def values(array):  # plotly writes numeric arrays as {"dtype", "bdata": base64}
+        if isinstance(array, dict):
+            return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+        return list(array)
+
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    totals: dict[str, float] = {}
+    for trace in figure["data"]:
+        for split, value in zip(values(trace["x"]), values(trace["y"])):
+            totals[split] = totals.get(split, 0.0) + value
+    assert set(totals) == {"Training", "PublicTest"} and all(abs(t - 100) < 1e-6 for t in totals.values()), totals
 
 
 def test_evaluate_page_matches_fer_core(dashboard, folder_dataset):

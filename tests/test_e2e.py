@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fer_core import CLASS_NAMES
 from fer_core.runs import promote
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -172,6 +173,10 @@ def test_every_page_in_chromium(server, browser, path, title, ready):
     page.screenshot(path=str(SCREENSHOTS / f"{path or 'home'}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    # The same page in a narrow window (a laptop split screen), for a look at what wraps or is cut.
+    page.set_viewport_size({"width": 800, "height": VIEWPORT["height"]})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SCREENSHOTS / f"{path or 'home'}-800.png"), full_page=True)
     page.close()
 
 
@@ -191,6 +196,11 @@ def test_predict_upload_in_chromium(server, browser, folder_dataset, tmp_path):
     assert errors.count() == 1 and "notes.jpg" in errors.inner_text()
     assert page.get_by_text("Download CSV").count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
+    download_csv(page, "Download CSV", tmp_path / "predictions.csv")
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(rows["model"]) == ["cnn"] and list(rows["tta"]) == ["none"]  # what produced them
     page.close()
 
 
@@ -260,7 +270,31 @@ def test_clicking_a_confusion_matrix_cell_picks_the_gallery(server, browser):
     box = marker.bounding_box()
     # Plotly listens on its drag layer, so click where a person would: at the cell's centre.
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    page.get_by_text("true class sad predicted as fear").wait_for(timeout=60_000)
+    caption = page.get_by_text("true class sad predicted as fear")
+    caption.wait_for(timeout=60_000)
+    settle(page)
+    # The faces are right under the matrix: above the per-class table, not two screens below it.
+    per_class = page.get_by_role("heading", name="Per class")
+    assert caption.bounding_box()["y"] < per_class.bounding_box()["y"]
+    for width in (1400, 800):
+        page.set_viewport_size({"width": width, "height": 2600})
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SCREENSHOTS / f"evaluate-{width}.png"), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+    settle(page)
+    # Some cell of the sad row holds faces (the split has sad faces): open the first in Explain.
+    for predicted in range(7):
+        cell = page.locator(".scatterlayer .trace path.point").nth(true_index * 7 + predicted).bounding_box()
+        page.mouse.click(cell["x"] + cell["width"] / 2, cell["y"] + cell["height"] / 2)
+        page.get_by_text(f"true class sad predicted as {CLASS_NAMES[predicted]}").wait_for(timeout=60_000)
+        settle(page)
+        if page.get_by_role("button", name="Open in Explain").count():
+            break
+    file_name = page.locator('[data-testid="stImageCaption"]').first.inner_text().split()[0]
+    page.get_by_role("button", name="Open in Explain").click()
+    opened = page.get_by_text("Opened from Evaluate & compare")
+    opened.wait_for(timeout=120_000)
+    assert file_name in opened.inner_text()
     page.close()
 
 
@@ -376,12 +410,18 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
         page.screenshot(path=str(SCREENSHOTS / "live-webcam.png"), full_page=True)
         configs = frame.evaluate("() => window.__rtcConfigs || []")
         caption = page.get_by_text("timeline rows this session").inner_text()
+        # The panel's numbers are the video's: a face is boxed there, so the panel counts it.
+        faces_metric = page.locator('[data-testid="stMetric"]').filter(has_text="Faces")
+        assert faces_metric.locator('[data-testid="stMetricValue"]').inner_text() not in ("0", "-")
 
         webrtc.get_by_role("button", name="Stop").click()
         webrtc.get_by_role("button", name="Start").wait_for(timeout=30_000)
         # Stopping reruns the page; click once that rerun has drawn the button with the final CSV.
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
         settle(page)
+        # ... and after Stop it keeps no stale numbers.
+        assert faces_metric.locator('[data-testid="stMetricValue"]').inner_text() == "-"
+        assert page.get_by_text("Largest face:").count() == 0
         timeline = tmp_path / "timeline.csv"
         download_csv(page, "Download timeline CSV", timeline)
         assert page.locator('[data-testid="stException"]').count() == 0
@@ -414,7 +454,9 @@ def test_live_page_says_what_to_do_when_the_camera_is_refused(server, playwright
         webrtc.get_by_role("button", name="Start").click()
         webrtc.get_by_text("NotAllowedError").wait_for(timeout=60_000)  # the browser's error, shown by the component
         page.screenshot(path=str(SCREENSHOTS / "live-camera-refused.png"), full_page=True)
-        # ... and the page tells the user what that error means and what to do.
+        # ... and the page's help (folded: the component does not report the error to the
+        # server) tells the user what that error means and what to do.
+        page.get_by_text("Camera not working?").click()
         guidance = page.get_by_text("the camera was refused; allow it for this site")
         assert guidance.is_visible() and "NotAllowedError" in guidance.inner_text()
         assert page.locator('[data-testid="stException"]').count() == 0

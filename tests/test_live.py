@@ -64,6 +64,23 @@ def test_faces_are_found_where_they_were_pasted_and_labelled(small_classifier, d
     assert processor.stats.faces == 2
 
 
+def test_the_panel_reads_one_snapshot_of_the_frame_in_the_video_and_nothing_after_a_stop(small_classifier, detector):
+    clock = [100.0]
+    processor = LiveProcessor(
+        small_classifier, detector, LiveSettings(smoothing=0, min_face=60, detect_every=1), clock=lambda: clock[0]
+    )
+    assert processor.current_view() is None  # nothing streamed yet: the panel shows no numbers
+    processor.process(face_frame([(340, 90, 200), (60, 260, 120)]))
+    view = processor.current_view()
+    assert len(view.faces) == 2 and view.frame_ms > 0 and view.latest.label == view.faces[0].label
+    assert view.faces[0].box == processor._tracker.tracks[0].box  # the boxes drawn on the frame
+    clock[0] += 5.0  # frames stopped coming (the camera stopped): the last numbers are not shown
+    assert processor.current_view() is None
+    clock[0] -= 5.0
+    processor.clear_view()
+    assert processor.current_view() is None
+
+
 def test_no_face_no_rows(small_classifier, detector):
     processor = LiveProcessor(small_classifier, detector)
     annotated = processor.process(face_frame([]))

@@ -82,3 +82,13 @@ def test_a_shipped_model_is_stored_compactly_to_compute_in_float32(name):
             weights.visititems(lambda _n, item: dtypes.add(str(item.dtype)) if isinstance(item, h5py.Dataset) else None)
     assert "float32" not in dtypes
     assert {layer.dtype_policy.name for layer in load_model(name).layers} == {"float32"}
+
+
+def test_the_shipped_ensemble_record_is_that_of_the_shipped_files():
+    """Home's ensemble row: a model changed without `fer-core ensemble` run again fails here."""
+    from fer_core.ensemble import read_ensemble_record
+
+    record, why_not = read_ensemble_record()
+    assert record is not None, f"trained/ensemble.json: {why_not}; run `fer-core ensemble --data DATA`"
+    assert record["split"] == "PublicTest" and record["n"] == 3589
+    assert record["accuracy"] > max(read_json(SHIPPED_ROOT / n / "metrics.json")["accuracy"] for n in _shipped())

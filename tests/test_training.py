@@ -827,3 +827,46 @@ def test_narrowing_refuses_anything_but_a_narrower_build_of_the_same_shape(folde
     )
     with pytest.raises(FerError, match="narrower attention_cnn is warm-started only from a wider one"):
         build_training_model(config)
+
+
+def test_time_left_comes_from_finished_epochs_and_the_wrap_up_says_what_it_does(folder_dataset, tmp_path, monkeypatch):
+    """No time left is said during the first epoch (its batches include compiling the graph);
+    while the best model is measured at the end, the run says so and gives no time left."""
+    import fer_core.training as training
+
+    writes, during_final = [], []
+    original_write, original_measure = training.write_progress, training._write_reported_metrics
+
+    def recording_write(run_dir, **fields):
+        writes.append(dict(fields))
+        original_write(run_dir, **fields)
+
+    def recording_measure(path, *args, **kwargs):
+        during_final.append(read_run(path))
+        return original_measure(path, *args, **kwargs)
+
+    monkeypatch.setattr(training, "write_progress", recording_write)
+    monkeypatch.setattr(training, "_write_reported_metrics", recording_measure)
+    config = TrainConfig(
+        model="cnn",
+        data=str(folder_dataset),
+        epochs=2,
+        batch_size=8,
+        precision="float32",
+        **{"model_params": {"filters": [4, 8, 8], "dense_units": 8}},
+    )
+    run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
+    epoch = 0
+    eta_by_epoch: dict[int, list] = {}
+    for fields in writes:
+        epoch = fields.get("epoch", epoch)
+        if "eta_seconds" in fields:
+            eta_by_epoch.setdefault(epoch, []).append(fields["eta_seconds"])
+    assert set(eta_by_epoch[1]) == {None} and all(isinstance(v, float) for v in eta_by_epoch[2])
+    [info] = during_final
+    assert info.progress["wrapping_up"] and "final evaluation" in info.progress["phase"]
+    from fer_core.runs import progress_view
+
+    assert "final evaluation" in progress_view(info).text and "min left" not in progress_view(info).text
+    done = read_run(run)
+    assert done.status == "finished" and not done.progress["wrapping_up"] and done.progress["phase"] is None
