@@ -2,7 +2,8 @@
 
 The pages live in app_pages/, not pages/: a folder named pages/ makes Streamlit start in its
 legacy auto-discovery mode, where opening /predict on a fresh server runs that page's file
-without this entrypoint (no navigation, no sidebar settings). What pages share is in dashboard/.
+without this entrypoint (no navigation, no sidebar settings; checked with Streamlit 1.67 by
+test_e2e's deep link, which fails with the folder renamed). What pages share is in dashboard/.
 """
 
 import dashboard  # noqa: F401  first: loads pylibsrtp before anything can import TensorFlow (see its docstring)

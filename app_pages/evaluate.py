@@ -142,7 +142,8 @@ if len(shown):
         [dataset.images[split_rows[i]] for i in shown],
         width=72,
         caption=[
-            f"{f.rsplit('/', 1)[-1]} {probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}"
+            # The file name without its split prefix fits under a 72-px face; the picker below has it whole.
+            f"{f.rsplit('/', 1)[-1].split('_', 1)[-1]} {probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}"
             for f, i in zip(files, shown)
         ],
     )

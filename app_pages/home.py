@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from fer_core.artifacts import saved_models, trained_dir
+from fer_core.artifacts import saved_models
+from fer_core.paths import trained_dir
 from dashboard.shared import data_path, metrics_table
 
 st.title("FER Studio")
@@ -23,7 +24,7 @@ def ensemble_record(versions: tuple):
 
 
 st.subheader("Models")
-trained = saved_models(include_runs=False)
+trained = saved_models()
 if trained:
     rows = []
     for ref in trained:

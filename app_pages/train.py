@@ -6,10 +6,12 @@ reload or another tab never touches the process.
 
 import streamlit as st
 
-from fer_core.artifacts import list_trained, trained_dir
+from fer_core.artifacts import list_trained
+from fer_core.paths import trained_dir
 from fer_core.errors import FerError
 from fer_core.models import list_models
-from fer_core.rundir import read_history, runs_dir
+from fer_core.paths import runs_dir
+from fer_core.rundir import read_history
 from fer_core.run_estimate import estimate_run
 from fer_core.runs import (
     default_promote_name,

@@ -115,8 +115,9 @@ def face_detector(scale_factor: float = 1.1):
 def models_or_stop(include_runs: bool = True):
     """The saved models a page can use (ModelRefs); stops the page with a hint when there are none."""
     from fer_core.artifacts import saved_models
+    from fer_core.runs import models_and_runs
 
-    refs = saved_models(include_runs=include_runs)
+    refs = models_and_runs() if include_runs else saved_models()
     if not refs:
         st.info("No trained models or finished runs yet: train one on the Train page.")
         st.stop()
@@ -145,7 +146,7 @@ def model_picker(container) -> tuple:
 
     from fer_core.artifacts import best_model
 
-    refs = saved_models(include_runs=False) or models_or_stop()
+    refs = saved_models() or models_or_stop()
     by_name = {ref.name: ref for ref in refs}
     options = list(by_name) + ([ENSEMBLE] if len(by_name) > 1 else [])
     chosen = container.selectbox("Model", options, index=options.index(best_model(refs).name))

@@ -15,14 +15,9 @@ from pathlib import Path
 from fer_core import IMAGE_SIZE, NUM_CLASSES
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
+from fer_core.paths import trained_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_FILE = "model.keras"
-
-
-def trained_dir() -> Path:
-    """Where promoted models live: $FER_TRAINED_DIR, else the project's trained/."""
-    return Path(os.environ.get("FER_TRAINED_DIR") or PROJECT_ROOT / "trained")
 
 
 def list_trained() -> list[str]:
@@ -77,19 +72,9 @@ class ModelRef:
         return stat.st_mtime_ns, stat.st_size
 
 
-def saved_models(include_runs: bool = True) -> list[ModelRef]:
-    """Every model a user can pick: the trained ones by name, then (optionally) each finished run's
-    best model as "run <run name>", newest first."""
-    refs = [resolve_model(name) for name in list_trained()]
-    if include_runs:
-        from fer_core.runs import list_runs
-
-        refs += [
-            ModelRef(f"run {run.name}", run.path / MODEL_FILE, run.path)
-            for run in list_runs()
-            if (run.path / MODEL_FILE).is_file() and not run.active
-        ]
-    return refs
+def saved_models() -> list[ModelRef]:
+    """Every trained model, by name (`fer_core.runs.models_and_runs` adds the finished runs)."""
+    return [resolve_model(name) for name in list_trained()]
 
 
 def best_model(refs: list[ModelRef]) -> ModelRef | None:

@@ -36,7 +36,7 @@ def load_keras():
         return keras
 
 
-# The processor features that decide training speed here (see recipe.resolve_precision).
+# The processor features that decide training speed here (see resolve_precision).
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
@@ -113,3 +113,16 @@ def gpu_names() -> list[str]:
 def has_gpu() -> bool:
     """Whether the active Keras backend sees a GPU."""
     return bool(gpu_names())
+
+
+def resolve_precision(precision: str, flags: set[str] | None = None, gpu: bool | None = None) -> str:
+    """'auto' → mixed_bfloat16 on a GPU or a CPU with native bf16 (avx512_bf16 / amx_bf16), else
+    float32. Measured on 2-core CPUs with TensorFlow: bf16 roughly doubles training speed where
+    the CPU has bf16 instructions and is ~5x slower where it has only AVX2."""
+    if precision != "auto":
+        return precision
+    if flags is None:
+        flags = cpu_flags()
+    if gpu is None:
+        gpu = has_gpu()
+    return "mixed_bfloat16" if gpu or {"avx512_bf16", "amx_bf16"} & flags else "float32"

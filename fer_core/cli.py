@@ -497,7 +497,7 @@ def load_best_model():
     """The trained model with the best reported accuracy, as load_models returns it."""
     from fer_core.artifacts import best_model, load_model, saved_models
 
-    best = best_model(saved_models(include_runs=False))
+    best = best_model(saved_models())
     if best is None:
         raise FerError("no trained models yet: name one with --model (a run folder or .keras file)")
     return [load_model(best)], [best]
@@ -557,8 +557,7 @@ def cmd_models(args) -> int:
 
     registered = {name: get_spec(name).description for name in list_models()}
     trained = {
-        ref.name: {"accuracy": ref.metrics.get("accuracy"), "split": ref.metrics.get("split")}
-        for ref in saved_models(include_runs=False)
+        ref.name: {"accuracy": ref.metrics.get("accuracy"), "split": ref.metrics.get("split")} for ref in saved_models()
     }
     if args.json:
         _print_json({"registered": registered, "trained": trained})

@@ -27,7 +27,9 @@ import numpy as np
 
 from fer_core import CLASS_NAMES, FER_SPLITS, IMAGE_SIZE
 from fer_core.errors import FerError
+from fer_core.fileio import write_atomic
 from fer_core.images import IMAGE_EXTENSIONS, decode_grayscale
+from fer_core.paths import cache_dir
 
 CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes
 PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE
@@ -144,10 +146,6 @@ def default_evaluation_split(dataset: Dataset) -> str | None:
         if name in dataset.split_names:
             return name
     return None
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_studio")
 
 
 def load_dataset(
@@ -456,16 +454,17 @@ def _write_cache(cache_file: Path, dataset: Dataset) -> None:
     """Write atomically; a cache that cannot be written is not an error, only slower next time."""
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(
-            tmp,
-            images=dataset.images,
-            labels=dataset.labels,
-            splits=dataset.splits,
-            sources=dataset.sources,
-            report=np.array(json.dumps(dataset.report.to_dict())),
+        write_atomic(
+            cache_file,
+            lambda tmp: np.savez(
+                tmp,
+                images=dataset.images,
+                labels=dataset.labels,
+                splits=dataset.splits,
+                sources=dataset.sources,
+                report=np.array(json.dumps(dataset.report.to_dict())),
+            ),
         )
-        os.replace(tmp, cache_file)
     except OSError:
         pass
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fer_core.artifacts import list_trained, resolve_model, trained_dir
+from fer_core.artifacts import list_trained, resolve_model
+from fer_core.paths import trained_dir
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, write_json_atomic
 
@@ -26,7 +27,8 @@ def write_ensemble_record(dataset, split: str | None = None, root: str | os.Path
     Raises:
         FerError: fewer than two trained models, or a split the data does not have.
     """
-    from fer_core.evaluation import ensemble_of, evaluate_model_file, file_sha256
+    from fer_core.evaluation import ensemble_of, evaluate_model_file
+    from fer_core.fileio import file_sha256
 
     names = list_trained() if root is None else sorted(p.parent.name for p in Path(root).glob("*/model.keras"))
     names = [n for n in names if not n.startswith(".")]
@@ -50,7 +52,7 @@ def write_ensemble_record(dataset, split: str | None = None, root: str | os.Path
 def read_ensemble_record(root: str | os.PathLike | None = None) -> tuple[dict | None, str | None]:
     """(the record, None) while its members are exactly the trained models as they are now;
     (None, why not) when it is missing or out of date."""
-    from fer_core.evaluation import file_sha256
+    from fer_core.fileio import file_sha256
 
     record = read_json(ensemble_file(root))
     if not isinstance(record, dict) or "members" not in record:

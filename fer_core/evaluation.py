@@ -211,8 +211,8 @@ def cached_probabilities(model_file, images: np.ndarray, labels: np.ndarray, tta
     import os
 
     from fer_core.backend import load_keras
-    from fer_core.data import cache_dir
-    from fer_core.fileio import write_atomic
+    from fer_core.paths import cache_dir
+    from fer_core.fileio import file_sha256, write_atomic
 
     keras = load_keras()
     # v2: probabilities from the fast classifier (v1 came from model.predict). No TTA and flip keep
@@ -235,19 +235,6 @@ def cached_probabilities(model_file, images: np.ndarray, labels: np.ndarray, tta
         except OSError:
             pass  # a read-only or full cache disk costs the next visit time, not this one its result
     return probabilities
-
-
-def file_sha256(path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as exc:
-        raise FerError(f"cannot read model file {path}: {exc.strerror}") from None
-    return digest.hexdigest()
 
 
 def read_cached_probabilities(path, rows: int) -> np.ndarray | None:

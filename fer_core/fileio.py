@@ -6,10 +6,14 @@ flush it to disk, then `os.replace`, which is atomic on POSIX filesystems.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Callable
+
+from fer_core.errors import FerError
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -17,7 +21,8 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     path = Path(path)
     # Same folder (same filesystem) so os.replace is a rename; the suffix is kept because
     # Keras insists on a ".keras" file name.
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    # The thread too: two threads of one server may write the same cache file at once.
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}-{threading.get_ident()}{path.suffix}")
     try:
         write(tmp)
         with open(tmp, "rb") as handle:
@@ -56,3 +61,15 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def file_sha256(path) -> str:
+    """The sha256 of a file (a model file's identity in caches, model cards and records)."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise FerError(f"cannot read model file {path}: {exc.strerror}") from None
+    return digest.hexdigest()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def onnx_dir() -> Path:
-    from fer_core.data import cache_dir
+    from fer_core.paths import cache_dir
 
     return cache_dir() / "onnx"
 
@@ -125,13 +124,10 @@ def _save(graph, path: str) -> None:
 
 def _write_atomic(path: Path, write: Callable[[str], None]) -> None:
     """`write(temporary)`, then the file appears at `path` whole or not at all."""
+    from fer_core.fileio import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.onnx")
-    try:
-        write(str(temporary))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic(path, lambda temporary: write(str(temporary)))
 
 
 def _export(model, path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core import NUM_CLASSES
+from fer_core.backend import resolve_precision
 from fer_core.errors import FerError
 from fer_core.rundir import minutes_trained, read_history
 from fer_core.train_config import TrainConfig
@@ -124,7 +125,7 @@ def describe_teachers(spec: str, weight: float) -> dict:
         FerError: a reference that names no saved model.
     """
     from fer_core.artifacts import resolve_model
-    from fer_core.evaluation import file_sha256
+    from fer_core.fileio import file_sha256
 
     teachers = []
     for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
@@ -161,7 +162,8 @@ def distillation_targets(
     Raises:
         FerError: a teacher file that is missing or no longer the one config.json recorded.
     """
-    from fer_core.evaluation import cached_probabilities, file_sha256, read_cached_probabilities
+    from fer_core.evaluation import cached_probabilities, read_cached_probabilities
+    from fer_core.fileio import file_sha256
     from fer_core.fileio import write_atomic
 
     distill = config.distill_from
@@ -270,23 +272,6 @@ def learning_rate_at(
     if config.lr_schedule == "linear":
         return config.learning_rate * (1.0 - t)
     return config.learning_rate
-
-
-def resolve_precision(precision: str, flags: set[str] | None = None, gpu: bool | None = None) -> str:
-    """'auto' → mixed_bfloat16 on a GPU or a CPU with native bf16 (avx512_bf16 / amx_bf16), else
-    float32. Measured on 2-core CPUs with TensorFlow: bf16 roughly doubles training speed where
-    the CPU has bf16 instructions and is ~5x slower where it has only AVX2."""
-    if precision != "auto":
-        return precision
-    if flags is None:
-        from fer_core.backend import cpu_flags
-
-        flags = cpu_flags()
-    if gpu is None:
-        from fer_core.backend import has_gpu
-
-        gpu = has_gpu()
-    return "mixed_bfloat16" if gpu or {"avx512_bf16", "amx_bf16"} & flags else "float32"
 
 
 def class_weight_map(labels: np.ndarray, how: str) -> dict[int, float] | None:

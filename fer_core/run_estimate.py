@@ -10,11 +10,11 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_core.artifacts import PROJECT_ROOT, trained_dir
+from fer_core.paths import PROJECT_ROOT, runs_dir, trained_dir
 from fer_core.backend import SPEED_FLAGS, cpu_flags
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
-from fer_core.rundir import CONFIG_FILE, PROGRESS_FILE, read_history, runs_dir
+from fer_core.rundir import CONFIG_FILE, PROGRESS_FILE, read_history
 from fer_core.train_config import TrainConfig
 
 # Training records shipped with the project (the runs behind the shipped models).
@@ -111,7 +111,7 @@ def estimate_run(
     Raises:
         FerError: the dataset path does not exist.
     """
-    from fer_core.recipe import resolve_precision
+    from fer_core.backend import resolve_precision
 
     if not config.data:
         raise FerError("no dataset configured: set its path in the sidebar or FER_DATA")

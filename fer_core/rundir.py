@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, write_json_atomic, write_text_atomic
+from fer_core.paths import runs_dir
 
 CONFIG_FILE = "config.json"
 PROGRESS_FILE = "progress.json"
@@ -32,11 +33,6 @@ LOG_FILE = "train.log"
 CONSOLE_FILE = "console.log"
 STOP_FILE = "STOP"
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
-
-
-def runs_dir() -> Path:
-    """Where new runs go by default: $FER_RUNS_DIR, else ./runs."""
-    return Path(os.environ.get("FER_RUNS_DIR") or "runs")
 
 
 def create_run_dir(

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_core.artifacts import MODEL_FILE, trained_dir
+from fer_core.artifacts import MODEL_FILE, ModelRef, saved_models
+from fer_core.paths import runs_dir, trained_dir
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
 from fer_core.rundir import (
@@ -26,7 +27,6 @@ from fer_core.rundir import (
     pid_alive,
     read_history,
     read_progress,
-    runs_dir,
 )
 from fer_core.train_config import TrainConfig
 
@@ -100,6 +100,19 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
         return []
     runs = [read_run(p) for p in base.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
     return sorted(runs, key=lambda r: r.path.name, reverse=True)
+
+
+def models_and_runs() -> list[ModelRef]:
+    """Every model a user can pick: the trained ones by name, then each finished run's best
+    model as "run <run name>", newest first. (Here, not in artifacts: the saved-model store sits
+    below the runs and never reads them.)"""
+    refs = saved_models()
+    refs += [
+        ModelRef(f"run {run.name}", run.path / MODEL_FILE, run.path)
+        for run in list_runs()
+        if (run.path / MODEL_FILE).is_file() and not run.active
+    ]
+    return refs
 
 
 def active_run(root: str | os.PathLike | None = None) -> RunInfo | None:
@@ -453,7 +466,7 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         import dataclasses
 
         from fer_core.fileio import write_json_atomic
-        from fer_core.recipe import resolve_precision
+        from fer_core.backend import resolve_precision
 
         config = dataclasses.replace(config, precision=resolve_precision(config.precision))
         path = create_run_dir(config.model, out=base)

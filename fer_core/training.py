@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core import NUM_CLASSES
+from fer_core.backend import resolve_precision
 from fer_core.data import Dataset, default_training_split, load_dataset
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, save_model_atomic, write_json_atomic
@@ -35,7 +36,6 @@ from fer_core.recipe import (
     distillation_targets,
     learning_rate_at,
     precision_policy,
-    resolve_precision,
 )
 from fer_core.rundir import (
     CHECKPOINT_FILE,

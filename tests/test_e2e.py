@@ -290,7 +290,7 @@ def test_clicking_a_confusion_matrix_cell_picks_the_gallery(server, browser):
         settle(page)
         if page.get_by_role("button", name="Open in Explain").count():
             break
-    file_name = page.locator('[data-testid="stImageCaption"]').first.inner_text().split()[0]
+    file_name = page.locator('[data-testid="stImageCaption"]').first.inner_text().split()[0]  # "300.png"
     page.get_by_role("button", name="Open in Explain").click()
     opened = page.get_by_text("Opened from Evaluate & compare")
     opened.wait_for(timeout=120_000)

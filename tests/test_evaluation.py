@@ -211,7 +211,7 @@ def test_a_retrained_model_at_the_same_path_is_not_answered_from_the_cache(model
 
 @pytest.mark.parametrize("damage", [b"", b"not a numpy file", "wrong shape"])
 def test_a_damaged_cache_entry_is_computed_again(model_copy, folder_dataset, damage):
-    from fer_core.data import cache_dir
+    from fer_core.paths import cache_dir
     from fer_core.evaluation import evaluate_model_file
 
     dataset = load_dataset(folder_dataset)
@@ -265,7 +265,7 @@ def test_evaluation_predicts_through_the_fast_classifier_for_every_model(name, f
     from fer_core.models import build_model
     from helpers import SMALL
 
-    model = build_model(name, **SMALL.get(name, {}))
+    model = build_model(name, **SMALL[name])
     assert isinstance(classifier_for(model), Classifier)
     dataset = load_dataset(folder_dataset)
     test = dataset.split("PublicTest")

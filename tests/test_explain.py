@@ -13,7 +13,7 @@ from helpers import SMALL, model_params
 
 @pytest.mark.parametrize("name", model_params(list_models()))
 def test_gradcam_every_model(name):
-    model = build_model(name, **SMALL.get(name, {}))
+    model = build_model(name, **SMALL[name])
     face = np.random.default_rng(1).integers(0, 256, (48, 48)).astype(np.uint8)
     heat, probs = gradcam(model, face)
     assert heat.shape == (48, 48) and heat.dtype == np.float32

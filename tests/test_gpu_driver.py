@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from fer_core.artifacts import PROJECT_ROOT
+from fer_core.paths import PROJECT_ROOT
 
 
 @pytest.mark.slow

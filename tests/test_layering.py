@@ -62,3 +62,53 @@ def test_a_bad_training_number_is_refused_before_keras_loads():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip().splitlines() == ["epochs must be >= 1. Received: epochs=0", "False"], done.stderr
+
+
+def _internal_imports() -> dict[str, set[str]]:
+    """fer_core module -> the fer_core modules it imports, at module or function level."""
+    modules = {
+        ".".join(("fer_core", *p.relative_to(CORE).with_suffix("").parts)).removesuffix(".__init__"): p
+        for p in CORE.rglob("*.py")
+    }
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                # A package's __init__ naming its own submodules is its face, not a cycle.
+                if target and target != module and not (path.name == "__init__.py" and target.startswith(module + ".")):
+                    edges[module].add(target)
+    return edges
+
+
+def test_fer_core_has_no_import_cycle():
+    """Imports point one way (a module may reach another lazily, inside a function, only if that
+    one never reaches back): a cycle is how a layered package starts to knot."""
+    edges = _internal_imports()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(edges[module]):
+            if state.get(target) == 1:
+                cycles.append(path[path.index(target) :] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == [], "\n".join(" -> ".join(c) for c in cycles)

@@ -28,7 +28,7 @@ def test_bad_hyperparameter_is_refused():
 def test_builds_trains_and_round_trips(name, tmp_path):
     import keras
 
-    model = build_model(name, **SMALL.get(name, {}))
+    model = build_model(name, **SMALL[name])
     assert tuple(model.inputs[0].shape[1:]) == (48, 48, 1)
     x = raw_faces()
     probs = np.asarray(model(x, training=False))
@@ -105,7 +105,7 @@ def test_compacted_model_stores_float16_and_predicts_the_same(name, tmp_path):
 
     from fer_core.artifacts import compact_model_file, load_model
 
-    model = build_model(name, **SMALL.get(name, {}))
+    model = build_model(name, **SMALL[name])
     source = tmp_path / "model.keras"
     model.save(source)
     compact = tmp_path / "compact.keras"
@@ -180,7 +180,7 @@ def test_a_model_trained_in_mixed_bfloat16_is_stored_to_compute_in_float32(tmp_p
 
     mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = build_model("cnn", **SMALL.get("cnn", {}))
+        model = build_model("cnn", **SMALL["cnn"])
     finally:
         mixed_precision.set_global_policy("float32")
     assert {layer.dtype_policy.name for layer in model.layers if layer.weights} >= {"mixed_bfloat16"}
@@ -192,3 +192,10 @@ def test_a_model_trained_in_mixed_bfloat16_is_stored_to_compute_in_float32(tmp_p
     x = raw_faces(8, seed=2)
     # bf16 compute vs float32 compute of the same (float16-rounded) weights: close, not equal.
     np.testing.assert_allclose(np.asarray(stored(x)), np.asarray(model(x)), atol=0.05)
+
+
+def test_every_registered_model_has_a_small_build_for_the_suite():
+    """A new model without an entry in helpers.SMALL would run full-size in every parametrized test."""
+    from helpers import SMALL
+
+    assert set(SMALL) == set(list_models())

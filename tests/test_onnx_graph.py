@@ -37,7 +37,7 @@ def run(onnx_model, x):
 
 @pytest.mark.parametrize("name", model_params(list_models()))
 def test_each_registered_model_is_written_exactly(name):
-    model = trained_like(build_model(name, **SMALL.get(name, {})))
+    model = trained_like(build_model(name, **SMALL[name]))
     x = raw_faces(6, seed=2)
     expected = np.asarray(model(x, training=False))
     written = run(keras_to_onnx(model), x)

@@ -57,7 +57,7 @@ def test_replace_keeps_the_old_version_and_restore_brings_it_back(tiny_run, tmp_
     kept = list_versions("cnn", dest)
     assert len(kept) == 1 and (kept[0] / "metrics.json").read_text() == old_metrics
     # Kept versions are not models of their own anywhere a model is picked.
-    assert list_trained() == ["cnn"] and [r.name for r in saved_models(include_runs=False)] == ["cnn"]
+    assert list_trained() == ["cnn"] and [r.name for r in saved_models()] == ["cnn"]
     restore("cnn", root=dest)
     assert (shipped / "metrics.json").read_text() == old_metrics
     # The version the restore replaced is kept in turn: nothing was lost on either step.

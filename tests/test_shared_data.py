@@ -81,7 +81,8 @@ def test_limited_train_then_evaluate_on_fer2013(tmp_path):
 
 
 def _shipped_models() -> list[str]:
-    from fer_core.artifacts import list_trained, trained_dir
+    from fer_core.artifacts import list_trained
+    from fer_core.paths import trained_dir
 
     return [name for name in list_trained() if (trained_dir() / name / "metrics.json").is_file()]
 
@@ -99,7 +100,8 @@ def fer2013(fer2013_cache):
 def test_shipped_model_reproduces_its_metrics(name, fer2013, monkeypatch):
     """Every number the product shows comes from saved artifacts: reloading trained/<name> and
     evaluating it again gives its metrics.json (same predictions, so the same confusion matrix)."""
-    from fer_core.artifacts import load_model, trained_dir
+    from fer_core.artifacts import load_model
+    from fer_core.paths import trained_dir
     from fer_core.evaluation import evaluate
     from fer_core.fileio import read_json
 

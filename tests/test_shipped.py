@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fer_core.artifacts import PROJECT_ROOT, list_trained
+from fer_core.artifacts import list_trained
+from fer_core.paths import PROJECT_ROOT
 from fer_core.fileio import read_json
 from helpers import model_params
 

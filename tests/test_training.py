@@ -17,7 +17,8 @@ from fer_core.fileio import read_json
 from fer_core.models import list_models
 from helpers import model_params
 from fer_core.runs import list_runs, promote, read_run, request_stop
-from fer_core.recipe import build_training_model, describe_init, learning_rate_at, resolve_precision
+from fer_core.backend import resolve_precision
+from fer_core.recipe import build_training_model, describe_init, learning_rate_at
 from fer_core.rundir import read_history
 from fer_core.train_config import OPTIMIZERS, TrainConfig
 from fer_core.training import prepare_data, train
@@ -706,15 +707,16 @@ def test_progress_view_follows_the_budget_or_the_epochs(config, progress, status
 
 def test_saved_models_are_model_refs_with_their_family_and_history(tiny_run, tmp_path, monkeypatch):
     from fer_core.artifacts import saved_models
+    from fer_core.runs import models_and_runs
 
     monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
     monkeypatch.setenv("FER_RUNS_DIR", str(tiny_run.parent))
     promote(tiny_run, "my_cnn", dest_root=tmp_path / "trained")
-    refs = saved_models()
+    refs = models_and_runs()
     assert [r.name for r in refs] == ["my_cnn", f"run {tiny_run.name}"]
     for ref in refs:  # the family comes from the saved config, not from the file or Keras' model name
         assert ref.spec.name == "cnn" and ref.model_file.is_file() and len(ref.history) == 2
-    assert [r.name for r in saved_models(include_runs=False)] == ["my_cnn"]
+    assert [r.name for r in saved_models()] == ["my_cnn"]
 
 
 @pytest.mark.slow
@@ -730,7 +732,7 @@ def test_every_registered_model_trains_and_reports(name, folder_dataset, tmp_pat
         epochs=1,
         batch_size=16,
         precision="float32",
-        model_params=SMALL.get(name, {}),
+        model_params=SMALL[name],
     )
     run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     assert read_run(run).status == "finished"

@@ -1,0 +1,24 @@
+"""Every folder fer_core reads or writes by default, each in one place with the environment
+variable that moves it (tests and the dashboard's users set these, never a path in the code)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def trained_dir() -> Path:
+    """Where promoted models live: $FER_TRAINED_DIR, else the project's trained/."""
+    return Path(os.environ.get("FER_TRAINED_DIR") or PROJECT_ROOT / "trained")
+
+
+def runs_dir() -> Path:
+    """Where new runs go by default: $FER_RUNS_DIR, else ./runs."""
+    return Path(os.environ.get("FER_RUNS_DIR") or "runs")
+
+
+def cache_dir() -> Path:
+    """Decoded datasets, cached probabilities and ONNX graphs: $FER_CACHE_DIR, else ~/.cache/fer_studio."""
+    return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_studio")
