@@ -17,7 +17,7 @@ dataset = dataset_or_stop()
 @st.cache_data(show_spinner="Computing statistics...", max_entries=2)
 def statistics(_dataset, path: str, n: int):
     """The dataset's statistics, once per dataset (its path and size are the cache key)."""
-    from fer_core.stats import compute_statistics, odd_images
+    from fer_core.data.stats import compute_statistics, odd_images
 
     stats = compute_statistics(_dataset)
     return stats, {k: v.tolist() for k, v in odd_images(_dataset).items()}

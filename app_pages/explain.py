@@ -42,7 +42,7 @@ def face_from_dataset():
 
 def face_from_upload():
     from dashboard.shared import face_detector
-    from fer_core.images import decode_grayscale
+    from fer_core.data.images import decode_grayscale
     from fer_core.inference import main_face
 
     upload = st.file_uploader("A face image", type=["jpg", "jpeg", "png", "bmp", "webp"])

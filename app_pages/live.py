@@ -38,7 +38,7 @@ def camera_origin_warning() -> None:
         st.warning(
             f"This page is served over plain HTTP from {host}: browsers block the camera there. "
             "Open it as http://localhost on the machine running the dashboard, or serve it over HTTPS "
-            "(README: Running safely)."
+            "(docs/running-safely.md)."
         )
 
 
@@ -170,6 +170,6 @@ with st.expander("Camera not working?"):
         "- **No camera** (`NotFoundError`, `NotReadableError`): connect one, close other apps that hold it, "
         "reload the page.\n"
         "- **Not offered at all**: browsers give cameras only to HTTPS pages and to `http://localhost`; "
-        "open the dashboard on the machine that runs it, or put it behind TLS (README: Running safely).\n"
+        "open the dashboard on the machine that runs it, or put it behind TLS (docs/running-safely.md).\n"
         "- No STUN/TURN server is used: browser and server must reach each other directly (same machine or LAN)."
     )

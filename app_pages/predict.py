@@ -5,7 +5,7 @@ import streamlit as st
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from fer_core.images import decode_grayscale, expand_uploads
+from fer_core.data.images import decode_grayscale, expand_uploads
 from fer_core.inference import classify_image, draw_faces, with_tta
 from dashboard.charts import probability_bars
 from dashboard.shared import classifier, face_detector, model_picker, tta_picker

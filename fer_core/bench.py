@@ -109,7 +109,7 @@ def bench_live(model, repeats: int = 100) -> dict:
 
     from fer_core.inference import Classifier, FaceDetector
     from fer_core.live import LIVE_DETECTION_SIDE, LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings
-    from fer_core.synthetic import face_frame
+    from fer_core.data.synthetic import face_frame
 
     frames = [face_frame([(150 + 2 * (i % 100), 120, 180)], seed=i % 7) for i in range(repeats)]
     detector, classifier = FaceDetector(scale_factor=LIVE_SCALE_FACTOR), Classifier(model)

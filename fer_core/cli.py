@@ -240,7 +240,7 @@ def _warn_report(dataset) -> None:
 
 def cmd_stats(args) -> int:
     from fer_core.data import load_dataset
-    from fer_core.stats import compute_statistics
+    from fer_core.data.stats import compute_statistics
 
     dataset = load_dataset(args.data, use_cache=not args.no_cache)
     _warn_report(dataset)
@@ -398,7 +398,7 @@ def image_inputs(arguments: list[str]) -> list[tuple[str, str | None]]:
     """(path, error) per image to classify, in the order given: a folder stands for the images in
     it (sorted, subfolders included); a missing path or an empty folder is an error of its own.
     Checked before any model loads, so a typo costs no Keras import."""
-    from fer_core.images import IMAGE_EXTENSIONS
+    from fer_core.data.images import IMAGE_EXTENSIONS
 
     inputs = []
     for argument in arguments:
@@ -435,7 +435,7 @@ def cmd_predict(args) -> int:
         for _path, error in inputs:
             print(f"fer-core: error: {error}", file=sys.stderr)
         return 2
-    from fer_core.images import read_grayscale
+    from fer_core.data.images import read_grayscale
     from fer_core.inference import Classifier, FaceDetector, classify_image, with_tta
 
     models, refs = load_models(args.model) if args.model else load_best_model()

@@ -23,7 +23,7 @@ ENGINES = ("auto", "onnx", "keras")
 # From this many faces a batch, engine "auto" runs the backend's compiled call even where ONNX
 # Runtime won the one-face call: on the 2-core AVX512-BF16 CPU, TensorFlow's was 13-18% faster for
 # the paper CNN at 64 and 256 faces a batch and within 5% for the other models, while ONNX Runtime
-# is 1.4-1.9 times as fast for the one face a Live frame usually holds (README, performance 2026-11-26).
+# is 1.4-1.9 times as fast for the one face a Live frame usually holds (docs/performance.md).
 LARGE_BATCH = 64
 
 

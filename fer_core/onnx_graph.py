@@ -5,7 +5,7 @@ tensors, a transpose pair around every squeeze-and-excitation gate and a softmax
 axis, each a reorder out of and back into ONNX Runtime's blocked conv layout; and its ResNet50
 disagrees with the model. This module writes the same computation in channels-first order from
 the layers' weights instead, walking the functional graph layer by layer (measured against
-tf2onnx's graphs by `tools/onnx_writers.py`; numbers in the README's performance section):
+tf2onnx's graphs by `tools/onnx_writers.py`; numbers in docs/performance.md):
 
 - every batch normalization that alone reads a linear conv or dense layer is folded into its
   weights, and the input's 1/255 scaling into the conv that alone reads it;

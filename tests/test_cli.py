@@ -155,7 +155,7 @@ def test_predict_json_shape(tiny_run, folder_dataset, tmp_path, capsys):
 def test_predict_and_evaluate_agree_under_flip_zoom_tta(tiny_run, folder_dataset, capsys):
     from fer_core.artifacts import load_model
     from fer_core.evaluation import predict_probabilities
-    from fer_core.images import read_grayscale
+    from fer_core.data.images import read_grayscale
 
     face = next((folder_dataset / "test" / "sad").iterdir())
     assert main(["predict", "--model", str(tiny_run), str(face), "--tta", "flip+zoom", "--json"]) == 0

@@ -10,7 +10,8 @@ import pytest
 
 from helpers import PER_CLASS, csv_text, synthetic_face, write_folder_dataset
 from fer_core import CLASS_NAMES, FerError
-from fer_core import data as data_module
+from fer_core.data import folder as folder_loader
+from fer_core.paths import cache_dir
 from fer_core.data import default_evaluation_split, default_training_split, load_dataset
 
 
@@ -197,8 +198,8 @@ def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
     root = write_folder_dataset(tmp_path / "d", per_class=2)
     first = load_dataset(root)
     calls = []
-    original = data_module._load_folder
-    monkeypatch.setattr(data_module, "_load_folder", lambda *a: calls.append(1) or original(*a))
+    original = folder_loader.load_folder
+    monkeypatch.setattr(folder_loader, "load_folder", lambda *a: calls.append(1) or original(*a))
     second = load_dataset(root)
     assert calls == []  # served from the cache
     np.testing.assert_array_equal(first.images, second.images)
@@ -217,7 +218,7 @@ def test_cache_is_used_and_invalidated(tmp_path, monkeypatch):
 def test_damaged_cache_is_rebuilt(tmp_path):
     root = write_folder_dataset(tmp_path / "d", per_class=1)
     load_dataset(root)
-    for f in data_module.cache_dir().glob("fer-*.npz"):
+    for f in cache_dir().glob("fer-*.npz"):
         f.write_bytes(b"garbage")
     assert len(load_dataset(root)) == 14
 

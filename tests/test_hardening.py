@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fer_core import FerError
-from fer_core.images import decode_grayscale, expand_uploads
+from fer_core.data.images import decode_grayscale, expand_uploads
 from helpers import FACE, IMAGE_CASES, assert_one_line_error, encode, run_cli, synthetic_face
 
 

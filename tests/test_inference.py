@@ -10,7 +10,7 @@ import pytest
 
 from helpers import model_params, synthetic_face
 from fer_core import FerError
-from fer_core.images import decode_grayscale, expand_uploads
+from fer_core.data.images import decode_grayscale, expand_uploads
 from fer_core.inference import Classifier, Face, FaceDetector, Smoother, classify_image, crop_face, draw_faces
 from fer_core.models import build_model, list_models
 

@@ -5,7 +5,7 @@
 Prints JSON: `home_first_render_s` (server answering its health check → Home's page list drawn
 in a fresh browser tab) and `page_switch_s` per page (sidebar click → that page's title and its
 last section drawn), measured after every page was opened once (models and data loaded).
-Not a test: the numbers depend on the machine; the README's performance section quotes them.
+Not a test: the numbers depend on the machine; docs/performance.md quotes them.
 """
 
 from __future__ import annotations
