@@ -9,7 +9,7 @@ from fer_core import CLASS_NAMES
 from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, selection_warning
-from fer_core.paper import comparison_rows
+from fer_core.evaluation.paper import comparison_rows
 from dashboard.charts import history_curves
 from dashboard.shared import by_accuracy, dataset_or_stop, load_model, metrics_table, models_or_stop, tta_picker
 

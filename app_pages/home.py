@@ -18,7 +18,7 @@ st.write(
 def ensemble_record(versions: tuple):
     """trained/ensemble.json if its members are the trained models as they are (their file
     versions are the cache key: hashing ~70 MB of models once, not on every visit)."""
-    from fer_core.ensemble import read_ensemble_record
+    from fer_core.evaluation.ensemble import read_ensemble_record
 
     return read_ensemble_record()
 

@@ -1,7 +1,7 @@
 """Live: the browser's camera through streamlit-webrtc; every face in view boxed, labelled, tracked.
 
 The frame callback runs on streamlit-webrtc's worker thread and never calls `st.*`: it hands the
-newest frame to this session's `fer_core.live.LiveProcessor` and returns the annotated one. The
+newest frame to this session's `fer_core.inference.live.LiveProcessor` and returns the annotated one. The
 panel beside the video drains the processor's bounded row queue once a second.
 """
 
@@ -14,7 +14,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from fer_core.live import LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings, Timeline
+from fer_core.inference.live import LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings, Timeline
 from dashboard.charts import probability_bars
 from dashboard.shared import classifier, face_detector, insecure_camera_host, model_picker
 

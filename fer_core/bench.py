@@ -104,11 +104,11 @@ def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches:
 def bench_live(model, repeats: int = 100) -> dict:
     """The live page's path on a 640x480 frame with one drawn face moving across it: Haar alone on
     the downscaled copy, then whole frames (detect or track, crop, classify, draw) through
-    `fer_core.live.LiveProcessor`, with detection on every frame and at the page's default interval."""
+    `fer_core.inference.live.LiveProcessor`, with detection on every frame and at the page's default interval."""
     import cv2
 
     from fer_core.inference import Classifier, FaceDetector
-    from fer_core.live import LIVE_DETECTION_SIDE, LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings
+    from fer_core.inference.live import LIVE_DETECTION_SIDE, LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings
     from fer_core.data.synthetic import face_frame
 
     frames = [face_frame([(150 + 2 * (i % 100), 120, 180)], seed=i % 7) for i in range(repeats)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fer_core.data import load_dataset
-from fer_core.ensemble import read_ensemble_record, write_ensemble_record
+from fer_core.evaluation.ensemble import read_ensemble_record, write_ensemble_record
 from fer_core.errors import FerError
 from fer_core.runs import promote
 

@@ -276,7 +276,7 @@ def test_evaluation_predicts_through_the_fast_classifier_for_every_model(name, f
 
 
 def test_the_comparison_puts_measured_rows_above_the_papers(folder_dataset):
-    from fer_core.paper import MEASURED_SOURCE, PAPER_SOURCE, PAPER_TABLE_4, comparison_rows
+    from fer_core.evaluation.paper import MEASURED_SOURCE, PAPER_SOURCE, PAPER_TABLE_4, comparison_rows
 
     dataset = load_dataset(folder_dataset)
     test = dataset.split("PublicTest")

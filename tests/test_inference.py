@@ -11,7 +11,8 @@ import pytest
 from helpers import model_params, synthetic_face
 from fer_core import FerError
 from fer_core.data.images import decode_grayscale, expand_uploads
-from fer_core.inference import Classifier, Face, FaceDetector, Smoother, classify_image, crop_face, draw_faces
+from fer_core.inference import Classifier, Face, FaceDetector, classify_image, crop_face, draw_faces
+from fer_core.inference.live import Smoother
 from fer_core.models import build_model, list_models
 
 
@@ -51,8 +52,8 @@ def test_every_engine_gives_the_models_probabilities(name, engine):
 
 def test_onnx_engine_is_used_for_the_cnn_and_a_bad_cache_entry_falls_back():
     pytest.importorskip("onnxruntime")
-    from fer_core.onnx_engine import model_key, onnx_dir
-    from fer_core.onnx_graph import GRAPH_VERSION
+    from fer_core.inference.onnx_engine import model_key, onnx_dir
+    from fer_core.inference.onnx_graph import GRAPH_VERSION
 
     def cached(model, ext):  # written by fer_core.onnx_graph, not tf2onnx
         return onnx_dir() / f"{model_key(model)}.graph{GRAPH_VERSION}.{ext}"
@@ -79,7 +80,7 @@ def test_a_model_the_graph_writer_does_not_know_goes_through_tf2onnx():
     import keras
 
     from fer_core.backend import load_keras
-    from fer_core.onnx_engine import model_key, onnx_dir
+    from fer_core.inference.onnx_engine import model_key, onnx_dir
 
     if load_keras().backend.backend() != "tensorflow":
         pytest.skip("tf2onnx converts TensorFlow graphs only")
@@ -95,12 +96,12 @@ def test_a_model_the_graph_writer_does_not_know_goes_through_tf2onnx():
 
 
 def test_a_crash_in_the_graph_writer_costs_speed_not_the_prediction(monkeypatch):
-    import fer_core.onnx_graph
+    import fer_core.inference.onnx_graph
 
     def broken(model):
         raise RuntimeError("a bug in the writer")
 
-    monkeypatch.setattr(fer_core.onnx_graph, "keras_to_onnx", broken)
+    monkeypatch.setattr(fer_core.inference.onnx_graph, "keras_to_onnx", broken)
     model = build_model("cnn", filters=(4, 8, 8), dense_units=8)
     classify = Classifier(model)  # tf2onnx where the backend has it, else the compiled call
     faces = np.random.default_rng(6).integers(0, 256, (2, 48, 48)).astype(np.uint8)

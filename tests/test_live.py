@@ -10,7 +10,7 @@ import pytest
 
 from fer_core import CLASS_NAMES, FerError
 from fer_core.inference import Classifier, FaceDetector
-from fer_core.live import LIVE_SCALE_FACTOR, TIMELINE_COLUMNS, LiveProcessor, LiveSettings, Timeline, iou
+from fer_core.inference.live import LIVE_SCALE_FACTOR, TIMELINE_COLUMNS, LiveProcessor, LiveSettings, Timeline, iou
 from fer_core.models import build_model
 from fer_core.data.synthetic import face_frame
 

@@ -7,7 +7,7 @@ import pytest
 
 from helpers import SMALL, model_params, raw_faces
 from fer_core.models import build_model, list_models
-from fer_core.onnx_graph import UnsupportedLayer, keras_to_onnx
+from fer_core.inference.onnx_graph import UnsupportedLayer, keras_to_onnx
 
 onnxruntime = pytest.importorskip("onnxruntime")
 

@@ -87,7 +87,7 @@ def test_a_shipped_model_is_stored_compactly_to_compute_in_float32(name):
 
 def test_the_shipped_ensemble_record_is_that_of_the_shipped_files():
     """Home's ensemble row: a model changed without `fer-core ensemble` run again fails here."""
-    from fer_core.ensemble import read_ensemble_record
+    from fer_core.evaluation.ensemble import read_ensemble_record
 
     record, why_not = read_ensemble_record()
     assert record is not None, f"trained/ensemble.json: {why_not}; run `fer-core ensemble --data DATA`"

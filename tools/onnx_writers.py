@@ -38,7 +38,7 @@ def main() -> None:
     import onnxruntime
 
     from fer_core.artifacts import load_model
-    from fer_core.onnx_graph import keras_to_onnx
+    from fer_core.inference.onnx_graph import keras_to_onnx
 
     folder = Path(tempfile.mkdtemp(prefix="onnx-writers-"))
     face = np.random.default_rng(0).integers(0, 256, (1, 48, 48, 1)).astype(np.float32)
@@ -87,7 +87,7 @@ def main() -> None:
 def compare_batches(names: list[str], sizes: list[int]) -> None:
     from fer_core.artifacts import load_model
     from fer_core.inference import Classifier
-    from fer_core.onnx_engine import onnx_call
+    from fer_core.inference.onnx_engine import onnx_call
 
     rng = np.random.default_rng(0)
     print("| model | batch | ONNX Runtime (our graph), images/s | compiled Keras call, images/s |")

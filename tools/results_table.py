@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     from fer_core.artifacts import list_trained, resolve_model
     from fer_core.data import load_dataset
     from fer_core.evaluation import ensemble_of, evaluate_model_file
-    from fer_core.paper import PAPER_TABLE_4
+    from fer_core.evaluation.paper import PAPER_TABLE_4
     from fer_core.rundir import minutes_trained
 
     dataset = load_dataset(args.data)

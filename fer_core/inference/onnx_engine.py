@@ -98,7 +98,7 @@ def _writer(model, cached: Path) -> tuple[str, Callable[[Path], None]] | None:
     where neither applies. `cached` is the model's cache path without suffix: a graph file (or
     failure) already there settles the choice without building the graph again."""
     from fer_core.backend import load_keras
-    from fer_core.onnx_graph import GRAPH_VERSION, UnsupportedLayer, keras_to_onnx
+    from fer_core.inference.onnx_graph import GRAPH_VERSION, UnsupportedLayer, keras_to_onnx
 
     suffix = f".graph{GRAPH_VERSION}"
     if any(cached.with_name(f"{cached.name}{suffix}.{ext}").exists() for ext in ("onnx", "failed")):

@@ -20,7 +20,8 @@ import numpy as np
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from fer_core.inference import Classifier, Face, FaceDetector, Smoother, crop_face, draw_faces
+from fer_core.inference.classifier import Classifier
+from fer_core.inference.faces import Face, FaceDetector, crop_face, draw_faces
 
 # Haar runs on a copy downscaled to this longest side: its cost grows with the pixel count, and
 # faces at webcam distance stay well above its minimum size.
@@ -34,6 +35,34 @@ TIMELINE_COLUMNS = ("time", "face", "label", *CLASS_NAMES)
 _TRACK_MIN_SCORE = 0.4
 # A track Haar misses in this many detections in a row is dropped (one miss is usually flicker).
 _MAX_MISSES = 2
+
+
+class Smoother:
+    """Exponential moving average of probabilities: p <- alpha * p_old + (1 - alpha) * p_new.
+
+    `alpha` 0 means no smoothing. Keyed by a track id so each face smooths on its own.
+    """
+
+    def __init__(self, alpha: float = 0.0):
+        if not 0 <= alpha < 1:
+            raise FerError(f"smoothing must be in [0, 1). Received: alpha={alpha}")
+        self.alpha = alpha
+        self._state: dict[int, np.ndarray] = {}
+
+    def __call__(self, key: int, probabilities: np.ndarray) -> np.ndarray:
+        previous = self._state.get(key)
+        smoothed = (
+            probabilities
+            if previous is None or self.alpha == 0
+            else self.alpha * previous + (1 - self.alpha) * probabilities
+        )
+        self._state[key] = smoothed
+        return smoothed
+
+    def forget(self, keep: set[int]) -> None:
+        for key in list(self._state):
+            if key not in keep:
+                del self._state[key]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,37 @@
+"""What the command modules share: JSON output, load-report warnings, model references."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from fer_core.errors import FerError
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def warn_report(dataset) -> None:
+    for line in dataset.report.messages():
+        print(f"fer-core: warning: {line}", file=sys.stderr)
+
+
+def load_models(spec: str):
+    """Comma-separated model references → (loaded models, their ModelRefs)."""
+    from fer_core.artifacts import load_model, resolve_model
+
+    refs = [resolve_model(part.strip()) for part in spec.split(",") if part.strip()]
+    if not refs:
+        raise FerError("no model given (--model NAME_OR_DIR[,NAME_OR_DIR...])")
+    return [load_model(r) for r in refs], refs
+
+
+def load_best_model():
+    """The trained model with the best reported accuracy, as load_models returns it."""
+    from fer_core.artifacts import best_model, load_model, saved_models
+
+    best = best_model(saved_models())
+    if best is None:
+        raise FerError("no trained models yet: name one with --model (a run folder or .keras file)")
+    return [load_model(best)], [best]

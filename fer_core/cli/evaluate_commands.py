@@ -1,0 +1,85 @@
+"""`fer-core evaluate`, `ensemble`: metrics of models on a split."""
+
+from __future__ import annotations
+
+import sys
+
+from fer_core.cli.common import load_models, print_json, warn_report
+from fer_core.inference.tta import TTA_MODES
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics of a model or an ensemble on one split")
+    p.add_argument("--model", required=True, help="NAME_OR_DIR[,NAME_OR_DIR...]; several = ensemble")
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", help="default: PrivateTest, else PublicTest, else test, else all")
+    p.add_argument(
+        "--tta",
+        nargs="?",
+        const="flip",
+        default="none",
+        choices=TTA_MODES,
+        help="test-time augmentation: average over the mirror image (flip; the default of a bare --tta), "
+        "and also over centre crops of 44 and 40 px scaled back to 48 and their mirrors (flip+zoom)",
+    )
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--output", help="also write the JSON metrics to this file")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser(
+        "ensemble", help="measure the ensemble of all trained models (Home's ensemble row) into trained/ensemble.json"
+    )
+    p.add_argument("--data", required=True)
+    p.add_argument("--split", help="default: PrivateTest, else PublicTest, else test")
+    p.set_defaults(handler=cmd_ensemble)
+
+
+def cmd_evaluate(args) -> int:
+    from fer_core.data import load_dataset
+    from fer_core.evaluation import evaluate
+
+    from fer_core.evaluation import selection_warning
+
+    models, refs = load_models(args.model)
+    names = [ref.name for ref in refs]
+    dataset = load_dataset(args.data)
+    warn_report(dataset)
+    result = evaluate(models, dataset, split=args.split, tta=args.tta, names=names)
+    metrics = result.metrics
+    for ref in refs:
+        warning = selection_warning(ref.name, ref.metrics, dataset, metrics["split"])
+        if warning:
+            print(f"fer-core: warning: {warning}", file=sys.stderr)
+    if args.output:
+        from fer_core.fileio import write_json_atomic
+
+        write_json_atomic(args.output, metrics)
+    if args.json:
+        print_json(metrics)
+        return 0
+    title = " + ".join(names) + (f" ({args.tta} TTA)" if args.tta != "none" else "")
+    print(f"{title} on {metrics['split']} ({metrics['n']} images)")
+    print(
+        f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+        f"weighted-F1 {metrics['weighted_f1']:.4f}  loss {metrics['loss']:.4f}  ECE {metrics['calibration']['ece']:.4f}"
+    )
+    print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for name, row in metrics["per_class"].items():
+        print(f"{name:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>10}")
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from fer_core.data import load_dataset
+    from fer_core.evaluation.ensemble import ensemble_file, write_ensemble_record
+
+    dataset = load_dataset(args.data)
+    warn_report(dataset)
+    record = write_ensemble_record(dataset, split=args.split)
+    members = "+".join(m["name"] for m in record["members"])
+    print(
+        f"ensemble {members} on {record['split']} ({record['n']} images): accuracy {record['accuracy']:.4f}, "
+        f"flip TTA {record['with_tta']['accuracy']:.4f}, flip+zoom TTA {record['with_flip_zoom']['accuracy']:.4f} "
+        f"-> {ensemble_file()}"
+    )
+    return 0

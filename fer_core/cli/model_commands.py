@@ -1,0 +1,113 @@
+"""`fer-core models`, `compact`, `bench`: the registry, stored files, speed."""
+
+from __future__ import annotations
+
+from fer_core.bench import TRAIN_IMAGES
+from fer_core.cli.common import print_json
+from fer_core.errors import FerError
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("models", help="list registered models and trained models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("compact", help="store a .keras file's weights as float16 (half the size)")
+    p.add_argument("model_file", help="a .keras file, or a folder holding model.keras")
+    p.add_argument("--out", help="where to write (default: replace the file, atomically)")
+    p.set_defaults(handler=cmd_compact)
+    p = sub.add_parser("bench", help="measure inference latency/throughput, the live frame path and training speed")
+    p.add_argument("--models", help="NAME_OR_DIR[,...] (default: every trained model, else untrained builds)")
+    p.add_argument("--repeats", type=int, default=200, help="timed calls per latency measurement")
+    p.add_argument(
+        "--train-images",
+        type=int,
+        default=TRAIN_IMAGES,
+        help=f"images per epoch in the training comparison (default {TRAIN_IMAGES})",
+    )
+    p.add_argument("--train-rounds", type=int, default=3, help="alternating timings of each side (the median is kept)")
+    p.add_argument("--no-train", action="store_true", help="skip the training comparison")
+    p.add_argument("--train-models", default="cnn", help="MODEL[,...] registry names for the training comparison")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_bench)
+
+
+def cmd_models(args) -> int:
+    from fer_core.artifacts import saved_models
+    from fer_core.models import get_spec, list_models
+
+    registered = {name: get_spec(name).description for name in list_models()}
+    trained = {
+        ref.name: {"accuracy": ref.metrics.get("accuracy"), "split": ref.metrics.get("split")} for ref in saved_models()
+    }
+    if args.json:
+        print_json({"registered": registered, "trained": trained})
+        return 0
+    for name, description in registered.items():
+        print(f"{name:<15}{description}")
+    print(
+        "trained:",
+        ", ".join(f"{k} ({v['accuracy']:.4f} on {v['split']})" if v["accuracy"] else k for k, v in trained.items())
+        or "none",
+    )
+    return 0
+
+
+def cmd_compact(args) -> int:
+    from fer_core.artifacts import compact_model_file, resolve_model
+
+    source = resolve_model(args.model_file).model_file
+    report = compact_model_file(source, args.out)
+    print(
+        f"compacted {source} -> {args.out or source}: {report['bytes_before'] / 1e6:.1f} MB -> "
+        f"{report['bytes_after'] / 1e6:.1f} MB, max |probability difference| {report['max_abs_difference']:.2g}"
+    )
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from fer_core import bench
+
+    if args.repeats < 1 or args.train_images < 1 or args.train_rounds < 1:
+        raise FerError("--repeats, --train-images and --train-rounds must be >= 1")
+    refs = [r.strip() for r in args.models.split(",") if r.strip()] if args.models else None
+    train_models = [m.strip() for m in args.train_models.split(",") if m.strip()]
+    result = bench.run(
+        refs,
+        repeats=args.repeats,
+        train_images=args.train_images,
+        train_rounds=args.train_rounds,
+        train=not args.no_train,
+        train_models=train_models,
+    )
+    if args.json:
+        print_json(result)
+        return 0
+    env = result["environment"]
+    print(f"{env['cpu']} ({env['cores']} cores), {env['backend']} backend, keras {env['keras']}")
+    print(
+        f"{'model':<24}{'engine':>7}{'fast p50':>10}{'p95':>8}{'keras p50':>11}{'predict p50':>13}{'speedup':>9}"
+        f"{'batch img/s (engine)':>22}"
+    )
+    for name, lat in result["latency_ms"].items():
+        base, compiled = result["baseline_latency_ms"][name], result["keras_compiled_latency_ms"][name]
+        print(
+            f"{name:<24}{result['engine'][name]:>7}{lat['p50']:>8.2f}ms{lat['p95']:>6.2f}ms{compiled['p50']:>9.2f}ms"
+            f"{base['p50']:>11.2f}ms{result['latency_speedup'][name]:>8.1f}x{result['throughput_ips'][name]:>13.0f}"
+            f" ({result['batch_engine'][name]})"
+        )
+    print(
+        f"Haar detection (640x480 -> 320 px): p50 {result['detect_ms']['p50']:.2f} ms, p95 {result['detect_ms']['p95']:.2f} ms"
+    )
+    every = result["frame_ms_detect_every_frame"]
+    print(
+        f"live frame with one face ({result['live_model']}): p50 {result['frame_ms']['p50']:.2f} ms, "
+        f"p95 {result['frame_ms']['p95']:.2f} ms, {result['frames_per_s']:.0f} frames/s "
+        f"({result['frame']}); detecting on every frame: p50 {every['p50']:.2f} ms, p95 {every['p95']:.2f} ms"
+    )
+    for name, ips in result.get("train_ips_per_model", {}).items():
+        print(
+            f"training {name}: fer-core {ips['fer_core']:.0f} img/s vs model.fit {ips['keras_fit']:.0f} img/s "
+            f"(ratio {ips['ratio']:.3f})"
+        )
+    return 0

@@ -1,0 +1,110 @@
+"""`fer-core predict`: the faces in image files, classified."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fer_core import CLASS_NAMES
+from fer_core.cli.common import load_best_model, load_models, print_json
+from fer_core.errors import FerError
+from fer_core.inference.tta import TTA_MODES
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("predict", help="classify the faces in image files (or every image in a folder)")
+    p.add_argument(
+        "--model",
+        help="NAME_OR_DIR[,NAME_OR_DIR...]; several = ensemble (default: the trained model with the best "
+        "reported accuracy)",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    p.add_argument("--csv", help="also write a row per face to this CSV file (with the model and TTA used)")
+    p.add_argument("--whole-image", action="store_true", help="classify each whole image as one face")
+    p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation (see evaluate --help)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_predict)
+
+
+def image_inputs(arguments: list[str]) -> list[tuple[str, str | None]]:
+    """(path, error) per image to classify, in the order given: a folder stands for the images in
+    it (sorted, subfolders included); a missing path or an empty folder is an error of its own.
+    Checked before any model loads, so a typo costs no Keras import."""
+    from fer_core.data.images import IMAGE_EXTENSIONS
+
+    inputs = []
+    for argument in arguments:
+        path = Path(argument).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            inputs += [(str(p), None) for p in found] or [(argument, f"{argument}: the folder holds no images")]
+        elif path.is_file():
+            inputs.append((argument, None))
+        else:
+            inputs.append((argument, f"{argument}: no such file or folder"))
+    return inputs
+
+
+def cmd_predict(args) -> int:
+    inputs = image_inputs(args.images)
+    if all(error for _path, error in inputs):
+        for _path, error in inputs:
+            print(f"fer-core: error: {error}", file=sys.stderr)
+        return 2
+    from fer_core.data.images import read_grayscale
+    from fer_core.inference import Classifier, FaceDetector, classify_image, with_tta
+
+    models, refs = load_models(args.model) if args.model else load_best_model()
+    model_name = "+".join(ref.name for ref in refs)
+    classifier = with_tta(Classifier(models), args.tta)
+    detector = FaceDetector()
+    results, failed = [], 0
+    for image, error in inputs:  # reported as each is done, in the order given
+        entry = {"file": image, "model": model_name, "tta": args.tta, "faces": [], "error": error}
+        if error is None:
+            try:
+                gray = read_grayscale(image)
+                entry["faces"] = [
+                    f.to_dict() for f in classify_image(gray, classifier, detector, args.whole_image, args.min_face)
+                ]
+            except FerError as exc:
+                entry["error"] = str(exc)
+        results.append(entry)
+        if entry["error"]:
+            failed += 1
+            sys.stdout.flush()
+            print(f"fer-core: error: {entry['error']}", file=sys.stderr, flush=True)
+        elif not args.json:
+            if not entry["faces"]:
+                print(f"{image}: no face found (try --whole-image)", flush=True)
+            for face in entry["faces"]:
+                top = max(face["probabilities"].values())
+                print(f"{image}: box {face['box']} -> {face['label']} ({top:.1%})", flush=True)
+    if args.json:
+        print_json(results)
+    if args.csv:
+        from fer_core.fileio import write_text_atomic
+
+        write_text_atomic(args.csv, predictions_csv(results))
+    return 2 if failed else 0
+
+
+def predictions_csv(results: list[dict]) -> str:
+    """A row per face (a file without faces: one row saying so; a refused file: its error)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["file", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "tta", "error"])
+    for entry in results:
+        tail = [entry["model"], entry["tta"], entry["error"] or ""]
+        if entry["error"] or not entry["faces"]:
+            writer.writerow(
+                [entry["file"], 0, "", "", "", "", "" if entry["error"] else "no face found"] + [""] * 7 + tail
+            )
+        for k, face in enumerate(entry["faces"]):
+            probabilities = [f"{face['probabilities'][c]:.4f}" for c in CLASS_NAMES]
+            writer.writerow([entry["file"], k + 1, *face["box"], face["label"], *probabilities, *tail])
+    return buffer.getvalue()

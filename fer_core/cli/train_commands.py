@@ -1,0 +1,281 @@
+"""`fer-core train`, `runs`, `stop`, `promote`: runs and the trained models they become."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from fer_core.cli.common import print_json, warn_report
+from fer_core.errors import FerError
+from fer_core.train_config import TrainConfig
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train", help="train a model; writes a run directory")
+    p.add_argument("--model", help="registered model name (see `fer-core models`)")
+    p.add_argument("--data", help="FER2013 folder or CSV")
+    p.add_argument("--config", help="a config.json to start from (flags override it)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
+    p.add_argument(
+        "--start",
+        metavar="RUN_DIR",
+        help="train a run folder holding only its config.json (how the dashboard launches runs)",
+    )
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="warm start: begin from the weights of a trained name, run folder "
+        "or .keras file of the same model (optimizer and schedule fresh)",
+    )
+    p.add_argument(
+        "--teacher",
+        metavar="MODELS",
+        help="distill: mix the mean flip-TTA probabilities of these trained names, run folders or "
+        ".keras files (comma-separated) into each training image's target",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        help="the teachers' share of each target with --teacher, in (0, 1] (default 0.5)",
+    )
+    p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
+    p.add_argument("--run-dir", help="exact path of the new run directory")
+    p.add_argument("--epochs", type=int, help="number of epochs (a cap when --minutes is given)")
+    p.add_argument("--minutes", type=float, help="time budget: end after this many minutes, keeping the best model")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--limit", type=int, help="use the first N images of each split (quick trials)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--optimizer", choices=TrainConfig.OPTIONS["optimizer"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument(
+        "--lr-schedule",
+        choices=TrainConfig.OPTIONS["lr_schedule"],
+        help="decay over the epochs, or over the time budget when --minutes is given",
+    )
+    p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--class-weights", choices=TrainConfig.OPTIONS["class_weights"])
+    p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
+    p.add_argument("--rotation", type=float, dest="rotation_degrees", help="max rotation in degrees")
+    p.add_argument("--zoom", type=float)
+    p.add_argument("--shift", type=float)
+    p.add_argument("--erasing", type=float)
+    p.add_argument("--validation-split", type=float)
+    p.add_argument(
+        "--precision",
+        choices=TrainConfig.OPTIONS["precision"],
+        help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("runs", help="list training runs and their status")
+    p.add_argument("--out", help="runs folder (default runs/ or $FER_RUNS_DIR)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_runs)
+
+    p = sub.add_parser("stop", help="ask a running training run to stop after its current batch")
+    p.add_argument("run_dir")
+    p.set_defaults(handler=cmd_stop)
+
+    p = sub.add_parser(
+        "promote",
+        help="copy a finished run's best model to trained/<name>/ (never destroys one: see --replace, --restore)",
+    )
+    p.add_argument("run_dir", nargs="?", help="the finished run to promote")
+    p.add_argument("--name", help="default: the run's model name, or <model>-<date> when trained/ has that name")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace an existing trained/<name>/; the current version is kept in trained/.versions/<name>/",
+    )
+    p.add_argument(
+        "--restore",
+        metavar="NAME",
+        help="bring back the newest kept version of trained/NAME/ (or --version); the current one is kept",
+    )
+    p.add_argument("--version", dest="restore_version", metavar="VERSION", help="with --restore: which kept version")
+    p.add_argument("--list-versions", metavar="NAME", help="list the kept versions of trained/NAME/")
+    p.add_argument(
+        "--data",
+        help="the dataset to measure on (default: the run's own, from its config.json; name a copy here "
+        "for a run trained on another machine)",
+    )
+    p.add_argument(
+        "--no-compact",
+        action="store_true",
+        help="copy the model as trained (default: float16 weights, float32 compute, metrics measured again)",
+    )
+    p.set_defaults(handler=cmd_promote)
+
+
+def _parse_params(items: list[str]) -> dict:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FerError(f"--param takes KEY=VALUE. Received: {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def train_config_from_args(args) -> TrainConfig:
+    """The TrainConfig a new `fer-core train` run gets: --config's settings, overridden by the flags,
+    with the warm start and the teachers resolved (the GPU recipes are checked through this too).
+
+    Raises:
+        FerError: no model or data, or settings TrainConfig refuses.
+    """
+    base = {}
+    if args.config:
+        from fer_core.fileio import read_json
+
+        base = read_json(args.config)
+        if not isinstance(base, dict):
+            raise FerError(f"{args.config}: not a readable JSON config")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    if args.param:
+        overrides["model_params"] = {**base.get("model_params", {}), **_parse_params(args.param)}
+    settings = {**base, **overrides}
+    if not settings.get("model"):
+        raise FerError("no model given (--model NAME)")
+    if not settings.get("data"):
+        raise FerError("no dataset given (--data PATH)")
+    settings["data"] = str(Path(settings["data"]).expanduser())
+    if args.init:
+        from fer_core.recipe import describe_init
+
+        settings["init_from"] = describe_init(args.init, settings["model"])
+    if args.teacher:
+        from fer_core.recipe import describe_teachers
+
+        weight = 0.5 if args.distill_weight is None else args.distill_weight
+        settings["distill_from"] = describe_teachers(args.teacher, weight)
+    elif args.distill_weight is not None:
+        raise FerError("--distill-weight needs --teacher (the models to distil from)")
+    return TrainConfig.from_dict(settings)
+
+
+def cmd_train(args) -> int:
+    from fer_core import training
+
+    if args.resume and args.start:
+        raise FerError("--resume and --start each name a run; give one")
+    if args.resume:
+        run = training.resume(args.resume, echo=not args.quiet)
+    elif args.start:
+        run = training.start_prepared(args.start, echo=not args.quiet)
+    else:
+        config = train_config_from_args(args)
+        from fer_core.data import load_dataset
+
+        if not Path(config.data).exists():
+            raise FerError(f"dataset path does not exist: {config.data}")
+        dataset = load_dataset(config.data)
+        warn_report(dataset)
+        run = training.train(config, out=args.out, run_dir=args.run_dir, dataset=dataset, echo=not args.quiet)
+    from fer_core.runs import read_run
+
+    info = read_run(run)
+    print(
+        json.dumps(
+            {
+                "run_dir": str(run),
+                "status": info.status,
+                "epoch": info.epoch,
+                "best_val_accuracy": info.best_val_accuracy,
+            }
+        )
+    )
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from fer_core.runs import list_runs
+
+    runs = list_runs(args.out)
+    if args.json:
+        print_json(
+            [
+                {
+                    "run_dir": str(r.path),
+                    "status": r.status,
+                    "model": r.model,
+                    "epoch": r.epoch,
+                    "epochs": r.epochs,
+                    "best_val_accuracy": r.best_val_accuracy,
+                }
+                for r in runs
+            ]
+        )
+        return 0
+    for r in runs:
+        best = f"{r.best_val_accuracy:.4f}" if r.best_val_accuracy is not None else "-"
+        print(f"{r.name:<40}{r.status:<12}{r.model:<15}epoch {r.epoch}/{r.epochs}  best val_acc {best}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from fer_core.runs import request_stop
+
+    request_stop(args.run_dir)
+    print(f"stop requested: {args.run_dir}")
+    return 0
+
+
+def cmd_promote(args) -> int:
+    from fer_core.fileio import read_json
+    from fer_core.runs import list_versions, promote, restore, versions_dir
+
+    if args.list_versions:
+        kept = list_versions(args.list_versions)
+        for folder in kept:
+            metrics = read_json(folder / "metrics.json", {}) or {}
+            accuracy = metrics.get("accuracy")
+            shown = f"{accuracy:.4f} on {metrics.get('split', '?')}" if isinstance(accuracy, float) else "no metrics"
+            print(f"{folder.name}  {shown}")
+        if not kept:
+            print(f"no kept versions of {args.list_versions} in {versions_dir(args.list_versions)}")
+        return 0
+    if args.restore:
+        if args.run_dir or args.replace:
+            raise FerError("--restore NAME takes no run folder and no --replace")
+        final = restore(args.restore, args.restore_version)
+        metrics = read_json(final / "metrics.json", {}) or {}
+        print(
+            f"restored {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on {metrics.get('split', '?')}; "
+            f"the version it replaced is kept in {versions_dir(args.restore)}"
+        )
+        return 0
+    if args.restore_version:
+        raise FerError("--version goes with --restore NAME")
+    if not args.run_dir:
+        raise FerError("name the run folder to promote (or --restore NAME, --list-versions NAME)")
+    if not Path(args.run_dir).is_dir():
+        raise FerError(f"no such run directory: {args.run_dir}")
+    dataset = None
+    if args.data:
+        from fer_core.data import load_dataset
+
+        dataset = load_dataset(args.data)
+    final = promote(args.run_dir, args.name, compact=not args.no_compact, dataset=dataset, replace=args.replace)
+    metrics = read_json(final / "metrics.json", {}) or {}
+    print(
+        f"promoted {args.run_dir} -> {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on "
+        f"{metrics.get('split', '?')} (selected on {metrics.get('selection_split', '?')})"
+    )
+    return 0

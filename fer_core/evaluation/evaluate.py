@@ -1,0 +1,151 @@
+"""The one evaluation routine: metrics, confusion matrices, flip TTA and ensembles.
+
+Predictions are always made in the dataset's fixed order and compared with labels in that same
+order; the paper's chance-level per-class tables are what a shuffled evaluation order produces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_core.data import Dataset, default_evaluation_split, default_training_split
+from fer_core.errors import FerError
+from fer_core.evaluation.cache import cached_probabilities
+from fer_core.evaluation.metrics import compute_metrics
+from fer_core.evaluation.predict import predict_probabilities
+from fer_core.inference import tta_mode
+
+
+def selection_warning(name: str, metrics: dict, dataset: Dataset, split: str | None) -> str | None:
+    """Why an accuracy on `split` would be optimistic for this model, or None: the split trained it,
+    or it picked the model's best epoch (as recorded in the model's metrics.json)."""
+    if split is not None and split == default_training_split(dataset):
+        return (
+            f"{name} was trained on {split} (its best epoch picked on a slice of it): accuracy here says "
+            f"little about new faces; evaluate on {default_evaluation_split(dataset) or 'a held-out split'}"
+        )
+    selected_on = metrics.get("selection_split")
+    if split is not None and split == selected_on:
+        return (
+            f"{split} picked {name}'s best epoch, so its accuracy there is optimistic; "
+            f"the honest figure is on {metrics.get('split', 'the reported split')}"
+        )
+    return None
+
+
+@dataclass
+class Evaluation:
+    """Metrics plus the arrays they came from (same order as the evaluated split)."""
+
+    metrics: dict
+    probabilities: np.ndarray
+    labels: np.ndarray
+    sources: np.ndarray = field(default_factory=lambda: np.array([], dtype=str))
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+
+def evaluate(
+    models: list,
+    dataset: Dataset,
+    split: str | None = None,
+    tta=False,
+    names: list[str] | None = None,
+) -> Evaluation:
+    """Evaluate one model, or the ensemble (mean probabilities) of several, on one split, through
+    the same fast classifier as predictions (so `fer-core bench`'s throughput is evaluation's).
+
+    Args:
+        models: loaded Keras models (or classifiers); more than one means their ensemble.
+        dataset: the loaded dataset.
+        split: a split name; None picks PrivateTest, else PublicTest, else test, else all images.
+        tta: one of `inference.TTA_MODES` (True = "flip"): average each face over those views.
+        names: how to name the models in the metrics.
+
+    Returns:
+        An `Evaluation` whose `metrics` is what `fer-core evaluate --json` prints.
+    """
+    if not models:
+        raise FerError("no model to evaluate")
+    split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
+    subset = dataset.split(split) if split is not None else dataset
+    per_model = [predict_probabilities(m, subset.images, tta=tta) for m in models]
+    names = list(names) if names else [getattr(m, "name", "model") for m in models]
+    return _evaluation(
+        np.mean(per_model, axis=0), subset.labels, subset.sources, split or "all", tta, names, dataset.root
+    )
+
+
+def evaluate_model_file(
+    model_file,
+    dataset: Dataset,
+    split: str | None = None,
+    tta=False,
+    name: str | None = None,
+    load=None,
+) -> Evaluation:
+    """One saved model's evaluation, its probabilities kept on disk for next time.
+
+    The dashboard evaluates whole splits (ResNet50 on PublicTest is over a minute on the 2-core
+    CPU); the cache (`cached_probabilities`) makes that once per model file and machine instead of
+    once per server.
+
+    Args:
+        model_file: a `.keras` file.
+        load: how to load it when needed (default `fer_core.artifacts.load_model`).
+    """
+    import os
+
+    split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
+    subset = dataset.split(split) if split is not None else dataset
+    probabilities = cached_probabilities(model_file, subset.images, subset.labels, tta=tta, load=load)
+    names = [name] if name else [os.path.splitext(os.path.basename(str(model_file)))[0]]
+    return _evaluation(probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root)
+
+
+def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -> Evaluation:
+    """The ensemble of models already evaluated on the same images: their mean probabilities,
+    exactly what `evaluate` computes for those models together, without predicting again.
+
+    Raises:
+        FerError: the evaluations are not of the same split, images and TTA setting.
+    """
+    if not evaluations:
+        raise FerError("no model to evaluate")
+    first = evaluations[0]
+    keys = ("split", "tta", "data", "n")
+    for other in evaluations[1:]:
+        if any(other.metrics.get(k) != first.metrics.get(k) for k in keys) or not np.array_equal(
+            other.labels, first.labels
+        ):
+            raise FerError("an ensemble needs its models evaluated on the same split and TTA setting")
+    names = list(names) if names else [n for e in evaluations for n in e.metrics.get("models", [])]
+    probabilities = np.mean([e.probabilities for e in evaluations], axis=0)
+    return _evaluation(
+        probabilities,
+        first.labels,
+        first.sources,
+        first.metrics["split"],
+        first.metrics["tta"],
+        names,
+        first.metrics.get("data"),
+    )
+
+
+def _evaluation(probabilities, labels, sources, split, tta, names, data) -> Evaluation:
+    metrics = compute_metrics(labels, probabilities)
+    metrics = {
+        "accuracy": metrics.pop("accuracy"),
+        "macro_f1": metrics.pop("macro_f1"),
+        "n": metrics.pop("n"),
+        "split": split,
+        **metrics,
+        "tta": tta_mode(tta),
+        "models": names,
+        "data": data,
+    }
+    return Evaluation(metrics, probabilities.astype(np.float32), labels.copy(), sources.copy())

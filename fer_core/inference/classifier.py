@@ -1,0 +1,146 @@
+"""The fast classifier every prediction goes through (ONNX Runtime or the backend's compiled call),
+and `classify_image`: every face of an image, boxed and classified in one batch."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from fer_core import CLASS_NAMES
+from fer_core.errors import FerError
+from fer_core.inference.faces import Face, FaceDetector, crop_face, find_faces
+
+# Batch sizes the classifier pads to, so a compiled function sees only a few input shapes.
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+ENGINES = ("auto", "onnx", "keras")
+# From this many faces a batch, engine "auto" runs the backend's compiled call even where ONNX
+# Runtime won the one-face call: on the 2-core AVX512-BF16 CPU, TensorFlow's was 13-18% faster for
+# the paper CNN at 64 and 256 faces a batch and within 5% for the other models, while ONNX Runtime
+# is 1.4-1.9 times as fast for the one face a Live frame usually holds (docs/performance.md).
+LARGE_BATCH = 64
+
+
+class Classifier:
+    """Calls a model on batches of 48x48 faces through ONNX Runtime or a compiled function, never
+    `model.predict`.
+
+    `model.predict` builds a data pipeline per call (~75 ms for one face here); a compiled call of
+    the model costs ~3.6 ms and ONNX Runtime ~2 ms (paper CNN, `fer-core bench`), while from 64
+    faces a batch the compiled call is as fast or faster (LARGE_BATCH). Batches are padded to a
+    few fixed sizes so compilation happens once per size. Thread-safe: neither path holds
+    per-call state.
+    """
+
+    def __init__(self, models, engine: str = "auto"):
+        """`engine`: "onnx" (ONNX Runtime, exact-checked), "keras" (the backend's compiled call), or
+        "auto": ONNX Runtime where it is available and exact for the model, else Keras, and Keras
+        for batches of LARGE_BATCH faces or more (built on the first such batch)."""
+        self.models = list(models) if isinstance(models, (list, tuple)) else [models]
+        if not self.models:
+            raise FerError("no model to classify with")
+        if engine not in ENGINES:
+            raise FerError(f"unknown inference engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        self._calls, self.engines = [], []
+        for model in self.models:
+            call = None
+            if engine in ("auto", "onnx"):
+                from fer_core.inference.onnx_engine import onnx_call
+
+                call = onnx_call(model)
+                if call is None and engine == "onnx":
+                    raise FerError(f"the ONNX Runtime path is unavailable or inexact for {model.name}")
+            self.engines.append("onnx" if call is not None else "keras")
+            self._calls.append(call or _compiled_call(model))
+        # Per model, what large batches use: the same call, or (auto, ONNX) a compiled one made once.
+        self._auto = engine == "auto"
+        self._large_calls = [None if self._auto and e == "onnx" else c for e, c in zip(self.engines, self._calls)]
+        self._large_lock = threading.Lock()
+
+    def engines_for(self, batch: int) -> list[str]:
+        """Which engine each model runs for a batch of `batch` faces."""
+        if _bucket(min(batch, _BATCH_BUCKETS[-1])) < LARGE_BATCH or not self._auto:
+            return list(self.engines)
+        return ["keras"] * len(self.models)
+
+    def _large_batch_calls(self) -> list:
+        with self._large_lock:  # two threads' first large batch build one compiled call, not two
+            for i, model in enumerate(self.models):
+                if self._large_calls[i] is None:
+                    self._large_calls[i] = _compiled_call(model)
+            return list(self._large_calls)
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        """(N, 48, 48[, 1]) uint8 faces → (N, 7) float32 probabilities (mean over the models)."""
+        x = np.asarray(faces, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[..., None]
+        n = len(x)
+        if n == 0:
+            return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+        out = []
+        for start in range(0, n, _BATCH_BUCKETS[-1]):
+            chunk = x[start : start + _BATCH_BUCKETS[-1]]
+            size = _bucket(len(chunk))
+            if size > len(chunk):
+                chunk = np.concatenate([chunk, np.zeros((size - len(chunk),) + chunk.shape[1:], np.float32)])
+            calls = self._calls if size < LARGE_BATCH else self._large_batch_calls()
+            probs = np.mean([np.asarray(call(chunk), dtype=np.float32) for call in calls], axis=0)
+            out.append(probs[: min(len(chunk), n - start)])
+        return np.concatenate(out)
+
+
+def _bucket(n: int) -> int:
+    """The batch size `n` faces are padded to."""
+    return next(b for b in _BATCH_BUCKETS if b >= n)
+
+
+def _compiled_call(model):
+    """The fastest way this backend offers to run `model(x, training=False)`."""
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda x: function(tf.constant(x)).numpy()
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        @jax.jit
+        def function(x):
+            outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return outputs
+
+        return lambda x: np.asarray(function(x))
+    if backend == "torch":
+        import torch
+
+        def call(x):
+            with torch.no_grad():
+                return model(torch.from_numpy(x), training=False).cpu().numpy()
+
+        return call
+    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def classify_image(
+    gray: np.ndarray,
+    classifier: Classifier,
+    detector: FaceDetector | None,
+    whole_image: bool = False,
+    min_face: int = 30,
+) -> list[Face]:
+    """Every face in a grayscale image, each with its box and probabilities (one batched call)."""
+    boxes = find_faces(gray, detector, whole_image=whole_image, min_face=min_face)
+    if not boxes:
+        return []
+    crops = np.stack([crop_face(gray, box) for box in boxes])
+    probabilities = classifier(crops)
+    return [Face(box, p) for box, p in zip(boxes, probabilities)]
