@@ -7,26 +7,15 @@ reload or another tab never touches the process.
 import streamlit as st
 
 from fer_core.artifacts import list_trained
-from fer_core.paths import trained_dir
 from fer_core.errors import FerError
 from fer_core.models import list_models
-from fer_core.paths import runs_dir
+from fer_core.paths import runs_dir, trained_dir
 from fer_core.rundir import read_history
-from fer_core.run_estimate import estimate_run
-from fer_core.runs import (
-    default_promote_name,
-    launch,
-    list_runs,
-    list_versions,
-    progress_view,
-    promote,
-    read_run,
-    replacement_summary,
-    request_stop,
-    restore,
-    run_log,
-)
-from fer_core.train_config import TrainConfig
+from fer_core.training.estimate import estimate_run
+from fer_core.training.runs import list_runs, progress_view, read_run, request_stop, run_log
+from fer_core.training.promote import default_promote_name, list_versions, promote, replacement_summary, restore
+from fer_core.training.launch import launch
+from fer_core.training.config import TrainConfig
 from dashboard.charts import history_curves
 from dashboard.shared import data_path
 

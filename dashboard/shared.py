@@ -115,7 +115,7 @@ def face_detector(scale_factor: float = 1.1):
 def models_or_stop(include_runs: bool = True):
     """The saved models a page can use (ModelRefs); stops the page with a hint when there are none."""
     from fer_core.artifacts import saved_models
-    from fer_core.runs import models_and_runs
+    from fer_core.training.runs import models_and_runs
 
     refs = models_and_runs() if include_runs else saved_models()
     if not refs:

@@ -73,7 +73,7 @@ class ModelRef:
 
 
 def saved_models() -> list[ModelRef]:
-    """Every trained model, by name (`fer_core.runs.models_and_runs` adds the finished runs)."""
+    """Every trained model, by name (`fer_core.training.runs.models_and_runs` adds the finished runs)."""
     return [resolve_model(name) for name in list_trained()]
 
 

@@ -158,9 +158,9 @@ def bench_training(model_name: str = "cnn", images: int = TRAIN_IMAGES, batch_si
     difference being measured.
     """
     keras = load_keras()
-    from fer_core.recipe import build_training_model
-    from fer_core.train_config import TrainConfig
-    from fer_core.training import new_run_state, run_callback, StopRequest
+    from fer_core.training.recipe import build_training_model
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import new_run_state, run_callback, StopRequest
 
     import logging
     import tempfile

@@ -1,5 +1,5 @@
 """The run-directory format, shared by its one writer (the training process) and its readers
-(`fer_core.runs`, the Train page, the bench).
+(`fer_core.training.runs`, the Train page, the bench).
 
 A run directory holds:
 - `config.json`: the `TrainConfig`, written once before training starts (by `fer-core train`, or

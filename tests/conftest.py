@@ -47,8 +47,8 @@ def csv_dataset(tmp_path_factory) -> Path:
 def tiny_run(tmp_path_factory, folder_dataset) -> Path:
     """A real finished training run (cnn, 2 epochs on the synthetic folder), shared by tests."""
     from fer_core.data import load_dataset
-    from fer_core.train_config import TrainConfig
-    from fer_core.training import train
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import train
 
     base = tmp_path_factory.mktemp("tiny_run")
     os.environ["FER_CACHE_DIR"] = str(base / "cache")

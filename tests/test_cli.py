@@ -122,7 +122,7 @@ def test_evaluate_ensemble_and_tta(tiny_run, folder_dataset, capsys):
 
 
 def test_evaluate_by_trained_name(tiny_run, folder_dataset, capsys, tmp_path, monkeypatch):
-    from fer_core.runs import promote
+    from fer_core.training.promote import promote
 
     monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
     promote(tiny_run, "cnn")
@@ -205,7 +205,7 @@ def test_train_then_runs_listing(folder_dataset, tmp_path, capsys):
 def test_train_flag_choices_are_the_ones_training_accepts():
     """The parser's choices come from TrainConfig.OPTIONS, every option list of it, unchanged."""
     from fer_core.cli import build_parser
-    from fer_core.train_config import TrainConfig
+    from fer_core.training.config import TrainConfig
 
     train = next(a for a in build_parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith(" train"))
     choices = {action.dest: tuple(action.choices) for action in train._actions if action.choices}
@@ -259,7 +259,7 @@ def test_predict_defaults_to_the_best_model_expands_folders_and_reports_in_order
     import shutil
 
     from fer_core.fileio import read_json
-    from fer_core.runs import promote
+    from fer_core.training.promote import promote
 
     trained = tmp_path / "trained"
     monkeypatch.setenv("FER_TRAINED_DIR", str(trained))

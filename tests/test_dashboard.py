@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core.runs import promote, read_run
+from fer_core.training.runs import read_run
+
+from fer_core.training.promote import promote
 from helpers import APP, app_pages
 
 APP = str(APP)
@@ -20,8 +22,8 @@ HEADINGS = {**PAGES, "app_pages/home.py": "FER Studio"}
 @pytest.fixture(scope="session")
 def tiny_attention_run(tmp_path_factory, folder_dataset):
     from fer_core.data import load_dataset
-    from fer_core.train_config import TrainConfig
-    from fer_core.training import train
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import train
 
     config = TrainConfig(
         model="attention_cnn",

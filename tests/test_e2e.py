@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from fer_core import CLASS_NAMES
-from fer_core.runs import promote
+from fer_core.training.promote import promote
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

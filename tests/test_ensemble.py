@@ -8,7 +8,7 @@ import pytest
 from fer_core.data import load_dataset
 from fer_core.evaluation.ensemble import read_ensemble_record, write_ensemble_record
 from fer_core.errors import FerError
-from fer_core.runs import promote
+from fer_core.training.promote import promote
 
 pytestmark = pytest.mark.slow
 

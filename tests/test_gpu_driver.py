@@ -76,7 +76,7 @@ def test_every_gpu_recipe_is_a_valid_training_config(monkeypatch):
     its recipe's own warm start where it has one."""
     from fer_core.cli import build_parser, train_config_from_args
     from fer_core.models import build_model
-    from fer_core.recipe import build_training_model
+    from fer_core.training.recipe import build_training_model
 
     spec = importlib.util.spec_from_file_location("train_all", PROJECT_ROOT / "tools" / "gpu" / "train_all.py")
     train_all = importlib.util.module_from_spec(spec)

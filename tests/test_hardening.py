@@ -152,11 +152,11 @@ def test_model_with_wrong_shapes_is_refused(tmp_path):
 
 
 def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset, tmp_path, monkeypatch):
-    from fer_core import training
+    from fer_core.training import loop as training
     from fer_core.artifacts import load_model
     from fer_core.data import load_dataset
-    from fer_core.runs import read_run
-    from fer_core.train_config import TrainConfig
+    from fer_core.training.runs import read_run
+    from fer_core.training.config import TrainConfig
 
     real_save = training.save_model_atomic
     saves = []
@@ -240,7 +240,7 @@ def test_csv_parsing_never_fails_other_than_with_a_user_error(tmp_path, text):
 @pytest.mark.parametrize("kill_after_epochs, extra_delay", [(0, 0.0), (1, 0.0), (2, 0.7)])
 def test_sigkill_leaves_a_readable_resumable_run(folder_dataset, tmp_path, kill_after_epochs, extra_delay):
     from fer_core.artifacts import load_model
-    from fer_core.runs import read_run
+    from fer_core.training.runs import read_run
     from fer_core.rundir import read_history
 
     run = tmp_path / "run"
@@ -308,7 +308,7 @@ def test_a_run_killed_between_its_first_history_row_and_state_resumes(tiny_run, 
     import shutil
 
     from fer_core.rundir import read_history, write_history
-    from fer_core.runs import read_run
+    from fer_core.training.runs import read_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)

@@ -53,7 +53,7 @@ def test_a_bad_training_number_is_refused_before_keras_loads():
     code = (
         "import sys\n"
         "from fer_core.errors import FerError\n"
-        "from fer_core.train_config import TrainConfig\n"
+        "from fer_core.training.config import TrainConfig\n"
         "try:\n"
         "    TrainConfig(model='cnn', data='x', epochs=0)\n"
         "except FerError as error:\n"

@@ -151,8 +151,8 @@ def test_training_step_is_one_jitted_program_on_jax():
 
     script = """
 import numpy as np
-from fer_core.recipe import build_training_model
-from fer_core.train_config import TrainConfig
+from fer_core.training.recipe import build_training_model
+from fer_core.training.config import TrainConfig
 config = TrainConfig(model="cnn", model_params={"filters": [8, 16, 32], "dense_units": 16}, shift=0.1, erasing=0.25)
 training_model, _ = build_training_model(config)
 augmentation = [layer.name for layer in training_model.layers if layer.name.startswith("aug_")]

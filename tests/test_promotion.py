@@ -13,7 +13,7 @@ import pytest
 
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
-from fer_core.runs import list_versions, promote, restore
+from fer_core.training.promote import list_versions, promote, restore
 from helpers import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
@@ -88,7 +88,7 @@ def test_promote_from_the_cli_refuses_replaces_and_restores(tiny_run, tmp_path):
 KILL_MIDWAY = """
 import os, signal, sys
 import fer_core.artifacts
-import fer_core.runs as runs
+import fer_core.training.promote as runs
 def killed(*args, **kwargs):  # the copy is made and compacted; killed while it is measured
     os.kill(os.getpid(), signal.SIGKILL)
 fer_core.artifacts.load_model = killed

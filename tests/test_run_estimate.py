@@ -9,8 +9,8 @@ import pytest
 
 from fer_core.data import load_dataset, split_counts
 from fer_core.errors import FerError
-from fer_core.run_estimate import estimate_run, training_images
-from fer_core.train_config import TrainConfig
+from fer_core.training.estimate import estimate_run, training_images
+from fer_core.training.config import TrainConfig
 
 
 def test_split_counts_match_the_loaded_dataset(folder_dataset, csv_dataset):
@@ -21,7 +21,7 @@ def test_split_counts_match_the_loaded_dataset(folder_dataset, csv_dataset):
 
 
 def test_training_images_follow_the_selection_split(folder_dataset, csv_dataset):
-    from fer_core.training import prepare_data
+    from fer_core.training.loop import prepare_data
 
     for path in (folder_dataset, csv_dataset):
         for limit in (None, 3):

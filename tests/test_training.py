@@ -1,4 +1,4 @@
-"""fer_core.training and fer_core.runs: run directories, validation, stop/resume, promotion."""
+"""fer_core.training.loop and fer_core.training.runs: run directories, validation, stop/resume, promotion."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from fer_core.data import load_dataset
 from fer_core.fileio import read_json
 from fer_core.models import list_models
 from helpers import model_params
-from fer_core.runs import list_runs, promote, read_run, request_stop
+from fer_core.training.runs import list_runs, read_run, request_stop
+from fer_core.training.promote import promote
 from fer_core.backend import resolve_precision
-from fer_core.recipe import build_training_model, describe_init, learning_rate_at
+from fer_core.training.recipe import build_training_model, describe_init, learning_rate_at
 from fer_core.rundir import read_history
-from fer_core.train_config import OPTIMIZERS, TrainConfig
-from fer_core.training import prepare_data, train
+from fer_core.training.config import OPTIMIZERS, TrainConfig
+from fer_core.training.loop import prepare_data, train
 
 TINY_PARAMS = ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
 
@@ -290,7 +291,7 @@ def test_a_run_directory_is_never_shared(tmp_path):
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_each_optimizer_is_built_as_configured(name):
     from fer_core.backend import load_keras
-    from fer_core.recipe import optimizer_for
+    from fer_core.training.recipe import optimizer_for
 
     keras = load_keras()
     optimizer = optimizer_for(TrainConfig(model="cnn", optimizer=name, learning_rate=0.02, weight_decay=0.001))
@@ -352,7 +353,7 @@ def test_the_warm_up_rises_step_by_step_from_near_zero(folder_dataset, tmp_path,
     one_epoch = TrainConfig(learning_rate=1e-3, epochs=3, warmup_epochs=1)
     assert learning_rate_at(one_epoch, epoch=0, epoch_fraction=0.25) == pytest.approx(0.25e-3)
     assert learning_rate_at(one_epoch, epoch=1, epoch_fraction=0.25) == pytest.approx(1e-3)  # warmed up
-    import fer_core.training
+    import fer_core.training.loop
 
     seen = []
 
@@ -361,7 +362,7 @@ def test_the_warm_up_rises_step_by_step_from_near_zero(folder_dataset, tmp_path,
         seen.append((epoch, rate))
         return rate
 
-    monkeypatch.setattr(fer_core.training, "learning_rate_at", recording)
+    monkeypatch.setattr(fer_core.training.loop, "learning_rate_at", recording)
     config = TrainConfig(
         model="cnn",
         data=str(folder_dataset),
@@ -446,9 +447,9 @@ def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target
 ):
     from fer_core.artifacts import load_model
     from fer_core.evaluation import predict_probabilities
-    from fer_core.recipe import describe_teachers, distillation_targets
-    from fer_core.runs import model_card
-    from fer_core.training import TEACHER_FILE
+    from fer_core.training.recipe import describe_teachers, distillation_targets
+    from fer_core.training.promote import model_card
+    from fer_core.training.loop import TEACHER_FILE
 
     distill = describe_teachers(str(tiny_run), 0.6)
     assert distill["teachers"][0]["model"] == "cnn" and len(distill["teachers"][0]["sha256"]) == 64
@@ -489,7 +490,7 @@ def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target
 def test_distillation_refuses_a_teacher_replaced_before_its_targets_were_computed(tiny_run, folder_dataset, tmp_path):
     import shutil
 
-    from fer_core.recipe import describe_teachers, distillation_targets
+    from fer_core.training.recipe import describe_teachers, distillation_targets
 
     teacher = tmp_path / "teacher.keras"
     shutil.copy2(tiny_run / "model.keras", teacher)
@@ -569,7 +570,7 @@ def test_a_run_killed_after_its_last_epoch_is_wrapped_up_by_resume(tiny_run, tmp
     """A kill between the last epoch and the wrap-up leaves status "running"; resume finishes it."""
     import shutil
 
-    from fer_core.training import resume
+    from fer_core.training.loop import resume
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -599,7 +600,7 @@ def _prepared_run(tmp_path, **settings):
 
 
 def test_a_prepared_run_trains_from_its_config_json(folder_dataset, tmp_path):
-    from fer_core.training import start_prepared
+    from fer_core.training.loop import start_prepared
 
     run = _prepared_run(
         tmp_path,
@@ -620,7 +621,7 @@ def test_a_prepared_run_trains_from_its_config_json(folder_dataset, tmp_path):
 
 
 def test_a_prepared_run_that_cannot_train_says_why_in_its_progress(folder_dataset, tmp_path):
-    from fer_core.training import start_prepared
+    from fer_core.training.loop import start_prepared
 
     run = _prepared_run(tmp_path, model="cnn", data=str(folder_dataset), batch_size=10_000)
     with pytest.raises(FerError, match="larger than the 38 training images"):
@@ -630,7 +631,7 @@ def test_a_prepared_run_that_cannot_train_says_why_in_its_progress(folder_datase
 
 
 def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_output(tmp_path):
-    from fer_core.runs import run_log
+    from fer_core.training.runs import run_log
 
     run = tmp_path / "20260101-000000-cnn"
     run.mkdir()
@@ -694,7 +695,7 @@ def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_o
 def test_progress_view_follows_the_budget_or_the_epochs(config, progress, status, fraction, fragments):
     from pathlib import Path
 
-    from fer_core.runs import RunInfo, progress_view
+    from fer_core.training.runs import RunInfo, progress_view
 
     info = RunInfo(Path("r"), status, "cnn", progress.get("epoch", 0), config["epochs"], None, progress, config)
     view = progress_view(info)
@@ -707,7 +708,7 @@ def test_progress_view_follows_the_budget_or_the_epochs(config, progress, status
 
 def test_saved_models_are_model_refs_with_their_family_and_history(tiny_run, tmp_path, monkeypatch):
     from fer_core.artifacts import saved_models
-    from fer_core.runs import models_and_runs
+    from fer_core.training.runs import models_and_runs
 
     monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
     monkeypatch.setenv("FER_RUNS_DIR", str(tiny_run.parent))
@@ -746,7 +747,8 @@ def test_the_model_card_names_the_gpu_a_run_trained_on(tiny_run, tmp_path):
     import shutil
 
     from fer_core.backend import environment
-    from fer_core.runs import model_card, read_run
+    from fer_core.training.runs import read_run
+    from fer_core.training.promote import model_card
 
     assert "gpus" not in environment() and "tensorflow" in environment()  # the suite's CPU backend
     run = tmp_path / "gpu-run"
@@ -801,7 +803,7 @@ def test_a_narrower_attention_cnn_warm_starts_from_a_wider_one_by_pruning_its_de
     assert [w.shape for w in model.get_weights()] != [w.shape for w in source.get_weights()]
     faces = np.random.default_rng(5).integers(0, 256, (8, 48, 48, 1)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(model(faces)), np.asarray(source(faces)), atol=1e-5)
-    from fer_core.runs import model_card
+    from fer_core.training.promote import model_card
 
     run = train(
         TrainConfig(**{**config.to_dict(), "epochs": 1, "batch_size": 16}),
@@ -834,7 +836,7 @@ def test_narrowing_refuses_anything_but_a_narrower_build_of_the_same_shape(folde
 def test_time_left_comes_from_finished_epochs_and_the_wrap_up_says_what_it_does(folder_dataset, tmp_path, monkeypatch):
     """No time left is said during the first epoch (its batches include compiling the graph);
     while the best model is measured at the end, the run says so and gives no time left."""
-    import fer_core.training as training
+    import fer_core.training.loop as training
 
     writes, during_final = [], []
     original_write, original_measure = training.write_progress, training._write_reported_metrics
@@ -867,7 +869,7 @@ def test_time_left_comes_from_finished_epochs_and_the_wrap_up_says_what_it_does(
     assert set(eta_by_epoch[1]) == {None} and all(isinstance(v, float) for v in eta_by_epoch[2])
     [info] = during_final
     assert info.progress["wrapping_up"] and "final evaluation" in info.progress["phase"]
-    from fer_core.runs import progress_view
+    from fer_core.training.runs import progress_view
 
     assert "final evaluation" in progress_view(info).text and "min left" not in progress_view(info).text
     done = read_run(run)

@@ -21,9 +21,9 @@ import training_curve  # noqa: E402
 def two_sessions(tiny_run, folder_dataset, tmp_path_factory) -> Path:
     """The tiny run and a one-epoch warm start from it, as two run folders of one records folder."""
     from fer_core.data import load_dataset
-    from fer_core.recipe import describe_init
-    from fer_core.train_config import TrainConfig
-    from fer_core.training import train
+    from fer_core.training.recipe import describe_init
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import train
 
     records = tmp_path_factory.mktemp("records")
     shutil.copytree(tiny_run, records / "first")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fer_core.cli.common import print_json, warn_report
 from fer_core.errors import FerError
-from fer_core.train_config import TrainConfig
+from fer_core.training.config import TrainConfig
 
 
 def add_parsers(sub) -> None:
@@ -157,11 +157,11 @@ def train_config_from_args(args) -> TrainConfig:
         raise FerError("no dataset given (--data PATH)")
     settings["data"] = str(Path(settings["data"]).expanduser())
     if args.init:
-        from fer_core.recipe import describe_init
+        from fer_core.training.recipe import describe_init
 
         settings["init_from"] = describe_init(args.init, settings["model"])
     if args.teacher:
-        from fer_core.recipe import describe_teachers
+        from fer_core.training.recipe import describe_teachers
 
         weight = 0.5 if args.distill_weight is None else args.distill_weight
         settings["distill_from"] = describe_teachers(args.teacher, weight)
@@ -171,7 +171,7 @@ def train_config_from_args(args) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
-    from fer_core import training
+    from fer_core.training import loop as training
 
     if args.resume and args.start:
         raise FerError("--resume and --start each name a run; give one")
@@ -188,7 +188,7 @@ def cmd_train(args) -> int:
         dataset = load_dataset(config.data)
         warn_report(dataset)
         run = training.train(config, out=args.out, run_dir=args.run_dir, dataset=dataset, echo=not args.quiet)
-    from fer_core.runs import read_run
+    from fer_core.training.runs import read_run
 
     info = read_run(run)
     print(
@@ -205,7 +205,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_runs(args) -> int:
-    from fer_core.runs import list_runs
+    from fer_core.training.runs import list_runs
 
     runs = list_runs(args.out)
     if args.json:
@@ -230,7 +230,7 @@ def cmd_runs(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from fer_core.runs import request_stop
+    from fer_core.training.runs import request_stop
 
     request_stop(args.run_dir)
     print(f"stop requested: {args.run_dir}")
@@ -239,7 +239,7 @@ def cmd_stop(args) -> int:
 
 def cmd_promote(args) -> int:
     from fer_core.fileio import read_json
-    from fer_core.runs import list_versions, promote, restore, versions_dir
+    from fer_core.training.promote import list_versions, promote, restore, versions_dir
 
     if args.list_versions:
         kept = list_versions(args.list_versions)

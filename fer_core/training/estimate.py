@@ -15,7 +15,7 @@ from fer_core.backend import SPEED_FLAGS, cpu_flags
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
 from fer_core.rundir import CONFIG_FILE, PROGRESS_FILE, read_history
-from fer_core.train_config import TrainConfig
+from fer_core.training.config import TrainConfig
 
 # Training records shipped with the project (the runs behind the shipped models).
 SHIPPED_RECORDS = PROJECT_ROOT / "experiments" / "training-records"

@@ -1,180 +1,28 @@
-"""Reading, stopping and promoting runs. Only the training process writes a run directory;
-everything here reads it, except `request_stop` (drops a STOP file) and `promote`."""
+"""Promotion: a finished run's best model copied to `trained/<name>/`, stored compactly and measured
+again; never destroying a model (kept versions in `trained/.versions/<name>/`, `restore`)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from fer_core.artifacts import MODEL_FILE, ModelRef, saved_models
-from fer_core.paths import runs_dir, trained_dir
+from fer_core.artifacts import MODEL_FILE
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
-from fer_core.rundir import (
-    CONFIG_FILE,
-    CONSOLE_FILE,
-    STOP_FILE,
-    create_run_dir,
-    log_tail,
-    minutes_trained,
-    pid_alive,
-    read_history,
-    read_progress,
-)
-from fer_core.train_config import TrainConfig
+from fer_core.paths import trained_dir
+from fer_core.rundir import minutes_trained, read_history
+from fer_core.training.runs import RunInfo, read_run
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
-ACTIVE = ("starting", "running", "stopping")
 # Kept versions of replaced models: trained/.versions/<name>/<UTC time>/ (a hidden folder, so no
 # picker lists an old version as a model of its own).
 VERSIONS_FOLDER = ".versions"
-LAUNCH_LOCK = ".launch.lock"  # holds the pid of the training process the dashboard started
-
-
-@dataclass
-class RunInfo:
-    path: Path
-    status: str  # starting, running, stopping, finished, stopped, failed, interrupted, unknown
-    model: str
-    epoch: int
-    epochs: int
-    best_val_accuracy: float | None
-    progress: dict
-    config: dict
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-
-def read_run(run_dir: str | os.PathLike) -> RunInfo:
-    """The run's state; a run whose process is gone while it says "running" is "interrupted"."""
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise FerError(f"no such run directory: {path}")
-    progress = read_progress(path)
-    config = read_json(path / CONFIG_FILE, {}) or {}
-    status = progress.get("status", "unknown")
-    launching = not progress and (path / CONSOLE_FILE).exists()  # launched; the child has not begun training
-    if launching:
-        if launched_process_alive(path.parent):
-            status = "starting"  # its pid is the launch lock's, checked just now
-        else:
-            output = launch_output(path).strip()
-            status = "failed"
-            progress = {"error": output.splitlines()[-1] if output else "the training process ended before it began"}
-    elif status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
-        if not pid_alive(progress.get("pid")):
-            status = "interrupted"
-        elif (path / STOP_FILE).exists():
-            status = "stopping"  # asked to stop; the process ends its batch and measures the best model
-    best = progress.get("best_val_accuracy")
-    return RunInfo(
-        path=path,
-        status=status,
-        model=config.get("model", "?"),
-        epoch=int(progress.get("epoch", 0) or 0),
-        epochs=int(progress.get("epochs", config.get("epochs", 0)) or 0),
-        best_val_accuracy=best if isinstance(best, (int, float)) and best >= 0 else None,
-        progress=progress,
-        config=config,
-    )
-
-
-def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
-    """Runs under `root` (default runs/), newest first."""
-    base = Path(root) if root is not None else runs_dir()
-    if not base.is_dir():
-        return []
-    runs = [read_run(p) for p in base.iterdir() if p.is_dir() and (p / CONFIG_FILE).is_file()]
-    return sorted(runs, key=lambda r: r.path.name, reverse=True)
-
-
-def models_and_runs() -> list[ModelRef]:
-    """Every model a user can pick: the trained ones by name, then each finished run's best
-    model as "run <run name>", newest first. (Here, not in artifacts: the saved-model store sits
-    below the runs and never reads them.)"""
-    refs = saved_models()
-    refs += [
-        ModelRef(f"run {run.name}", run.path / MODEL_FILE, run.path)
-        for run in list_runs()
-        if (run.path / MODEL_FILE).is_file() and not run.active
-    ]
-    return refs
-
-
-def active_run(root: str | os.PathLike | None = None) -> RunInfo | None:
-    """The run currently training under `root`, if any."""
-    return next((r for r in list_runs(root) if r.active), None)
-
-
-@dataclass(frozen=True)
-class ProgressView:
-    """How far a run is, as the Train page shows it: a fraction and one line of text."""
-
-    fraction: float
-    text: str
-
-
-def progress_view(info: RunInfo) -> ProgressView:
-    """A budgeted run is as far as its time; other runs as far as their epochs and batches.
-
-    Time left is said only from a measured rate: the training process writes `eta_seconds` once
-    an epoch has finished (the first batches include graph compilation, far slower than the rest),
-    and nothing while it measures the best model at the end.
-    """
-    progress, budget = info.progress, info.config.get("minutes")
-    epochs, epoch = max(info.epochs, 1), max(info.epoch, 1)
-    batches, batch = max(int(progress.get("batches") or 1), 1), int(progress.get("batch") or 0)
-    if info.status == "finished":
-        fraction = 1.0
-    elif budget:
-        spent = budget - float(progress.get("minutes_left", budget))
-        fraction = min(1.0, spent / budget)
-    else:
-        fraction = min(1.0, ((epoch - 1) + batch / batches) / epochs)
-    text = f"epoch {epoch}/{epochs}, batch {batch}/{batches}"
-    speed = f"{progress.get('images_per_second', 0):.0f} images/s"
-    if info.active and progress.get("wrapping_up"):
-        text = progress.get("phase") or "final evaluation"
-    elif info.status == "stopping":
-        text = f"stopping after batch {batch}/{batches} of epoch {epoch}"
-    elif info.active and progress.get("phase"):  # work before the first batch (distillation targets)
-        text = f"{progress['phase']} (before epoch {epoch})"
-    elif info.active and progress.get("minutes_left") is not None:
-        text += f", {progress['minutes_left']:.1f} of {budget:g} budgeted min left ({speed})"
-    elif info.active and progress.get("eta_seconds") is not None:
-        text += f", about {progress['eta_seconds'] / 60:.1f} min left ({speed})"
-    elif info.active and info.status != "starting":
-        text += ", estimating time left (after the first epoch)"
-    if progress.get("stop_reason") and not info.active:
-        text += f" (ended by: {progress['stop_reason'].replace('_', ' ')})"
-    return ProgressView(max(0.0, fraction), text)
-
-
-def run_log(info: RunInfo, lines: int = 15) -> str | None:
-    """The end of the run's train.log, else of what its process printed, else None."""
-    return log_tail(info.path, lines) or (launch_output(info.path).strip() or None)
-
-
-def request_stop(run_dir: str | os.PathLike) -> None:
-    """Ask a run to stop after its current batch (the training process polls for the file)."""
-    info = read_run(run_dir)
-    if not info.active:
-        raise FerError(f"{info.path}: the run is not running (status {info.status})")
-    (info.path / STOP_FILE).write_text("stop requested\n", encoding="utf-8")
 
 
 def promote(
@@ -220,7 +68,7 @@ def promote(
             shutil.copy2(info.path / file, staging / file)
         if compact:
             from fer_core.artifacts import compact_model_file
-            from fer_core.training import write_reported_metrics
+            from fer_core.training.loop import write_reported_metrics
 
             compact_model_file(staging / MODEL_FILE)
             write_reported_metrics(staging, dataset=dataset, name=name)
@@ -435,95 +283,6 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
 
 def _accuracy(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
-
-
-def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
-    """Start training `config` in its own process and session, so that no dashboard rerun, closed
-    tab or server restart kills it. One training at a time per runs folder.
-
-    The run directory and its config.json are written here, once, with the precision resolved;
-    the child (`fer-core train --start RUN_DIR`) reads them and is from then on the only writer.
-    What it prints goes to the run's console.log.
-
-    Returns:
-        The run directory (progress.json appears once the child has loaded the data).
-
-    Raises:
-        FerError: missing data, a training already in progress, or a folder that cannot be written.
-    """
-    if not config.data or not Path(config.data).exists():
-        raise FerError(f"dataset path does not exist: {config.data or '(none)'}")
-    base = Path(root) if root is not None else runs_dir()
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FerError(f"cannot create the runs folder {base}: {exc.strerror}") from None
-    lock = _take_launch_lock(base)
-    try:
-        running = active_run(base)
-        if running is not None:
-            raise FerError(f"a training run is already in progress: {running.name} (stop it first)")
-        import dataclasses
-
-        from fer_core.fileio import write_json_atomic
-        from fer_core.backend import resolve_precision
-
-        config = dataclasses.replace(config, precision=resolve_precision(config.precision))
-        path = create_run_dir(config.model, out=base)
-        write_json_atomic(path / CONFIG_FILE, config.to_dict())
-        with open(path / CONSOLE_FILE, "wb") as output:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "fer_core", "train", "--start", str(path), "--quiet"],
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        os.write(lock, str(process.pid).encode())
-    except BaseException:
-        os.close(lock)
-        (base / LAUNCH_LOCK).unlink(missing_ok=True)
-        raise
-    os.close(lock)
-    return path
-
-
-def launch_output(run_dir: str | os.PathLike) -> str:
-    """What a launched training process printed (an error before its first epoch, say)."""
-    try:
-        return (Path(run_dir) / CONSOLE_FILE).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def launched_process_alive(root: str | os.PathLike | None = None) -> bool:
-    base = Path(root) if root is not None else runs_dir()
-    try:
-        pid = int((base / LAUNCH_LOCK).read_text().strip() or 0)
-    except (OSError, ValueError):
-        return False
-    return pid_alive(pid)
-
-
-def _take_launch_lock(base: Path) -> int:
-    """An exclusive lock file; a lock whose training process has ended is stale and replaced."""
-    path = base / LAUNCH_LOCK
-    for _attempt in range(2):
-        try:
-            return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if launched_process_alive(base):
-                raise FerError(
-                    "a training run is already in progress (launched from the dashboard); stop it first"
-                ) from None
-            try:
-                age = time.time() - path.stat().st_mtime
-            except OSError:
-                age = 0.0
-            if path.read_text().strip() == "" and age < 10:
-                raise FerError("another launch is starting right now; try again in a moment") from None
-            path.unlink(missing_ok=True)
-    raise FerError("cannot take the launch lock; try again")
 
 
 def _describe(environment: dict | None, host: str | None = None) -> str:

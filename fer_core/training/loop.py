@@ -1,6 +1,6 @@
 """The training loop: one `TrainConfig` → one run directory (format: `fer_core.rundir`), written
 only by the training process. The recipe it runs (model, augmentation, optimizer, schedule,
-precision) is `fer_core.recipe`'s.
+precision) is `fer_core.training.recipe`'s.
 
 The best epoch is picked on a selection split that is never the reported one (see
 `selection_split_name`); metrics.json reports the best model on the other split.
@@ -29,7 +29,7 @@ from fer_core.backend import resolve_precision
 from fer_core.data import Dataset, default_training_split, load_dataset
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, save_model_atomic, write_json_atomic
-from fer_core.recipe import (
+from fer_core.training.recipe import (
     build_training_model,
     class_weight_map,
     compile_whole_step,
@@ -52,7 +52,7 @@ from fer_core.rundir import (
     write_progress,
     write_progress_quietly,
 )
-from fer_core.train_config import TrainConfig
+from fer_core.training.config import TrainConfig
 
 # The name recorded for a held-out slice of Training used as the selection split.
 VALIDATION_SLICE = "validation"
@@ -290,7 +290,7 @@ def train(
 
 def start_prepared(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: bool = True) -> Path:
     """Train a run whose directory holds only its config.json, as the dashboard's launch writes
-    it (`fer_core.runs.launch`): the config is read once, here, not passed along again.
+    it (`fer_core.training.launch`): the config is read once, here, not passed along again.
 
     Raises:
         FerError: not such a directory, or settings or data that cannot train (also recorded

@@ -1,6 +1,6 @@
 """The training recipe: the model with its augmentation, the optimizer, the learning-rate
 schedule, the precision, warm starts and class weights. What a `TrainConfig` turns into before
-the loop (`fer_core.training`) runs it.
+the loop (`fer_core.training.loop`) runs it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fer_core import NUM_CLASSES
 from fer_core.backend import resolve_precision
 from fer_core.errors import FerError
 from fer_core.rundir import minutes_trained, read_history
-from fer_core.train_config import TrainConfig
+from fer_core.training.config import TrainConfig
 
 
 @contextlib.contextmanager
