@@ -2,7 +2,6 @@
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from fer_core import CLASS_NAMES
@@ -10,7 +9,7 @@ from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, selection_warning
 from fer_core.evaluation.paper import comparison_rows
-from dashboard.charts import history_curves
+from dashboard.charts import confusion_matrix_figure, history_curves, reliability_figure
 from dashboard.shared import by_accuracy, dataset_or_stop, load_model, metrics_table, models_or_stop, tta_picker
 
 ENSEMBLE = "ensemble of the selected"
@@ -87,33 +86,7 @@ metrics, probabilities, labels, predictions = chosen.metrics, chosen.probabiliti
 # ---- confusion matrix (click a cell to see those faces)
 st.subheader("Confusion matrix")
 normalised = st.radio("Values", ["counts", "row-normalised"], horizontal=True) == "row-normalised"
-matrix = np.array(metrics["confusion_matrix_normalized" if normalised else "confusion_matrix"])
-figure = go.Figure(
-    go.Heatmap(
-        z=matrix,
-        x=list(CLASS_NAMES),
-        y=list(CLASS_NAMES),
-        colorscale="Blues",
-        text=np.round(matrix, 2) if normalised else matrix,
-        texttemplate="%{text}",
-        hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
-    )
-)
-# Heatmap cells emit no selection events; a near-invisible marker per cell makes them clickable.
-# The markers sit on top, so they carry the hover text too ("skip" would also drop the clicks).
-xs, ys = np.meshgrid(range(7), range(7))
-figure.add_trace(
-    go.Scatter(
-        x=[CLASS_NAMES[i] for i in xs.ravel()],
-        y=[CLASS_NAMES[j] for j in ys.ravel()],
-        mode="markers",
-        marker={"size": 40, "opacity": 0.01, "symbol": "square"},
-        customdata=matrix.ravel(),
-        showlegend=False,
-        hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata}<extra></extra>",
-    )
-)
-figure.update_layout(height=480, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
+figure = confusion_matrix_figure(metrics, normalised)
 event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"cm-{focus}")
 points = (event or {}).get("selection", {}).get("points", []) if event else []
 if points:
@@ -169,21 +142,5 @@ if history:
 
 # ---- calibration
 st.subheader("Reliability diagram")
-bins = [b for b in metrics["calibration"]["bins"] if b["count"]]
-reliability = go.Figure()
-reliability.add_trace(
-    go.Bar(
-        x=[(b["low"] + b["high"]) / 2 for b in bins],
-        y=[b["accuracy"] for b in bins],
-        width=0.09,
-        name="accuracy",
-        customdata=[b["count"] for b in bins],
-        hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.3f}<br>%{customdata} faces<extra></extra>",
-    )
-)
-reliability.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line={"dash": "dash"}))
-reliability.update_layout(
-    height=360, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1]
-)
-st.plotly_chart(reliability, width="stretch")
+st.plotly_chart(reliability_figure(metrics["calibration"]), width="stretch")
 st.write(f"Expected calibration error: {metrics['calibration']['ece']:.4f}")

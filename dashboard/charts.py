@@ -1,4 +1,5 @@
-"""The figures more than one page draws: class-probability bars and training curves.
+"""The dashboard's figures: class-probability bars, training curves, the clickable confusion matrix,
+the reliability diagram.
 
 Built from plotly graph objects: plotly.express's DataFrame machinery cost 0.1 s of a page's 0.2 s
 server time (measured on the Evaluate page), and these are drawn on every rerun.
@@ -6,6 +7,7 @@ server time (measured on the Evaluate page), and these are drawn on every rerun.
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -56,3 +58,59 @@ def history_curves(history: list[dict], height: int = 360) -> go.Figure:
     figure.update_layout(height=height, margin={"t": 40})
     figure.update_xaxes(title_text="epoch")
     return figure
+
+
+def confusion_matrix_figure(metrics: dict, normalised: bool = False) -> go.Figure:
+    """The confusion matrix of an evaluation's metrics (counts, or rows normalised), each cell
+    clickable (the Evaluate page opens the cell's faces)."""
+    matrix = np.array(metrics["confusion_matrix_normalized" if normalised else "confusion_matrix"])
+    figure = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=list(CLASS_NAMES),
+            y=list(CLASS_NAMES),
+            colorscale="Blues",
+            text=np.round(matrix, 2) if normalised else matrix,
+            texttemplate="%{text}",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z}<extra></extra>",
+        )
+    )
+    # Heatmap cells emit no selection events; a near-invisible marker per cell makes them clickable.
+    # The markers sit on top, so they carry the hover text too ("skip" would also drop the clicks).
+    xs, ys = np.meshgrid(range(7), range(7))
+    figure.add_trace(
+        go.Scatter(
+            x=[CLASS_NAMES[i] for i in xs.ravel()],
+            y=[CLASS_NAMES[j] for j in ys.ravel()],
+            mode="markers",
+            marker={"size": 40, "opacity": 0.01, "symbol": "square"},
+            customdata=matrix.ravel(),
+            showlegend=False,
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{customdata}<extra></extra>",
+        )
+    )
+    figure.update_layout(height=480, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
+    return figure
+
+
+def reliability_figure(calibration: dict) -> go.Figure:
+    """Accuracy against confidence, bin by bin (the bins that hold faces), beside the diagonal."""
+    bins = [b for b in calibration["bins"] if b["count"]]
+    reliability = go.Figure()
+    reliability.add_trace(
+        go.Bar(
+            x=[(b["low"] + b["high"]) / 2 for b in bins],
+            y=[b["accuracy"] for b in bins],
+            width=0.09,
+            name="accuracy",
+            customdata=[b["count"] for b in bins],
+            hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.3f}<br>%{customdata} faces<extra></extra>",
+        )
+    )
+    reliability.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration", line={"dash": "dash"})
+    )
+    reliability.update_layout(
+        height=360, xaxis_title="confidence", yaxis_title="accuracy", xaxis_range=[0, 1], yaxis_range=[0, 1]
+    )
+    return reliability

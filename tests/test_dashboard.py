@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -88,6 +89,17 @@ def test_home_lists_models_with_accuracy(dashboard):
     assert table["accuracy"].between(0, 1).all() and table["with flip+zoom TTA"].between(0, 1).all()
 
 
+def plotly_values(array) -> list:
+    """A figure's array as plotly writes it: a list, or {"dtype", "bdata": base64[, "shape"]}."""
+    import base64
+
+    if not isinstance(array, dict):
+        return list(array)
+    flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"])
+    shape = [int(n) for n in str(array.get("shape", len(flat))).split(",")]
+    return flat.reshape(shape).tolist()
+
+
 def test_dataset_page_sections(dashboard):
     at = open_page("app_pages/dataset.py")
     assert [s.value for s in at.subheader] == [
@@ -102,18 +114,10 @@ def test_dataset_page_sections(dashboard):
     at.radio[1].set_value("percent of split").run()
     assert not at.exception
     # Stacked percent: one bar per split made of its classes, each adding up to 100.
-    import base64
-    import json
-
-    def values(array):  # plotly writes numeric arrays as {"dtype", "bdata": base64}
-        if isinstance(array, dict):
-            return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
-        return list(array)
-
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     totals: dict[str, float] = {}
     for trace in figure["data"]:
-        for split, value in zip(values(trace["x"]), values(trace["y"])):
+        for split, value in zip(plotly_values(trace["x"]), plotly_values(trace["y"])):
             totals[split] = totals.get(split, 0.0) + value
     assert set(totals) == {"Training", "PublicTest"} and all(abs(t - 100) < 1e-6 for t in totals.values()), totals
 
@@ -133,6 +137,10 @@ def test_evaluate_page_matches_fer_core(dashboard, folder_dataset):
     assert "Reliability diagram" in [s.value for s in at.subheader]
     at.radio[0].set_value("row-normalised").run()
     assert not at.exception
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    [heatmap] = [trace for chart in charts for trace in chart["data"] if trace["type"] == "heatmap"]
+    rows = np.asarray(plotly_values(heatmap["z"]))
+    assert rows.shape == (7, 7) and np.allclose(rows.sum(axis=1)[rows.sum(axis=1) > 0], 1.0)  # each true class 100%
 
     [tta] = [box for box in at.selectbox if box.label == "Test-time augmentation"]
     tta.set_value("flip+zoom").run()
