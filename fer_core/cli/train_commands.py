@@ -265,8 +265,6 @@ def cmd_promote(args) -> int:
         raise FerError("--version goes with --restore NAME")
     if not args.run_dir:
         raise FerError("name the run folder to promote (or --restore NAME, --list-versions NAME)")
-    if not Path(args.run_dir).is_dir():
-        raise FerError(f"no such run directory: {args.run_dir}")
     dataset = None
     if args.data:
         from fer_core.data import load_dataset

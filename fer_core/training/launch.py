@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from fer_core.backend import resolve_precision
 from fer_core.errors import FerError
+from fer_core.fileio import write_json_atomic
 from fer_core.paths import runs_dir
 from fer_core.rundir import CONFIG_FILE, CONSOLE_FILE, create_run_dir
 from fer_core.training.config import TrainConfig
@@ -41,11 +44,6 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         running = active_run(base)
         if running is not None:
             raise FerError(f"a training run is already in progress: {running.name} (stop it first)")
-        import dataclasses
-
-        from fer_core.fileio import write_json_atomic
-        from fer_core.backend import resolve_precision
-
         config = dataclasses.replace(config, precision=resolve_precision(config.precision))
         path = create_run_dir(config.model, out=base)
         write_json_atomic(path / CONFIG_FILE, config.to_dict())
