@@ -648,6 +648,25 @@ def test_a_launched_process_that_died_before_training_reads_as_failed_with_its_o
     assert info.status == "starting" and info.active
 
 
+def test_a_launched_process_still_exiting_after_its_run_ended_does_not_block_the_next_launch(tmp_path):
+    """The run says "finished" seconds before its process is gone (TensorFlow shutting down); a
+    launch in that window was once refused as "already in progress"."""
+    from fer_core.training.launch import _take_launch_lock
+    from fer_core.training.runs import launched_process_alive
+
+    run = tmp_path / "20260101-000000-cnn"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig().to_dict()))
+    (tmp_path / ".launch.lock").write_text(f"{os.getpid()}\n{run.name}\n")  # a live pid
+    (run / "progress.json").write_text(json.dumps({"status": "running", "pid": os.getpid()}))
+    assert launched_process_alive(tmp_path)
+    with pytest.raises(FerError, match="already in progress"):
+        _take_launch_lock(tmp_path)
+    (run / "progress.json").write_text(json.dumps({"status": "finished", "pid": os.getpid()}))
+    assert not launched_process_alive(tmp_path)
+    os.close(_take_launch_lock(tmp_path))  # taken: the stale lock was replaced
+
+
 @pytest.mark.parametrize(
     "config, progress, status, fraction, fragments",
     [

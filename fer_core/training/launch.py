@@ -55,7 +55,7 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        os.write(lock, str(process.pid).encode())
+        os.write(lock, f"{process.pid}\n{path.name}\n".encode())
     except BaseException:
         os.close(lock)
         (base / LAUNCH_LOCK).unlink(missing_ok=True)

@@ -22,7 +22,8 @@ from fer_core.rundir import (
 )
 
 ACTIVE = ("starting", "running", "stopping")
-LAUNCH_LOCK = ".launch.lock"  # holds the pid of the training process the dashboard started
+LAUNCH_LOCK = ".launch.lock"  # the pid of the training process the dashboard started, then its run's name
+ENDED = ("finished", "stopped", "failed")  # a training process's last word in its progress.json
 
 
 @dataclass
@@ -172,9 +173,19 @@ def launch_output(run_dir: str | os.PathLike) -> str:
 
 
 def launched_process_alive(root: str | os.PathLike | None = None) -> bool:
+    """Whether the training process the dashboard launched under `root` is still at work.
+
+    A process whose run already says it ended counts as done even while it lives: it has written
+    its last word and is only exiting (TensorFlow takes seconds to shut down), and a user who
+    sees "finished" must be able to launch the next run.
+    """
     base = Path(root) if root is not None else runs_dir()
     try:
-        pid = int((base / LAUNCH_LOCK).read_text().strip() or 0)
+        pid_text, _, run_name = (base / LAUNCH_LOCK).read_text().partition("\n")
+        pid = int(pid_text.strip() or 0)
     except (OSError, ValueError):
+        return False
+    run_name = run_name.strip()
+    if run_name and read_progress(base / run_name).get("status") in ENDED:
         return False
     return pid_alive(pid)
