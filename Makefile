@@ -18,9 +18,8 @@ run: $(STAMP)
 	FER_DATA="$(FER_DATA)" $(BIN)/streamlit run app.py
 
 # Two worker processes, a test file each at a time (module fixtures such as a Streamlit server
-# start once per file): one process kept a 2-core CPU only ~55% busy (26 CPU-minutes in 23.7,
-# much of it waiting on subprocesses, servers and browsers); two took 14.3-15.1 minutes there
-# (AVX2-only, 2026-11-26). `pytest tests/FILE.py` alone still runs in one process.
+# start once per file): much of the suite waits on subprocesses, servers and browsers, so one
+# process leaves a 2-core CPU half idle. `pytest tests/FILE.py` alone still runs in one process.
 PYTEST_WORKERS ?= -n 2 --dist loadfile
 
 test: $(STAMP) browser lint

@@ -160,7 +160,8 @@ def bench_training(model_name: str = "cnn", images: int = TRAIN_IMAGES, batch_si
     keras = load_keras()
     from fer_core.training.recipe import build_training_model
     from fer_core.training.config import TrainConfig
-    from fer_core.training.loop import new_run_state, run_callback, StopRequest
+    from fer_core.training.callback import StopRequest, run_callback
+    from fer_core.training.state import RunState
 
     import logging
     import tempfile
@@ -181,7 +182,7 @@ def bench_training(model_name: str = "cnn", images: int = TRAIN_IMAGES, batch_si
             training_model, model = build_training_model(config)
             callbacks = []
             if arm == "fer_core":
-                state = new_run_state()
+                state = RunState()
                 callbacks = [
                     run_callback(
                         Path(folder), config, model, state, StopRequest(Path(folder)), -(-images // batch_size), log

@@ -69,6 +69,20 @@ def csv_text(rows, header="emotion,pixels,Usage") -> str:
     return "\n".join(lines) + "\n"
 
 
+def start_cli(*args, **kwargs) -> subprocess.Popen:
+    """The real command started in a fresh process, its output piped (for a test that acts on it
+    while it runs: stops it, reads it)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "fer_core", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
 def run_cli(*args):
     """The real command in a fresh process, as a user or another tool runs it."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -41,12 +42,20 @@ def tiny_attention_run(tmp_path_factory, folder_dataset):
     )
 
 
+@pytest.fixture(scope="module")
+def promoted(tiny_run, tiny_attention_run, tmp_path_factory) -> Path:
+    """A trained/ folder of two tiny models, promoted once for the module: the pages only read it
+    (a test that changes a model works on its own copy)."""
+    base = tmp_path_factory.mktemp("dashboard")
+    promote(tiny_run, "cnn", dest_root=base / "trained")
+    promote(tiny_attention_run, "attention_cnn", dest_root=base / "trained")
+    return base
+
+
 @pytest.fixture
-def dashboard(tiny_run, tiny_attention_run, folder_dataset, tmp_path, monkeypatch):
-    trained = tmp_path / "trained"
-    promote(tiny_run, "cnn", dest_root=trained)
-    promote(tiny_attention_run, "attention_cnn", dest_root=trained)
-    monkeypatch.setenv("FER_TRAINED_DIR", str(trained))
+def dashboard(promoted, folder_dataset, tmp_path, monkeypatch) -> Path:
+    """The app's environment: the promoted models, the test data, and a runs folder of this test's own."""
+    monkeypatch.setenv("FER_TRAINED_DIR", str(promoted / "trained"))
     monkeypatch.setenv("FER_DATA", str(folder_dataset))
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
     # AppTest's mocked Runtime has no session manager; streamlit-webrtc means to treat "no session
@@ -54,7 +63,7 @@ def dashboard(tiny_run, tiny_attention_run, folder_dataset, tmp_path, monkeypatc
     import streamlit_webrtc.component
 
     monkeypatch.setattr(streamlit_webrtc.component, "get_this_session_info", lambda: None)
-    return tmp_path
+    return promoted
 
 
 def open_page(page: str):
@@ -155,7 +164,7 @@ def test_evaluate_page_matches_fer_core(dashboard, folder_dataset):
     assert row["loss"] == pytest.approx(zoomed.metrics["loss"], abs=1e-5)
 
 
-def test_evaluate_page_sees_a_model_replaced_while_the_server_runs(dashboard, folder_dataset):
+def test_evaluate_page_sees_a_model_replaced_while_the_server_runs(dashboard, folder_dataset, tmp_path, monkeypatch):
     """Streamlit's caches live as long as the server: a model retrained or promoted to the same path
     must be evaluated again, not answered from the old entry (file version in the cache keys)."""
     from fer_core.artifacts import load_model
@@ -166,8 +175,10 @@ def test_evaluate_page_sees_a_model_replaced_while_the_server_runs(dashboard, fo
         table = at.dataframe[0].value
         return table[(table["source"] == "FER Studio (measured)") & (table["model"] == "cnn")]["loss"].item()
 
+    shutil.copytree(dashboard / "trained", tmp_path / "trained")  # the module's models stay as they are
+    monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
     before = measured_loss(open_page("app_pages/evaluate.py"))
-    model_file = dashboard / "trained" / "cnn" / "model.keras"
+    model_file = tmp_path / "trained" / "cnn" / "model.keras"
     model = load_model(model_file)
     kernel, bias = model.get_layer("probabilities").get_weights()
     model.get_layer("probabilities").set_weights([kernel, bias + np.arange(7, dtype=np.float32)])

@@ -152,13 +152,14 @@ def test_model_with_wrong_shapes_is_refused(tmp_path):
 
 
 def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset, tmp_path, monkeypatch):
-    from fer_core.training import loop as training
+    from fer_core.training import callback
+    from fer_core.training.loop import train
     from fer_core.artifacts import load_model
     from fer_core.data import load_dataset
     from fer_core.training.runs import read_run
     from fer_core.training.config import TrainConfig
 
-    real_save = training.save_model_atomic
+    real_save = callback.save_model_atomic
     saves = []
 
     def save_then_fill_the_disk(model, path):
@@ -167,7 +168,7 @@ def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset
             raise OSError(28, "No space left on device")
         real_save(model, path)
 
-    monkeypatch.setattr(training, "save_model_atomic", save_then_fill_the_disk)
+    monkeypatch.setattr(callback, "save_model_atomic", save_then_fill_the_disk)
     config = TrainConfig(
         model="cnn",
         data=str(folder_dataset),
@@ -177,7 +178,7 @@ def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset
         model_params={"filters": [4, 8, 8], "dense_units": 8},
     )
     with pytest.raises(FerError, match="disk is full"):
-        training.train(config, run_dir=tmp_path / "run", dataset=load_dataset(folder_dataset), echo=False)
+        train(config, run_dir=tmp_path / "run", dataset=load_dataset(folder_dataset), echo=False)
     info = read_run(tmp_path / "run")
     assert info.status == "failed" and "disk is full" in info.progress["error"]
     assert load_model(tmp_path / "run" / "model.keras").name == "cnn"  # the saved best model is intact

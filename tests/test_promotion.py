@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from fer_core.errors import FerError
+from fer_core.data import load_dataset
 from fer_core.fileio import read_json
 from fer_core.training.promote import list_versions, promote, restore
 from helpers import assert_one_line_error, run_cli
@@ -114,3 +115,89 @@ def test_invalid_names_are_refused(tiny_run, tmp_path):
     for name in (".versions", "a/b", " cnn"):
         with pytest.raises(FerError, match="invalid model name"):
             promote(tiny_run, name, dest_root=tmp_path)
+
+
+# ---- promotion from a run: atomic, compact, measured from the stored file ----
+
+
+def test_promote_replaces_atomically_and_loads(tiny_run, tmp_path):
+    from fer_core.artifacts import load_model, resolve_model
+
+    dest = tmp_path / "trained"
+    final = promote(tiny_run, "tiny", dest_root=dest)
+    assert sorted(p.name for p in final.iterdir()) == [
+        "MODEL_CARD.md",
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "model.keras",
+    ]
+    first_bytes = (final / "model.keras").read_bytes()
+    promote(tiny_run, "tiny", dest_root=dest, replace=True)  # again: replaced, not duplicated
+    assert [p.name for p in dest.iterdir() if not p.name.startswith(".")] == ["tiny"]
+    assert (final / "model.keras").read_bytes() == first_bytes
+    os.environ["FER_TRAINED_DIR"] = str(dest)
+    assert load_model(resolve_model("tiny")).name == "cnn"
+    card = (final / "MODEL_CARD.md").read_text()
+    assert "selected on **validation**" in card and "reported on **PublicTest**" in card
+    assert "--model tiny" in card and "with flip TTA" in card and "with flip+zoom TTA" in card
+
+
+def test_failed_promotion_keeps_the_shipped_model(tiny_run, tmp_path):
+    dest = tmp_path / "trained"
+    promote(tiny_run, "tiny", dest_root=dest)
+    shipped = (dest / "tiny" / "model.keras").read_bytes()
+    broken = tmp_path / "broken_run"
+    broken.mkdir()
+    for name in ("config.json", "history.csv", "metrics.json", "progress.json"):
+        (broken / name).write_bytes((tiny_run / name).read_bytes())
+    (broken / "model.keras").write_bytes(b"not a zip")
+    with pytest.raises(FerError, match="not a valid .keras file"):
+        promote(broken, "tiny", dest_root=dest, replace=True)
+    assert (dest / "tiny" / "model.keras").read_bytes() == shipped
+    assert [p.name for p in dest.iterdir()] == ["tiny"]  # and no kept version: nothing was replaced
+
+
+def test_a_promoted_model_is_compact_and_its_metrics_are_the_stored_files(tiny_run, folder_dataset, tmp_path):
+    from fer_core.artifacts import load_model
+    from fer_core.evaluation import evaluate
+
+    final = promote(tiny_run, "tiny", dest_root=tmp_path / "trained")
+    assert (final / "model.keras").stat().st_size < (tiny_run / "model.keras").stat().st_size
+    metrics = read_json(final / "metrics.json")
+    again = evaluate([load_model(final)], load_dataset(folder_dataset), split=metrics["split"], names=["tiny"]).metrics
+    assert again["confusion_matrix"] == metrics["confusion_matrix"]
+    assert again["loss"] == pytest.approx(metrics["loss"], abs=1e-6)
+    assert metrics["models"] == ["tiny"] and metrics["selection_split"] == "validation"
+
+
+def test_promotion_without_the_data_keeps_nothing_half_done(tiny_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_run, copy)
+    config = read_json(copy / "config.json")
+    (copy / "config.json").write_text(json.dumps({**config, "data": str(tmp_path / "gone")}))
+    with pytest.raises(FerError, match="is not here"):
+        promote(copy, "tiny", dest_root=tmp_path / "trained")
+    assert list((tmp_path / "trained").iterdir()) == []
+    assert promote(copy, "tiny", dest_root=tmp_path / "trained", compact=False).is_dir()  # as trained, if asked
+
+
+def test_the_model_card_names_the_gpu_a_run_trained_on(tiny_run, tmp_path):
+    """A GPU run's environment lists its GPUs (none on this CPU), and the card says which."""
+    import shutil
+
+    from fer_core.backend import environment
+    from fer_core.training.runs import read_run
+    from fer_core.training.promote import model_card
+
+    assert "gpus" not in environment() and "tensorflow" in environment()  # the suite's CPU backend
+    run = tmp_path / "gpu-run"
+    shutil.copytree(tiny_run, run)
+    progress = read_json(run / "progress.json")
+    gpu_environment = {**progress["environment"], "backend": "jax", "jax": "0.11.2", "gpus": ["NVIDIA H200"]}
+    (run / "progress.json").write_text(json.dumps({**progress, "backend": "jax", "environment": gpu_environment}))
+    card = model_card(read_run(run))
+    assert "Backend: jax; machine: GPU NVIDIA H200 with " in card and "jax 0.11.2" in card
+    assert "GPU" not in model_card(read_run(tiny_run))

@@ -53,7 +53,7 @@ def main(argv=None) -> int:
             f"| {name} | {accuracies} | {results['none'][name].metrics['macro_f1']:.4f} | {epochs} / {minutes:.0f} "
             f"| `fer-core evaluate --model {name} --data DATA --split {args.split} [--tta flip or flip+zoom]` |"
         )
-    # The paper's three (the issue's ensemble target), and every shipped model (the Predict and
+    # The paper's three (the comparison it draws), and every shipped model (the Predict and
     # Live pages' "ensemble of all trained models") when there are more.
     paper_three = [n for n in PAPER_MODELS if n in results["none"]]
     for members in (paper_three, names if set(names) != set(paper_three) else []):

@@ -68,7 +68,7 @@ def promote(
             shutil.copy2(info.path / file, staging / file)
         if compact:
             from fer_core.artifacts import compact_model_file
-            from fer_core.training.loop import write_reported_metrics
+            from fer_core.training.reporting import write_reported_metrics
 
             compact_model_file(staging / MODEL_FILE)
             write_reported_metrics(staging, dataset=dataset, name=name)
