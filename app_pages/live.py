@@ -7,56 +7,16 @@ panel beside the video drains the processor's bounded row queue once a second.
 
 import time
 
-import av
-import plotly.express as px
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
-from fer_core import CLASS_NAMES
+from dashboard.camera import CAMERA_MESSAGES, RTC_CONFIGURATION, camera_help, camera_origin_warning, frames_callback
+from dashboard.charts import emotion_timeline, probability_bars
+from dashboard.shared import classifier, face_detector, model_picker
 from fer_core.errors import FerError
 from fer_core.inference.live import LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings, Timeline
-from dashboard.charts import probability_bars
-from dashboard.shared import classifier, face_detector, insecure_camera_host, model_picker
 
-# No STUN/TURN servers: on localhost (or a LAN) browser and server reach each other over host
-# candidates, and an offline machine could not reach a STUN server anyway.
-RTC_CONFIGURATION = {"iceServers": []}
-CAMERA_MESSAGES = {
-    "media_api_not_available": "This browser gives no camera access to this page: open it over HTTPS, or as "
-    "http://localhost on the machine running the dashboard.",
-    "device_not_available": "No camera found: connect one (and close other apps using it), then press Start again.",
-    "device_access_denied": "Camera access was refused: allow the camera for this site in the browser's site "
-    "settings (the camera icon in the address bar), then press Start again.",
-}
 TIMELINE_SECONDS = 60
-
-
-def camera_origin_warning() -> None:
-    """Browsers only allow getUserMedia on secure origins: HTTPS, or http on localhost."""
-    host = insecure_camera_host(st.context.url)
-    if host:
-        st.warning(
-            f"This page is served over plain HTTP from {host}: browsers block the camera there. "
-            "Open it as http://localhost on the machine running the dashboard, or serve it over HTTPS "
-            "(docs/running-safely.md)."
-        )
-
-
-def frames_callback(processor: LiveProcessor):
-    """streamlit-webrtc's queued-frames callback: only the newest frame is processed, so a model
-    slower than the camera skips frames instead of falling behind."""
-
-    async def callback(frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
-        newest = frames[-1]
-        try:
-            image = processor.process(newest.to_ndarray(format="bgr24"), skipped=len(frames) - 1)
-        except Exception as exc:  # noqa: BLE001 - the stream must go on; the panel shows the error
-            processor.stats.error = f"{type(exc).__name__}: {exc}"
-            return [newest]
-        return [av.VideoFrame.from_ndarray(image, format="bgr24")]
-
-    return callback
-
 
 st.title("Live")
 # Four controls a row, the FPS switch under them: five in a row cut its label even at 1400 px.
@@ -138,19 +98,7 @@ def live_panel() -> None:
 
     recent = timeline.frame(last_seconds=TIMELINE_SECONDS, now=time.time())
     if len(recent):
-        recent["face"] = "face " + recent["face"].astype(str)
-        recent["confidence"] = recent[list(CLASS_NAMES)].max(axis=1)
-        chart = px.scatter(
-            recent,
-            x="time",
-            y="label",
-            color="face",
-            hover_data={"confidence": ":.0%"},
-            title=f"Emotions over the last {TIMELINE_SECONDS} s",
-            category_orders={"label": list(CLASS_NAMES)},
-        )
-        chart.update_yaxes(categoryorder="array", categoryarray=list(CLASS_NAMES), range=[-0.5, len(CLASS_NAMES) - 0.5])
-        chart.update_layout(height=320, margin={"t": 40, "b": 10})
+        chart = emotion_timeline(recent, title=f"Emotions over the last {TIMELINE_SECONDS} s")
         st.plotly_chart(chart, width="stretch", key="live-timeline")
     st.caption(
         f"{len(timeline):,} timeline rows this session · {stats.frames:,} frames processed, "
@@ -161,15 +109,4 @@ def live_panel() -> None:
 with panel:
     live_panel()
 
-# The component shows the browser's error (NotAllowedError...) above the video but does not
-# report it to Python, so the help waits, folded, under the one title a user looks for.
-with st.expander("Camera not working?"):
-    st.markdown(
-        "- **Refused** (`NotAllowedError`): the camera was refused; allow it for this site (the camera icon "
-        "in the address bar), then Start again.\n"
-        "- **No camera** (`NotFoundError`, `NotReadableError`): connect one, close other apps that hold it, "
-        "reload the page.\n"
-        "- **Not offered at all**: browsers give cameras only to HTTPS pages and to `http://localhost`; "
-        "open the dashboard on the machine that runs it, or put it behind TLS (docs/running-safely.md).\n"
-        "- No STUN/TURN server is used: browser and server must reach each other directly (same machine or LAN)."
-    )
+camera_help()

@@ -1,5 +1,6 @@
-"""What the dashboard's pages share (`dashboard.shared`: data and model loading, pickers;
-`dashboard.charts`: figures), kept outside app_pages/ so that folder holds only pages.
+"""What the dashboard's pages share, kept outside app_pages/ so that folder holds only pages:
+`shared` (data and model loading, pickers), `charts` (figures), and the larger widget groups of
+one page each (`train_form` and `run_views` for Train, `gallery` for Evaluate, `camera` for Live).
 
 Importing this package makes the Live page safe to open after any other.
 

@@ -142,10 +142,8 @@ def bench_live(model, repeats: int = 100) -> dict:
 
 
 # Images an epoch in the training comparison. fer-core's loop saves the best model and a resumable
-# checkpoint at each epoch's end (0.27-0.45 s for the paper CNN with other work on the CPU): a
-# sizeable part of a 2.5-s epoch of 512 images (ratio 0.942 on 2026-11-25), well under 1% of a real
-# one (25,838 images, ~2 minutes). With 2048 images the ratio was 1.09 (cnn) and 1.06
-# (attention_cnn) the same evening, nearer what training pays.
+# checkpoint at each epoch's end: a sizeable part of a short epoch, well under 1% of a real one
+# (25,838 images), so short epochs would measure the saving, not the loop.
 TRAIN_IMAGES = 2048
 
 

@@ -102,10 +102,10 @@ def test_a_promote_killed_midway_leaves_the_old_model_intact(tiny_run, tmp_path)
 
     dest = tmp_path / "trained"
     shipped = promote(tiny_run, "cnn", dest_root=dest)
-    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    before = {p.relative_to(shipped): p.read_bytes() for p in shipped.rglob("*") if p.is_file()}
     done = subprocess.run([sys.executable, "-c", KILL_MIDWAY, str(tiny_run), str(dest)], timeout=300)
     assert done.returncode == -9  # killed, as a user's Ctrl-\\ or an OOM kill would
-    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    assert {p.relative_to(shipped): p.read_bytes() for p in shipped.rglob("*") if p.is_file()} == before
     os.environ["FER_TRAINED_DIR"] = str(dest)
     assert list_trained() == ["cnn"] and load_model(shipped).name == "cnn"
     assert list_versions("cnn", dest) == []  # nothing was replaced, so nothing needed keeping
@@ -129,6 +129,7 @@ def test_promote_replaces_atomically_and_loads(tiny_run, tmp_path):
         "MODEL_CARD.md",
         "config.json",
         "history.csv",
+        "lineage",
         "metrics.json",
         "model.keras",
     ]
@@ -201,3 +202,35 @@ def test_the_model_card_names_the_gpu_a_run_trained_on(tiny_run, tmp_path):
     card = model_card(read_run(run))
     assert "Backend: jax; machine: GPU NVIDIA H200 with " in card and "jax 0.11.2" in card
     assert "GPU" not in model_card(read_run(tiny_run))
+
+
+def test_a_promoted_model_carries_its_lineage_and_a_warm_start_inherits_it(tiny_run, tmp_path):
+    """The records follow the weights: a model promoted from a run warm-started from another has
+    the other's lineage, then its own run's records; the card names them."""
+    import shutil
+
+    from fer_core.training.promote import lineage_name
+    from fer_core.training.runs import read_run
+
+    dest = tmp_path / "trained"
+    first = promote(tiny_run, "first", dest_root=dest)
+    [entry] = list((first / "lineage").iterdir())
+    info = read_run(tiny_run)
+    assert entry.name == lineage_name(info.config, info.progress) and "-from-scratch-" in entry.name
+    assert (entry / "history.csv").read_bytes() == (tiny_run / "history.csv").read_bytes()
+    assert not (entry / "model.keras").exists()  # records, not models
+    assert f"lineage/` ({entry.name})" in (first / "MODEL_CARD.md").read_text()
+
+    # A run that warm-started from `first` (its records as such a run writes them, later).
+    child = tmp_path / "child-run"
+    shutil.copytree(tiny_run, child)
+    config = read_json(child / "config.json")
+    config["init_from"] = {"path": str(first / "model.keras"), "model": "cnn", "epochs": 2, "minutes": 0.1}
+    (child / "config.json").write_text(json.dumps(config))
+    progress = read_json(child / "progress.json")
+    progress["started_at"] = "2030-01-02T03:04:05Z"
+    (child / "progress.json").write_text(json.dumps(progress))
+    second = promote(child, "second", dest_root=dest, compact=False)
+    names = sorted(p.name for p in (second / "lineage").iterdir())
+    assert names == [entry.name, lineage_name(config, progress)] and names[1].startswith("2030-01-02-0304-warm-start-")
+    assert read_json(second / "lineage" / names[1] / "config.json")["init_from"]["path"] == str(first / "model.keras")

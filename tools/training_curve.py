@@ -1,6 +1,6 @@
 """Accuracy against cumulative training, model by model, from the records of every run.
 
-    python tools/training_curve.py experiments/training-records [--model cnn]
+    python tools/training_curve.py trained [--model cnn]
 
 Each run folder holds what `fer-core train` wrote (config.json, history.csv, progress.json,
 metrics.json). A warm start records in `config.json` how many epochs and minutes its starting
@@ -84,8 +84,21 @@ def read_record(folder: Path, name: str | None = None) -> RunRecord | None:
     )
 
 
+# Lineage runs that picked their best epoch on PublicTest: their accuracy column is not the
+# selection accuracy the others share, so they stay off the curves.
+PUBLICTEST_SELECTED = "selected-on-publictest"
+
+
 def read_records(root: Path) -> list[RunRecord]:
-    folders = sorted({path.parent for path in root.rglob("history.csv")})
+    """Every run folder under `root`; in a trained/ folder, its models' lineage (a model's own
+    files repeat its last lineage entry, and kept versions repeat the model)."""
+    folders = sorted(
+        path.parent
+        for path in root.rglob("history.csv")
+        if ".versions" not in path.relative_to(root).parts
+        and not (path.parent / "lineage").is_dir()
+        and not path.parent.name.endswith(PUBLICTEST_SELECTED)
+    )
     records = (read_record(folder, folder.relative_to(root).as_posix()) for folder in folders)
     return [record for record in records if record is not None]
 
@@ -159,7 +172,7 @@ def curve_table(records: list[RunRecord], marks: list[float]) -> list[str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("root", type=Path, help="a folder of run folders (searched recursively)")
+    parser.add_argument("root", type=Path, help="a folder of run folders, or trained/ (searched recursively)")
     parser.add_argument("--model", help="only this model's runs")
     parser.add_argument(
         "--marks", default="30,60,90,120,180,240,300", help="cumulative minutes at which to read the curve"

@@ -15,9 +15,8 @@ from fer_core.inference.faces import Face, FaceDetector, crop_face, find_faces
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 ENGINES = ("auto", "onnx", "keras")
 # From this many faces a batch, engine "auto" runs the backend's compiled call even where ONNX
-# Runtime won the one-face call: on the 2-core AVX512-BF16 CPU, TensorFlow's was 13-18% faster for
-# the paper CNN at 64 and 256 faces a batch and within 5% for the other models, while ONNX Runtime
-# is 1.4-1.9 times as fast for the one face a Live frame usually holds (docs/performance.md).
+# Runtime wins the few-face calls a Live frame makes: at batch sizes the two measure level
+# (docs/performance.md, "Why batches of 64 or more take the compiled call").
 LARGE_BATCH = 64
 
 
@@ -25,9 +24,9 @@ class Classifier:
     """Calls a model on batches of 48x48 faces through ONNX Runtime or a compiled function, never
     `model.predict`.
 
-    `model.predict` builds a data pipeline per call (~75 ms for one face here); a compiled call of
-    the model costs ~3.6 ms and ONNX Runtime ~2 ms (paper CNN, `fer-core bench`), while from 64
-    faces a batch the compiled call is as fast or faster (LARGE_BATCH). Batches are padded to a
+    `model.predict` builds a data pipeline per call, tens of times the cost of the model on one
+    face; a compiled call does not, and ONNX Runtime is faster still for a few faces, while from
+    LARGE_BATCH faces a batch the compiled call is as fast (docs/performance.md has the numbers). Batches are padded to a
     few fixed sizes so compilation happens once per size. Thread-safe: neither path holds
     per-call state.
     """

@@ -17,8 +17,9 @@ from fer_core.fileio import read_json
 from fer_core.rundir import CONFIG_FILE, PROGRESS_FILE, read_history
 from fer_core.training.config import TrainConfig
 
-# Training records shipped with the project (the runs behind the shipped models).
-SHIPPED_RECORDS = PROJECT_ROOT / "experiments" / "training-records"
+# The shipped models' lineage: the timed runs behind them, read even where FER_TRAINED_DIR points
+# elsewhere (a fresh trained/ folder has none).
+SHIPPED_LINEAGE = PROJECT_ROOT / "trained"
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,10 @@ def estimate_run(
 
 
 def _record_folders(roots: list[Path] | None) -> list[Path]:
-    bases = roots if roots is not None else [runs_dir(), SHIPPED_RECORDS, *trained_dir().glob("*/lineage")]
+    if roots is None:
+        trained = {trained_dir().resolve(), SHIPPED_LINEAGE.resolve()}
+        roots = [runs_dir(), *(lineage for folder in sorted(trained) for lineage in folder.glob("*/lineage"))]
+    bases = roots
     folders = []
     for base in bases:
         if Path(base).is_dir():

@@ -20,6 +20,9 @@ from fer_core.training.runs import RunInfo, read_run
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
+# The records of the runs behind a model's weights, one folder each (see `lineage_name`).
+LINEAGE_FOLDER = "lineage"
+LINEAGE_FILES = ("config.json", "history.csv", "progress.json", "metrics.json")
 # Kept versions of replaced models: trained/.versions/<name>/<UTC time>/ (a hidden folder, so no
 # picker lists an old version as a model of its own).
 VERSIONS_FOLDER = ".versions"
@@ -72,13 +75,16 @@ def promote(
 
             compact_model_file(staging / MODEL_FILE)
             write_reported_metrics(staging, dataset=dataset, name=name)
+        lineage = write_lineage(info, staging)
         card = info.path / "MODEL_CARD.md"
         if card.is_file():
             shutil.copy2(card, staging / "MODEL_CARD.md")
         else:
             metrics = read_json(staging / "metrics.json", {}) or {}
             data = dataset.root if dataset is not None and dataset.root else None
-            (staging / "MODEL_CARD.md").write_text(model_card(info, name, metrics, data=data), encoding="utf-8")
+            card_text = model_card(info, name, metrics, data=data)
+            card_text += f"\nThe runs behind these weights, oldest first: `{LINEAGE_FOLDER}/` ({', '.join(lineage)}).\n"
+            (staging / "MODEL_CARD.md").write_text(card_text, encoding="utf-8")
         # Check the copy loads before it replaces anything.
         from fer_core.artifacts import load_model
 
@@ -89,6 +95,50 @@ def promote(
         if staging.exists() and not handed_over:
             shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def write_lineage(info: RunInfo, folder: Path) -> list[str]:
+    """`folder/lineage/`: the lineage of the model this run warm-started from, when that model has
+    one (the records follow the weights), then this run's own records. Returns the entries'
+    names, oldest first."""
+    target = folder / LINEAGE_FOLDER
+    target.mkdir()
+    source = Path(str((info.config.get("init_from") or {}).get("path") or "")).parent
+    if source != Path(".") and (source / LINEAGE_FOLDER).is_dir():
+        for entry in sorted((source / LINEAGE_FOLDER).iterdir()):
+            if entry.is_dir():
+                shutil.copytree(entry, target / entry.name)
+    entry = target / lineage_name(info.config, info.progress)
+    if not entry.exists():  # the same run promoted twice has one record
+        entry.mkdir()
+        for file in LINEAGE_FILES:
+            if (info.path / file).is_file():
+                shutil.copy2(info.path / file, entry / file)
+    return sorted(p.name for p in target.iterdir())
+
+
+def lineage_name(config: dict, progress: dict) -> str:
+    """A lineage entry's name: when the run started, then what it did, as in
+    `2026-11-26-0316-distilled-warm-start-cpu`: how it began (from scratch, a warm start,
+    distilled), model parameters that differ from the default, the machine."""
+    started = str(progress.get("started_at") or "")
+    when = f"{started[:10]}-{started[11:13]}{started[14:16]}" if len(started) >= 16 else "undated"
+    what = ["distilled"] if config.get("distill_from") else []
+    what.append("warm-start" if config.get("init_from") else "from-scratch")
+    what += [
+        f"{key}-{'-'.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in sorted((config.get("model_params") or {}).items())
+    ]
+    if config.get("optimizer") not in (None, "adam"):
+        what.append(str(config["optimizer"]))
+    gpus = (progress.get("environment") or {}).get("gpus") or []
+    what.append(_short_gpu_name(gpus[0]) if gpus else "cpu")
+    return "-".join([when, *what]).replace(" ", "").replace("/", "-")
+
+
+def _short_gpu_name(gpu: str) -> str:
+    """ "NVIDIA H200" → "h200": the model number, which is what tells GPUs apart."""
+    return gpu.split()[-1].lower() if gpu.split() else "gpu"
 
 
 def check_model_name(name: str) -> None:

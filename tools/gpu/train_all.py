@@ -85,16 +85,11 @@ RECIPES = {
     "attention_cnn_sgd": ("attention_cnn", 100, STRONG + SGD),
     "cnn_distill": ("cnn", 150, COMMON + DISTILL),
     "attention_cnn_distill": ("attention_cnn", 100, STRONG + DISTILL),
-    # Cheaper attention models for the live page's 4-ms target. The default measures 3.5-4.4 ms a face
-    # on the 2-core CPU from run to run (80% of it in the 3x3 convolutions, by ONNX Runtime's profile);
-    # side by side in one process (quiet, one face, median of 300 calls, three
-    # rounds): default 3.70-3.80 ms, three quarters of the width 2.18-2.27 ms, one conv a block 1.26-1.38 ms
-    # (63.4% undistilled on the H100 in 2026-11-24's experiments). Each distilled from the shipped models;
-    # the narrow one starts from the shipped attention_cnn's strongest channels (`--init` narrows:
-    # one-shot, after a BatchNorm recalibration, 55.2% on the selection slice against 68.2% unpruned).
-    # Widths stay multiples of 16: 56/112/224 measured no faster than the default (same
-    # method: 3.96-3.98 ms against 3.67-4.31, 48/96/192 2.66-2.77 in the same rounds), likely ONNX Runtime's 16-channel blocking on
-    # AVX-512; trained on the CPU (pruned + distilled, 62 min) it reached 66.5% on PublicTest, not shipped.
+    # Cheaper attention models for the Live page's per-face latency target: one conv a block (a
+    # quarter of the multiply-adds) or narrower layers, each distilled from the shipped models; the
+    # narrow one starts from the shipped attention_cnn's strongest channels (`--init` narrows).
+    # Widths stay multiples of 16, which ONNX Runtime's kernels block by. docs/performance.md has
+    # the latencies that chose them and why the default shipped.
     "attention_cnn_1conv_distill": ("attention_cnn", 150, COMMON + DISTILL + ["--param", "convs_per_block=1"]),
     "attention_cnn_narrow_distill": (
         "attention_cnn",

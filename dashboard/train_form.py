@@ -1,0 +1,79 @@
+"""The Train page's launch settings: one widget per TrainConfig field, drawn from the field's type
+and default, so the form cannot drift from the config it fills."""
+
+from __future__ import annotations
+
+import typing
+
+import streamlit as st
+
+from fer_core.models import list_models
+from fer_core.training.config import TrainConfig
+
+# Fields where 0 means "none" (the config's None): no budget, every image.
+ZERO_IS_NONE = ("minutes", "limit")
+# (field, label, help, step): the form's fields in order, three a row.
+MAIN_FIELDS = [
+    ("model", "Model", None, None),
+    (
+        "minutes",
+        "Time budget (minutes, 0 = none)",
+        "The run ends by itself when the time is spent, keeping its best model; "
+        "a cosine or linear schedule then decays over the budget",
+        5.0,
+    ),
+    ("epochs", "Epochs", "A cap when a time budget is set", 1),
+    ("limit", "Images per split (0 = all)", "Quick trials on the first N images of each split", 100),
+    ("batch_size", "Batch size", None, 1),
+    ("learning_rate", "Learning rate", None, 1e-4),
+]
+RECIPE_FIELDS = [
+    ("lr_schedule", "LR schedule", None, None),
+    ("patience", "Early-stopping patience (0 = off)", None, 1),
+    ("label_smoothing", "Label smoothing", None, 0.05),
+    ("class_weights", "Class weights", None, None),
+    ("seed", "Seed", None, 1),
+    ("precision", "Precision", "auto: mixed_bfloat16 on a GPU or a CPU with BF16 instructions, else float32", None),
+    ("rotation_degrees", "Rotation (degrees)", None, 1.0),
+    ("zoom", "Zoom", None, 0.05),
+    ("shift", "Shift", None, 0.05),
+    ("erasing", "Random erasing", None, 0.05),
+    ("flip", "Horizontal flip", None, None),
+]
+
+
+def settings_form(dataset_path: str | None) -> dict:
+    """The launch settings as TrainConfig keyword arguments (TrainConfig checks them). Plain
+    widgets, not a form: the estimate under them follows every change before anything launches."""
+    with st.container(border=True):
+        settings = _fields(MAIN_FIELDS)
+        with st.expander("Recipe: schedule, regularisation, augmentation, precision (the paper's by default)"):
+            settings |= _fields(RECIPE_FIELDS)
+    return {**settings, "data": dataset_path}
+
+
+def _fields(fields) -> dict:
+    defaults, types = TrainConfig(), typing.get_type_hints(TrainConfig)
+    options = {**TrainConfig.OPTIONS, "model": list_models()}
+    values = {}
+    for start in range(0, len(fields), 3):  # three columns a row: labels stay whole at 800 px
+        for column, (name, label, help_text, step) in zip(st.columns(3), fields[start : start + 3]):
+            default = getattr(defaults, name)
+            if name in options:
+                values[name] = column.selectbox(
+                    label, options[name], index=options[name].index(default), help=help_text
+                )
+            elif types[name] is bool:
+                values[name] = column.checkbox(label, value=default, help=help_text)
+            else:
+                number = float if float in typing.get_args(types[name]) or types[name] is float else int
+                value = column.number_input(
+                    label,
+                    value=number(default or 0),
+                    min_value=number(0) if name in ZERO_IS_NONE else None,
+                    step=number(step),
+                    format="%.5f" if name == "learning_rate" else None,
+                    help=help_text,
+                )
+                values[name] = None if name in ZERO_IS_NONE and value == 0 else number(value)
+    return values
