@@ -53,8 +53,8 @@ def camera_help() -> None:
     report it to Python, so the help waits, folded, under the one title a user looks for."""
     with st.expander("Camera not working?"):
         st.markdown(
-            "- **Refused** (`NotAllowedError`): allow the camera for this site (the camera icon in the "
-            "address bar), then Start again.\n"
+            "- **Refused** (`NotAllowedError`): the camera was refused; allow it for this site (the camera "
+            "icon in the address bar), then Start again.\n"
             "- **No camera** (`NotFoundError`, `NotReadableError`): connect one, close other apps that hold "
             "it, reload the page.\n"
             "- **Not offered at all**: browsers give cameras only to HTTPS pages and to `http://localhost` "
