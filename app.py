@@ -20,6 +20,7 @@ PAGES = [
     st.Page("app_pages/evaluate.py", title="Evaluate & compare", icon=":material/analytics:"),
     st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
     st.Page("app_pages/predict.py", title="Predict", icon=":material/photo_camera:"),
+    st.Page("app_pages/video.py", title="Video", icon=":material/movie:"),
     st.Page("app_pages/live.py", title="Live", icon=":material/videocam:"),
 ]
 

@@ -41,21 +41,33 @@ def face_from_dataset():
 
 
 def face_from_upload():
-    from dashboard.shared import face_detector
-    from fer_core.data.images import decode_grayscale
-    from fer_core.inference import main_face
+    """The uploaded photo's faces, numbered on it; the one picked (the largest by default)."""
+    from dashboard.shared import detector_picker, face_detector
+    from fer_core.data.images import decode_image
+    from fer_core.inference import draw_boxes, face_crop, find_faces, to_face
+    from fer_core.inference.detectors import to_gray
 
-    upload = st.file_uploader("A face image", type=["jpg", "jpeg", "png", "bmp", "webp"])
+    c1, c2 = st.columns([3, 1])
+    upload = c1.file_uploader("A face image", type=["jpg", "jpeg", "png", "bmp", "webp"])
+    detector = detector_picker(c2)
     if upload is None:
         st.stop()
     try:
-        face, found = main_face(decode_grayscale(upload.getvalue(), name=upload.name), face_detector())
+        image = decode_image(upload.getvalue(), name=upload.name)
+        found = find_faces(image, face_detector(detector))
     except FerError as exc:
         st.error(str(exc))
         st.stop()
     if not found:
         st.warning(f"{upload.name}: no face found; explaining the whole image.")
-    return face, upload.name
+        return to_face(to_gray(image)), upload.name
+    if len(found) > 1:
+        c1, c2 = st.columns([3, 1])
+        c1.image(draw_boxes(image, [d.box for d in found], [str(k) for k in range(1, len(found) + 1)], rgb=True))
+        k = c2.selectbox(f"Face to explain ({len(found)} found)", range(1, len(found) + 1))
+    else:
+        k = 1
+    return face_crop(image, found[k - 1]), f"{upload.name}, face {k} of {len(found)}"
 
 
 face, caption = face_from_dataset() if source == "from the dataset" else face_from_upload()

@@ -12,9 +12,9 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from dashboard.camera import CAMERA_MESSAGES, RTC_CONFIGURATION, camera_help, camera_origin_warning, frames_callback
 from dashboard.charts import emotion_timeline, probability_bars
-from dashboard.shared import classifier, face_detector, model_picker
+from dashboard.shared import classifier, detector_picker, face_detector, model_picker
 from fer_core.errors import FerError
-from fer_core.inference.live import LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings, Timeline
+from fer_core.inference.live import LiveProcessor, LiveSettings, Timeline
 
 TIMELINE_SECONDS = 60
 
@@ -34,20 +34,22 @@ min_face = c3.slider("Smallest face (px)", 30, 300, 60, 10)
 detect_every = c4.slider(
     "Detect every N frames", 1, 10, 3, help="Face detection runs every N frames; boxes follow the faces in between"
 )
-show_fps = st.toggle("Show FPS on the video", value=True)
+c1, c2 = st.columns([1, 3])
+detector_name = detector_picker(c1, key="live_detector")
+show_fps = c2.toggle("Show FPS on the video", value=True)
 
 try:
     settings = LiveSettings(smoothing, int(min_face), int(detect_every), show_fps).validate()
-    classify = classifier(models)
+    classify, detector = classifier(models), face_detector(detector_name, live=True)
 except FerError as exc:
     st.error(str(exc))
     st.stop()
 
 processor = st.session_state.get("live_processor")
 if processor is None:
-    processor = st.session_state["live_processor"] = LiveProcessor(classify, face_detector(LIVE_SCALE_FACTOR), settings)
+    processor = st.session_state["live_processor"] = LiveProcessor(classify, detector, settings)
 else:
-    processor.configure(classify, settings)
+    processor.configure(classify, settings, detector)
 timeline = st.session_state.setdefault("live_timeline", Timeline())
 
 camera_origin_warning()

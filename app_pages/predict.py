@@ -5,18 +5,19 @@ import streamlit as st
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from fer_core.data.images import decode_grayscale, expand_uploads
+from fer_core.data.images import decode_image, expand_uploads
 from fer_core.inference import classify_image, draw_faces, with_tta
 from dashboard.charts import probability_bars
-from dashboard.shared import classifier, face_detector, model_picker, tta_picker
+from dashboard.shared import classifier, detector_picker, face_detector, model_picker, png_bytes, tta_picker
 
 DETAILED_FILES = 20  # files shown with image and bars; every file is in the results table
 
 st.title("Predict")
-c1, c2, c3 = st.columns([2, 1, 1])
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 models = model_picker(c1)
-min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
-tta = tta_picker(c3)
+detector_name = detector_picker(c2)
+min_face = c3.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
+tta = tta_picker(c4)
 files = st.file_uploader(
     "Images (JPEG, PNG, BMP, WebP) or a zip of images",
     type=["jpg", "jpeg", "png", "bmp", "webp", "zip"],
@@ -26,12 +27,14 @@ if not files:
     st.caption("A face crop (like FER2013's 48x48) is classified as a whole; larger images go through face detection.")
     st.stop()
 
-classify = with_tta(classifier(models), tta)
-detector = face_detector()
-
+try:
+    classify, detector = with_tta(classifier(models), tta), face_detector(detector_name)
+except FerError as exc:
+    st.error(str(exc))
+    st.stop()
 
 # Recorded in every row, so a downloaded CSV says what produced it.
-used = {"model": "+".join(ref.name for ref in models), "tta": tta}
+used = {"model": "+".join(ref.name for ref in models), "tta": tta, "detector": detector_name}
 
 
 def result_rows(name: str, faces) -> list[dict]:
@@ -55,7 +58,7 @@ table, failures, classified = [], 0, 0
 for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue()) for f in files])):
     if error is None:
         try:
-            gray = decode_grayscale(data, name=name)
+            rgb = decode_image(data, name=name)
         except FerError as exc:
             error = str(exc)
     if error:
@@ -63,14 +66,22 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
         st.error(error)
         continue
     whole = st.session_state.get(f"whole-{index}-{name}", False)
-    faces = classify_image(gray, classify, detector, whole_image=whole, min_face=int(min_face))
+    faces = classify_image(rgb, classify, detector, whole_image=whole, min_face=int(min_face))
     classified += 1
     table += result_rows(name, faces)
     if classified > DETAILED_FILES:
         continue
     with st.container(border=True):
         left, right = st.columns([1, 1])
-        left.image(draw_faces(gray, faces, rgb=True), caption=name, width="stretch")
+        annotated = draw_faces(rgb, faces, rgb=True, numbered=True)  # numbers match the bars and the table
+        left.image(annotated, caption=name, width="stretch")
+        left.download_button(
+            "Download annotated image",
+            data=lambda image=annotated: png_bytes(image),  # encoded when clicked
+            file_name=f"{name.rsplit('/', 1)[-1].rsplit('.', 1)[0]}_faces.png",
+            mime="image/png",
+            key=f"annotated-{index}",
+        )
         with right:
             if not faces:
                 st.warning(f"{name}: no face found.")

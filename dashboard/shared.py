@@ -105,11 +105,32 @@ def _classifier(model_files: tuple[str, ...], versions, _refs):
 
 
 @st.cache_resource(show_spinner=False)
-def face_detector(scale_factor: float = 1.1):
-    """Shared across sessions: the detector keeps one cascade per thread."""
-    from fer_core.inference import FaceDetector
+def face_detector(name: str, live: bool = False):
+    """Shared across sessions: each detector keeps one cascade or interpreter per thread."""
+    from fer_core.inference import make_detector
 
-    return FaceDetector(scale_factor=scale_factor)
+    return make_detector(name, live=live)
+
+
+def png_bytes(rgb) -> bytes:
+    """An RGB image as PNG file bytes, for a download button."""
+    import cv2
+
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return encoded.tobytes()
+
+
+def detector_picker(container=st, key: str = "detector") -> str:
+    """The face detector by name, the default (the most accurate) first."""
+    from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
+
+    names = [DEFAULT_DETECTOR, *(n for n in DETECTORS if n != DEFAULT_DETECTOR)]
+    return container.selectbox(
+        "Face detector",
+        names,
+        key=key,
+        help="blazeface: a neural network, finds turned and small faces and no phantoms; haar: the fastest",
+    )
 
 
 def models_or_stop(include_runs: bool = True):

@@ -14,26 +14,8 @@ import numpy as np
 
 from fer_core import CLASS_NAMES, IMAGE_SIZE
 from fer_core.backend import environment, load_keras
-
-
-def _percentiles(samples_s: list[float]) -> dict:
-    ms = np.asarray(samples_s) * 1000
-    return {
-        "p50": round(float(np.percentile(ms, 50)), 3),
-        "p95": round(float(np.percentile(ms, 95)), 3),
-        "n": int(len(ms)),
-    }
-
-
-def _timed(fn, repeats: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return samples
+from fer_core.timing import percentiles as _percentiles
+from fer_core.timing import timed as _timed
 
 
 def _models(refs: list[str] | None) -> dict:
@@ -101,21 +83,23 @@ def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches:
     return result
 
 
-def bench_live(model, repeats: int = 100) -> dict:
-    """The live page's path on a 640x480 frame with one drawn face moving across it: Haar alone on
-    the downscaled copy, then whole frames (detect or track, crop, classify, draw) through
+def bench_live(model, repeats: int = 100, detector_name: str = "haar") -> dict:
+    """The live page's path on a 640x480 frame with one drawn face moving across it: the detector
+    alone on the downscaled copy, then whole frames (detect or track, crop, classify, draw) through
     `fer_core.inference.live.LiveProcessor`, with detection on every frame and at the page's default interval."""
     import cv2
 
-    from fer_core.inference import Classifier, FaceDetector
-    from fer_core.inference.live import LIVE_DETECTION_SIDE, LIVE_SCALE_FACTOR, LiveProcessor, LiveSettings
+    from fer_core.inference import Classifier, make_detector
+    from fer_core.inference.live import LIVE_DETECTION_SIDE, LiveProcessor, LiveSettings
     from fer_core.data.synthetic import face_frame
 
     frames = [face_frame([(150 + 2 * (i % 100), 120, 180)], seed=i % 7) for i in range(repeats)]
-    detector, classifier = FaceDetector(scale_factor=LIVE_SCALE_FACTOR), Classifier(model)
-    gray = cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY)
-    detect = _timed(lambda: detector.detect(gray, min_face=60, max_side=LIVE_DETECTION_SIDE), repeats)
-    faces_found = len(detector.detect(gray, min_face=60, max_side=LIVE_DETECTION_SIDE))
+    detector, classifier = make_detector(detector_name, live=True), Classifier(model)
+    small = cv2.resize(frames[0], (LIVE_DETECTION_SIDE, LIVE_DETECTION_SIDE * 3 // 4), interpolation=cv2.INTER_AREA)
+    small = small if detector.reads_colour else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    detector.detect(small, min_face=45)  # the first call sets up the runtime
+    detect = _timed(lambda: detector.detect(small, min_face=45, max_side=LIVE_DETECTION_SIDE), repeats)
+    faces_found = len(detector.detect(small, min_face=45, max_side=LIVE_DETECTION_SIDE))
 
     def frame_times(detect_every: int) -> list[float]:
         processor = LiveProcessor(classifier, detector, LiveSettings(detect_every=detect_every))
@@ -139,6 +123,41 @@ def bench_live(model, repeats: int = 100) -> dict:
         f"{default_every} frames (tracked between)",
         "faces_detected": faces_found,
     }
+
+
+def bench_video(model, frames: int = 100, detector_names=None) -> dict:
+    """Video files through `fer_core.inference.video.analyze`: frames/s of a 640x480 clip with two
+    drawn faces moving, analysing every frame and every 5th, writing the annotated MP4 as well."""
+    import tempfile
+    from pathlib import Path
+
+    import av
+
+    from fer_core.data.synthetic import face_frame
+    from fer_core.inference import Classifier, make_detector
+    from fer_core.inference.detectors import DETECTORS
+    from fer_core.inference.video import analyze
+
+    classifier = Classifier(model)
+    result = {}
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "clip.mp4"
+        with av.open(str(clip), mode="w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
+            for k in range(frames):
+                image = face_frame([(60 + 3 * k, 40, 180), (460 - 3 * k, 270, 140)], seed=k % 7)
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        for name in detector_names or list(DETECTORS):
+            detector = make_detector(name)
+            for every in (1, 5):
+                start = time.perf_counter()
+                analyze(clip, classifier, detector, every=every, output=Path(folder) / "out.mp4")
+                result[f"{name}, every {every}"] = round(frames / (time.perf_counter() - start), 1)
+    return {"video_frames_per_s": result, "video_clip": f"{frames} frames of 640x480, two faces, annotated MP4 written"}
 
 
 # Images an epoch in the training comparison. fer-core's loop saves the best model and a resumable
@@ -223,9 +242,13 @@ def run(
     train: bool = True,
     train_models: list[str] | None = None,
     train_rounds: int = 3,
+    detection: bool = True,
+    data: str | None = None,
 ) -> dict:
     """Everything `fer-core bench` prints. The training comparison runs for each of `train_models`
-    (registry names, default the paper CNN); `train_ips`/`train_ratio_vs_keras_fit` are the first's."""
+    (registry names, default the paper CNN); `train_ips`/`train_ratio_vs_keras_fit` are the first's.
+    The live frame is timed with every detector; the detection benchmark pastes `data`'s
+    PublicTest faces into its scenes (drawn faces without `data`)."""
     from fer_core.models import get_spec
 
     names = train_models or ["cnn"]
@@ -234,8 +257,16 @@ def run(
     loaded = _models(models)
     result = {"environment": environment(), **bench_inference(loaded, repeats=repeats)}
     first = next(iter(loaded.values()))
-    result.update(bench_live(first, repeats=max(20, repeats // 2)))
+    from fer_core.inference.detectors import DETECTORS
+
+    result["live"] = {name: bench_live(first, repeats=max(20, repeats // 2), detector_name=name) for name in DETECTORS}
     result["live_model"] = next(iter(loaded))
+    result.update(bench_video(first))
+    if detection:
+        from fer_core.detection_bench import bench_detectors, benchmark_faces
+
+        faces, described = benchmark_faces(data)
+        result["detection"] = {"faces_pasted": described, **bench_detectors(faces)}
     if train:
         per_model = {name: bench_training(name, images=train_images, rounds=train_rounds) for name in names}
         result.update(per_model[names[0]])

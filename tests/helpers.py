@@ -183,3 +183,32 @@ def model_params(names) -> list:
     import pytest
 
     return [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_MODELS else name for name in names]
+
+
+def write_video(path, frames, fps: int = 10, codec: str = "libx264") -> Path:
+    """An MP4 of the given (H, W, 3) uint8 BGR frames, as a phone or camera would hand one over."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def moving_faces_video(path, frames: int = 30, fps: int = 10) -> Path:
+    """Two drawn faces crossing a 640x480 scene without meeting: face 1 (the larger) moves right
+    along the top, face 2 left along the bottom."""
+    from fer_core.data.synthetic import face_frame
+
+    images = [
+        face_frame([(60 + 8 * k, 40, 180), (460 - 8 * k, 270, 140)], seed=k, mouth_open=(k % 10) / 9)
+        for k in range(frames)
+    ]
+    return write_video(path, images, fps=fps)

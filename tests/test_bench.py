@@ -35,9 +35,22 @@ def test_bench_json_keys(tiny_run, capsys):
     assert result["throughput_ips"][name] > 0
     assert result["max_abs_diff_vs_model_call"][name] < 1e-4  # the fast path computes the same function
     assert result["batch_engine"][name] == "keras"  # large batches: the compiled call, whatever one face uses
-    assert result["frame_ms"]["p50"] > 0 and result["frames_per_s"] > 0 and result["detect_ms"]["p50"] > 0
-    assert result["frame_ms_detect_every_frame"]["p50"] > 0
-    assert result["faces_detected"] == 1  # the benchmark frame is a real detection workload
+    from fer_core.inference.detectors import DETECTORS
+
+    assert set(result["live"]) == set(DETECTORS)  # the live frame timed with every detector
+    for live in result["live"].values():
+        assert live["frame_ms"]["p50"] > 0 and live["frames_per_s"] > 0 and live["detect_ms"]["p50"] > 0
+        assert live["frame_ms_detect_every_frame"]["p50"] > 0
+        assert live["faces_detected"] == 1  # the benchmark frame is a real detection workload
+    assert set(result["video_frames_per_s"]) == {f"{d}, every {n}" for d in DETECTORS for n in (1, 5)}
+    assert all(rate > 0 for rate in result["video_frames_per_s"].values())
+    detection = result["detection"]
+    assert detection["faces_pasted"] == "96 drawn faces"
+    for name in DETECTORS:
+        found = detection[name]
+        assert 0 < found["faces_found"] <= found["faces"] == 2 + 2 * 4 * 12  # two photos, two faces a scene
+        assert found["photos"]["astronaut"].startswith("1 of 1")  # a real photo's face
+        assert found["frame_ms"]["p50"] > 0 and found["empty_scenes"] == 12
     assert result["train_ratio_vs_keras_fit"] > 0 and result["train_rounds"] == 2
     assert result["train_ips_per_model"]["cnn"]["ratio"] == result["train_ratio_vs_keras_fit"]
     assert {"backend", "keras", "cores", "cpu"} <= set(result["environment"])
@@ -52,3 +65,14 @@ def test_bench_refuses_bad_numbers(flag, capsys):
 def test_bench_refuses_an_unknown_training_model(capsys):
     assert main(["bench", "--train-models", "cnn,nope"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
+
+
+def test_the_detection_benchmark_counts_hits_and_phantoms_by_its_rule():
+    from fer_core.detection_bench import match
+
+    truth = [(100, 100, 80, 80), (300, 100, 40, 40)]
+    # inside and of a similar size: found; too large for the second: a phantom; far away: a phantom
+    found = [(110, 105, 70, 70), (250, 50, 160, 160), (500, 400, 50, 50)]
+    assert match(found, truth) == (1, 2)
+    assert match([(110, 105, 70, 70), (112, 104, 70, 70)], truth[:1]) == (1, 1)  # one face found once
+    assert match([], truth) == (0, 0)

@@ -47,6 +47,7 @@ PAGES = [
     ("train", "Train", "Past runs"),
     ("evaluate", "Evaluate & compare", "Reliability diagram"),
     ("explain", "Explain", "predicted"),
+    ("video", "Video", "Upload a video"),
     ("live", "Live", "Camera not working?"),
 ]
 
@@ -201,6 +202,79 @@ def test_predict_upload_in_chromium(server, browser, folder_dataset, tmp_path):
 
     rows = pd.read_csv(tmp_path / "predictions.csv")
     assert list(rows["model"]) == ["cnn"] and list(rows["tta"]) == ["none"]  # what produced them
+    page.close()
+
+
+def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tmp_path):
+    """Two real photos side by side, one face each: both found by the default detector, shown
+    in colour, numbered as in the table, and the annotated image downloads in colour."""
+    import numpy as np
+    import pandas as pd
+    import skimage.data
+    from PIL import Image
+
+    url, _base, _pid = server
+    camera = np.repeat(skimage.data.camera()[..., None], 3, axis=2)
+    photo = np.hstack([skimage.data.astronaut(), camera])
+    upload = tmp_path / "two_people.jpg"
+    Image.fromarray(photo).save(upload, quality=92)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/predict")
+    page.get_by_text("A face crop").wait_for(timeout=120_000)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(upload)])
+    page.get_by_text("Download CSV").wait_for(timeout=120_000)
+    settle(page)
+    page.screenshot(path=str(SCREENSHOTS / "predict-group-photo.png"), full_page=True)
+    download_csv(page, "Download CSV", tmp_path / "faces.csv")
+    rows = pd.read_csv(tmp_path / "faces.csv")
+    assert list(rows["face"]) == [1, 2] and set(rows["detector"]) == {"blazeface"}
+    lefts = sorted(int(box.split()[0]) for box in rows["box"])
+    assert lefts[0] < 512 <= lefts[1]  # one face in each photo
+    assert page.get_by_text("face 1:").count() >= 1 and page.get_by_text("face 2:").count() >= 1
+    download_csv(page, "Download annotated image", tmp_path / "annotated.png")
+    annotated = np.asarray(Image.open(tmp_path / "annotated.png").convert("RGB")).astype(int)
+    assert annotated.shape == photo.shape
+    left = annotated[:, :512]
+    assert np.abs(left[..., 0] - left[..., 2]).mean() > 20  # the astronaut's orange suit: colour, not grey
+    page.close()
+
+
+def test_video_page_analyses_a_file_in_the_background_and_refuses_a_bad_one(server, browser, tmp_path):
+    import pandas as pd
+
+    from helpers import moving_faces_video
+
+    url, _base, _pid = server
+    clip = moving_faces_video(tmp_path / "two_faces.mp4")
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/video")
+    page.get_by_text("Upload a video").wait_for(timeout=120_000)
+    page.get_by_role("combobox", name="Face detector").click()  # Haar finds the drawn faces in every frame
+    page.get_by_role("option", name="haar").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(clip)])
+    page.get_by_role("button", name="Analyse").click()
+    page.get_by_text("frames read").wait_for(timeout=180_000)
+    page.get_by_text("Download annotated video").wait_for(timeout=60_000)
+    settle(page)
+    page.screenshot(path=str(SCREENSHOTS / "video.png"), full_page=True)
+    assert "30 frames read, 6 analysed" in page.get_by_text("frames read").inner_text()
+    download_csv(page, "Download CSV", tmp_path / "rows.csv")
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert set(rows["face"]) == {1, 2} and set(rows["detector"]) == {"haar"}
+
+    bad = tmp_path / "holiday.mp4"
+    bad.write_bytes(bytes(range(256)) * 400)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(bad)])
+    page.get_by_text("holiday.mp4").first.wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Analyse").click()
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    try:
+        errors.first.wait_for(timeout=120_000)
+    finally:
+        page.screenshot(path=str(SCREENSHOTS / "video-bad-file.png"), full_page=True)
+    assert "holiday.mp4" in errors.first.inner_text() and "not a video" in errors.first.inner_text()
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()
 
 

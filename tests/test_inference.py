@@ -11,7 +11,8 @@ import pytest
 from helpers import model_params, synthetic_face
 from fer_core import FerError
 from fer_core.data.images import decode_grayscale, expand_uploads
-from fer_core.inference import Classifier, Face, FaceDetector, classify_image, crop_face, draw_faces
+from fer_core.inference import Classifier, Face, classify_image, crop_face, draw_faces
+from fer_core.inference.detectors import HaarDetector
 from fer_core.inference.live import Smoother
 from fer_core.models import build_model, list_models
 
@@ -116,7 +117,7 @@ def test_ensemble_classifier_is_the_mean(small_cnn):
 
 
 def test_a_face_crop_is_classified_whole(small_cnn):
-    faces = classify_image(synthetic_face(3, 0), Classifier(small_cnn), FaceDetector())
+    faces = classify_image(synthetic_face(3, 0), Classifier(small_cnn), HaarDetector())
     assert len(faces) == 1 and faces[0].box == (0, 0, 48, 48)
     as_dict = faces[0].to_dict()
     assert as_dict["label"] == max(as_dict["probabilities"], key=as_dict["probabilities"].get)
@@ -125,8 +126,8 @@ def test_a_face_crop_is_classified_whole(small_cnn):
 
 def test_no_face_in_a_plain_large_image(small_cnn):
     plain = np.full((300, 400), 128, np.uint8)
-    assert classify_image(plain, Classifier(small_cnn), FaceDetector()) == []
-    whole = classify_image(plain, Classifier(small_cnn), FaceDetector(), whole_image=True)
+    assert classify_image(plain, Classifier(small_cnn), HaarDetector()) == []
+    whole = classify_image(plain, Classifier(small_cnn), HaarDetector(), whole_image=True)
     assert whole[0].box == (0, 0, 400, 300)
 
 
@@ -179,7 +180,7 @@ def test_expand_uploads_reads_zips_in_memory_and_refuses_escapes():
 def test_main_face_falls_back_to_the_whole_image_and_says_so():
     from fer_core.inference import main_face
 
-    detector = FaceDetector()
+    detector = HaarDetector()
     blank = np.full((240, 320), 128, np.uint8)  # large enough for detection; no face in it
     face, found = main_face(blank, detector)
     assert not found and face.shape == (48, 48) and (face == 128).all()

@@ -9,12 +9,15 @@ import pandas as pd
 import pytest
 
 from fer_core import CLASS_NAMES, FerError
-from fer_core.inference import Classifier, FaceDetector
-from fer_core.inference.live import LIVE_SCALE_FACTOR, TIMELINE_COLUMNS, LiveProcessor, LiveSettings, Timeline, iou
+from fer_core.inference import Classifier, make_detector
+from fer_core.inference.detectors import HaarDetector
+from fer_core.inference.live import TIMELINE_COLUMNS, LiveProcessor, LiveSettings, Timeline, iou
 from fer_core.models import build_model
 from fer_core.data.synthetic import face_frame
 
-GREEN = (0, 200, 0)  # draw_faces' box colour, BGR
+from fer_core.inference.faces import FACE_COLOURS  # noqa: E402  one box colour a face, BGR
+
+GREEN = FACE_COLOURS[0]  # the first (or only) face's
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def small_classifier():
 
 @pytest.fixture(scope="module")
 def detector():
-    return FaceDetector(scale_factor=LIVE_SCALE_FACTOR)
+    return make_detector("haar", live=True)
 
 
 class SequenceClassifier:
@@ -40,8 +43,12 @@ class SequenceClassifier:
         return out
 
 
-def green_pixels(image: np.ndarray) -> int:
-    return int(np.all(image == GREEN, axis=-1).sum())
+def green_pixels(image: np.ndarray, colour=GREEN) -> int:
+    return int(np.all(image == colour, axis=-1).sum())
+
+
+def drawn_pixels(image: np.ndarray) -> int:
+    return sum(green_pixels(image, colour) for colour in FACE_COLOURS)
 
 
 def test_faces_are_found_where_they_were_pasted_and_labelled(small_classifier, detector):
@@ -56,10 +63,10 @@ def test_faces_are_found_where_they_were_pasted_and_labelled(small_classifier, d
     # Largest first, each overlapping its pasted face.
     assert iou(boxes[0], truth[0]) > 0.5 and iou(boxes[1], truth[1]) > 0.5
     assert annotated.shape == frame.shape and green_pixels(frame) == 0
-    # Box and label drawn around each face, nothing drawn far from them.
-    for x, y, w, h in boxes:
-        assert green_pixels(annotated[max(0, y - 40) : y + h + 2, x - 2 : x + w + 2]) > 2 * (w + h)
-    assert green_pixels(annotated[:, 200:330]) == 0
+    # Box and label drawn around each face in its own colour, nothing drawn far from them.
+    for (x, y, w, h), colour in zip(boxes, FACE_COLOURS):
+        assert green_pixels(annotated[max(0, y - 40) : y + h + 2, x - 2 : x + w + 2], colour) > 2 * (w + h)
+    assert drawn_pixels(annotated[:, 200:330]) == 0
     assert processor.latest is not None and processor.latest.box == boxes[0]
     assert processor.stats.faces == 2
 
@@ -100,7 +107,7 @@ def test_boxes_follow_a_moving_face_between_detections(small_classifier, detecto
 
 
 def test_detection_runs_every_n_frames(small_classifier):
-    class CountingDetector(FaceDetector):
+    class CountingDetector(HaarDetector):
         calls = 0
 
         def detect(self, *args, **kwargs):

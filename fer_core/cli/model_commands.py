@@ -28,6 +28,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--train-rounds", type=int, default=3, help="alternating timings of each side (the median is kept)")
     p.add_argument("--no-train", action="store_true", help="skip the training comparison")
     p.add_argument("--train-models", default="cnn", help="MODEL[,...] registry names for the training comparison")
+    p.add_argument("--no-detection", action="store_true", help="skip the face-detection benchmark")
+    p.add_argument(
+        "--data", help="a FER2013 copy whose PublicTest faces the detection benchmark pastes (default: drawn faces)"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_bench)
 
@@ -79,6 +83,8 @@ def cmd_bench(args) -> int:
         train_rounds=args.train_rounds,
         train=not args.no_train,
         train_models=train_models,
+        detection=not args.no_detection,
+        data=args.data,
     )
     if args.json:
         print_json(result)
@@ -96,15 +102,31 @@ def cmd_bench(args) -> int:
             f"{base['p50']:>11.2f}ms{result['latency_speedup'][name]:>8.1f}x{result['throughput_ips'][name]:>13.0f}"
             f" ({result['batch_engine'][name]})"
         )
+    for detector, live in result["live"].items():
+        every = live["frame_ms_detect_every_frame"]
+        print(
+            f"live frame with one face ({result['live_model']}, {detector}: {live['frame']}): "
+            f"p50 {live['frame_ms']['p50']:.2f} ms, p95 {live['frame_ms']['p95']:.2f} ms, "
+            f"{live['frames_per_s']:.0f} frames/s; detecting on every frame p50 {every['p50']:.2f} ms; "
+            f"detection alone p50 {live['detect_ms']['p50']:.2f} ms"
+        )
     print(
-        f"Haar detection (640x480 -> 320 px): p50 {result['detect_ms']['p50']:.2f} ms, p95 {result['detect_ms']['p95']:.2f} ms"
+        f"video files ({result['video_clip']}): "
+        + ", ".join(f"{k} {v:.0f} frames/s" for k, v in result["video_frames_per_s"].items())
     )
-    every = result["frame_ms_detect_every_frame"]
-    print(
-        f"live frame with one face ({result['live_model']}): p50 {result['frame_ms']['p50']:.2f} ms, "
-        f"p95 {result['frame_ms']['p95']:.2f} ms, {result['frames_per_s']:.0f} frames/s "
-        f"({result['frame']}); detecting on every frame: p50 {every['p50']:.2f} ms, p95 {every['p95']:.2f} ms"
-    )
+    detection = result.get("detection")
+    if detection:
+        print(f"face detection on the benchmark scenes ({detection['faces_pasted']} pasted, and photos):")
+        for detector, found in detection.items():
+            if detector == "faces_pasted":
+                continue
+            print(
+                f"  {detector:<10} found {found['faces_found']} of {found['faces']} ({found['recall']:.0%}); "
+                f"phantoms {found['phantoms_in_scenes_with_faces']} in scenes with faces, "
+                f"{found['phantoms_in_empty_scenes']} in {found['empty_scenes']} empty ones; "
+                f"640x480 frame p50 {found['frame_ms']['p50']:.1f} ms; by side {found['recall_by_face_side']}; "
+                f"by turn {found['recall_by_turn']}; photos {found['photos']}"
+            )
     for name, ips in result.get("train_ips_per_model", {}).items():
         print(
             f"training {name}: fer-core {ips['fer_core']:.0f} img/s vs model.fit {ips['keras_fit']:.0f} img/s "

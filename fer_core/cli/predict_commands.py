@@ -1,4 +1,4 @@
-"""`fer-core predict`: the faces in image files, classified."""
+"""`fer-core predict` and `fer-core video`: the faces in image and video files, classified."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ from pathlib import Path
 from fer_core import CLASS_NAMES
 from fer_core.cli.common import load_best_model, load_models, print_json
 from fer_core.errors import FerError
+from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
 from fer_core.inference.tta import TTA_MODES
 
 
 def add_parsers(sub) -> None:
+    _add_predict_parser(sub)
+    _add_video_parser(sub)
+
+
+def _add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify the faces in image files (or every image in a folder)")
     p.add_argument(
         "--model",
@@ -22,6 +28,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--csv", help="also write a row per face to this CSV file (with the model and TTA used)")
     p.add_argument("--whole-image", action="store_true", help="classify each whole image as one face")
     p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument(
+        "--detector",
+        default=DEFAULT_DETECTOR,
+        choices=list(DETECTORS),
+        help=f"face detector (default {DEFAULT_DETECTOR}: the most accurate; haar: the fastest)",
+    )
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation (see evaluate --help)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_predict)
@@ -46,6 +58,87 @@ def image_inputs(arguments: list[str]) -> list[tuple[str, str | None]]:
     return inputs
 
 
+def _add_video_parser(sub) -> None:
+    from fer_core.inference.video import MAX_VIDEO_BYTES, MAX_VIDEO_MINUTES
+
+    p = sub.add_parser("video", help="classify the faces of a video file, frame by frame, with stable face ids")
+    p.add_argument("input", metavar="VIDEO")
+    p.add_argument("--model", help="NAME_OR_DIR[,...] (default: the best trained model)")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS), help="face detector")
+    p.add_argument("--every", type=int, default=5, help="analyse every N-th frame (default 5)")
+    p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument("--csv", help="write a row per face per analysed frame to this CSV file")
+    p.add_argument("--output", help="write the video with the faces boxed and labelled to this MP4 file")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=MAX_VIDEO_MINUTES,
+        help=f"refuse longer videos (default {MAX_VIDEO_MINUTES:g})",
+    )
+    p.add_argument(
+        "--max-mb", type=float, default=MAX_VIDEO_BYTES // 2**20, help="refuse larger files (default %(default)s MiB)"
+    )
+    p.add_argument("--json", action="store_true", help="print the summary and every row as JSON")
+    p.set_defaults(handler=cmd_video)
+
+
+def cmd_video(args) -> int:
+    from fer_core.inference import Classifier, make_detector
+    from fer_core.inference.video import analyze, probe
+
+    if args.output and not args.output.lower().endswith(".mp4"):
+        raise FerError(f"--output must name an .mp4 file. Received: {args.output}")
+    if not 1 <= args.every <= 1000:
+        raise FerError(f"--every must be 1-1000 frames. Received: {args.every}")
+    if not args.max_minutes > 0 or not args.max_mb > 0:
+        raise FerError("--max-minutes and --max-mb must be > 0")
+    limits = {"max_minutes": args.max_minutes, "max_bytes": round(args.max_mb * 2**20)}
+    probe(args.input, **limits)  # a bad file is refused before any model loads
+    models, refs = load_models(args.model) if args.model else load_best_model()
+    model_name = "+".join(ref.name for ref in refs)
+    result = analyze(
+        args.input,
+        Classifier(models),
+        make_detector(args.detector),
+        every=args.every,
+        output=args.output,
+        model_name=model_name,
+        min_face=args.min_face,
+        **limits,
+    )
+    if args.csv:
+        from fer_core.fileio import write_text_atomic
+
+        write_text_atomic(args.csv, result.to_csv())
+    summary = result.summary()
+    if args.json:
+        print_json(
+            {
+                "file": args.input,
+                "model": model_name,
+                "detector": args.detector,
+                "every": args.every,
+                "frames_read": result.frames_read,
+                "frames_analysed": result.frames_analysed,
+                "summary": summary.to_dict(orient="records"),
+                "rows": result.frame().to_dict(orient="records"),
+            }
+        )
+        return 0
+    info = result.info
+    print(
+        f"{args.input}: {info.width}x{info.height}, {info.fps:.1f} frames/s, {result.frames_read} frames read, "
+        f"{result.frames_analysed} analysed (every {args.every}); {summary.shape[0]} faces; model {model_name}, "
+        f"detector {args.detector}"
+    )
+    for record in summary.to_dict(orient="records"):
+        shares = ", ".join(f"{c} {record[c]:.0%}" for c in CLASS_NAMES if record[c] >= 0.005)
+        print(f"face {record['face']}: in {record['frames']} analysed frames; {shares}")
+    if args.output:
+        print(f"annotated video: {args.output}")
+    return 0
+
+
 def cmd_predict(args) -> int:
     inputs = image_inputs(args.images)
     if all(error for _path, error in inputs):
@@ -53,20 +146,27 @@ def cmd_predict(args) -> int:
             print(f"fer-core: error: {error}", file=sys.stderr)
         return 2
     from fer_core.data.images import read_grayscale
-    from fer_core.inference import Classifier, FaceDetector, classify_image, with_tta
+    from fer_core.inference import Classifier, classify_image, make_detector, with_tta
 
     models, refs = load_models(args.model) if args.model else load_best_model()
     model_name = "+".join(ref.name for ref in refs)
     classifier = with_tta(Classifier(models), args.tta)
-    detector = FaceDetector()
+    detector = make_detector(args.detector)
     results, failed = [], 0
     for image, error in inputs:  # reported as each is done, in the order given
-        entry = {"file": image, "model": model_name, "tta": args.tta, "faces": [], "error": error}
+        entry = {
+            "file": image,
+            "model": model_name,
+            "tta": args.tta,
+            "detector": args.detector,
+            "faces": [],
+            "error": error,
+        }
         if error is None:
             try:
-                gray = read_grayscale(image)
+                rgb = read_grayscale(image, colour=True)
                 entry["faces"] = [
-                    f.to_dict() for f in classify_image(gray, classifier, detector, args.whole_image, args.min_face)
+                    f.to_dict() for f in classify_image(rgb, classifier, detector, args.whole_image, args.min_face)
                 ]
             except FerError as exc:
                 entry["error"] = str(exc)
@@ -97,9 +197,9 @@ def predictions_csv(results: list[dict]) -> str:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["file", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "tta", "error"])
+    writer.writerow(["file", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "tta", "detector", "error"])
     for entry in results:
-        tail = [entry["model"], entry["tta"], entry["error"] or ""]
+        tail = [entry["model"], entry["tta"], entry["detector"], entry["error"] or ""]
         if entry["error"] or not entry["faces"]:
             writer.writerow(
                 [entry["file"], 0, "", "", "", "", "" if entry["error"] else "no face found"] + [""] * 7 + tail

@@ -28,6 +28,7 @@ def decode_grayscale(
     name: str = "image",
     max_bytes: int = MAX_FILE_BYTES,
     max_pixels: int = MAX_PIXELS,
+    colour: bool = False,
 ) -> np.ndarray:
     """Decode image bytes to a 2-D uint8 grayscale array.
 
@@ -41,7 +42,8 @@ def decode_grayscale(
         max_pixels: refuse images declaring more pixels (decompression bombs).
 
     Returns:
-        An (H, W) uint8 array.
+        An (H, W) uint8 array; with `colour`, (H, W, 3) uint8 RGB (a grayscale file as three equal
+        channels).
 
     Raises:
         FerError: empty, too large, not an image, truncated or corrupt.
@@ -62,7 +64,7 @@ def decode_grayscale(
                 )
             image.seek(0)  # first frame of an animated GIF/WebP
             image = ImageOps.exif_transpose(image)
-            pixels = _to_gray(image)
+            pixels = _to_rgb(image) if colour else _to_gray(image)
     except FerError:
         raise
     except UnidentifiedImageError:
@@ -72,13 +74,18 @@ def decode_grayscale(
     except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
         # Truncated and corrupt files surface from PIL as any of these.
         raise FerError(f"{name}: the image is truncated or corrupt ({_short(exc)})") from None
-    if pixels.ndim != 2 or pixels.size == 0:
+    if pixels.ndim != (3 if colour else 2) or pixels.size == 0:
         raise FerError(f"{name}: the image has no pixels")
     return pixels
 
 
+def decode_image(data: bytes, name: str = "image", **limits) -> np.ndarray:
+    """Decode image bytes to (H, W, 3) uint8 RGB, with `decode_grayscale`'s checks."""
+    return decode_grayscale(data, name=name, colour=True, **limits)
+
+
 def read_grayscale(path: str | Path, **limits) -> np.ndarray:
-    """Read and decode an image file; see `decode_grayscale`."""
+    """Read and decode an image file; see `decode_grayscale` (`colour=True` for RGB)."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -89,6 +96,16 @@ def read_grayscale(path: str | Path, **limits) -> np.ndarray:
     except OSError as exc:
         raise FerError(f"{path}: cannot be read ({exc.strerror})") from None
     return decode_grayscale(data, name=str(path), **limits)
+
+
+def _to_rgb(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "L", "LA"):
+        return np.repeat(_to_gray(image)[..., None], 3, axis=2)  # the grayscale path's range handling
+    if image.mode in ("RGBA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:

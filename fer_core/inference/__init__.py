@@ -1,6 +1,7 @@
 """The inference wing: faces in, probabilities out.
 
-Modules: `faces` (Haar detection, crops, drawing), `classifier` (the fast `Classifier`,
+Modules: `detectors` (face detectors by name: Haar, BlazeFace), `faces` (which faces, crops,
+drawing), `classifier` (the fast `Classifier`,
 `classify_image`), `tta` (test-time augmentation), `onnx_engine` + `onnx_graph` (the ONNX Runtime
 path and the graph writer), `live` (tracker, smoother, per-viewer processor, timeline). Shared by
 `fer-core predict`, evaluation, the Predict, Explain and Live pages. This face re-exports what
@@ -8,12 +9,14 @@ callers use; `live` is imported by name (only the Live page and the bench need i
 """
 
 from fer_core.inference.classifier import ENGINES, LARGE_BATCH, Classifier, classify_image
+from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS, Detection, make_detector
 from fer_core.inference.faces import (
     FACE_CROP_MAX_SIDE,
     Face,
-    FaceDetector,
     crop_face,
+    draw_boxes,
     draw_faces,
+    face_crop,
     find_faces,
     main_face,
     to_face,
@@ -21,6 +24,9 @@ from fer_core.inference.faces import (
 from fer_core.inference.tta import TTA_MODES, ZOOM_CROPS, tta_mode, tta_views, with_tta
 
 __all__ = [
+    "DEFAULT_DETECTOR",
+    "DETECTORS",
+    "Detection",
     "ENGINES",
     "FACE_CROP_MAX_SIDE",
     "LARGE_BATCH",
@@ -28,10 +34,12 @@ __all__ = [
     "ZOOM_CROPS",
     "Classifier",
     "Face",
-    "FaceDetector",
+    "make_detector",
     "classify_image",
     "crop_face",
+    "draw_boxes",
     "draw_faces",
+    "face_crop",
     "find_faces",
     "main_face",
     "to_face",

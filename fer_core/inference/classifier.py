@@ -9,7 +9,8 @@ import numpy as np
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from fer_core.inference.faces import Face, FaceDetector, crop_face, find_faces
+from fer_core.inference.detectors import to_gray
+from fer_core.inference.faces import ALIGN_EYES, Face, crop_face, find_faces
 
 # Batch sizes the classifier pads to, so a compiled function sees only a few input shapes.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -130,16 +131,20 @@ def _compiled_call(model):
 
 
 def classify_image(
-    gray: np.ndarray,
+    image: np.ndarray,
     classifier: Classifier,
-    detector: FaceDetector | None,
+    detector,
     whole_image: bool = False,
     min_face: int = 30,
 ) -> list[Face]:
-    """Every face in a grayscale image, each with its box and probabilities (one batched call)."""
-    boxes = find_faces(gray, detector, whole_image=whole_image, min_face=min_face)
-    if not boxes:
+    """Every face in a grayscale or RGB image, each with its box, the detector's score and the
+    probabilities (one batched call). The detector (`fer_core.inference.detectors`) sees the image
+    as given; the model sees grayscale 48x48 crops, turned so the eyes are level where the detector
+    gives them (`ALIGN_EYES`)."""
+    found = find_faces(image, detector, whole_image=whole_image, min_face=min_face)
+    if not found:
         return []
-    crops = np.stack([crop_face(gray, box) for box in boxes])
+    gray = to_gray(image)  # once, not per face
+    crops = np.stack([crop_face(gray, d.box, d.eyes if ALIGN_EYES else None) for d in found])
     probabilities = classifier(crops)
-    return [Face(box, p) for box, p in zip(boxes, probabilities)]
+    return [Face(d.box, p, d.score) for d, p in zip(found, probabilities)]

@@ -21,14 +21,11 @@ import numpy as np
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.inference.classifier import Classifier
-from fer_core.inference.faces import Face, FaceDetector, crop_face, draw_faces
+from fer_core.inference.faces import Face, crop_face, draw_faces
 
-# Haar runs on a copy downscaled to this longest side: its cost grows with the pixel count, and
+# The detector runs on a copy downscaled to this longest side: its cost grows with the pixel count, and
 # faces at webcam distance stay well above its minimum size.
 LIVE_DETECTION_SIDE = 320
-# Coarser than the still-image detector's 1.1: half the pyramid levels, and a face missed at one
-# scale is caught a few frames later; the tracker keeps its box in between.
-LIVE_SCALE_FACTOR = 1.2
 TIMELINE_COLUMNS = ("time", "face", "label", *CLASS_NAMES)
 # Below this normalised correlation a tracked face is taken as lost; its box then stays put until
 # the next detection decides.
@@ -101,21 +98,23 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 
 class FaceTracker:
-    """Haar boxes when asked to detect; in between, each box follows its face by template matching
-    around its last place on the downscaled frame (a millisecond or two, against ~10 for Haar).
+    """The detector's boxes when asked to detect; in between, each box follows its face by template
+    matching around its last place on the downscaled frame (a millisecond or two, several times
+    cheaper than detecting).
 
     Detections are matched to tracks by overlap, so a face keeps its id (and its smoothing) while
     it moves. Used by one thread at a time.
     """
 
-    def __init__(self, detector: FaceDetector, max_side: int = LIVE_DETECTION_SIDE):
+    def __init__(self, detector, max_side: int = LIVE_DETECTION_SIDE):
         self.detector = detector
         self.max_side = max_side
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, gray: np.ndarray, detect: bool, min_face: int) -> list[Track]:
-        """The tracks on this frame, largest face first."""
+    def update(self, gray: np.ndarray, detect: bool, min_face: int, colour: np.ndarray | None = None) -> list[Track]:
+        """The tracks on this frame, largest face first; `colour`: the same frame in RGB, for a
+        detector that reads colour (the tracker itself works on grayscale)."""
         import cv2
 
         height, width = gray.shape[:2]
@@ -126,8 +125,15 @@ class FaceTracker:
             else gray
         )
         if detect:
-            found = self.detector.detect(small, min_face=max(12, round(min_face * scale)), max_side=max(small.shape))
-            self._match([tuple(round(v / scale) for v in box) for box in found], small, scale)
+            seen = small
+            if colour is not None:
+                seen = (
+                    cv2.resize(colour, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
+                    if scale < 1
+                    else colour
+                )
+            found = self.detector.detect(seen, min_face=max(12, round(min_face * scale)), max_side=max(small.shape))
+            self._match([tuple(round(v / scale) for v in d.box) for d in found], small, scale)
         else:
             for track in self.tracks:
                 track.box = self._follow(track, small, scale)
@@ -221,7 +227,7 @@ class LiveProcessor:
     """
 
     classifier: Classifier
-    detector: FaceDetector
+    detector: object  # a fer_core.inference.detectors detector, made with live=True
     settings: LiveSettings = field(default_factory=LiveSettings)
     queue_size: int = 4096
     clock: object = time.time
@@ -236,23 +242,28 @@ class LiveProcessor:
         self.stats = LiveStats()
         self.view: LiveView | None = None  # the last frame's results (None: nothing shown yet, or cleared)
 
-    def configure(self, classifier: Classifier | None = None, settings: LiveSettings | None = None) -> None:
+    def configure(
+        self, classifier: Classifier | None = None, settings: LiveSettings | None = None, detector=None
+    ) -> None:
         with self._lock:
             if settings is not None:
                 self.settings = settings.validate()
             if classifier is not None:
                 self.classifier = classifier
+            if detector is not None and detector is not self.detector:
+                self.detector = self._tracker.detector = detector  # tracks and their ids carry over
 
     def process(self, frame_bgr: np.ndarray, skipped: int = 0) -> np.ndarray:
         """The newest camera frame (BGR uint8) in, the annotated frame out."""
         import cv2
 
         with self._lock:
-            classifier, settings = self.classifier, self.settings
+            classifier, settings, detector = self.classifier, self.settings, self.detector
         started = time.perf_counter()
         gray = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         detect = self.stats.frames % settings.detect_every == 0
-        tracks = self._tracker.update(gray, detect=detect, min_face=settings.min_face)
+        colour = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB) if detect and detector.reads_colour else None
+        tracks = self._tracker.update(gray, detect=detect, min_face=settings.min_face, colour=colour)
         faces = []
         if tracks:
             probabilities = classifier(np.stack([crop_face(gray, t.box) for t in tracks]))

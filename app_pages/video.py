@@ -1,0 +1,105 @@
+"""Video: a video file's faces, every N-th frame, tracked with stable ids and classified; emotions
+over time per face, a summary, the rows as CSV and the video with its faces boxed.
+
+The analysis runs on its own thread (`fer_core.inference.video.start_analysis`); the page polls its
+progress once a second and can cancel it, and other pages stay free meanwhile.
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.charts import emotion_timeline
+from dashboard.shared import classifier, detector_picker, face_detector, model_picker
+from fer_core.errors import FerError
+from fer_core.inference.video import MAX_VIDEO_MINUTES, start_analysis
+from fer_core.paths import cache_dir
+
+VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
+
+st.title("Video")
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+models = model_picker(c1)
+detector_name = detector_picker(c2, key="video_detector")
+every = c3.number_input("Analyse every N-th frame", min_value=1, max_value=100, value=5)
+min_face = c4.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=40)
+upload = st.file_uploader(f"A video ({', '.join(VIDEO_TYPES)}; up to {MAX_VIDEO_MINUTES:g} minutes)", type=VIDEO_TYPES)
+job = st.session_state.get("video_job")
+
+if upload is not None and st.button("Analyse", type="primary", disabled=bool(job and job.running)):
+    if st.session_state.get("video_folder"):
+        shutil.rmtree(st.session_state["video_folder"], ignore_errors=True)  # the last video's files
+    (cache_dir() / "video").mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=cache_dir() / "video"))
+    source = folder / Path(upload.name).name
+    source.write_bytes(upload.getvalue())
+    try:
+        classify, detector = classifier(models), face_detector(detector_name)
+    except FerError as exc:
+        st.error(str(exc))
+        st.stop()
+    model_name = "+".join(ref.name for ref in models)
+    job = start_analysis(
+        source,
+        classify,
+        detector,
+        every=int(every),
+        output=folder / "annotated.mp4",
+        model_name=model_name,
+        min_face=int(min_face),
+    )
+    st.session_state.update(video_job=job, video_folder=str(folder), video_name=upload.name)
+if job is None:
+    st.caption("Upload a video, then Analyse: faces are found every N-th frame and followed between them.")
+    st.stop()
+
+
+@st.fragment(run_every=1.0 if job.running else None)
+def progress_panel() -> None:
+    if job.running:
+        progress, left = job.progress, job.progress.seconds_left
+        text = f"{progress.frames_done:,} of ~{progress.frames_total:,} frames" + (
+            f", about {left:.0f} s left" if left is not None else ""
+        )
+        st.progress(progress.fraction, text=text)
+        if st.button("Cancel"):
+            job.cancel.set()
+        return
+    if st.session_state.get("video_shown") is not job:  # it ended since the last poll: draw the results
+        st.session_state["video_shown"] = job
+        st.rerun()
+
+
+progress_panel()
+if job.running:
+    st.stop()
+if job.error:
+    st.error(job.error)
+    st.stop()
+
+result, name = job.result, st.session_state.get("video_name", "video")
+info = result.info
+st.success(
+    f"{name}: {info.width}x{info.height}, {info.fps:.1f} frames/s; {result.frames_read:,} frames read, "
+    f"{result.frames_analysed:,} analysed" + (" (cancelled: the results so far)" if result.cancelled else "")
+)
+rows, summary = result.frame(), result.summary()
+if rows.empty:
+    st.warning("No face found in the analysed frames: try another detector or a smaller face size.")
+    st.stop()
+st.plotly_chart(emotion_timeline(rows, title="Emotions over time, per face", x="time"), width="stretch")
+st.subheader("Share of the analysed frames per emotion, per face")
+shares = list(summary.columns[2:])
+summary[shares] = summary[shares] * 100
+bars = {c: st.column_config.ProgressColumn(c, format="%.0f%%", min_value=0, max_value=100) for c in shares}
+st.dataframe(summary, hide_index=True, column_config=bars)
+c1, c2 = st.columns(2)
+stem = Path(name).stem
+c1.download_button("Download CSV", data=result.to_csv, file_name=f"{stem}_faces.csv", mime="text/csv")
+if result.output is not None and result.output.is_file():
+    c2.download_button(
+        "Download annotated video", data=result.output.read_bytes, file_name=f"{stem}_faces.mp4", mime="video/mp4"
+    )
+    st.video(str(result.output))

@@ -1,0 +1,335 @@
+"""Video files: every N-th frame's faces found, tracked across frames with stable ids, classified;
+a row per face per sampled frame, a summary per face, and optionally an annotated MP4.
+
+Decoded and encoded as streams with PyAV (FFmpeg), one frame in memory at a time, so a long
+video costs time, not memory. No UI here: `fer-core video` and the Video page call `analyze`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_core import CLASS_NAMES
+from fer_core.errors import FerError
+from fer_core.inference.detectors import to_gray
+from fer_core.inference.faces import ALIGN_EYES, Face, crop_face, draw_boxes
+
+MAX_VIDEO_BYTES = 500 * 2**20
+MAX_VIDEO_MINUTES = 30.0
+MAX_VIDEO_PIXELS = 3840 * 2160  # a frame's; larger is refused before decoding
+ROW_COLUMNS = ("time", "frame", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "detector")
+# A face unseen in this many sampled frames in a row ends its track; one seen again later gets a
+# new id (an id never jumps between people who cross paths: boxes must overlap to continue).
+MAX_MISSED_SAMPLES = 3
+MIN_OVERLAP = 0.3
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: float
+    seconds: float
+    frames: int  # as the container says (an estimate for some formats)
+    codec: str
+
+
+def probe(path: str | Path, max_bytes: int = MAX_VIDEO_BYTES, max_minutes: float = MAX_VIDEO_MINUTES) -> VideoInfo:
+    """The video's size, rate and length, read from its header; refuses what `analyze` cannot do.
+
+    Raises:
+        FerError: missing, empty, too large or too long, not a video, no video stream, or frames
+        over MAX_VIDEO_PIXELS.
+    """
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise FerError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size == 0:
+        raise FerError(f"{path.name}: the file is empty (0 bytes)")
+    if size > max_bytes:
+        raise FerError(f"{path.name}: the file is {size / 2**20:.1f} MiB, over the {max_bytes / 2**20:.3g} MiB limit")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise FerError(f"{path.name}: holds no video frames (no video stream)")
+            stream = container.streams.video[0]
+            width, height = stream.codec_context.width, stream.codec_context.height
+            fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+            seconds = float(stream.duration * stream.time_base) if stream.duration else 0.0
+            if not seconds and container.duration:
+                seconds = container.duration / 1_000_000
+            frames = int(stream.frames or round(seconds * fps))
+            codec = stream.codec_context.name
+    except FerError:
+        raise
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise FerError(f"{path.name}: not a video, or a format that cannot be read ({_short(exc)})") from None
+    if not width or not height:
+        raise FerError(f"{path.name}: the video stream has no frame size")
+    if width * height > MAX_VIDEO_PIXELS:
+        raise FerError(f"{path.name}: {width}x{height} frames, over the {MAX_VIDEO_PIXELS / 1e6:.1f} Mpx limit")
+    if seconds > max_minutes * 60:
+        raise FerError(f"{path.name}: {seconds / 60:.1f} minutes long, over the {max_minutes:g}-minute limit")
+    return VideoInfo(width, height, fps, seconds, frames, codec)
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:160]
+
+
+@dataclass
+class _Track:
+    face_id: int
+    box: tuple[int, int, int, int]
+    missed: int = 0
+
+
+class FaceTracks:
+    """Stable face ids across sampled frames: each detection continues the track whose last box it
+    overlaps most (IoU above MIN_OVERLAP), else starts a new one."""
+
+    def __init__(self):
+        self.tracks: list[_Track] = []
+        self._next_id = 1
+
+    def update(self, boxes: list[tuple[int, int, int, int]]) -> list[int]:
+        """The face id of each box, in the boxes' order."""
+        from fer_core.inference.live import iou
+
+        pairs = sorted(
+            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
+        )
+        ids: dict[int, int] = {}
+        used: set[int] = set()
+        for overlap, ti, bi in pairs:
+            if overlap < MIN_OVERLAP or ti in used or bi in ids:
+                continue
+            used.add(ti)
+            ids[bi] = self.tracks[ti].face_id
+            self.tracks[ti].box, self.tracks[ti].missed = boxes[bi], 0
+        for ti, track in enumerate(self.tracks):
+            if ti not in used:
+                track.missed += 1
+        self.tracks = [t for t in self.tracks if t.missed < MAX_MISSED_SAMPLES]
+        for bi, box in enumerate(boxes):
+            if bi not in ids:
+                ids[bi] = self._next_id
+                self.tracks.append(_Track(self._next_id, box))
+                self._next_id += 1
+        return [ids[bi] for bi in range(len(boxes))]
+
+
+@dataclass
+class VideoProgress:
+    """How far an analysis is, readable from another thread (the page's progress bar)."""
+
+    frames_done: int = 0
+    frames_total: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.frames_done / self.frames_total) if self.frames_total else 0.0
+
+    @property
+    def seconds_left(self) -> float | None:
+        if not self.frames_done or not self.frames_total:
+            return None
+        elapsed = time.monotonic() - self.started
+        return max(0.0, elapsed / self.frames_done * (self.frames_total - self.frames_done))
+
+
+@dataclass
+class VideoResult:
+    info: VideoInfo
+    rows: list[tuple]  # ROW_COLUMNS
+    frames_read: int
+    frames_analysed: int
+    cancelled: bool
+    output: Path | None
+
+    def frame(self):
+        """The rows as a DataFrame (ROW_COLUMNS)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=list(ROW_COLUMNS))
+
+    def summary(self):
+        """Per face: the sampled frames it was seen in, and the share of them per emotion."""
+        import pandas as pd
+
+        rows = self.frame()
+        if rows.empty:
+            return pd.DataFrame(columns=["face", "frames", *CLASS_NAMES])
+        shares = pd.crosstab(rows["face"], rows["label"], normalize="index").reindex(
+            columns=list(CLASS_NAMES), fill_value=0.0
+        )
+        shares.insert(0, "frames", rows.groupby("face").size())
+        return shares.reset_index()
+
+    def to_csv(self) -> str:
+        return self.frame().to_csv(index=False, float_format="%.4f")
+
+
+def analyze(
+    path: str | Path,
+    classifier,
+    detector,
+    every: int = 5,
+    output: str | Path | None = None,
+    model_name: str = "",
+    min_face: int = 30,
+    progress: VideoProgress | None = None,
+    cancel: threading.Event | None = None,
+    max_minutes: float = MAX_VIDEO_MINUTES,
+    max_bytes: int = MAX_VIDEO_BYTES,
+) -> VideoResult:
+    """Faces of every `every`-th frame, found by `detector`, classified by `classifier`, tracked
+    with stable ids; with `output`, an MP4 (H.264) of every frame with the latest boxes drawn.
+
+    Raises:
+        FerError: the file is refused by `probe`, holds no frame, or breaks off before any frame
+        (a file truncated later ends the analysis there, with the rows so far).
+    """
+    import av
+
+    if not 1 <= every <= 1000:
+        raise FerError(f"--every must be 1-1000 frames. Received: {every}")
+    info = probe(path, max_bytes=max_bytes, max_minutes=max_minutes)
+    progress = progress or VideoProgress()
+    progress.frames_total = info.frames
+    tracks, rows = FaceTracks(), []
+    read = analysed = 0
+    drawn: tuple[list, list[str], list[int]] = ([], [], [])
+    detector_name = getattr(detector, "name", "")
+    encoder = _Encoder(output, info) if output else None
+    cancelled = False
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            try:
+                for frame in container.decode(stream):
+                    if cancel is not None and cancel.is_set():
+                        cancelled = True
+                        break
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if read % every == 0:
+                        faces, ids = _faces(rgb, classifier, detector, tracks, min_face)
+                        seconds = float(frame.time) if frame.time is not None else read / info.fps
+                        for face, face_id in zip(faces, ids):
+                            rows.append(
+                                (round(seconds, 3), read, face_id, *face.box, face.label)
+                                + tuple(float(p) for p in face.probabilities)
+                                + (model_name, detector_name)
+                            )
+                        drawn = (
+                            [f.box for f in faces],
+                            [f"face {i} {f.label} {f.confidence:.0%}" for f, i in zip(faces, ids)],
+                            [i - 1 for i in ids],
+                        )
+                        analysed += 1
+                    if encoder is not None:
+                        encoder.write(draw_boxes(rgb, drawn[0], drawn[1], min_side=0, rgb=True, colour_index=drawn[2]))
+                    read += 1
+                    progress.frames_done = read
+            except av.error.FFmpegError as exc:
+                if read == 0:
+                    raise FerError(f"{Path(path).name}: the video cannot be decoded ({_short(exc)})") from None
+                # A file cut off mid-way: keep what was read (the summary says how many frames).
+    except av.error.FFmpegError as exc:
+        raise FerError(f"{Path(path).name}: the video cannot be decoded ({_short(exc)})") from None
+    finally:
+        if encoder is not None:
+            encoder.close()
+    if read == 0 and not cancelled:
+        if encoder is not None:
+            Path(output).unlink(missing_ok=True)
+        raise FerError(f"{Path(path).name}: holds no video frames")
+    if not cancelled:
+        progress.frames_total = read  # the container's count was an estimate; this is the count
+    return VideoResult(info, rows, read, analysed, cancelled, Path(output) if output else None)
+
+
+def _faces(rgb, classifier, detector, tracks: FaceTracks, min_face: int) -> tuple[list[Face], list[int]]:
+    found = detector.detect(rgb, min_face=min_face)
+    ids = tracks.update([d.box for d in found])
+    if not found:
+        return [], []
+    gray = to_gray(rgb)
+    crops = np.stack([crop_face(gray, d.box, d.eyes if ALIGN_EYES else None) for d in found])
+    probabilities = classifier(crops)
+    return [Face(d.box, p, d.score) for d, p in zip(found, probabilities)], ids
+
+
+class _Encoder:
+    """An H.264 MP4 written frame by frame (even sizes: the encoder's 4:2:0 needs them)."""
+
+    def __init__(self, output: str | Path, info: VideoInfo):
+        import av
+        from fractions import Fraction
+
+        self.path = Path(output)
+        self.container = av.open(str(self.path), mode="w")
+        rate = Fraction(info.fps).limit_denominator(1001)
+        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream.width, self.stream.height = info.width - info.width % 2, info.height - info.height % 2
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"preset": "veryfast", "crf": "23"}
+
+    def write(self, rgb: np.ndarray) -> None:
+        import av
+
+        frame = av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(rgb[: self.stream.height, : self.stream.width]), format="rgb24"
+        )
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+
+@dataclass
+class VideoJob:
+    """An analysis running on its own thread (the Video page's: a long video never holds up the
+    page's script or any other page), with its progress, a cancel, and its result or error."""
+
+    progress: VideoProgress
+    cancel: threading.Event
+    thread: threading.Thread
+    result: VideoResult | None = None
+    error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+
+def start_analysis(path: str | Path, classifier, detector, **options) -> VideoJob:
+    """`analyze` on a daemon thread; the job's `result` or `error` (one line) is set when it ends."""
+    progress, cancel = VideoProgress(), threading.Event()
+    job = VideoJob(progress, cancel, threading.Thread(daemon=True))
+
+    def work():
+        try:
+            job.result = analyze(path, classifier, detector, progress=progress, cancel=cancel, **options)
+        except FerError as exc:
+            job.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - said on the page in one line, the server goes on
+            job.error = f"the analysis failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+    job.thread = threading.Thread(target=work, name="fer-video", daemon=True)
+    job.thread.start()
+    return job
