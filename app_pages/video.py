@@ -18,6 +18,7 @@ from fer_core.inference.video import MAX_VIDEO_MINUTES, start_analysis
 from fer_core.paths import cache_dir
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
+KEPT_UPLOADS = 8
 
 st.title("Video")
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
@@ -31,8 +32,13 @@ job = st.session_state.get("video_job")
 if upload is not None and st.button("Analyse", type="primary", disabled=bool(job and job.running)):
     if st.session_state.get("video_folder"):
         shutil.rmtree(st.session_state["video_folder"], ignore_errors=True)  # the last video's files
-    (cache_dir() / "video").mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=cache_dir() / "video"))
+    uploads = cache_dir() / "video"
+    uploads.mkdir(parents=True, exist_ok=True)
+    # Sessions end without telling the page: the newest KEPT_UPLOADS folders stay (a closed tab's
+    # results for a while, and any analysis still running elsewhere), older ones go.
+    for old in sorted(uploads.glob("upload-*"), key=lambda p: p.stat().st_mtime)[:-KEPT_UPLOADS]:
+        shutil.rmtree(old, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
     source = folder / Path(upload.name).name
     source.write_bytes(upload.getvalue())
     try:

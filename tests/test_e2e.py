@@ -372,6 +372,29 @@ def test_clicking_a_confusion_matrix_cell_picks_the_gallery(server, browser):
     page.close()
 
 
+def test_explain_picks_which_face_of_a_group_photo(server, browser, tmp_path):
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    url, _base, _pid = server
+    camera = np.repeat(skimage.data.camera()[..., None], 3, axis=2)
+    upload = tmp_path / "two_people.png"
+    Image.fromarray(np.hstack([skimage.data.astronaut(), camera])).save(upload)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/explain")
+    page.get_by_text("Heatmap opacity").wait_for(timeout=120_000)
+    page.get_by_text("upload", exact=True).click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(upload)])
+    page.get_by_text("two_people.png, face 1 of 2").wait_for(timeout=120_000)  # the largest first
+    page.get_by_role("combobox", name="Face to explain (2 found)").click()
+    page.get_by_role("option", name="2").click()
+    page.get_by_text("two_people.png, face 2 of 2").wait_for(timeout=120_000)
+    page.get_by_text("Grad-CAM").first.wait_for(timeout=120_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
 def test_explain_bad_upload_is_an_error_box(server, browser, tmp_path):
     url, _base, _pid = server
     bad = tmp_path / "face.png"

@@ -40,6 +40,7 @@ PAGES = [
     ("Evaluate & compare", "Evaluate & compare", "Reliability diagram"),
     ("Explain", "Explain", "Heatmap opacity"),
     ("Predict", "Predict", "A face crop"),
+    ("Video", "Video", "Upload a video"),
     ("Live", "Live", "Camera not working?"),
     ("Home", "FER Studio", "Pages"),
 ]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
 from fer_core.cli.common import print_json, warn_report
 from fer_core.errors import FerError
-from fer_core.training.config import TrainConfig
+from fer_core.training.config import TrainConfig, build_config
 
 
 def add_parsers(sub) -> None:
@@ -119,55 +118,17 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=cmd_promote)
 
 
-def _parse_params(items: list[str]) -> dict:
-    params = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise FerError(f"--param takes KEY=VALUE. Received: {item!r}")
-        try:
-            params[key] = json.loads(value)
-        except json.JSONDecodeError:
-            params[key] = value
-    return params
-
-
 def train_config_from_args(args) -> TrainConfig:
-    """The TrainConfig a new `fer-core train` run gets: --config's settings, overridden by the flags,
-    with the warm start and the teachers resolved (the GPU recipes are checked through this too).
-
-    Raises:
-        FerError: no model or data, or settings TrainConfig refuses.
-    """
-    base = {}
-    if args.config:
-        from fer_core.fileio import read_json
-
-        base = read_json(args.config)
-        if not isinstance(base, dict):
-            raise FerError(f"{args.config}: not a readable JSON config")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    overrides = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    if args.param:
-        overrides["model_params"] = {**base.get("model_params", {}), **_parse_params(args.param)}
-    settings = {**base, **overrides}
-    if not settings.get("model"):
-        raise FerError("no model given (--model NAME)")
-    if not settings.get("data"):
-        raise FerError("no dataset given (--data PATH)")
-    settings["data"] = str(Path(settings["data"]).expanduser())
-    if args.init:
-        from fer_core.training.recipe import describe_init
-
-        settings["init_from"] = describe_init(args.init, settings["model"])
-    if args.teacher:
-        from fer_core.training.recipe import describe_teachers
-
-        weight = 0.5 if args.distill_weight is None else args.distill_weight
-        settings["distill_from"] = describe_teachers(args.teacher, weight)
-    elif args.distill_weight is not None:
-        raise FerError("--distill-weight needs --teacher (the models to distil from)")
-    return TrainConfig.from_dict(settings)
+    """The TrainConfig a new `fer-core train` run gets from the flags (`build_config` does the
+    work; the GPU recipes are checked through this too)."""
+    return build_config(
+        vars(args),
+        config_file=args.config,
+        params=args.param,
+        init=args.init,
+        teachers=args.teacher,
+        distill_weight=args.distill_weight,
+    )
 
 
 def cmd_train(args) -> int:

@@ -13,7 +13,9 @@ largest first; where the model gives eye landmarks they come along for alignment
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -208,11 +210,30 @@ def _tflite_interpreter(path: Path):
         except ImportError:
             raise FerError("the blazeface detector needs TensorFlow's TFLite interpreter (or ai-edge-litert)") from None
         Interpreter = tf.lite.Interpreter
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet_stderr():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, once per thread
         interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
+        interpreter.allocate_tensors()
     return interpreter
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """TFLite's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" to the process's
+    stderr, past Python and TF_CPP_MIN_LOG_LEVEL; a CLI error must stay one line, so file
+    descriptor 2 points at /dev/null while an interpreter is made (milliseconds, once per thread)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _pyramid_tiles(width: int, height: int, min_face: int) -> list[tuple[int, int, int, int]]:

@@ -163,3 +163,66 @@ class TrainConfig:
         if unknown:
             raise FerError(f"unknown training settings: {', '.join(unknown)}")
         return cls(**data)
+
+
+def parse_params(items: list[str]) -> dict:
+    """Model parameters given as KEY=VALUE (`--param`), each value read as JSON where it is JSON
+    (`filters=[48,96,192]`, `width=96`), else kept as text."""
+    import json
+
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FerError(f"--param takes KEY=VALUE. Received: {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    return params
+
+
+def build_config(
+    settings: dict,
+    config_file: str | None = None,
+    params: list[str] | None = None,
+    init: str | None = None,
+    teachers: list[str] | None = None,
+    distill_weight: float | None = None,
+) -> TrainConfig:
+    """The TrainConfig of a new run: `config_file`'s settings (a config.json), overridden by
+    `settings` (None values are not given), `params` (KEY=VALUE) merged into the model
+    parameters, the warm start (`init`) and the teachers resolved to what config.json records.
+
+    Raises:
+        FerError: no model or data, an unreadable config file, or settings TrainConfig refuses.
+    """
+    from pathlib import Path
+
+    base = {}
+    if config_file:
+        from fer_core.fileio import read_json
+
+        base = read_json(config_file)
+        if not isinstance(base, dict):
+            raise FerError(f"{config_file}: not a readable JSON config")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    merged = {**base, **{k: v for k, v in settings.items() if k in fields and v is not None}}
+    if params:
+        merged["model_params"] = {**base.get("model_params", {}), **parse_params(params)}
+    if not merged.get("model"):
+        raise FerError("no model given (--model NAME)")
+    if not merged.get("data"):
+        raise FerError("no dataset given (--data PATH)")
+    merged["data"] = str(Path(merged["data"]).expanduser())
+    if init:
+        from fer_core.training.recipe import describe_init
+
+        merged["init_from"] = describe_init(init, merged["model"])
+    if teachers:
+        from fer_core.training.recipe import describe_teachers
+
+        merged["distill_from"] = describe_teachers(teachers, 0.5 if distill_weight is None else distill_weight)
+    elif distill_weight is not None:
+        raise FerError("--distill-weight needs --teacher (the models to distil from)")
+    return TrainConfig.from_dict(merged)
