@@ -204,11 +204,14 @@ def write_video(path, frames, fps: int = 10, codec: str = "libx264") -> Path:
 
 def moving_faces_video(path, frames: int = 30, fps: int = 10) -> Path:
     """Two drawn faces crossing a 640x480 scene without meeting: face 1 (the larger) moves right
-    along the top, face 2 left along the bottom."""
+    along the top, face 2 left along the bottom, each turning back after 50 frames."""
     from fer_core.data.synthetic import face_frame
 
+    def step(k: int) -> int:
+        return k % 100 if k % 100 <= 50 else 100 - k % 100
+
     images = [
-        face_frame([(60 + 8 * k, 40, 180), (460 - 8 * k, 270, 140)], seed=k, mouth_open=(k % 10) / 9)
+        face_frame([(60 + 8 * step(k), 40, 180), (460 - 8 * step(k), 270, 140)], seed=k, mouth_open=(k % 10) / 9)
         for k in range(frames)
     ]
     return write_video(path, images, fps=fps)
