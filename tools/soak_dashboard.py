@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools"))
 
-from time_dashboard import ARGS, CHROMIUM, free_port  # noqa: E402
+from time_dashboard import ARGS, CHROMIUM, free_port, start_server, wait_until_healthy  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -64,21 +61,10 @@ def main() -> int:
     url = f"http://127.0.0.1:{port}"
     work = Path(tempfile.mkdtemp(prefix="fer-soak-"))
     clip = moving_faces_video(work / "clip.mp4", frames=100)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "FER_CACHE_DIR": str(work / "cache")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_server(port, {**os.environ, "FER_CACHE_DIR": str(work / "cache")})
     resident = []
     try:
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_healthy(url)
         resident.append({"round": 0, "rss_mib": rss_mib(server.pid)})
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)

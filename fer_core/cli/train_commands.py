@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fer_core.cli.common import print_json, warn_report
 from fer_core.errors import FerError
-from fer_core.training.config import TrainConfig, build_config
+from fer_core.training.config import TrainConfig
 
 
 def add_parsers(sub) -> None:
@@ -121,6 +121,8 @@ def add_parsers(sub) -> None:
 def train_config_from_args(args) -> TrainConfig:
     """The TrainConfig a new `fer-core train` run gets from the flags (`build_config` does the
     work; the GPU recipes are checked through this too)."""
+    from fer_core.training.recipe import build_config
+
     return build_config(
         vars(args),
         config_file=args.config,

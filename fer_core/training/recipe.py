@@ -6,6 +6,7 @@ the loop (`fer_core.training.loop`) runs it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from fer_core import NUM_CLASSES
 from fer_core.backend import resolve_precision
 from fer_core.errors import FerError
 from fer_core.rundir import minutes_trained, read_history
-from fer_core.training.config import TrainConfig
+from fer_core.training.config import TrainConfig, parse_params
 
 
 @contextlib.contextmanager
@@ -281,3 +282,43 @@ def class_weight_map(labels: np.ndarray, how: str) -> dict[int, float] | None:
     counts = np.bincount(labels, minlength=NUM_CLASSES)
     present = counts > 0
     return {c: float(len(labels) / (present.sum() * counts[c])) if counts[c] else 0.0 for c in range(NUM_CLASSES)}
+
+
+def build_config(
+    settings: dict,
+    config_file: str | None = None,
+    params: list[str] | None = None,
+    init: str | None = None,
+    teachers: list[str] | None = None,
+    distill_weight: float | None = None,
+) -> TrainConfig:
+    """The TrainConfig of a new run: `config_file`'s settings (a config.json), overridden by
+    `settings` (None values are not given), `params` (KEY=VALUE) merged into the model
+    parameters, the warm start (`init`) and the teachers resolved to what config.json records.
+
+    Raises:
+        FerError: no model or data, an unreadable config file, or settings TrainConfig refuses.
+    """
+    base = {}
+    if config_file:
+        from fer_core.fileio import read_json
+
+        base = read_json(config_file)
+        if not isinstance(base, dict):
+            raise FerError(f"{config_file}: not a readable JSON config")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    merged = {**base, **{k: v for k, v in settings.items() if k in fields and v is not None}}
+    if params:
+        merged["model_params"] = {**base.get("model_params", {}), **parse_params(params)}
+    if not merged.get("model"):
+        raise FerError("no model given (--model NAME)")
+    if not merged.get("data"):
+        raise FerError("no dataset given (--data PATH)")
+    merged["data"] = str(Path(merged["data"]).expanduser())
+    if init:
+        merged["init_from"] = describe_init(init, merged["model"])
+    if teachers:
+        merged["distill_from"] = describe_teachers(teachers, 0.5 if distill_weight is None else distill_weight)
+    elif distill_weight is not None:
+        raise FerError("--distill-weight needs --teacher (the models to distil from)")
+    return TrainConfig.from_dict(merged)
