@@ -132,20 +132,21 @@ def browser(playwright):
 def download_csv(page, button: str, path: Path, tries: int = 3) -> None:
     """Click a download button and save what it downloads to `path`.
 
-    On a 2-core CPU without AVX512-BF16 (2026-11-26) the first click after Stop twice downloaded
-    nothing in 60 s, and the same test passed three times after; a rerun replacing the button and
-    its deferred file under the click is the likely cause (not confirmed). A user clicks again,
-    and so does this, a few times before it fails."""
+    Under load (the suite's other worker busy) the Live page's button after Stop has been seen
+    disabled for over a minute, and a first click has downloaded nothing; a user waits and clicks
+    again, and so does this, a few times before it fails, leaving a screenshot of the page."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for attempt in range(tries):
         try:
-            with page.expect_download(timeout=20_000) as download:
-                page.get_by_role("button", name=button).click()
+            with page.expect_download(timeout=60_000) as download:
+                page.get_by_role("button", name=button).click(timeout=60_000)
             download.value.save_as(path)
             return
         except PlaywrightTimeout:
             if attempt == tries - 1:
+                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / f"download-failed-{path.stem}.png"), full_page=True)
                 raise
             settle(page)
 
