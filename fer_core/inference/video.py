@@ -16,8 +16,8 @@ import numpy as np
 
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
-from fer_core.inference.detectors import to_gray
-from fer_core.inference.faces import ALIGN_EYES, Face, crop_face, draw_boxes
+from fer_core.inference.classifier import classify_image
+from fer_core.inference.faces import draw_boxes
 
 MAX_VIDEO_BYTES = 500 * 2**20
 MAX_VIDEO_MINUTES = 30.0
@@ -224,7 +224,8 @@ def analyze(
                         break
                     rgb = frame.to_ndarray(format="rgb24")
                     if read % every == 0:
-                        faces, ids = _faces(rgb, classifier, detector, tracks, min_face)
+                        faces = classify_image(rgb, classifier, detector, min_face=min_face)
+                        ids = tracks.update([f.box for f in faces])  # also ages the tracks of a faceless frame
                         seconds = float(frame.time) if frame.time is not None else read / info.fps
                         for face, face_id in zip(faces, ids):
                             rows.append(
@@ -258,17 +259,6 @@ def analyze(
     if not cancelled:
         progress.frames_total = read  # the container's count was an estimate; this is the count
     return VideoResult(info, rows, read, analysed, cancelled, Path(output) if output else None)
-
-
-def _faces(rgb, classifier, detector, tracks: FaceTracks, min_face: int) -> tuple[list[Face], list[int]]:
-    found = detector.detect(rgb, min_face=min_face)
-    ids = tracks.update([d.box for d in found])
-    if not found:
-        return [], []
-    gray = to_gray(rgb)
-    crops = np.stack([crop_face(gray, d.box, d.eyes if ALIGN_EYES else None) for d in found])
-    probabilities = classifier(crops)
-    return [Face(d.box, p, d.score) for d, p in zip(found, probabilities)], ids
 
 
 class _Encoder:
