@@ -9,7 +9,7 @@ test_e2e's deep link, which fails with the folder renamed). What pages share is 
 import dashboard  # noqa: F401  first: loads pylibsrtp before anything can import TensorFlow (see its docstring)
 import streamlit as st
 
-from dashboard.shared import data_path_widget
+from dashboard.shared import data_path_widget, free_session_on_close
 
 st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
 
@@ -24,6 +24,7 @@ PAGES = [
     st.Page("app_pages/live.py", title="Live", icon=":material/videocam:"),
 ]
 
+free_session_on_close()
 page = st.navigation(PAGES)
 data_path_widget()  # in the entrypoint, so the dataset path is kept across pages
 page.run()

@@ -20,6 +20,23 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "fer2013"
 
 
+def free_session_on_close() -> None:
+    """Have Streamlit release this tab's uploads, images and results as soon as its connection goes.
+
+    By default a disconnected session is kept for a reconnect (server.disconnectedSessionTTL), and
+    one that expires there is dropped without being shut down: its uploaded files and media stay
+    in the server for good (Streamlit 1.67; measured by tools/soak_dashboard.py, which grew by
+    each closed tab). A session marked non-resumable is shut down at disconnect instead; the cost
+    is that a tab whose connection drops starts a fresh session (its uploads are asked for again).
+    """
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    if context is not None and Runtime.exists():
+        Runtime.instance().mark_session_nonresumable(context.session_id)
+
+
 def default_data_path() -> str:
     configured = os.environ.get("FER_DATA", "").strip()
     if configured:

@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -208,7 +210,8 @@ def test_predict_upload_in_chromium(server, browser, folder_dataset, tmp_path):
 
 def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tmp_path):
     """Two real photos side by side, one face each: both found by the default detector, shown
-    in colour, numbered as in the table, and the annotated image downloads in colour."""
+    in colour, numbered as in the table, and the annotated image downloads in colour; once the
+    tab closes, the server lets go of it (its session is shut down, not kept for a reconnect)."""
     import numpy as np
     import pandas as pd
     import skimage.data
@@ -237,7 +240,31 @@ def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tm
     assert annotated.shape == photo.shape
     left = annotated[:, :512]
     assert np.abs(left[..., 0] - left[..., 2]).mean() > 20  # the astronaut's orange suit: colour, not grey
+
+    # Closing the tab releases what its session held: the annotated image is no longer served.
+    # (Read once the download's rerun is over: a rerun cut short by the close drops its images too.)
+    settle(page)
+    image_url = urllib.parse.urljoin(
+        f"{url}/predict", page.locator('[data-testid="stImage"] img').first.get_attribute("src")
+    )
+    assert urllib.request.urlopen(image_url, timeout=10).status == 200
+    page.wait_for_timeout(1000)
+    assert urllib.request.urlopen(image_url, timeout=10).status == 200  # served while the tab is open
     page.close()
+    assert media_gone(image_url), f"{image_url} is still served after its tab closed"
+
+
+def media_gone(image_url: str, seconds: float = 20.0) -> bool:
+    """Whether the server stops serving `image_url` (HTTP 404) within `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(image_url, timeout=5)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return True
+        time.sleep(0.5)
+    return False
 
 
 def test_video_page_analyses_a_file_in_the_background_and_refuses_a_bad_one(server, browser, tmp_path):
