@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fer_core.training.devices import devices_text
+
 from dashboard.charts import history_curves
 from fer_core.artifacts import list_trained
 from fer_core.errors import FerError
@@ -27,7 +29,10 @@ def show_run(run_dir: str) -> None:
         st.session_state["watched_active"] = None
         st.rerun()
     st.session_state["watched_active"] = run_dir if info.active else None
-    st.markdown(f"**{info.name}**: {info.model}, status **{info.status}**")
+    layout = info.config.get("layout")
+    st.markdown(
+        f"**{info.name}**: {info.model}, status **{info.status}**" + (f"; on {devices_text(layout)}" if layout else "")
+    )
     if info.progress.get("error"):
         st.error(info.progress["error"])
     view = progress_view(info)

@@ -224,6 +224,8 @@ def test_launch_runs_to_finished_refuses_a_second_and_relaunches_after(dashboard
     child must not block the next launch."""
     at = open_page("app_pages/train.py")
     assert any("Estimated length" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert "Trains on 1 cpu device, tensorflow backend." in [c.value for c in at.caption]
+    assert not [s for s in at.selectbox if s.label == "Devices"]  # one device: nothing to choose
     run_dir = launch_tiny_run(at)
 
     at.button(key="launch").click().run()
@@ -232,13 +234,38 @@ def test_launch_runs_to_finished_refuses_a_second_and_relaunches_after(dashboard
     assert wait_until_ended(run_dir) == "finished"
     at = open_page("app_pages/train.py")
     assert not at.exception
-    assert any("status **finished**" in m.value for m in at.markdown)
+    assert any("status **finished**; on 1 cpu device, tensorflow backend" in m.value for m in at.markdown)
     runs_table = at.dataframe[0].value
     assert list(runs_table["status"]) == ["finished"]
     # The estimate now comes from the run just timed on this machine.
     assert any("on this machine" in c.value for c in at.caption), [c.value for c in at.caption]
     second = launch_tiny_run(at)
     assert second != run_dir and wait_until_ended(second) == "finished"
+
+
+@pytest.mark.slow
+def test_the_train_page_offers_the_training_backends_devices_and_launches_on_them(dashboard, monkeypatch):
+    """FER_TRAIN_BACKEND=jax: the page stays on TensorFlow, its runs train on JAX, here on two
+    virtual CPU devices (a GPU machine's would be its GPUs)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    monkeypatch.setenv("FER_TRAIN_BACKEND", "jax")
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+    at = open_page("app_pages/train.py")
+    assert "Trains on 2 cpu devices, jax backend." in [c.value for c in at.caption]
+    assert next(s for s in at.selectbox if s.label == "Devices").value == "all"
+    run_dir = launch_tiny_run(at)  # batch 8: 4 images a device
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    assert config["devices"] == 2 and config["layout"]["backend"] == "jax" and config["layout"]["per_device_batch"] == 4
+    assert wait_until_ended(run_dir) == "finished"
+    assert read_run(run_dir).progress["backend"] == "jax"
+    at = open_page("app_pages/train.py")
+    assert any(
+        "on 2 cpu devices, data-parallel (4 images a device of each batch), jax backend" in m.value for m in at.markdown
+    ), [m.value for m in at.markdown]
 
 
 @pytest.mark.parametrize("page", ["app_pages/dataset.py", "app_pages/evaluate.py", "app_pages/explain.py"])

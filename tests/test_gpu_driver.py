@@ -56,6 +56,8 @@ def test_the_gpu_driver_trains_under_jax_and_the_model_evaluates_alike_under_ten
     config = json.loads((run / "config.json").read_text())
     assert progress["backend"] == "jax" and progress["status"] == "finished" and progress["stop_reason"] == "epochs"
     assert config["minutes"] == pytest.approx(3.0) and config["lr_schedule"] == "cosine"
+    # --devices all: every device JAX sees, here the one CPU
+    assert config["devices"] == 1 and config["layout"] == {"backend": "jax", "devices": 1, "device_kind": "cpu"}
 
     from fer_core.artifacts import load_model
     from fer_core.data import load_dataset

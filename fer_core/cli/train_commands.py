@@ -69,6 +69,11 @@ def add_parsers(sub) -> None:
         help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32",
     )
     p.add_argument(
+        "--devices",
+        type=_device_count,
+        help="train on N devices, or all the backend sees, data-parallel (JAX backend; default 1)",
+    )
+    p.add_argument(
         "--param",
         action="append",
         default=[],
@@ -77,6 +82,10 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr")
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("devices", help="what a training run would use here: backend, devices (--devices N|all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_devices)
 
     p = sub.add_parser("runs", help="list training runs and their status")
     p.add_argument("--out", help="runs folder (default runs/ or $FER_RUNS_DIR)")
@@ -116,6 +125,11 @@ def add_parsers(sub) -> None:
         help="copy the model as trained (default: float16 weights, float32 compute, metrics measured again)",
     )
     p.set_defaults(handler=cmd_promote)
+
+
+def _device_count(text: str):
+    """`--devices`: a count as a number, anything else as given (TrainConfig refuses it in one line)."""
+    return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
 def train_config_from_args(args) -> TrainConfig:
@@ -164,6 +178,14 @@ def cmd_train(args) -> int:
             }
         )
     )
+    return 0
+
+
+def cmd_devices(args) -> int:
+    from fer_core.training.devices import describe_devices, devices_text
+
+    found = describe_devices()
+    print(json.dumps(found) if args.json else devices_text(found))
     return 0
 
 

@@ -61,6 +61,11 @@ class TrainConfig:
     validation_split: float = 0.1  # the stratified slice of Training that selects the best epoch (see prepare_data)
     limit: int | None = None  # first N images per split, for quick trials
     precision: str = "auto"  # resolved by resolve_precision before config.json is written
+    # Devices to train on: a count, or "all" the backend sees; several train data-parallel on JAX
+    # (fer_core.training.devices). Resolved to a count before config.json is written, with
+    # `layout` recording where the run trained: backend, devices, their kind, the mesh.
+    devices: int | str = 1
+    layout: dict | None = None
     # Warm start: the saved model whose weights this run starts from (optimizer and schedule fresh),
     # as written by describe_init: its path, model, reported metrics and cumulative epochs/minutes.
     init_from: dict | None = None
@@ -88,6 +93,16 @@ class TrainConfig:
             (
                 self.learning_rate > 0 and math.isfinite(self.learning_rate),
                 f"learning rate must be > 0. Received: learning_rate={self.learning_rate}",
+            ),
+            (
+                self.devices == "all" or (isinstance(self.devices, int) and self.devices >= 1),
+                f"devices must be a count >= 1 or 'all'. Received: devices={self.devices}",
+            ),
+            (
+                not (isinstance(self.devices, int) and self.devices >= 1 and isinstance(self.batch_size, int))
+                or self.batch_size % self.devices == 0,
+                f"batch size {self.batch_size} does not split evenly over {self.devices} devices: "
+                f"give a multiple of {self.devices}",
             ),
             (self.weight_decay >= 0, f"weight decay must be >= 0. Received: weight_decay={self.weight_decay}"),
             (

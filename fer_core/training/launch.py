@@ -15,6 +15,7 @@ from fer_core.fileio import write_json_atomic
 from fer_core.paths import runs_dir
 from fer_core.rundir import CONFIG_FILE, CONSOLE_FILE, create_run_dir
 from fer_core.training.config import TrainConfig
+from fer_core.training.devices import describe_training_devices, resolve_devices, training_environment
 from fer_core.training.runs import LAUNCH_LOCK, active_run, launched_process_alive
 
 
@@ -22,7 +23,7 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
     """Start training `config` in its own process and session, so that no dashboard rerun, closed
     tab or server restart kills it. One training at a time per runs folder.
 
-    The run directory and its config.json are written here, once, with the precision resolved;
+    The run directory and its config.json are written here, once, with the precision and devices resolved;
     the child (`fer-core train --start RUN_DIR`) reads them and is from then on the only writer.
     What it prints goes to the run's console.log.
 
@@ -44,7 +45,10 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         running = active_run(base)
         if running is not None:
             raise FerError(f"a training run is already in progress: {running.name} (stop it first)")
-        config = dataclasses.replace(config, precision=resolve_precision(config.precision))
+        # Resolved for the process that trains, whose backend may not be this one's (FER_TRAIN_BACKEND).
+        found = describe_training_devices()
+        config = dataclasses.replace(config, precision=resolve_precision(config.precision, gpu=found["kind"] != "cpu"))
+        config = resolve_devices(config, found=found)
         path = create_run_dir(config.model, out=base)
         write_json_atomic(path / CONFIG_FILE, config.to_dict())
         with open(path / CONSOLE_FILE, "wb") as output:
@@ -54,6 +58,7 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=training_environment(),
             )
         os.write(lock, f"{process.pid}\n{path.name}\n".encode())
     except BaseException:

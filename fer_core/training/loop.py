@@ -43,6 +43,8 @@ from fer_core.rundir import (
 )
 from fer_core.training.callback import StopRequest, run_callback
 from fer_core.training.config import TrainConfig
+from fer_core.training.devices import distribution_scope, local_share, resolve_devices, split_evenly
+from fer_core.training.devices import real_rows_only
 from fer_core.training.recipe import build_training_model, class_weight_map, compile_whole_step, distillation_targets
 from fer_core.training.recipe import precision_policy
 from fer_core.training.reporting import measure_best_model, read_config, write_reported_metrics
@@ -64,7 +66,7 @@ def train(
     config, dataset, data = _prologue(config, dataset)  # refuses before a run directory is made
     path = create_run_dir(config.model, out=out, run_dir=run_dir)
     write_json_atomic(path / CONFIG_FILE, config.to_dict())
-    return _fit(path, config, dataset, data, RunState(), training_model=None, echo=echo)
+    return _fit(path, config, dataset, data, RunState(), echo=echo)
 
 
 def start_prepared(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: bool = True) -> Path:
@@ -84,7 +86,7 @@ def start_prepared(run_dir: str | os.PathLike, dataset: Dataset | None = None, e
     except FerError as exc:
         write_progress_quietly(path, status="failed", error=str(exc), finished_at=now())
         raise
-    return _fit(path, config, dataset, data, RunState(), training_model=None, echo=echo)
+    return _fit(path, config, dataset, data, RunState(), echo=echo)
 
 
 def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: bool = True) -> Path:
@@ -97,7 +99,11 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
         return _finish(path, config, dataset, data, state, _run_logger(path, echo))
     (path / STOP_FILE).unlink(missing_ok=True)
     state.stop_reason = None
+    return _fit(path, config, dataset, data, state, checkpoint=path / CHECKPOINT_FILE, echo=echo)
 
+
+def _load_checkpoint(path: Path, config: TrainConfig):
+    """The training model (augmentation, weights, optimizer state) of the last completed epoch."""
     from fer_core.backend import load_keras
 
     keras = load_keras()
@@ -106,17 +112,17 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
 
     try:
         with precision_policy(config.precision):
-            training_model = keras.saving.load_model(str(path / CHECKPOINT_FILE), safe_mode=True)
+            training_model = keras.saving.load_model(str(path), safe_mode=True)
     except Exception as exc:
-        raise FerError(f"{path}: the checkpoint cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
+        raise FerError(f"{path.parent}: the checkpoint cannot be loaded ({str(exc).splitlines()[0][:160]})") from None
     compile_whole_step(training_model)
-    return _fit(path, config, dataset, data, state, training_model=training_model, echo=echo)
+    return training_model
 
 
 def _prologue(config: TrainConfig, dataset: Dataset | None) -> tuple[TrainConfig, Dataset, TrainingData]:
-    """What every way into a run does first: the precision resolved (once: launch writes it
-    resolved, and resolving a resolved one is a no-op), the data loaded and split."""
-    config = dataclasses.replace(config, precision=resolve_precision(config.precision))
+    """What every way into a run does first: the precision and the devices resolved (once: launch
+    writes them resolved, and resolving a resolved one is a no-op), the data loaded and split."""
+    config = resolve_devices(dataclasses.replace(config, precision=resolve_precision(config.precision)))
     if dataset is None:
         if not config.data:
             raise FerError("no dataset given (--data PATH)")
@@ -165,8 +171,15 @@ def _run_logger(run_dir: Path, echo: bool) -> logging.Logger:
 
 
 def _fit(
-    path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: RunState, training_model, echo: bool
+    path: Path,
+    config: TrainConfig,
+    dataset: Dataset,
+    data: TrainingData,
+    state: RunState,
+    echo: bool,
+    checkpoint: Path | None = None,
 ) -> Path:
+    """Fit a new model, or continue from `checkpoint`, on the devices `config.layout` names."""
     from fer_core.backend import environment, load_keras
 
     keras = load_keras()
@@ -204,43 +217,22 @@ def _fit(
         keras.backend.backend(),
     )
     try:
-        keras.utils.set_random_seed(config.seed + state.epoch)
-        if training_model is None:
-            training_model, model = build_training_model(config)
-        else:
-            model = training_model.layers[-1]
-        batches = math.ceil(len(data.y_train) / config.batch_size)
-        callback = run_callback(path, config, model, state, stop, batches, log)
-        if config.distill_from:
-            log.info("distillation targets from %d teacher(s)", len(config.distill_from["teachers"]))
-            y_train = distillation_targets(
-                config,
-                data.y_train,
-                data.x_train,
-                path / TEACHER_FILE,
-                report=lambda text: write_progress(path, phase=text),
-            )
-            write_progress(path, phase=None)
-        else:
-            y_train = keras.utils.to_categorical(data.y_train, NUM_CLASSES)
-        y_val = keras.utils.to_categorical(data.y_val, NUM_CLASSES)
-        # Class weights as per-image weights from the true labels: Keras' class_weight would read
-        # the class off the target's argmax, which a soft (distilled) target may have moved.
-        weights = class_weight_map(data.y_train, config.class_weights)
-        training_model.fit(
-            data.x_train,
-            y_train,
-            validation_data=(data.x_val, y_val),
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            initial_epoch=state.epoch,
-            sample_weight=None if weights is None else np.array([weights[int(y)] for y in data.y_train], np.float32),
-            callbacks=[callback],
-            shuffle=True,
-            verbose=0,
-        )
+        # The model and its optimizer are made inside the distribution's scope (JAX refuses
+        # single-device variables in a mesh's program); the fit runs there too.
+        y_train = _training_targets(path, config, data, log)  # before the scope: teachers predict on one device
+        with distribution_scope(config.devices):
+            keras.utils.set_random_seed(config.seed + state.epoch)
+            if checkpoint is None:
+                training_model, model = build_training_model(config)
+            else:
+                training_model = _load_checkpoint(checkpoint, config)
+                model = training_model.layers[-1]
+            _fit_on_devices(path, config, data, y_train, state, stop, training_model, model, log)
     except KeyboardInterrupt:
         state.stopped = True
+    except FerError as exc:  # said in one line already: a checkpoint that cannot be loaded, too few images
+        write_progress_quietly(path, status="failed", error=str(exc))
+        raise
     except Exception as exc:
         reason = _failure_reason(exc)
         log.error("run failed: %s", reason)
@@ -248,6 +240,70 @@ def _fit(
         raise FerError(f"training failed: {reason} (run directory {path})") from None
 
     return _finish(path, config, dataset, data, state, log)
+
+
+def _training_targets(path: Path, config: TrainConfig, data: TrainingData, log) -> np.ndarray:
+    """One-hot labels, or with teachers the distillation targets (computed once a run)."""
+    if not config.distill_from:
+        from fer_core.backend import load_keras
+
+        return load_keras().utils.to_categorical(data.y_train, NUM_CLASSES)
+    log.info("distillation targets from %d teacher(s)", len(config.distill_from["teachers"]))
+    targets = distillation_targets(
+        config,
+        data.y_train,
+        data.x_train,
+        path / TEACHER_FILE,
+        report=lambda text: write_progress(path, phase=text),
+    )
+    write_progress(path, phase=None)
+    return targets
+
+
+def _fit_on_devices(path, config, data, y_train, state, stop, training_model, model, log) -> None:
+    """The weights and arrays of one fit, cut to split evenly over the devices, and the fit."""
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
+    # Class weights as per-image weights from the true labels: Keras' class_weight would read
+    # the class off the target's argmax, which a soft (distilled) target may have moved.
+    weights = class_weight_map(data.y_train, config.class_weights)
+    if weights is not None:
+        weights = np.array([weights[int(y)] for y in data.y_train], np.float32)
+    layout = config.layout or {}
+    processes = int(layout.get("processes", 1))
+    arrays = (data.x_train, y_train, weights, data.x_val, keras.utils.to_categorical(data.y_val, NUM_CLASSES))
+    if processes > 1:  # a cluster: each process feeds its own share of the images
+        import jax
+
+        arrays = local_share(arrays, processes, jax.process_index())
+    fit = split_evenly(*arrays, devices=config.devices // processes)
+    if config.devices > 1:
+        log.info(
+            "data parallel over %d %s devices: %d images of each batch a device; %d training image(s) left "
+            "out and %d zero-weight validation row(s) added so every batch splits",
+            config.devices,
+            layout.get("device_kind", "?"),
+            layout.get("per_device_batch", config.batch_size // config.devices),
+            fit.dropped,
+            fit.padded,
+        )
+    batch_size = config.batch_size // processes
+    callbacks = [real_rows_only(len(fit.y_val) - fit.padded, fit.padded)] if config.devices > 1 else []
+    callbacks.append(run_callback(path, config, model, state, stop, math.ceil(len(fit.y_train) / batch_size), log))
+    validation = (fit.x_val, fit.y_val) if fit.val_weights is None else (fit.x_val, fit.y_val, fit.val_weights)
+    training_model.fit(
+        fit.x_train,
+        fit.y_train,
+        validation_data=validation,
+        batch_size=batch_size,
+        epochs=config.epochs,
+        initial_epoch=state.epoch,
+        sample_weight=fit.weights,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=0,
+    )
 
 
 def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: RunState, log) -> Path:

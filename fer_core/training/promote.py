@@ -311,6 +311,7 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
         )
     lines += [
         f"- Backend: {p.get('backend', '?')}; machine: {_describe(p.get('environment'), p.get('host'))}",
+        *([f"- Devices: {_devices(c['layout'], c.get('batch_size'))}"] if c.get("layout") else []),
         f"- Reported on {metrics.get('split', '?')} ({metrics.get('n', '?')} images): accuracy "
         f"{metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f}"
         + (f"; with flip TTA {tta['accuracy']:.4f} / {tta['macro_f1']:.4f}" if tta else "")
@@ -333,6 +334,20 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
 
 def _accuracy(value) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
+
+
+def _devices(layout: dict, batch_size) -> str:
+    """Where the run trained, from config.json's `layout` (fer_core.training.devices)."""
+    kind = layout.get("device_kind", "?")
+    if int(layout.get("devices", 1)) <= 1:
+        return f"one ({kind})"
+    processes = int(layout.get("processes", 1))
+    return (
+        f"{layout['devices']} {kind} devices{f' on {processes} hosts' if processes > 1 else ''}, data-parallel "
+        f"(Keras {layout.get('strategy', 'DataParallel')}, mesh {layout.get('mesh_shape')} on axis "
+        f"{'/'.join(layout.get('mesh_axes', []))}): {layout.get('per_device_batch')} images a device of each "
+        f"batch of {batch_size}"
+    )
 
 
 def _describe(environment: dict | None, host: str | None = None) -> str:

@@ -18,6 +18,8 @@ from fer_core.errors import FerError
 from fer_core.rundir import minutes_trained, read_history
 from fer_core.training.config import TrainConfig, parse_params
 
+REAL_ROWS_ACCURACY = "accuracy_over_real_rows"  # see _build_training_model
+
 
 @contextlib.contextmanager
 def precision_policy(name: str):
@@ -81,6 +83,9 @@ def _build_training_model(config: TrainConfig):
         optimizer=optimizer_for(config),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
+        # On a mesh the selection split is padded with zero-weight rows (fer_core.training.devices),
+        # which Keras' `metrics` would count; a weighted accuracy does not, and replaces val_accuracy.
+        weighted_metrics=[keras.metrics.CategoricalAccuracy(name=REAL_ROWS_ACCURACY)] if config.devices > 1 else None,
     )
     compile_whole_step(training_model)
     return training_model, model

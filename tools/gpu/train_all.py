@@ -12,7 +12,9 @@ its best epoch kept. `--init MODEL=PATH` warm-starts that registry model's runs 
 shapes, take only their own). Flags
 it does not know go to every `fer-core train` (the test suite passes --limit and small models).
 
-Then `fer-core promote` on the CPU machine compacts each model and measures it there (README).
+Every run trains on all the machine's GPUs (`--devices all`, Keras' DataParallel: each GPU takes an
+equal share of every batch; docs/gpu.md), with its augmentation inside the compiled step, on the
+device. Then `fer-core promote` on the CPU machine compacts each model and measures it there (README).
 """
 
 from __future__ import annotations
@@ -133,6 +135,12 @@ def main(argv=None) -> int:
         help="warm start a model's runs, or one run",
     )
     parser.add_argument("--seed", type=int, help="passed to every run")
+    parser.add_argument(
+        "--devices",
+        default="all",
+        help="devices each run trains on, data-parallel (default all: every GPU of the machine; "
+        "the batch size must be a multiple of their number)",
+    )
     args, args.extra = parser.parse_known_args(argv)  # the rest goes to every `fer-core train`
     started = time.monotonic()
     names = [n.strip() for n in args.models.split(",") if n.strip()]
@@ -208,7 +216,7 @@ def launch(name: str, epochs: int, minutes: float, init: str | None, args, out: 
         command += ["--init", init]
     if args.seed is not None:
         command += ["--seed", str(args.seed)]
-    command += args.extra
+    command += ["--devices", args.devices, *args.extra]
     print("$ " + " ".join(command), flush=True)
     return {"process": subprocess.Popen(command), "dir": run_dir, "epochs": epochs}
 
