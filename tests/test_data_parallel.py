@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -129,6 +130,78 @@ def test_device_counts_that_cannot_work_are_refused_in_one_line(two_device_runs)
         "2": "batch size 7 does not split evenly over 2 devices: give a multiple of 2",
     }
     assert not (base / "runs" / "refused-3").exists()  # refused before a run folder is made
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_cluster(tmp_path):
+    """The multi-host path on one machine: two `fer-core train` processes, one CPU device each,
+    joined by keras.distribution.initialize() from the KERAS_DISTRIBUTION_* variables (JAX's CPU
+    collectives: Gloo). Each feeds its own half of the images; the metrics are the cluster's, so
+    both write the same history."""
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    data = write_folder_dataset(tmp_path / "fer", per_class=7)  # 44 to train, 5 to select: padded to 6
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = {
+        "KERAS_BACKEND": "jax",
+        "JAX_PLATFORMS": "cpu",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "FER_CACHE_DIR": str(tmp_path / "cache"),
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+    }
+    command = [sys.executable, "-m", "fer_core", "train", "--model", "cnn", "--data", str(data), "--devices", "all"]
+    command += ["--epochs", "2", "--batch-size", "8", "--seed", "7", "--precision", "float32", "--quiet"]
+    command += ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
+    nodes = [
+        subprocess.Popen(
+            [*command, "--run-dir", str(tmp_path / f"node{rank}")],
+            env={**os.environ, **cluster, "KERAS_DISTRIBUTION_PROCESS_ID": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=PROJECT_ROOT,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], [err[-2000:] for _out, err in outputs]
+    first, second = (history(str(tmp_path / f"node{rank}")) for rank in (0, 1))
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(first[column], second[column], rtol=1e-6)
+    layout = json.loads((tmp_path / "node0" / "config.json").read_text())["layout"]
+    assert layout["devices"] == 2 and layout["processes"] == 2 and layout["per_device_batch"] == 4
+    assert "1 zero-weight validation row(s) added" in (tmp_path / "node0" / "train.log").read_text()
+
+
+@pytest.mark.parametrize("devices, train, val", [(1, 7, 3), (2, 7, 3), (4, 9, 1), (8, 20, 5)])
+def test_arrays_are_cut_and_padded_so_every_batch_splits(devices, train, val):
+    from fer_core.training.devices import split_evenly
+
+    x_train, x_val = np.arange(train), np.arange(val) + 100
+    fit = split_evenly(x_train, x_train * 10, None, x_val, x_val * 10, devices=devices)
+    assert len(fit.x_train) % devices == 0 and len(fit.x_val) % devices == 0
+    assert fit.dropped == train - len(fit.x_train) < devices and fit.padded == len(fit.x_val) - val < devices
+    assert list(fit.x_val[:val]) == list(x_val) and set(fit.x_val[val:]) <= set(x_val)  # copies of real rows
+    assert list(fit.y_val) == [v * 10 for v in fit.x_val] and list(fit.y_train) == [v * 10 for v in fit.x_train]
+    if fit.padded:
+        assert list(fit.val_weights) == [1.0] * val + [0.0] * fit.padded
+    else:
+        assert fit.val_weights is None
+
+
+def test_each_process_of_a_cluster_gets_an_equal_disjoint_share():
+    from fer_core.training.devices import local_share, split_evenly
+
+    x_train, x_val = np.arange(11), np.arange(5) + 100
+    fit = split_evenly(x_train, x_train, None, x_val, x_val, devices=4)  # 2 processes x 2 devices
+    shares = [local_share(fit, 2, index) for index in (0, 1)]
+    assert [len(s.x_train) for s in shares] == [4, 4] and [len(s.x_val) for s in shares] == [4, 4]
+    assert sorted([*shares[0].x_train, *shares[1].x_train]) == sorted(fit.x_train)
+    assert sorted([*shares[0].val_weights, *shares[1].val_weights]) == sorted(fit.val_weights)
+    assert all(s.padded == fit.padded == 3 and s.dropped == fit.dropped == 3 for s in shares)
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,9 @@ def distribution_scope(devices: int):
     keras = load_keras()
     mesh = keras.distribution.DeviceMesh(shape=(devices,), axis_names=[MESH_AXIS], devices=_backend_devices()[:devices])
     distribution = keras.distribution.DataParallel(device_mesh=mesh)
+    # In a cluster each process feeds its own share (`local_share`); Keras would otherwise ask
+    # for a tf.data pipeline to shard itself.
+    distribution.auto_shard_dataset = False
     with distribution.scope():
         yield distribution
 
@@ -188,11 +191,20 @@ class FitArrays:
     padded: int  # zero-weight rows added to the selection split
 
 
-def local_share(arrays: tuple, processes: int, index: int) -> tuple:
-    """This process's share of each array in a cluster (every `processes`-th row from `index`)."""
+def local_share(fit: FitArrays, processes: int, index: int) -> FitArrays:
+    """This process's share in a cluster: every `processes`-th row from `index` of arrays already
+    split evenly over all the devices (so every process gets as many rows, and takes as many
+    steps; the counts of what was cut and padded stay the whole cluster's)."""
     if processes <= 1:
-        return arrays
-    return tuple(None if a is None else a[index::processes] for a in arrays)
+        return fit
+
+    def share(array):
+        return None if array is None else array[index::processes]
+
+    return dataclasses.replace(
+        fit,
+        **{f.name: share(getattr(fit, f.name)) for f in dataclasses.fields(fit) if f.name not in ("dropped", "padded")},
+    )
 
 
 def split_evenly(x_train, y_train, weights, x_val, y_val, devices: int) -> FitArrays:
@@ -204,13 +216,14 @@ def split_evenly(x_train, y_train, weights, x_val, y_val, devices: int) -> FitAr
     if keep == 0:
         raise FerError(f"{len(x_train)} training images cannot be shared by {devices} devices")
     padded = -len(x_val) % devices
+    copies = np.arange(padded) % len(x_val)  # the first images again (round again on a tiny split)
     val_weights = np.concatenate([np.ones(len(x_val), np.float32), np.zeros(padded, np.float32)])
     return FitArrays(
         x_train[:keep],
         y_train[:keep],
         None if weights is None else weights[:keep],
-        np.concatenate([x_val, x_val[:padded]]),
-        np.concatenate([y_val, y_val[:padded]]),
+        np.concatenate([x_val, x_val[copies]]),
+        np.concatenate([y_val, y_val[copies]]),
         val_weights if padded else None,
         len(x_train) - keep,
         padded,

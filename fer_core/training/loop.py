@@ -272,12 +272,12 @@ def _fit_on_devices(path, config, data, y_train, state, stop, training_model, mo
         weights = np.array([weights[int(y)] for y in data.y_train], np.float32)
     layout = config.layout or {}
     processes = int(layout.get("processes", 1))
-    arrays = (data.x_train, y_train, weights, data.x_val, keras.utils.to_categorical(data.y_val, NUM_CLASSES))
+    y_val = keras.utils.to_categorical(data.y_val, NUM_CLASSES)
+    fit = split_evenly(data.x_train, y_train, weights, data.x_val, y_val, devices=config.devices)
     if processes > 1:  # a cluster: each process feeds its own share of the images
         import jax
 
-        arrays = local_share(arrays, processes, jax.process_index())
-    fit = split_evenly(*arrays, devices=config.devices // processes)
+        fit = local_share(fit, processes, jax.process_index())
     if config.devices > 1:
         log.info(
             "data parallel over %d %s devices: %d images of each batch a device; %d training image(s) left "
@@ -289,7 +289,8 @@ def _fit_on_devices(path, config, data, y_train, state, stop, training_model, mo
             fit.padded,
         )
     batch_size = config.batch_size // processes
-    callbacks = [real_rows_only(len(fit.y_val) - fit.padded, fit.padded)] if config.devices > 1 else []
+    real_rows = len(data.y_val)  # the whole cluster's, like the metrics Keras reports
+    callbacks = [real_rows_only(real_rows, fit.padded)] if config.devices > 1 else []
     callbacks.append(run_callback(path, config, model, state, stop, math.ceil(len(fit.y_train) / batch_size), log))
     validation = (fit.x_val, fit.y_val) if fit.val_weights is None else (fit.x_val, fit.y_val, fit.val_weights)
     training_model.fit(
