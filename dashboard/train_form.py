@@ -8,9 +8,9 @@ import typing
 
 import streamlit as st
 
+from fer_core.errors import FerError
 from fer_core.models import list_models
 from fer_core.training.config import TrainConfig
-from fer_core.errors import FerError
 from fer_core.training.devices import TRAIN_BACKEND_VARIABLE, describe_training_devices, devices_text
 
 # Fields where 0 means "none" (the config's None): no budget, every image.
