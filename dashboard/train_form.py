@@ -3,7 +3,6 @@ and default, so the form cannot drift from the config it fills."""
 
 from __future__ import annotations
 
-import os
 import typing
 
 import streamlit as st
@@ -11,7 +10,7 @@ import streamlit as st
 from fer_core.errors import FerError
 from fer_core.models import list_models
 from fer_core.training.config import TrainConfig
-from fer_core.training.devices import TRAIN_BACKEND_VARIABLE, describe_training_devices, devices_text
+from fer_core.training.devices import describe_training_devices, devices_text
 
 # Fields where 0 means "none" (the config's None): no budget, every image.
 ZERO_IS_NONE = ("minutes", "limit")
@@ -49,7 +48,8 @@ def settings_form(dataset_path: str | None) -> dict:
     """The launch settings as TrainConfig keyword arguments (TrainConfig checks them). Plain
     widgets, not a form: the estimate under them follows every change before anything launches."""
     try:
-        found = training_devices(os.environ.get(TRAIN_BACKEND_VARIABLE, ""))
+        with st.spinner("Looking at the devices training can use..."):
+            found = describe_training_devices()
     except FerError as exc:
         st.error(str(exc))
         found = {"backend": "?", "count": 1, "kind": "?", "processes": 1}
@@ -68,13 +68,6 @@ def settings_form(dataset_path: str | None) -> dict:
         with st.expander("Recipe: schedule, regularisation, augmentation, precision (the paper's by default)"):
             settings |= _fields(RECIPE_FIELDS)
     return {**settings, "data": dataset_path}
-
-
-@st.cache_resource(show_spinner="Looking at the devices training can use...")
-def training_devices(train_backend: str) -> dict:  # the value keys the cache
-    """What a launched run would train on (its backend may not be this server's: FER_TRAIN_BACKEND);
-    a backend that cannot start raises FerError, kept out of the cache, so it is asked again."""
-    return describe_training_devices()
 
 
 def _fields(fields) -> dict:

@@ -161,6 +161,17 @@ def settle(page) -> None:
     page.wait_for_timeout(1500)
 
 
+def upload_to_predict(browser, url: str, upload: Path, seconds: float = 120):
+    """A new tab on Predict with `upload` dropped in, once its results table is drawn."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/predict")
+    page.get_by_text("A face crop").wait_for(timeout=120_000)
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(upload)])
+    page.get_by_text("Download CSV").wait_for(timeout=seconds * 1000)
+    settle(page)
+    return page
+
+
 @pytest.mark.parametrize("path, title, ready", PAGES)
 def test_every_page_in_chromium(server, browser, path, title, ready):
     url, _base, _pid = server
@@ -222,12 +233,7 @@ def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tm
     photo = np.hstack([skimage.data.astronaut(), camera])
     upload = tmp_path / "two_people.jpg"
     Image.fromarray(photo).save(upload, quality=92)
-    page = browser.new_page(viewport=VIEWPORT)
-    page.goto(f"{url}/predict")
-    page.get_by_text("A face crop").wait_for(timeout=120_000)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(upload)])
-    page.get_by_text("Download CSV").wait_for(timeout=120_000)
-    settle(page)
+    page = upload_to_predict(browser, url, upload)
     page.screenshot(path=str(SCREENSHOTS / "predict-group-photo.png"), full_page=True)
     download_csv(page, "Download CSV", tmp_path / "faces.csv")
     rows = pd.read_csv(tmp_path / "faces.csv")
@@ -336,12 +342,7 @@ def test_predict_soak_zip_of_mixed_files(server, browser, tmp_path):
             archive.writestr(f"batch/{i:03d}-{name}", data)
     upload = tmp_path / "soak.zip"
     upload.write_bytes(buffer.getvalue())
-    page = browser.new_page(viewport=VIEWPORT)
-    page.goto(f"{url}/predict")
-    page.get_by_text("A face crop").wait_for(timeout=120_000)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(upload)])
-    page.get_by_text("Download CSV").wait_for(timeout=300_000)
-    settle(page)
+    page = upload_to_predict(browser, url, upload, seconds=300)
     summary = page.get_by_text("images classified").inner_text()
     page.screenshot(path=str(SCREENSHOTS / "predict-soak.png"), full_page=True)
     assert summary.startswith(f"{good} images classified, {300 - good} refused"), summary

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 
@@ -91,23 +92,32 @@ def training_environment() -> dict:
 
 def describe_training_devices() -> dict:
     """What a launched run would train on (`describe_devices` in the training process's
-    environment): asked of a `fer-core devices` process where its backend is not this one's."""
+    environment): asked of a `fer-core devices` process where its backend is not this one's, once
+    per environment (a JAX start takes seconds, and the Train page asks on every rerun and launch)."""
     from fer_core.backend import load_keras
 
     env = training_environment()
     if env.get("KERAS_BACKEND", load_keras().backend.backend()) == load_keras().backend.backend():
         return describe_devices()
+    return dict(_ask_training_process(tuple(sorted(env.items()))))
+
+
+@functools.lru_cache(maxsize=8)
+def _ask_training_process(env: tuple) -> tuple:
+    """`fer-core devices --json` run in `env` (its items: the cache key), as sorted items; a
+    failure raises FerError, which lru_cache does not keep."""
     import json
     import subprocess
     import sys
 
+    env = dict(env)
     done = subprocess.run(
         [sys.executable, "-m", "fer_core", "devices", "--json"], capture_output=True, text=True, env=env, timeout=300
     )
     if done.returncode:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise FerError(f"the training backend {env['KERAS_BACKEND']} cannot start here: {reason}")
-    return json.loads(done.stdout)
+    return tuple(sorted(json.loads(done.stdout).items()))
 
 
 def devices_text(layout: dict) -> str:

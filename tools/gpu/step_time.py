@@ -69,11 +69,10 @@ def main() -> int:
         return 0
     results = []
     for devices in (1, args.devices):
-        env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
-        if "JAX_PLATFORMS" not in os.environ and "CUDA_VISIBLE_DEVICES" not in os.environ:
-            env["JAX_PLATFORMS"] = "cpu"
-        if env.get("JAX_PLATFORMS") == "cpu":
-            env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={args.devices}"
+        # JAX's own devices: a GPU machine's GPUs, else the CPU split into --devices virtual ones
+        # (the flag only shapes the host platform, so it changes nothing where there are GPUs).
+        flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={args.devices}"
+        env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "XLA_FLAGS": flags.strip()}
         command = [sys.executable, __file__, "--child", str(devices), "--model", args.model]
         command += ["--batch-size", str(args.batch_size), "--steps", str(args.steps), "--precision", args.precision]
         done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
