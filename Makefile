@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FER_DATA ?= $(wildcard ../shared/fer2013)
 
-.PHONY: run test test-fast lint browser clean-venv
+.PHONY: run serve test test-fast lint browser clean-venv
 
 # Reinstall when pyproject.toml changes; `pip install -e` keeps the code live.
 $(STAMP): pyproject.toml
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	FER_DATA="$(FER_DATA)" $(BIN)/streamlit run app.py
+
+# The HTTP service on the shipped models (127.0.0.1:8000; OpenAPI at /docs). SERVE_FLAGS adds
+# fer-core serve's flags, e.g. SERVE_FLAGS="--workers 2".
+serve: $(STAMP)
+	$(BIN)/fer-core serve $(SERVE_FLAGS)
 
 # Two worker processes, a test file each at a time (module fixtures such as a Streamlit server
 # start once per file): much of the suite waits on subprocesses, servers and browsers, so one

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.data.images import decode_image, expand_uploads
-from fer_core.inference import classify_image, draw_faces, with_tta
+from fer_core.inference import draw_faces
+from fer_core.recognizer import ImageResult, Recognizer, results_table
 from dashboard.charts import probability_bars
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker, png_bytes, tta_picker
 
@@ -28,33 +28,20 @@ if not files:
     st.stop()
 
 try:
-    classify, detector = with_tta(classifier(models), tta), face_detector(detector_name)
+    recognizer = Recognizer(
+        list(models),
+        detector=face_detector(detector_name),
+        tta=tta,
+        min_face=int(min_face),
+        classifier=classifier(models),
+    )
 except FerError as exc:
     st.error(str(exc))
     st.stop()
 
 # Recorded in every row, so a downloaded CSV says what produced it.
-used = {"model": "+".join(ref.name for ref in models), "tta": tta, "detector": detector_name}
-
-
-def result_rows(name: str, faces) -> list[dict]:
-    """The results table's rows for one file: a row per face, or one saying no face was found."""
-    if not faces:
-        return [{"file": name, "face": 0, "box": "", "label": "no face found", **used}]
-    return [
-        {
-            "file": name,
-            "face": k + 1,
-            "box": " ".join(map(str, face.box)),
-            "label": face.label,
-            **{c: round(float(p), 4) for c, p in zip(CLASS_NAMES, face.probabilities)},
-            **used,
-        }
-        for k, face in enumerate(faces)
-    ]
-
-
-table, failures, classified = [], 0, 0
+used = {"model": recognizer.model_name, "tta": tta, "detector": detector_name}
+results, failures, classified = [], 0, 0
 for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue()) for f in files])):
     if error is None:
         try:
@@ -66,9 +53,9 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
         st.error(error)
         continue
     whole = st.session_state.get(f"whole-{index}-{name}", False)
-    faces = classify_image(rgb, classify, detector, whole_image=whole, min_face=int(min_face))
+    faces = recognizer.classify_arrays([rgb], whole_image=whole)[0]
     classified += 1
-    table += result_rows(name, faces)
+    results.append(ImageResult(name, faces))
     if classified > DETAILED_FILES:
         continue
     with st.container(border=True):
@@ -96,9 +83,9 @@ st.caption(
     f"{classified} images classified, {failures} refused"
     + (f"; the first {DETAILED_FILES} are shown in detail" if classified > DETAILED_FILES else "")
 )
-if table:
+if results:
     st.subheader("All results")
-    frame = pd.DataFrame(table)
+    frame = pd.DataFrame(results_table(results, recognizer.classes, used)).drop(columns="error")
     st.dataframe(frame, hide_index=True)
     st.download_button(
         "Download CSV", frame.to_csv(index=False).encode(), file_name="fer_predictions.csv", mime="text/csv"

@@ -15,11 +15,15 @@ from fer_core import CLASS_NAMES
 
 
 def probability_bars(probabilities, title: str | None = None, height: int = 260) -> go.Figure:
-    """Horizontal bars, one per class in FER2013 order top to bottom, on a 0..1 axis."""
+    """Horizontal bars, one per class in the model's order top to bottom, on a 0..1 axis.
+    `probabilities`: a dict of class name to probability, or FER2013's seven in its order."""
+    if not isinstance(probabilities, dict):
+        probabilities = dict(zip(CLASS_NAMES, probabilities))
+    classes = list(probabilities)
     figure = go.Figure(
         go.Bar(
-            x=[float(p) for p in probabilities],
-            y=list(CLASS_NAMES),
+            x=[float(p) for p in probabilities.values()],
+            y=classes,
             orientation="h",
             hovertemplate="%{y}: %{x:.1%}<extra></extra>",
         )
@@ -30,7 +34,7 @@ def probability_bars(probabilities, title: str | None = None, height: int = 260)
         title=title,
         xaxis={"range": [0, 1], "title": "probability"},
     )
-    figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(CLASS_NAMES)))
+    figure.update_yaxes(categoryorder="array", categoryarray=list(reversed(classes)))
     return figure
 
 

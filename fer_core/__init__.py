@@ -16,4 +16,15 @@ IMAGE_SIZE = 48
 # FER2013's Usage values, in the order the dataset defines them.
 FER_SPLITS: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "IMAGE_SIZE", "FER_SPLITS", "FerError", "__version__"]
+
+def __getattr__(name: str):
+    # `from fer_core import Recognizer` without importing the recognizer (and numpy) for every
+    # command that never classifies a face.
+    if name == "Recognizer":
+        from fer_core.recognizer import Recognizer
+
+        return Recognizer
+    raise AttributeError(f"module 'fer_core' has no attribute {name!r}")
+
+
+__all__ = ["CLASS_NAMES", "NUM_CLASSES", "IMAGE_SIZE", "FER_SPLITS", "FerError", "Recognizer", "__version__"]

@@ -215,3 +215,12 @@ def moving_faces_video(path, frames: int = 30, fps: int = 10) -> Path:
         for k in range(frames)
     ]
     return write_video(path, images, fps=fps)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a test's own server."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 
 from fer_core import CLASS_NAMES
 from fer_core.training.promote import promote
+from helpers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,12 +52,6 @@ PAGES = [
     ("video", "Video", "Upload a video"),
     ("live", "Live", "Camera not working?"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +232,7 @@ def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tm
     download_csv(page, "Download CSV", tmp_path / "faces.csv")
     rows = pd.read_csv(tmp_path / "faces.csv")
     assert list(rows["face"]) == [1, 2] and set(rows["detector"]) == {"blazeface"}
-    lefts = sorted(int(box.split()[0]) for box in rows["box"])
+    lefts = sorted(rows["x"])  # the same columns as fer-core predict --csv
     assert lefts[0] < 512 <= lefts[1]  # one face in each photo
     assert page.get_by_text("face 1:").count() >= 1 and page.get_by_text("face 2:").count() >= 1
     download_csv(page, "Download annotated image", tmp_path / "annotated.png")

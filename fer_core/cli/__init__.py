@@ -1,10 +1,11 @@
-"""`fer-core` (also `python -m fer_core`): stats, train, evaluate, predict, runs, stop, promote, compact.
+"""`fer-core` (also `python -m fer_core`): stats, train, evaluate, predict, runs, stop, promote, compact,
+serve, export.
 
 User errors exit with code 2 and one line on stderr, never a traceback (FER_DEBUG=1 shows one).
 Keras is imported only by the commands that need it, so `stats` starts fast.
 
 Each command group is a module owning its flags and handlers (`add_parsers`): data_commands,
-train_commands, evaluate_commands, predict_commands, model_commands.
+train_commands, evaluate_commands, predict_commands, model_commands, serve_commands.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import sys
 import traceback
 
 from fer_core import __version__
-from fer_core.cli import data_commands, evaluate_commands, model_commands, predict_commands, train_commands
+from fer_core.cli import (
+    data_commands,
+    evaluate_commands,
+    model_commands,
+    predict_commands,
+    serve_commands,
+    train_commands,
+)
 from fer_core.cli.train_commands import train_config_from_args
 from fer_core.errors import FerError
 
@@ -56,4 +64,5 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_commands.add_parsers(sub)
     predict_commands.add_parsers(sub)
     model_commands.add_parsers(sub)
+    serve_commands.add_parsers(sub)
     return parser

@@ -5,8 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fer_core import CLASS_NAMES
-from fer_core.cli.common import load_best_model, load_models, print_json
+from fer_core.cli.common import print_json
 from fer_core.errors import FerError
 from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
 from fer_core.inference.tta import TTA_MODES
@@ -83,8 +82,8 @@ def _add_video_parser(sub) -> None:
 
 
 def cmd_video(args) -> int:
-    from fer_core.inference import Classifier, make_detector
-    from fer_core.inference.video import analyze, probe
+    from fer_core.inference.video import probe
+    from fer_core.recognizer import Recognizer
 
     if args.output and not args.output.lower().endswith(".mp4"):
         raise FerError(f"--output must name an .mp4 file. Received: {args.output}")
@@ -94,18 +93,8 @@ def cmd_video(args) -> int:
         raise FerError("--max-minutes and --max-mb must be > 0")
     limits = {"max_minutes": args.max_minutes, "max_bytes": round(args.max_mb * 2**20)}
     probe(args.input, **limits)  # a bad file is refused before any model loads
-    models, refs = load_models(args.model) if args.model else load_best_model()
-    model_name = "+".join(ref.name for ref in refs)
-    result = analyze(
-        args.input,
-        Classifier(models),
-        make_detector(args.detector),
-        every=args.every,
-        output=args.output,
-        model_name=model_name,
-        min_face=args.min_face,
-        **limits,
-    )
+    recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face)
+    result = recognizer.video(args.input, every=args.every, output=args.output, **limits)
     if args.csv:
         from fer_core.fileio import write_text_atomic
 
@@ -115,7 +104,7 @@ def cmd_video(args) -> int:
         print_json(
             {
                 "file": args.input,
-                "model": model_name,
+                "model": recognizer.model_name,
                 "detector": args.detector,
                 "every": args.every,
                 "frames_read": result.frames_read,
@@ -128,11 +117,11 @@ def cmd_video(args) -> int:
     info = result.info
     print(
         f"{args.input}: {info.width}x{info.height}, {info.fps:.1f} frames/s, {result.frames_read} frames read, "
-        f"{result.frames_analysed} analysed (every {args.every}); {summary.shape[0]} faces; model {model_name}, "
-        f"detector {args.detector}"
+        f"{result.frames_analysed} analysed (every {args.every}); {summary.shape[0]} faces; model "
+        f"{recognizer.model_name}, detector {args.detector}"
     )
     for record in summary.to_dict(orient="records"):
-        shares = ", ".join(f"{c} {record[c]:.0%}" for c in CLASS_NAMES if record[c] >= 0.005)
+        shares = ", ".join(f"{c} {record[c]:.0%}" for c in recognizer.classes if record[c] >= 0.005)
         print(f"face {record['face']}: in {record['frames']} analysed frames; {shares}")
     if args.output:
         print(f"annotated video: {args.output}")
@@ -145,66 +134,40 @@ def cmd_predict(args) -> int:
         for _path, error in inputs:
             print(f"fer-core: error: {error}", file=sys.stderr)
         return 2
-    from fer_core.data.images import read_grayscale
-    from fer_core.inference import Classifier, classify_image, make_detector, with_tta
+    from fer_core.recognizer import ImageResult, Recognizer
 
-    models, refs = load_models(args.model) if args.model else load_best_model()
-    model_name = "+".join(ref.name for ref in refs)
-    classifier = with_tta(Classifier(models), args.tta)
-    detector = make_detector(args.detector)
+    recognizer = Recognizer(args.model, detector=args.detector, tta=args.tta, min_face=args.min_face)
+    used = {"model": recognizer.model_name, "tta": args.tta, "detector": args.detector}
     results, failed = [], 0
     for image, error in inputs:  # reported as each is done, in the order given
-        entry = {
-            "file": image,
-            "model": model_name,
-            "tta": args.tta,
-            "detector": args.detector,
-            "faces": [],
-            "error": error,
-        }
         if error is None:
-            try:
-                rgb = read_grayscale(image, colour=True)
-                entry["faces"] = [
-                    f.to_dict() for f in classify_image(rgb, classifier, detector, args.whole_image, args.min_face)
-                ]
-            except FerError as exc:
-                entry["error"] = str(exc)
-        results.append(entry)
-        if entry["error"]:
+            result = recognizer.results([image], whole_image=args.whole_image)[0]
+        else:
+            result = ImageResult(image, error=error)
+        results.append(result)
+        if result.error:
             failed += 1
             sys.stdout.flush()
-            print(f"fer-core: error: {entry['error']}", file=sys.stderr, flush=True)
+            print(f"fer-core: error: {result.error}", file=sys.stderr, flush=True)
         elif not args.json:
-            if not entry["faces"]:
+            if not result.faces:
                 print(f"{image}: no face found (try --whole-image)", flush=True)
-            for face in entry["faces"]:
-                top = max(face["probabilities"].values())
-                print(f"{image}: box {face['box']} -> {face['label']} ({top:.1%})", flush=True)
+            for face in result.faces:
+                print(f"{image}: box {list(face.box)} -> {face.label} ({face.confidence:.1%})", flush=True)
     if args.json:
-        print_json(results)
+        print_json([{**result.to_dict(), **used} for result in results])
     if args.csv:
         from fer_core.fileio import write_text_atomic
 
-        write_text_atomic(args.csv, predictions_csv(results))
+        write_text_atomic(args.csv, predictions_csv(results, recognizer.classes, used))
     return 2 if failed else 0
 
 
-def predictions_csv(results: list[dict]) -> str:
+def predictions_csv(results, classes, used: dict) -> str:
     """A row per face (a file without faces: one row saying so; a refused file: its error)."""
-    import csv
-    import io
+    import pandas as pd
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["file", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "tta", "detector", "error"])
-    for entry in results:
-        tail = [entry["model"], entry["tta"], entry["detector"], entry["error"] or ""]
-        if entry["error"] or not entry["faces"]:
-            writer.writerow(
-                [entry["file"], 0, "", "", "", "", "" if entry["error"] else "no face found"] + [""] * 7 + tail
-            )
-        for k, face in enumerate(entry["faces"]):
-            probabilities = [f"{face['probabilities'][c]:.4f}" for c in CLASS_NAMES]
-            writer.writerow([entry["file"], k + 1, *face["box"], face["label"], *probabilities, *tail])
-    return buffer.getvalue()
+    from fer_core.recognizer import results_table
+
+    rows = pd.DataFrame(results_table(results, classes, used))
+    return rows[["file", "face", "x", "y", "w", "h", "label", *classes, *used, "error"]].to_csv(index=False)

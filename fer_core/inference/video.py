@@ -23,6 +23,13 @@ MAX_VIDEO_BYTES = 500 * 2**20
 MAX_VIDEO_MINUTES = 30.0
 MAX_VIDEO_PIXELS = 3840 * 2160  # a frame's; larger is refused before decoding
 ROW_COLUMNS = ("time", "frame", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "detector")
+
+
+def row_columns(classes=CLASS_NAMES) -> tuple[str, ...]:
+    """A row's columns for a model with these classes (ROW_COLUMNS for FER2013's)."""
+    return ("time", "frame", "face", "x", "y", "w", "h", "label", *classes, "model", "detector")
+
+
 # A face unseen in this many sampled frames in a row ends its track; one seen again later gets a
 # new id (an id never jumps between people who cross paths: boxes must overlap to continue).
 MAX_MISSED_SAMPLES = 3
@@ -156,12 +163,13 @@ class VideoResult:
     frames_analysed: int
     cancelled: bool
     output: Path | None
+    classes: tuple[str, ...] = CLASS_NAMES  # the model's, in its output order
 
     def frame(self):
-        """The rows as a DataFrame (ROW_COLUMNS)."""
+        """The rows as a DataFrame (`row_columns(classes)`)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows, columns=list(ROW_COLUMNS))
+        return pd.DataFrame(self.rows, columns=list(row_columns(self.classes)))
 
     def summary(self):
         """Per face: the sampled frames it was seen in, and the share of them per emotion."""
@@ -169,9 +177,9 @@ class VideoResult:
 
         rows = self.frame()
         if rows.empty:
-            return pd.DataFrame(columns=["face", "frames", *CLASS_NAMES])
+            return pd.DataFrame(columns=["face", "frames", *self.classes])
         shares = pd.crosstab(rows["face"], rows["label"], normalize="index").reindex(
-            columns=list(CLASS_NAMES), fill_value=0.0
+            columns=list(self.classes), fill_value=0.0
         )
         shares.insert(0, "frames", rows.groupby("face").size())
         return shares.reset_index()
@@ -192,6 +200,7 @@ def analyze(
     cancel: threading.Event | None = None,
     max_minutes: float = MAX_VIDEO_MINUTES,
     max_bytes: int = MAX_VIDEO_BYTES,
+    classes: tuple[str, ...] = CLASS_NAMES,
 ) -> VideoResult:
     """Faces of every `every`-th frame, found by `detector`, classified by `classifier`, tracked
     with stable ids; with `output`, an MP4 (H.264) of every frame with the latest boxes drawn.
@@ -225,17 +234,18 @@ def analyze(
                     rgb = frame.to_ndarray(format="rgb24")
                     if read % every == 0:
                         faces = classify_image(rgb, classifier, detector, min_face=min_face)
+                        labels = [classes[int(np.argmax(f.probabilities))] for f in faces]
                         ids = tracks.update([f.box for f in faces])  # also ages the tracks of a faceless frame
                         seconds = float(frame.time) if frame.time is not None else read / info.fps
-                        for face, face_id in zip(faces, ids):
+                        for face, face_id, label in zip(faces, ids, labels):
                             rows.append(
-                                (round(seconds, 3), read, face_id, *face.box, face.label)
+                                (round(seconds, 3), read, face_id, *face.box, label)
                                 + tuple(float(p) for p in face.probabilities)
                                 + (model_name, detector_name)
                             )
                         drawn = (
                             [f.box for f in faces],
-                            [f"face {i} {f.label} {f.confidence:.0%}" for f, i in zip(faces, ids)],
+                            [f"face {i} {label} {f.confidence:.0%}" for f, i, label in zip(faces, ids, labels)],
                             [i - 1 for i in ids],
                         )
                         analysed += 1
@@ -258,7 +268,7 @@ def analyze(
         raise FerError(f"{Path(path).name}: holds no video frames")
     if not cancelled:
         progress.frames_total = read  # the container's count was an estimate; this is the count
-    return VideoResult(info, rows, read, analysed, cancelled, Path(output) if output else None)
+    return VideoResult(info, rows, read, analysed, cancelled, Path(output) if output else None, tuple(classes))
 
 
 class _Encoder:

@@ -40,8 +40,8 @@ def promote(
 
     Never destroys a model: without `replace`, an existing `trained/<name>/` is refused (one line
     with both accuracies); with it, the old folder moves whole to `trained/.versions/<name>/<time>/`,
-    where `restore` brings it back. No name: the run's model name, or `<model>-<date>` when that is
-    taken. The new folder is assembled beside the old one and swapped in atomically, so a failure
+    where `restore` brings it back. No name: the run's model name, or, without `replace`,
+    `<model>-<date>` when that is taken. The new folder is assembled beside the old one and swapped in atomically, so a failure
     or a kill midway leaves the old model as it was.
 
     With `compact` (the default) the copy is stored as shipped models are: float16 weights,
@@ -57,7 +57,8 @@ def promote(
     if missing:
         raise FerError(f"{info.path}: cannot promote, missing {', '.join(missing)}")
     root = Path(dest_root) if dest_root is not None else trained_dir()
-    name = name or default_promote_name(info.model, root)
+    # Replacing means the model of that name: never a dated new name beside it.
+    name = name or (info.model if replace else default_promote_name(info.model, root))
     check_model_name(name)
     final = root / name
     if final.exists() and not replace:

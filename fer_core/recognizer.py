@@ -1,0 +1,348 @@
+"""The Python face of FER Studio: emotions of the faces in images and videos, in three lines.
+
+    from fer_core import Recognizer
+    recognizer = Recognizer()                  # the best trained model, the BlazeFace detector
+    faces = recognizer.analyze("photo.jpg")    # a path, bytes, a PIL image or a numpy array
+
+`fer-core predict` and `fer-core video`, the Predict page and the HTTP service all go through it,
+so a face's fields, its JSON shape and the rows of a table or CSV are built here once. Creating a
+Recognizer checks its options and names its model without importing Keras; the model loads on the
+first call. One Recognizer is safe to share between threads (the service's requests): the
+classifier holds no per-call state, and the detectors keep one cascade or interpreter per thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.errors import FerError
+
+DEFAULT_MIN_FACE = 30
+
+
+@dataclass(frozen=True)
+class FaceResult:
+    """One face: where it is, how sure the detector was, and the model's probabilities."""
+
+    box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
+    score: float  # the detector's confidence (1 for the whole image or Haar)
+    label: str  # the most probable class
+    confidence: float  # its probability
+    probabilities: dict[str, float]  # every class of the model, in the model's order
+
+    def to_dict(self) -> dict:
+        """The JSON shape `fer-core predict --json` and the service give a face."""
+        return {
+            "box": [int(v) for v in self.box],
+            "detector_score": round(float(self.score), 4),
+            "label": self.label,
+            "confidence": round(float(self.confidence), 6),
+            "probabilities": {name: round(float(p), 6) for name, p in self.probabilities.items()},
+        }
+
+
+@dataclass
+class ImageResult:
+    """One image's outcome: its faces, or the one-line reason it was refused."""
+
+    file: str
+    faces: list[FaceResult] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "faces": [f.to_dict() for f in self.faces], "error": self.error}
+
+
+def model_classes(ref) -> tuple[str, ...]:
+    """The class names a saved model predicts, in its output order: its folder's records say so
+    (config.json, else metrics.json); a bare file without records predicts FER2013's."""
+    from fer_core import CLASS_NAMES
+
+    for record in (ref.config, ref.metrics):
+        classes = record.get("classes")
+        if isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes):
+            return tuple(classes)
+    return CLASS_NAMES
+
+
+class Recognizer:
+    """Finds the faces in images or videos and classifies their expressions.
+
+    Args:
+        model: a trained model's name, a run folder, a `.keras` file, a `ModelRef`, or a list of
+            them (an ensemble: their probabilities averaged); default: the trained model with the
+            best reported accuracy.
+        detector: a face detector's name (`fer_core.inference.DETECTORS`), or one already made by
+            `make_detector` (shared: it keeps one interpreter per thread).
+        tta: test-time augmentation (`fer_core.inference.TTA_MODES`).
+        min_face: the smallest face side, in pixels, the detector reports.
+        engine: the classifier's engine ("auto", "onnx" or "keras").
+        classifier: an already built `Classifier` of these models, to share one between
+            recognizers (the dashboard keeps one per model for all its pages); `tta` wraps it.
+
+    Raises:
+        FerError: an unknown detector, TTA mode or model, or models whose classes differ.
+    """
+
+    def __init__(
+        self,
+        model=None,
+        detector: str | None = None,
+        tta: str = "none",
+        min_face: int = DEFAULT_MIN_FACE,
+        engine: str = "auto",
+        classifier=None,
+    ):
+        from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
+        from fer_core.inference.tta import TTA_MODES
+
+        detector_object = None
+        if detector is not None and not isinstance(detector, str):  # a detector already made
+            detector_object, detector = detector, getattr(detector, "name", "")
+        detector = detector or DEFAULT_DETECTOR
+        if detector not in DETECTORS:
+            raise FerError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        if tta not in TTA_MODES:
+            raise FerError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
+        if not isinstance(min_face, int) or not 8 <= min_face <= 4096:
+            raise FerError(f"min_face must be a whole number of pixels, 8-4096. Received: {min_face!r}")
+        self.refs = _resolve(model)
+        classes = {model_classes(ref) for ref in self.refs}
+        if len(classes) > 1:
+            named = "; ".join(f"{ref.name}: {', '.join(model_classes(ref))}" for ref in self.refs)
+            raise FerError(f"an ensemble needs models with the same classes in the same order ({named})")
+        self.classes: tuple[str, ...] = classes.pop()
+        self.detector_name, self.tta, self.min_face, self.engine = detector, tta, min_face, engine
+        self._classifier = None
+        if classifier is not None:
+            from fer_core.inference.tta import with_tta
+
+            self._classifier = with_tta(classifier, tta)
+        self._detector_object = detector_object
+        self._load_lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """The model's name as results record it (an ensemble's names joined by "+")."""
+        return "+".join(ref.name for ref in self.refs)
+
+    def load(self) -> Recognizer:
+        """Load the model(s) now rather than on the first call (a server does, before it is healthy)."""
+        self._classify()
+        self._detector()
+        return self
+
+    def analyze(self, image, *, bgr: bool = False, whole_image: bool = False) -> list[FaceResult]:
+        """The faces of one image, largest first.
+
+        Args:
+            image: a file path, the file's bytes, a PIL image, or a numpy array (H, W) grayscale
+                or (H, W, 3) RGB, uint8 or floats in [0, 255].
+            bgr: the array's channels are in OpenCV's order (a `cv2.imread` or camera frame).
+            whole_image: classify the whole image as one face, without detection.
+
+        Raises:
+            FerError: the image cannot be read or decoded (one line naming it).
+        """
+        return self.analyze_many([image], bgr=bgr, whole_image=whole_image)[0]
+
+    def analyze_many(self, images, *, bgr: bool = False, whole_image: bool = False) -> list[list[FaceResult]]:
+        """The faces of several images, every face of all of them classified in one batch.
+
+        Raises:
+            FerError: the first image that cannot be read (`results` reports each instead).
+        """
+        results = self.results(list(images), bgr=bgr, whole_image=whole_image)
+        for result in results:
+            if result.error:
+                raise FerError(result.error)
+        return [result.faces for result in results]
+
+    def results(
+        self, images: list, names: list[str] | None = None, *, bgr: bool = False, whole_image=False
+    ) -> list[ImageResult]:
+        """An `ImageResult` per image, in order: a file that cannot be read fails alone, with its
+        error, and the others are classified in one batch. `whole_image` is one flag for all
+        or a list with one per image."""
+        names = names or [_name_of(image, k) for k, image in enumerate(images)]
+        wholes = whole_image if isinstance(whole_image, (list, tuple)) else [whole_image] * len(images)
+        results = [ImageResult(name) for name in names]
+        decoded = []
+        for result, image in zip(results, images):
+            try:
+                decoded.append(to_rgb_array(image, bgr=bgr, name=result.file))
+            except FerError as exc:
+                result.error = str(exc)
+                decoded.append(None)
+        return self._classify_images(results, decoded, wholes)
+
+    def classify_arrays(self, images: list[np.ndarray], whole_image=False) -> list[list[FaceResult]]:
+        """`results` for RGB arrays already decoded (the Predict page keeps them for drawing)."""
+        wholes = whole_image if isinstance(whole_image, (list, tuple)) else [whole_image] * len(images)
+        results = [ImageResult(f"image {k + 1}") for k in range(len(images))]
+        return [r.faces for r in self._classify_images(results, list(images), wholes)]
+
+    def _classify_images(self, results: list[ImageResult], images: list, wholes: list[bool]) -> list[ImageResult]:
+        from fer_core.inference.faces import ALIGN_EYES, crop_face, find_faces
+        from fer_core.inference.detectors import to_gray
+
+        classify, detector = self._classify(), self._detector()
+        found, crops = [], []
+        for result, image, whole in zip(results, images, wholes):
+            if image is None:
+                found.append([])
+                continue
+            try:
+                detections = find_faces(image, detector, whole_image=whole, min_face=self.min_face)
+                gray = to_gray(image) if detections else None
+                crops += [crop_face(gray, d.box, d.eyes if ALIGN_EYES else None) for d in detections]
+            except FerError as exc:
+                result.error, detections = f"{result.file}: {exc}", []
+            found.append(detections)
+        probabilities = classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
+        start = 0
+        for result, detections in zip(results, found):
+            rows = probabilities[start : start + len(detections)]
+            start += len(detections)
+            result.faces = [self._face(d.box, d.score, p) for d, p in zip(detections, rows)]
+        return results
+
+    def _face(self, box, score: float, probabilities: np.ndarray) -> FaceResult:
+        best = int(np.argmax(probabilities))
+        return FaceResult(
+            box=tuple(int(v) for v in box),
+            score=float(score),
+            label=self.classes[best],
+            confidence=float(probabilities[best]),
+            probabilities={name: float(p) for name, p in zip(self.classes, probabilities)},
+        )
+
+    def video(self, path, every: int = 5, output=None, progress=None, cancel=None, **limits):
+        """Every `every`-th frame of a video file classified, faces tracked with stable ids
+        (`fer_core.inference.video.VideoResult`: rows, a summary per face, an annotated MP4 with
+        `output`). `limits`: max_minutes, max_bytes."""
+        from fer_core.inference.video import analyze, probe
+
+        probe(path, **limits)  # a bad file is refused before the model loads
+        return analyze(
+            path,
+            self._classify(),
+            self._detector(),
+            every=every,
+            output=output,
+            model_name=self.model_name,
+            min_face=self.min_face,
+            progress=progress,
+            cancel=cancel,
+            classes=self.classes,
+            **limits,
+        )
+
+    def analyze_video(self, path, every: int = 5, **options):
+        """The rows `fer-core video` writes, as a pandas DataFrame: a row per face per analysed
+        frame (time, frame, face id, box, label, a column per class, model, detector)."""
+        return self.video(path, every=every, **options).frame()
+
+    def _classify(self):
+        with self._load_lock:  # two first calls at once load the models once
+            if self._classifier is None:
+                from fer_core.artifacts import load_model
+                from fer_core.inference import Classifier, with_tta
+
+                models = [load_model(ref) for ref in self.refs]
+                self._classifier = Classifier(models, engine=self.engine)
+                self._classifier = with_tta(self._classifier, self.tta)
+            return self._classifier
+
+    def _detector(self):
+        with self._load_lock:
+            if self._detector_object is None:
+                from fer_core.inference.detectors import make_detector
+
+                self._detector_object = make_detector(self.detector_name)
+            return self._detector_object
+
+
+def to_rgb_array(image, bgr: bool = False, name: str = "image") -> np.ndarray:
+    """Any image the facade accepts as (H, W, 3) uint8 RGB, with the decoder's limits."""
+    from fer_core.data.images import decode_image, read_grayscale
+
+    if isinstance(image, (str, os.PathLike)):
+        return read_grayscale(image, colour=True)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(image), name=name)
+    if hasattr(image, "convert") and hasattr(image, "size"):  # a PIL image
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if isinstance(image, np.ndarray):
+        array = image
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[..., 0]
+        if array.ndim == 3 and array.shape[2] == 4:
+            array = array[..., :3]
+        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3) or array.size == 0:
+            raise FerError(f"{name}: an image array is (H, W) or (H, W, 3). Received: shape {image.shape}")
+        if array.dtype != np.uint8:
+            if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+                raise FerError(f"{name}: the array holds non-numeric or non-finite values ({array.dtype})")
+            array = np.clip(array, 0, 255).astype(np.uint8)
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        elif bgr:
+            array = array[..., ::-1]
+        return np.ascontiguousarray(array)
+    raise FerError(
+        f"{name}: not an image: give a path, bytes, a PIL image or a numpy array. Received: {type(image).__name__}"
+    )
+
+
+def results_table(results: list[ImageResult], classes, used: dict) -> list[dict]:
+    """The rows of a results table or CSV: a row per face with its box (x, y, w, h), label and a
+    column per class; a file without faces one row saying so; a refused file one row with its error; `used`
+    (model, tta, detector) in every row, so a saved table says what produced it."""
+    rows = []
+    for result in results:
+        if result.error or not result.faces:
+            label = "" if result.error else "no face found"
+            empty = dict.fromkeys(("x", "y", "w", "h", *classes), None)
+            rows.append({"file": result.file, "face": 0, **empty, "label": label, **used, "error": result.error or ""})
+        for k, face in enumerate(result.faces, start=1):
+            rows.append(
+                {
+                    "file": result.file,
+                    "face": k,
+                    **dict(zip(("x", "y", "w", "h"), face.box)),
+                    "label": face.label,
+                    **{c: round(face.probabilities[c], 4) for c in classes},
+                    **used,
+                    "error": "",
+                }
+            )
+    return rows
+
+
+def _resolve(model) -> list:
+    from fer_core.artifacts import ModelRef, best_model, resolve_model, saved_models
+
+    if model is None:
+        best = best_model(saved_models())
+        if best is None:
+            raise FerError("no trained models yet: name one (a trained model, a run folder or a .keras file)")
+        return [best]
+    if isinstance(model, str) and "," in model:
+        model = [part for part in model.split(",") if part.strip()]
+    parts = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not parts:
+        raise FerError("no model given")
+    return [part if isinstance(part, ModelRef) else resolve_model(part) for part in parts]
+
+
+def _name_of(image, index: int) -> str:
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    filename = getattr(image, "filename", None)  # a PIL image opened from a file
+    return Path(filename).name if filename else f"image {index + 1}"
