@@ -1,11 +1,11 @@
-"""Dataset: class distribution per split, imbalance, sample faces, mean faces, pixels, odd images."""
+"""Dataset: its classes, class distribution per split, imbalance, identical images across splits
+or classes, sample faces, mean faces, pixels, odd images."""
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from fer_core import CLASS_NAMES
 from dashboard.shared import dataset_or_stop
 
 SAMPLES_PER_PAGE = 24
@@ -27,7 +27,16 @@ stats, odd = statistics(dataset, dataset.root, len(dataset))
 for line in stats["load_report"]:
     st.warning(line)
 
-st.caption(f"{dataset.root}: {stats['n']:,} images in {len(stats['splits'])} splits ({', '.join(stats['splits'])})")
+classes = list(dataset.classes)
+st.caption(
+    f"**{stats['name']}** ({dataset.root}): {stats['n']:,} images in {len(stats['splits'])} splits "
+    f"({', '.join(stats['splits'])}); {len(classes)} classes: {', '.join(classes)}"
+)
+for key, what in (("identical_across_splits", "in two splits"), ("identical_across_classes", "under two classes")):
+    found = stats["leakage"][key]
+    if found["count"]:
+        named = "; ".join(" = ".join(files) for files in found["examples"][:3])
+        st.warning(f"{found['count']} identical images {what}, e.g. {named}")
 
 # ---- distribution
 st.subheader("Class distribution")
@@ -47,7 +56,7 @@ figure = px.bar(
     y=value,
     color="split" if mode == "grouped" else "class",
     barmode="group" if mode == "grouped" else "stack",
-    category_orders={"class": list(CLASS_NAMES)},
+    category_orders={"class": classes},
 )
 st.plotly_chart(figure, width="stretch")
 imbalance = stats["imbalance"]
@@ -59,9 +68,9 @@ st.write(
 # ---- samples
 st.subheader("Sample faces")
 c1, c2, c3 = st.columns([2, 2, 1])
-chosen_class = c1.selectbox("Class", CLASS_NAMES, index=3)
+chosen_class = c1.selectbox("Class", classes, index=classes.index("happy") if "happy" in classes else 0)
 split_choice = c2.selectbox("Split", ["all"] + dataset.split_names)
-mask = dataset.labels == CLASS_NAMES.index(chosen_class)
+mask = dataset.labels == classes.index(chosen_class)
 if split_choice != "all":
     mask &= dataset.splits == split_choice
 indices = np.flatnonzero(mask)
@@ -95,5 +104,5 @@ if flagged:
     st.image(
         [dataset.images[i] for i in flagged],
         width=64,
-        caption=[f"{CLASS_NAMES[dataset.labels[i]]}: {dataset.sources[i].split('/')[-1]}" for i in flagged],
+        caption=[f"{classes[dataset.labels[i]]}: {dataset.sources[i].split('/')[-1]}" for i in flagged],
     )

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from fer_core.artifacts import model_classes
 from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, selection_warning
@@ -31,21 +32,30 @@ if not selected:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_images: int, split: str, tta: str):
+def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_images: int, split: str, tta: str, classes):
     """One model's evaluation, once per model file version, dataset, split and TTA setting in this
     server (the underscored arguments are what it uses; the others are their cache key), and its
     probabilities once per machine (fer_core's disk cache, keyed by the file's content)."""
     from fer_core.evaluation import evaluate_model_file
 
     return evaluate_model_file(
-        _ref.model_file, _dataset, split=split, tta=tta, name=_ref.name, load=lambda _file: load_model(_ref)
+        _ref.model_file,
+        _dataset,
+        split=split,
+        tta=tta,
+        name=_ref.name,
+        load=lambda _file: load_model(_ref),
+        classes=classes,
     )
 
 
 def run(label: str):
     ref = refs[label]
     try:
-        return evaluation(ref, dataset, str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta)
+        classes = model_classes(ref)
+        return evaluation(
+            ref, dataset, str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta, classes
+        )
     except FerError as exc:
         st.error(str(exc))
         st.stop()
@@ -63,7 +73,16 @@ for number, label in enumerate(selected):
     bar.progress(number / len(selected), text=f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}...")
     results[label] = run(label)
 bar.empty()
-if len(selected) > 1:
+for label, result in results.items():
+    if result.metrics.get("left_out_classes"):
+        st.warning(
+            f"{label} does not know {', '.join(result.metrics['left_out_classes'])}: those faces were left out "
+            "of its numbers"
+        )
+same_classes = len({tuple(r.metrics["classes"]) for r in results.values()}) == 1
+if len(selected) > 1 and not same_classes:
+    st.info("No ensemble row: the chosen models predict different classes.")
+elif len(selected) > 1:
     # The members' cached probabilities, averaged: the same numbers as `fer-core evaluate
     # --model a,b,c` without predicting every image again.
     results[ENSEMBLE] = ensemble_of(list(results.values()), names=selected)
@@ -79,7 +98,7 @@ st.caption(
 
 focus = st.selectbox("Details for", list(results), index=0)  # the best model (first by accuracy)
 chosen = results[focus]
-metrics, probabilities, labels, predictions = chosen.metrics, chosen.probabilities, chosen.labels, chosen.predictions
+metrics = chosen.metrics
 
 # ---- confusion matrix (click a cell to see those faces)
 st.subheader("Confusion matrix")
@@ -90,7 +109,7 @@ points = (event or {}).get("selection", {}).get("points", []) if event else []
 if points:
     st.session_state["true_class"], st.session_state["predicted_class"] = points[0]["y"], points[0]["x"]
 
-cell_gallery(dataset, split, labels, predictions, probabilities)  # the chosen cell's faces, under the matrix
+cell_gallery(dataset, chosen)  # the chosen cell's faces, under the matrix
 
 # ---- per class
 st.subheader("Per class")

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from fer_core import CLASS_NAMES
+from fer_core.artifacts import model_classes
 from fer_core.errors import FerError
 from dashboard.charts import probability_bars
 from dashboard.shared import by_accuracy, load_model, models_or_stop
@@ -25,13 +25,14 @@ def face_from_dataset():
         c1, c2 = st.columns([3, 1])
         c1.caption(f"Opened from Evaluate & compare: {dataset.sources[picked]}")
         if not c2.button("Pick another face"):
-            true = CLASS_NAMES[int(dataset.labels[picked])]
+            true = dataset.classes[int(dataset.labels[picked])]
             return dataset.images[picked], f"{dataset.sources[picked]} (true: {true})"
         st.session_state.pop("explain_index")
     c1, c2, c3 = st.columns(3)
-    name = c1.selectbox("Class", CLASS_NAMES, index=3)
+    classes = list(dataset.classes)
+    name = c1.selectbox("Class", classes, index=classes.index("happy") if "happy" in classes else 0)
     split = c2.selectbox("Split", dataset.split_names, index=len(dataset.split_names) - 1)
-    indices = np.flatnonzero((dataset.labels == CLASS_NAMES.index(name)) & (dataset.splits == split))
+    indices = np.flatnonzero((dataset.labels == classes.index(name)) & (dataset.splits == split))
     if not len(indices):
         st.info(f"No {name} faces in {split}.")
         st.stop()
@@ -80,7 +81,8 @@ from fer_core.explain import explain_face, overlay  # noqa: E402
 explained = {}
 for label in selected:
     try:
-        explained[label] = explain_face(load_model(refs[label]), face, refs[label].spec)
+        ref = refs[label]
+        explained[label] = explain_face(load_model(ref), face, ref.spec, classes=model_classes(ref))
     except FerError as exc:
         st.error(f"{label}: {exc}")
 shown = list(explained)
@@ -97,5 +99,6 @@ if shown:
                 column.caption("no attention map in this model")
     for column, label in zip(st.columns(len(shown)), shown):
         probabilities = explained[label].probabilities
-        column.plotly_chart(probability_bars(probabilities), width="stretch", key=f"probs-{label}")
+        bars = probability_bars(dict(zip(explained[label].classes, probabilities)))
+        column.plotly_chart(bars, width="stretch", key=f"probs-{label}")
         column.caption(f"predicted {explained[label].label} ({np.max(probabilities):.0%})")

@@ -50,7 +50,9 @@ if processor is None:
     processor = st.session_state["live_processor"] = LiveProcessor(classify, detector, settings)
 else:
     processor.configure(classify, settings, detector)
-timeline = st.session_state.setdefault("live_timeline", Timeline())
+timeline = st.session_state.setdefault("live_timeline", Timeline(classes=classify.classes))
+if timeline.classes != classify.classes:  # another model, other classes: a timeline of its own
+    timeline = st.session_state["live_timeline"] = Timeline(classes=classify.classes)
 
 camera_origin_warning()
 video, panel = st.columns([3, 2])
@@ -93,14 +95,17 @@ def live_panel() -> None:
     m3.metric("Faces", len(view.faces) if view else "-", help="faces on the last frame")
     if view is not None and view.latest is not None:
         latest = view.latest
-        bars = probability_bars(latest.probabilities, title=f"Largest face: {latest.label} ({latest.confidence:.0%})")
+        bars = probability_bars(
+            dict(zip(latest.classes, latest.probabilities)),
+            title=f"Largest face: {latest.label} ({latest.confidence:.0%})",
+        )
         st.plotly_chart(bars, width="stretch", key="live-bars")
     elif view is not None:
         st.info("No face in view: face the camera, or lower the smallest face size.")
 
     recent = timeline.frame(last_seconds=TIMELINE_SECONDS, now=time.time())
     if len(recent):
-        chart = emotion_timeline(recent, title=f"Emotions over the last {TIMELINE_SECONDS} s")
+        chart = emotion_timeline(recent, title=f"Emotions over the last {TIMELINE_SECONDS} s", classes=timeline.classes)
         st.plotly_chart(chart, width="stretch", key="live-timeline")
     st.caption(
         f"{len(timeline):,} timeline rows this session · {stats.frames:,} frames processed, "

@@ -95,7 +95,9 @@ rows, summary = result.frame(), result.summary()
 if rows.empty:
     st.warning("No face found in the analysed frames: try another detector or a smaller face size.")
     st.stop()
-st.plotly_chart(emotion_timeline(rows, title="Emotions over time, per face", x="time"), width="stretch")
+st.plotly_chart(
+    emotion_timeline(rows, title="Emotions over time, per face", x="time", classes=result.classes), width="stretch"
+)
 st.subheader("Share of the analysed frames per emotion, per face")
 shares = list(summary.columns[2:])
 summary[shares] = summary[shares] * 100

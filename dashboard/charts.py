@@ -68,11 +68,12 @@ def confusion_matrix_figure(metrics: dict, normalised: bool = False) -> go.Figur
     """The confusion matrix of an evaluation's metrics (counts, or rows normalised), each cell
     clickable (the Evaluate page opens the cell's faces)."""
     matrix = np.array(metrics["confusion_matrix_normalized" if normalised else "confusion_matrix"])
+    classes = list(metrics.get("classes") or CLASS_NAMES)
     figure = go.Figure(
         go.Heatmap(
             z=matrix,
-            x=list(CLASS_NAMES),
-            y=list(CLASS_NAMES),
+            x=classes,
+            y=classes,
             colorscale="Blues",
             text=np.round(matrix, 2) if normalised else matrix,
             texttemplate="%{text}",
@@ -81,11 +82,11 @@ def confusion_matrix_figure(metrics: dict, normalised: bool = False) -> go.Figur
     )
     # Heatmap cells emit no selection events; a near-invisible marker per cell makes them clickable.
     # The markers sit on top, so they carry the hover text too ("skip" would also drop the clicks).
-    xs, ys = np.meshgrid(range(7), range(7))
+    xs, ys = np.meshgrid(range(len(classes)), range(len(classes)))
     figure.add_trace(
         go.Scatter(
-            x=[CLASS_NAMES[i] for i in xs.ravel()],
-            y=[CLASS_NAMES[j] for j in ys.ravel()],
+            x=[classes[i] for i in xs.ravel()],
+            y=[classes[j] for j in ys.ravel()],
             mode="markers",
             marker={"size": 40, "opacity": 0.01, "symbol": "square"},
             customdata=matrix.ravel(),
@@ -120,9 +121,11 @@ def reliability_figure(calibration: dict) -> go.Figure:
     return reliability
 
 
-def emotion_timeline(rows, title: str, x: str = "time", height: int = 320) -> go.Figure:
+def emotion_timeline(rows, title: str, x: str = "time", height: int = 320, classes=CLASS_NAMES) -> go.Figure:
     """Each face's label over time, one colour per face: `rows` is a DataFrame with the column
-    `x`, `face`, `label` and the seven class probabilities (a Live timeline or a video's rows)."""
+    `x`, `face`, `label` and a probability column per class of the model (a Live timeline or a
+    video's rows)."""
+    classes = list(classes)
     figure = go.Figure()
     for face, group in rows.groupby("face", sort=True):
         figure.add_trace(
@@ -131,10 +134,10 @@ def emotion_timeline(rows, title: str, x: str = "time", height: int = 320) -> go
                 y=group["label"],
                 mode="markers",
                 name=f"face {face}",
-                customdata=group[list(CLASS_NAMES)].max(axis=1),
+                customdata=group[classes].max(axis=1),
                 hovertemplate="%{y} (%{customdata:.0%})<extra>face " + str(face) + "</extra>",
             )
         )
-    figure.update_yaxes(categoryorder="array", categoryarray=list(CLASS_NAMES), range=[-0.5, len(CLASS_NAMES) - 0.5])
+    figure.update_yaxes(categoryorder="array", categoryarray=classes, range=[-0.5, len(classes) - 0.5])
     figure.update_layout(height=height, margin={"t": 40, "b": 10}, title=title, xaxis={"title": x})
     return figure

@@ -6,21 +6,26 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from fer_core import CLASS_NAMES
-
 GALLERY_PAGE = 40  # faces per page
 
 
-def cell_gallery(dataset, split: str | None, labels, predictions, probabilities) -> None:
+def cell_gallery(dataset, evaluation) -> None:
     """The class pickers (keys `true_class`, `predicted_class`: a click on the matrix sets them),
-    the cell's faces with file names and the predicted class's probability, and "Open in Explain"."""
+    the cell's faces with file names and the predicted class's probability, and "Open in Explain".
+    The evaluation's rows are found in the dataset by file, so a model that left classes out
+    (other classes than the data's) shows the faces it did see."""
+    classes = list(evaluation.metrics["classes"])
+    labels, predictions, probabilities = evaluation.labels, evaluation.predictions, evaluation.probabilities
+    if st.session_state.get("true_class") not in classes:
+        st.session_state.pop("true_class", None)
+    if st.session_state.get("predicted_class") not in classes:
+        st.session_state.pop("predicted_class", None)
     c1, c2 = st.columns(2)
-    true_class = c1.selectbox("True class", CLASS_NAMES, key="true_class")
-    predicted_class = c2.selectbox("Predicted class", CLASS_NAMES, key="predicted_class")
-    split_rows = np.flatnonzero(dataset.splits == split) if split else np.arange(len(dataset))
-    which = np.flatnonzero(
-        (labels == CLASS_NAMES.index(true_class)) & (predictions == CLASS_NAMES.index(predicted_class))
-    )
+    true_class = c1.selectbox("True class", classes, key="true_class")
+    predicted_class = c2.selectbox("Predicted class", classes, key="predicted_class")
+    row_of = {str(source): row for row, source in enumerate(dataset.sources)}
+    split_rows = np.array([row_of[str(source)] for source in evaluation.sources], dtype=int)
+    which = np.flatnonzero((labels == classes.index(true_class)) & (predictions == classes.index(predicted_class)))
     pages = max(1, -(-len(which) // GALLERY_PAGE))
     c1, c2 = st.columns([3, 1])
     c1.caption(
@@ -39,7 +44,7 @@ def cell_gallery(dataset, split: str | None, labels, predictions, probabilities)
             width=72,
             caption=[
                 # The file name without its split prefix fits under a 72-px face; the picker below has it whole.
-                f"{f.rsplit('/', 1)[-1].split('_', 1)[-1]} {probabilities[i, CLASS_NAMES.index(predicted_class)]:.0%}"
+                f"{f.rsplit('/', 1)[-1].split('_', 1)[-1]} {probabilities[i, classes.index(predicted_class)]:.0%}"
                 for f, i in zip(files, shown)
             ],
         )

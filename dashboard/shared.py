@@ -49,9 +49,18 @@ def data_path_widget() -> str:
     page switches (a widget that only some pages render loses its state on the others)."""
     if "data_path" not in st.session_state:
         st.session_state["data_path"] = default_data_path()
-    return st.sidebar.text_input(
-        "FER2013 folder or CSV", key="data_path", help="The image-folder layout (train/, test/) or fer2013.csv"
+    path = st.sidebar.text_input(
+        "Dataset (a folder or CSV)",
+        key="data_path",
+        help="FER2013 (its train/ and test/ folders, or fer2013.csv), or your own: a folder of class folders "
+        "(with or without train/ val/ test/), or a CSV of label,path or label,pixels",
     ).strip()
+    return path
+
+
+def _name_in_sidebar(dataset) -> None:
+    """Under the dataset field: the dataset's name and classes (what the page in front shows)."""
+    st.sidebar.caption(f"**{Path(dataset.root).name}**: {len(dataset.classes)} classes ({', '.join(dataset.classes)})")
 
 
 def data_path() -> str:
@@ -70,10 +79,11 @@ def dataset_or_stop():
     """The loaded dataset, with a progress bar on the first load; stops the page with a message otherwise."""
     path = data_path()
     if not path:
-        st.info("No dataset configured: enter the path of a FER2013 folder or CSV in the sidebar (or set FER_DATA).")
+        st.info("No dataset configured: enter the path of a dataset folder or CSV in the sidebar (or set FER_DATA).")
         st.stop()
     dataset = _datasets.get(path)
     if dataset is not None:
+        _name_in_sidebar(dataset)
         return dataset
     bar = st.empty()
 
@@ -92,6 +102,7 @@ def dataset_or_stop():
         st.error(str(exc))
         st.stop()
     bar.empty()
+    _name_in_sidebar(dataset)
     return dataset
 
 
@@ -116,9 +127,14 @@ def classifier(refs):
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _classifier(model_files: tuple[str, ...], versions, _refs):
+    from fer_core.artifacts import model_classes
+    from fer_core.errors import FerError
     from fer_core.inference import Classifier
 
-    return Classifier([load_model(r) for r in _refs])
+    classes = {model_classes(r) for r in _refs}
+    if len(classes) > 1:
+        raise FerError("an ensemble needs models with the same classes; these predict different ones")
+    return Classifier([load_model(r) for r in _refs], classes=classes.pop())
 
 
 @st.cache_resource(show_spinner=False)

@@ -64,6 +64,7 @@ def settings_form(dataset_path: str | None) -> dict:
                 help="Data-parallel training on several devices: each takes an equal share of every batch, "
                 "so the batch size must be a multiple of their number",
             )
+        settings |= _start_from(settings["model"])
         st.caption(f"Trains on {devices_text(found)}.")
         with st.expander("Recipe: schedule, regularisation, augmentation, precision (the paper's by default)"):
             settings |= _fields(RECIPE_FIELDS)
@@ -95,3 +96,33 @@ def _fields(fields) -> dict:
                 )
                 values[name] = None if name in ZERO_IS_NONE and value == 0 else number(value)
     return values
+
+
+def _start_from(model: str) -> dict:
+    """A warm start or transfer: a trained model of the same family to begin from (a dataset
+    with other classes keeps its body and gets a new head), and the epochs its body stays frozen."""
+    from fer_core.artifacts import list_trained
+    from fer_core.training.recipe import describe_init
+
+    scratch = "nothing: train from scratch"
+    left, right = st.columns([2, 1])
+    start = left.selectbox(
+        "Start from",
+        [scratch, *list_trained()],
+        help="A trained model of the same family: its weights are the start; for a dataset with other "
+        "classes its body is kept and a new head built (transfer)",
+    )
+    if start == scratch:
+        return {}
+    frozen = right.number_input(
+        "Frozen-body epochs",
+        min_value=0,
+        value=0,
+        step=1,
+        help="Train only the new head this many epochs, then every layer at a tenth of the rate",
+    )
+    try:
+        return {"init_from": describe_init(start, model), "freeze_epochs": int(frozen)}
+    except FerError as exc:
+        st.error(str(exc))
+        return {}

@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer_core import IMAGE_SIZE, NUM_CLASSES
+from fer_core import IMAGE_SIZE
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
 from fer_core.paths import trained_dir
@@ -70,6 +70,18 @@ class ModelRef:
         except OSError:
             return None
         return stat.st_mtime_ns, stat.st_size
+
+
+def model_classes(ref: ModelRef) -> tuple[str, ...]:
+    """The class names a saved model predicts, in its output order: its folder's records say so
+    (config.json, else metrics.json); a bare file without records predicts FER2013's."""
+    from fer_core import CLASS_NAMES
+
+    for record in (ref.config, ref.metrics):
+        classes = record.get("classes")
+        if isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes):
+            return tuple(classes)
+    return CLASS_NAMES
 
 
 def saved_models() -> list[ModelRef]:
@@ -140,17 +152,23 @@ def load_model(ref: str | os.PathLike | ModelRef):
         if "Could not locate" in message or "Unknown" in message:
             raise FerError(f"{path}: refused: the model uses unknown custom objects ({message[:160]})") from None
         raise FerError(f"{path}: cannot load the model ({message[:200]})") from None
-    check_model_shapes(model, str(path))
+    records = model_classes(model_ref) if model_ref.folder is not None else None
+    check_model_shapes(model, str(path), len(records) if records and model_ref.config.get("classes") else None)
     return model
 
 
-def check_model_shapes(model, name: str) -> None:
+def check_model_shapes(model, name: str, classes: int | None = None) -> None:
+    """48x48x1 faces in, one probability per class out (`classes`: as many as its records name)."""
     input_shape = tuple(model.inputs[0].shape[1:])
     output_shape = tuple(model.outputs[0].shape[1:])
     if input_shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
         raise FerError(f"{name}: the model takes input of shape {input_shape}, not 48x48x1 grayscale faces")
-    if output_shape != (NUM_CLASSES,):
-        raise FerError(f"{name}: the model outputs shape {output_shape}, not the {NUM_CLASSES} FER2013 classes")
+    if len(output_shape) != 1 or output_shape[0] is None or output_shape[0] < 2:
+        raise FerError(f"{name}: the model outputs shape {output_shape}, not one probability per class")
+    if classes is not None and output_shape[0] != classes:
+        raise FerError(
+            f"{name}: the model outputs {output_shape[0]} probabilities but its records name {classes} classes"
+        )
 
 
 def _float32_policies(config):

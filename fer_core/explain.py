@@ -113,23 +113,25 @@ class Explanation:
 
     gradcam: np.ndarray  # (48, 48) in [0, 1]
     attention: np.ndarray | None  # (48, 48) in [0, 1], for families with an attention layer
-    probabilities: np.ndarray  # (7,)
+    probabilities: np.ndarray  # one per class of the model
+    classes: tuple[str, ...] = ()  # the model's class names (FER2013's when not given)
 
     @property
     def label(self) -> str:
         from fer_core import CLASS_NAMES
 
-        return CLASS_NAMES[int(np.argmax(self.probabilities))]
+        return (self.classes or CLASS_NAMES)[int(np.argmax(self.probabilities))]
 
 
-def explain_face(model, face: np.ndarray, spec=None) -> Explanation:
+def explain_face(model, face: np.ndarray, spec=None, classes=None) -> Explanation:
     """Grad-CAM at the family's layer (`spec`, a registry entry such as `ModelRef.spec`; else the
-    last spatial layer) and, where the family has one, its attention map."""
+    last spatial layer) and, where the family has one, its attention map; `classes` names the
+    model's outputs."""
     heat, probabilities = gradcam(model, face, layer_name=spec.gradcam_layer if spec else None)
     attention = None
     if spec is not None and spec.attention_layer:
         attention, _ = attention_map(model, face, spec.attention_layer)
-    return Explanation(heat, attention, probabilities)
+    return Explanation(heat, attention, probabilities, tuple(classes or ()))
 
 
 def _upsample_unit(heat: np.ndarray) -> np.ndarray:

@@ -20,7 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.artifacts import model_classes
 from fer_core.errors import FerError
+
+__all__ = ["FaceResult", "ImageResult", "Recognizer", "model_classes", "results_table", "to_rgb_array"]
 
 DEFAULT_MIN_FACE = 30
 
@@ -56,18 +59,6 @@ class ImageResult:
 
     def to_dict(self) -> dict:
         return {"file": self.file, "faces": [f.to_dict() for f in self.faces], "error": self.error}
-
-
-def model_classes(ref) -> tuple[str, ...]:
-    """The class names a saved model predicts, in its output order: its folder's records say so
-    (config.json, else metrics.json); a bare file without records predicts FER2013's."""
-    from fer_core import CLASS_NAMES
-
-    for record in (ref.config, ref.metrics):
-        classes = record.get("classes")
-        if isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes):
-            return tuple(classes)
-    return CLASS_NAMES
 
 
 class Recognizer:
@@ -255,7 +246,7 @@ class Recognizer:
                 from fer_core.inference import Classifier, with_tta
 
                 models = [load_model(ref) for ref in self.refs]
-                self._classifier = Classifier(models, engine=self.engine)
+                self._classifier = Classifier(models, engine=self.engine, classes=self.classes)
                 self._classifier = with_tta(self._classifier, self.tta)
             return self._classifier
 

@@ -83,16 +83,16 @@ def test_folder_without_images_is_an_error(tmp_path):
         load_dataset(tmp_path)
 
 
-def test_unknown_class_folders_are_reported(tmp_path):
+def test_a_class_folder_fer2013_lacks_makes_a_dataset_of_its_own_classes(tmp_path):
     write_folder_dataset(tmp_path, per_class=1)
     import cv2
 
     (tmp_path / "train" / "contempt").mkdir()
     cv2.imwrite(str(tmp_path / "train" / "contempt" / "Training_999.png"), synthetic_face(0, 0))
     dataset = load_dataset(tmp_path)
-    assert len(dataset) == 14
-    text = "\n".join(dataset.report.messages())
-    assert "contempt" in text and "angry, disgust" in text
+    assert len(dataset) == 15  # the contempt image is kept, not dropped
+    assert dataset.classes == ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+    assert dataset.classes[dataset.labels[list(dataset.sources).index("train/contempt/Training_999.png")]] == "contempt"
 
 
 def test_only_unknown_class_folders_is_an_error(tmp_path):
@@ -100,7 +100,7 @@ def test_only_unknown_class_folders_is_an_error(tmp_path):
 
     (tmp_path / "train" / "cats").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "train" / "cats" / "a.png"), synthetic_face(0, 0))
-    with pytest.raises(FerError, match="no class folders"):
+    with pytest.raises(FerError, match="only one class"):
         load_dataset(tmp_path)
 
 

@@ -177,7 +177,7 @@ def test_every_page_in_chromium(server, browser, path, title, ready):
     # The app's own navigation and sidebar, not Streamlit's file-name listing.
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert sidebar.get_by_text("Evaluate & compare").count() == 1
-    assert sidebar.get_by_text("FER2013 folder or CSV").count() == 1
+    assert sidebar.get_by_text("Dataset (a folder or CSV)").count() == 1
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{path or 'home'}.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0

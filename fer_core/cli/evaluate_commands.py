@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from fer_core.cli.common import load_models, print_json, warn_report
+from fer_core.errors import FerError
 from fer_core.inference.tta import TTA_MODES
 
 
@@ -44,8 +45,22 @@ def cmd_evaluate(args) -> int:
     names = [ref.name for ref in refs]
     dataset = load_dataset(args.data)
     warn_report(dataset)
-    result = evaluate(models, dataset, split=args.split, tta=args.tta, names=names)
+    from fer_core.artifacts import model_classes
+
+    classes = {model_classes(ref) for ref in refs}
+    if len(classes) > 1:
+        raise FerError(
+            "an ensemble needs models with the same classes: "
+            + "; ".join(f"{ref.name}: {', '.join(model_classes(ref))}" for ref in refs)
+        )
+    result = evaluate(models, dataset, split=args.split, tta=args.tta, names=names, classes=classes.pop())
     metrics = result.metrics
+    if metrics.get("left_out_classes"):
+        print(
+            f"fer-core: warning: the model does not know {', '.join(metrics['left_out_classes'])}: "
+            "their images were left out",
+            file=sys.stderr,
+        )
     for ref in refs:
         warning = selection_warning(ref.name, ref.metrics, dataset, metrics["split"])
         if warning:

@@ -13,7 +13,7 @@ from fer_core.training.config import TrainConfig
 def add_parsers(sub) -> None:
     p = sub.add_parser("train", help="train a model; writes a run directory")
     p.add_argument("--model", help="registered model name (see `fer-core models`)")
-    p.add_argument("--data", help="FER2013 folder or CSV")
+    p.add_argument("--data", help="a dataset: FER2013's folder or CSV, or any folder of class folders or labelled CSV")
     p.add_argument("--config", help="a config.json to start from (flags override it)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted or stopped run")
     p.add_argument(
@@ -21,67 +21,24 @@ def add_parsers(sub) -> None:
         metavar="RUN_DIR",
         help="train a run folder holding only its config.json (how the dashboard launches runs)",
     )
-    p.add_argument(
-        "--init",
-        metavar="MODEL",
-        help="warm start: begin from the weights of a trained name, run folder "
-        "or .keras file of the same model (optimizer and schedule fresh)",
-    )
-    p.add_argument(
-        "--teacher",
-        metavar="MODELS",
-        help="distill: mix the mean flip-TTA probabilities of these trained names, run folders or "
-        ".keras files (comma-separated) into each training image's target",
-    )
-    p.add_argument(
-        "--distill-weight",
-        type=float,
-        help="the teachers' share of each target with --teacher, in (0, 1] (default 0.5)",
-    )
+    _add_recipe_flags(p)
     p.add_argument("--out", help="folder for new run directories (default runs/ or $FER_RUNS_DIR)")
     p.add_argument("--run-dir", help="exact path of the new run directory")
-    p.add_argument("--epochs", type=int, help="number of epochs (a cap when --minutes is given)")
-    p.add_argument("--minutes", type=float, help="time budget: end after this many minutes, keeping the best model")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, dest="learning_rate")
-    p.add_argument("--limit", type=int, help="use the first N images of each split (quick trials)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
-    p.add_argument("--optimizer", choices=TrainConfig.OPTIONS["optimizer"])
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument(
-        "--lr-schedule",
-        choices=TrainConfig.OPTIONS["lr_schedule"],
-        help="decay over the epochs, or over the time budget when --minutes is given",
-    )
-    p.add_argument("--warmup-epochs", type=int)
-    p.add_argument("--label-smoothing", type=float)
-    p.add_argument("--class-weights", choices=TrainConfig.OPTIONS["class_weights"])
-    p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
-    p.add_argument("--rotation", type=float, dest="rotation_degrees", help="max rotation in degrees")
-    p.add_argument("--zoom", type=float)
-    p.add_argument("--shift", type=float)
-    p.add_argument("--erasing", type=float)
-    p.add_argument("--validation-split", type=float)
-    p.add_argument(
-        "--precision",
-        choices=TrainConfig.OPTIONS["precision"],
-        help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32",
-    )
-    p.add_argument(
-        "--devices",
-        type=_device_count,
-        help="train on N devices, or all the backend sees, data-parallel (JAX backend; default 1)",
-    )
-    p.add_argument(
-        "--param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)",
-    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr")
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser(
+        "crossval",
+        help="K-fold cross-validation that keeps each group (subject) on one side: a run per fold",
+    )
+    p.add_argument("--model", required=True, help="registered model name")
+    p.add_argument("--data", required=True, help="the dataset (its classes are the model's)")
+    p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    p.add_argument("--out", help="the crossval folder (default runs/crossval-<time>-<model>)")
+    p.add_argument("--config", help="a config.json to start from (flags override it)")
+    _add_recipe_flags(p)
+    p.add_argument("--json", action="store_true", help="print crossval.json")
+    p.set_defaults(handler=cmd_crossval)
 
     p = sub.add_parser("devices", help="what a training run would use here: backend, devices (--devices N|all)")
     p.add_argument("--json", action="store_true")
@@ -125,6 +82,79 @@ def add_parsers(sub) -> None:
         help="copy the model as trained (default: float16 weights, float32 compute, metrics measured again)",
     )
     p.set_defaults(handler=cmd_promote)
+
+
+def _add_recipe_flags(p) -> None:
+    """The flags that make a run's TrainConfig, shared by `train` and `crossval`."""
+    p.add_argument(
+        "--group-by",
+        metavar="REGEX",
+        help="the group (subject) of each image: the regex's first group on its file name, e.g. '^(S\\d+)_' "
+        "(default: a CSV's group column); held-out faces and folds never split a group",
+    )
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="warm start: begin from the weights of a trained name, run folder "
+        "or .keras file of the same model (optimizer and schedule fresh); for a dataset with other "
+        "classes the body is kept and a new head built (transfer)",
+    )
+    p.add_argument(
+        "--freeze-epochs",
+        type=int,
+        help="with --init: train only the new head for N epochs, body frozen, then every layer at a tenth of the rate",
+    )
+    p.add_argument(
+        "--teacher",
+        metavar="MODELS",
+        help="distill: mix the mean flip-TTA probabilities of these trained names, run folders or "
+        ".keras files (comma-separated) into each training image's target",
+    )
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        help="the teachers' share of each target with --teacher, in (0, 1] (default 0.5)",
+    )
+    p.add_argument("--epochs", type=int, help="number of epochs (a cap when --minutes is given)")
+    p.add_argument("--minutes", type=float, help="time budget: end after this many minutes, keeping the best model")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--limit", type=int, help="use the first N images of each split (quick trials)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--optimizer", choices=TrainConfig.OPTIONS["optimizer"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument(
+        "--lr-schedule",
+        choices=TrainConfig.OPTIONS["lr_schedule"],
+        help="decay over the epochs, or over the time budget when --minutes is given",
+    )
+    p.add_argument("--warmup-epochs", type=int)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--class-weights", choices=TrainConfig.OPTIONS["class_weights"])
+    p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
+    p.add_argument("--rotation", type=float, dest="rotation_degrees", help="max rotation in degrees")
+    p.add_argument("--zoom", type=float)
+    p.add_argument("--shift", type=float)
+    p.add_argument("--erasing", type=float)
+    p.add_argument("--validation-split", type=float)
+    p.add_argument(
+        "--precision",
+        choices=TrainConfig.OPTIONS["precision"],
+        help="auto (default): mixed_bfloat16 on a GPU or a CPU with bf16 instructions, else float32",
+    )
+    p.add_argument(
+        "--devices",
+        type=_device_count,
+        help="train on N devices, or all the backend sees, data-parallel (JAX backend; default 1)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyperparameter, VALUE as JSON (e.g. --param image_size=96)",
+    )
 
 
 def _device_count(text: str):
@@ -261,4 +291,33 @@ def cmd_promote(args) -> int:
         f"promoted {args.run_dir} -> {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on "
         f"{metrics.get('split', '?')} (selected on {metrics.get('selection_split', '?')})"
     )
+    return 0
+
+
+def cmd_crossval(args) -> int:
+    from fer_core.cli.common import print_json
+    from fer_core.rundir import now
+    from fer_core.paths import runs_dir
+    from fer_core.training.crossval import crossval
+
+    config = train_config_from_args(args)
+    stamp = now().replace(":", "").replace("-", "")[:15]
+    out = Path(args.out) if args.out else runs_dir() / f"crossval-{stamp}-{config.model}"
+    if (out / "crossval.json").exists():
+        raise FerError(f"{out}: holds a finished cross-validation already; name another --out")
+    result = crossval(config, args.folds, out, group_by=args.group_by, echo=False)
+    if args.json:
+        print_json(result)
+        return 0
+    for row in result["per_fold"]:
+        print(
+            f"fold {row['fold']}: accuracy {row['accuracy']:.4f}, macro-F1 {row['macro_f1']:.4f} "
+            f"({row['train_images']} training / {row['test_images']} test images)"
+        )
+    accuracy, f1 = result["accuracy"], result["macro_f1"]
+    print(
+        f"{result['folds']} folds, {result['groups'] or 'no'} groups: accuracy {accuracy['mean']:.4f} ± "
+        f"{accuracy['std']:.4f}, macro-F1 {f1['mean']:.4f} ± {f1['std']:.4f}; pooled {result['pooled']['accuracy']:.4f}"
+    )
+    print(f"written: {out / 'crossval.json'}")
     return 0

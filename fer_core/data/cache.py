@@ -11,7 +11,7 @@ import numpy as np
 from fer_core.data.dataset import Dataset, LoadReport
 from fer_core.fileio import write_atomic
 
-CACHE_FORMAT = 1  # bump when the cached arrays' meaning changes
+CACHE_FORMAT = 2  # bump when the cached arrays' meaning changes
 
 
 def write_cache(cache_file: Path, dataset: Dataset) -> None:
@@ -27,6 +27,8 @@ def write_cache(cache_file: Path, dataset: Dataset) -> None:
                 splits=dataset.splits,
                 sources=dataset.sources,
                 report=np.array(json.dumps(dataset.report.to_dict())),
+                classes=np.array(list(dataset.classes)),
+                **({} if dataset.groups is None else {"groups": dataset.groups}),
             ),
         )
     except OSError:
@@ -43,6 +45,8 @@ def read_cache(cache_file: Path, root: str) -> Dataset | None:
                 sources=z["sources"],
                 root=root,
                 report=LoadReport.from_dict(json.loads(str(z["report"]))),
+                classes=tuple(str(c) for c in z["classes"]),
+                groups=z["groups"] if "groups" in z.files else None,
             )
     except (OSError, ValueError, KeyError, json.JSONDecodeError):
         return None  # a damaged cache is rebuilt

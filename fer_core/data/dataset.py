@@ -56,14 +56,23 @@ class LoadReport:
 
 @dataclass
 class Dataset:
-    """FER images in a fixed order: `images[i]` (48x48 uint8), `labels[i]`, `splits[i]`, `sources[i]`."""
+    """Face images in a fixed order: `images[i]` (48x48 uint8), `labels[i]` (an index into
+    `classes`), `splits[i]`, `sources[i]`. The class names belong to the dataset: FER2013's seven
+    for FER2013, the folder names (or CSV labels) for any other."""
 
     images: np.ndarray  # (N, 48, 48) uint8
-    labels: np.ndarray  # (N,) int64, FER2013 order
+    labels: np.ndarray  # (N,) int64, indices into classes
     splits: np.ndarray  # (N,) str
     sources: np.ndarray  # (N,) str: relative file path or "csv row K"
     root: str = ""
     report: LoadReport = field(default_factory=LoadReport)
+    classes: tuple[str, ...] = CLASS_NAMES
+    groups: np.ndarray | None = None  # (N,) str: who or what each image shows (a CSV's group column)
+
+    @property
+    def is_fer2013(self) -> bool:
+        """Whether the classes are FER2013's, in its order."""
+        return tuple(self.classes) == CLASS_NAMES
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -82,6 +91,8 @@ class Dataset:
             self.sources[mask_or_index],
             self.root,
             self.report,
+            self.classes,
+            None if self.groups is None else self.groups[mask_or_index],
         )
 
     def split_name(self, name: str) -> str:

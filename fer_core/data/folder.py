@@ -51,25 +51,7 @@ def load_folder(root: Path, files: list, progress: ProgressCallback | None) -> D
     # Class folders that exist but hold no images are worth a warning: a partial copy, usually.
     _warn_empty_class_folders(root, report)
 
-    usable = []
-    unknown_classes: set[str] = set()
-    for rel, _size, _mtime, split_folder, class_folder in files:
-        label = CLASS_ALIASES.get(class_folder.lower())
-        if label is None:
-            unknown_classes.add(class_folder or "(top level)")
-            report.skip("images in folders that are not FER2013 classes", rel)
-            continue
-        match = SPLIT_PREFIX.match(Path(rel).name)
-        split = CANONICAL_SPLIT[match.group(1).lower()] if match else split_folder
-        usable.append((rel, label, split))
-    if unknown_classes:
-        report.warnings.append(
-            f"folders not named after a FER2013 class were ignored: {', '.join(sorted(unknown_classes)[:5])}"
-            f" (class folders must be one of: {', '.join(CLASS_NAMES)})"
-        )
-    if not usable:
-        raise FerError(f"no class folders under {root}: expected folders named {', '.join(CLASS_NAMES)}")
-
+    usable, classes = _labelled_files(root, files, report)
     # Fixed order: by split, then by file name in natural order (interleaves the classes, so a
     # --limit head of a split holds every class).
     split_rank = {s: i for i, s in enumerate(FER_SPLITS)}
@@ -114,7 +96,44 @@ def load_folder(root: Path, files: list, progress: ProgressCallback | None) -> D
         sources=np.array([usable[i][0] for i in keep], dtype=str),
         root=str(root),
         report=report,
+        classes=classes,
     )
+
+
+def folder_classes(files: list) -> tuple[str, ...] | None:
+    """The classes a folder's class subfolders name: None for FER2013 (every folder is one of
+    its classes or their aliases: its own order applies), else the folder names in natural order."""
+    names = {class_folder for _rel, _size, _mtime, _split, class_folder in files if class_folder}
+    if not names or all(name.lower() in CLASS_ALIASES for name in names):
+        return None
+    return tuple(sorted(names, key=_natural_key))
+
+
+def _labelled_files(root: Path, files: list, report: LoadReport) -> tuple[list, tuple[str, ...]]:
+    """(relative path, label, split) per usable file, and the dataset's classes."""
+    own = folder_classes(files)
+    usable, outside = [], []
+    for rel, _size, _mtime, split_folder, class_folder in files:
+        if not class_folder:
+            outside.append(rel)
+            continue
+        label = own.index(class_folder) if own else CLASS_ALIASES[class_folder.lower()]
+        match = SPLIT_PREFIX.match(Path(rel).name)
+        split = CANONICAL_SPLIT[match.group(1).lower()] if match else split_folder
+        if own and split_folder == root.name and Path(rel).parent == Path(class_folder):
+            split = "all"  # ROOT/<class>/*: one pool, split by the command that uses it
+        usable.append((rel, label, split))
+    for rel in outside:
+        report.skip("images outside a class folder", rel)
+    if not usable:
+        raise FerError(f"no class folders under {root}: expected <class>/*.jpg or <split>/<class>/*.jpg")
+    classes = own or CLASS_NAMES
+    present = {label for _rel, label, _split in usable}
+    if own and len(present) < 2:  # (a FER2013 folder of one class still loads, as it always did)
+        raise FerError(
+            f"{root}: only one class ({classes[present.pop()]}); a classifier needs two or more class folders"
+        )
+    return usable, classes
 
 
 def _warn_empty_class_folders(root: Path, report: LoadReport) -> None:

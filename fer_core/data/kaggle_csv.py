@@ -29,10 +29,15 @@ def load_csv(path: Path, progress: ProgressCallback | None) -> Dataset:
     if not header:
         raise FerError(f"{path}: the CSV is empty")
     columns = {name.strip().lower(): i for i, name in enumerate(header)}
+    from fer_core.data.labelled_csv import is_labelled_csv, load_labelled_csv
+
+    if is_labelled_csv(header) and "emotion" not in columns:
+        return load_labelled_csv(path, text, progress)
     missing = [c for c in ("emotion", "pixels") if c not in columns]
     if missing:
         raise FerError(
-            f"{path}: the CSV needs the columns emotion,pixels[,Usage]. Received: {','.join(h.strip() for h in header)}"
+            f"{path}: the CSV needs the columns emotion,pixels[,Usage] (FER2013) or label,path or "
+            f"label,pixels[,split][,group]. Received: {','.join(h.strip() for h in header)}"
         )
     i_label, i_pixels, i_usage = columns["emotion"], columns["pixels"], columns.get("usage")
 

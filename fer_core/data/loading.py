@@ -10,7 +10,7 @@ from pathlib import Path
 from fer_core.data import cache as _cache
 from fer_core.data import folder as _folder
 from fer_core.data import kaggle_csv as _csv
-from fer_core.data.dataset import CANONICAL_SPLIT, CLASS_ALIASES, SPLIT_PREFIX, Dataset, ProgressCallback
+from fer_core.data.dataset import CANONICAL_SPLIT, SPLIT_PREFIX, Dataset, ProgressCallback
 from fer_core.errors import FerError
 from fer_core.paths import cache_dir
 
@@ -79,11 +79,15 @@ def split_counts(path: str | os.PathLike) -> dict[str, int]:
         raise FerError(f"dataset path does not exist: {source}")
     counts: dict[str, int] = {}
     if source.is_dir():
-        for rel, _size, _mtime, split_folder, class_folder in _folder.scan_folder(source):
-            if CLASS_ALIASES.get(class_folder.lower()) is None:
+        files = _folder.scan_folder(source)
+        own_classes = _folder.folder_classes(files)
+        for rel, _size, _mtime, split_folder, class_folder in files:
+            if not class_folder:
                 continue
             match = SPLIT_PREFIX.match(Path(rel).name)
             split = CANONICAL_SPLIT[match.group(1).lower()] if match else split_folder
+            if own_classes and Path(rel).parent == Path(class_folder):
+                split = "all"
             counts[split] = counts.get(split, 0) + 1
         return counts
     with open(source, encoding="utf-8-sig", errors="replace", newline="") as handle:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core import CLASS_NAMES
 from fer_core.evaluation.predict import predict_probabilities
 from fer_core.inference import tta_mode
 
@@ -51,7 +50,7 @@ def read_cached_probabilities(path, rows: int) -> np.ndarray | None:
         probabilities = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         return None
-    if probabilities.dtype != np.float32 or probabilities.shape != (rows, len(CLASS_NAMES)):
+    if probabilities.dtype != np.float32 or probabilities.ndim != 2 or probabilities.shape[0] != rows:
         return None
     if not np.isfinite(probabilities).all():
         return None

@@ -6,6 +6,7 @@ order; the paper's chance-level per-class tables are what a shuffled evaluation 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,12 +50,36 @@ class Evaluation:
         return self.probabilities.argmax(axis=1)
 
 
+def align_to_model(dataset: Dataset, classes) -> tuple[Dataset, list[str]]:
+    """The dataset as a model with these classes sees it: the images of the classes it knows (by
+    name), labelled in the model's order; and the dataset's classes it left out.
+
+    Raises:
+        FerError: the model and the data share no class.
+    """
+    classes = tuple(classes)
+    if classes == tuple(dataset.classes):
+        return dataset, []
+    index = {name: k for k, name in enumerate(classes)}
+    mapping = np.array([index.get(name, -1) for name in dataset.classes])
+    if (mapping < 0).all():
+        raise FerError(
+            f"the model's classes ({', '.join(classes)}) and the data's ({', '.join(dataset.classes)}) "
+            "have none in common"
+        )
+    labels = mapping[dataset.labels]
+    kept = dataset.subset(labels >= 0)
+    aligned = dataclasses.replace(kept, labels=labels[labels >= 0], classes=classes)
+    return aligned, [name for name in dataset.classes if name not in index]
+
+
 def evaluate(
     models: list,
     dataset: Dataset,
     split: str | None = None,
     tta=False,
     names: list[str] | None = None,
+    classes=None,
 ) -> Evaluation:
     """Evaluate one model, or the ensemble (mean probabilities) of several, on one split, through
     the same fast classifier as predictions (so `fer-core bench`'s throughput is evaluation's).
@@ -65,6 +90,8 @@ def evaluate(
         split: a split name; None picks PrivateTest, else PublicTest, else test, else all images.
         tta: one of `inference.TTA_MODES` (True = "flip"): average each face over those views.
         names: how to name the models in the metrics.
+        classes: the models' classes, when they may not be the dataset's: the images of classes
+            they do not know are left out (said in the metrics' `left_out_classes`).
 
     Returns:
         An `Evaluation` whose `metrics` is what `fer-core evaluate --json` prints.
@@ -73,11 +100,28 @@ def evaluate(
         raise FerError("no model to evaluate")
     split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
+    subset, left_out = align_to_model(subset, classes) if classes is not None else (subset, [])
     per_model = [predict_probabilities(m, subset.images, tta=tta) for m in models]
     names = list(names) if names else [getattr(m, "name", "model") for m in models]
-    return _evaluation(
-        np.mean(per_model, axis=0), subset.labels, subset.sources, split or "all", tta, names, dataset.root
+    return _with_left_out(
+        left_out,
+        _evaluation(
+            np.mean(per_model, axis=0),
+            subset.labels,
+            subset.sources,
+            split or "all",
+            tta,
+            names,
+            dataset.root,
+            subset.classes,
+        ),
     )
+
+
+def _with_left_out(left_out: list[str], evaluation: Evaluation) -> Evaluation:
+    if left_out:
+        evaluation.metrics["left_out_classes"] = left_out
+    return evaluation
 
 
 def evaluate_model_file(
@@ -87,6 +131,7 @@ def evaluate_model_file(
     tta=False,
     name: str | None = None,
     load=None,
+    classes=None,
 ) -> Evaluation:
     """One saved model's evaluation, its probabilities kept on disk for next time.
 
@@ -97,14 +142,21 @@ def evaluate_model_file(
     Args:
         model_file: a `.keras` file.
         load: how to load it when needed (default `fer_core.artifacts.load_model`).
+        classes: the model's classes (see `evaluate`).
     """
     import os
 
     split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
+    subset, left_out = align_to_model(subset, classes) if classes is not None else (subset, [])
     probabilities = cached_probabilities(model_file, subset.images, subset.labels, tta=tta, load=load)
     names = [name] if name else [os.path.splitext(os.path.basename(str(model_file)))[0]]
-    return _evaluation(probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root)
+    return _with_left_out(
+        left_out,
+        _evaluation(
+            probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root, subset.classes
+        ),
+    )
 
 
 def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -> Evaluation:
@@ -122,7 +174,10 @@ def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -
         if any(other.metrics.get(k) != first.metrics.get(k) for k in keys) or not np.array_equal(
             other.labels, first.labels
         ):
-            raise FerError("an ensemble needs its models evaluated on the same split and TTA setting")
+            raise FerError(
+                "an ensemble needs its models evaluated on the same split, TTA setting and classes"
+                + ("" if other.metrics.get("classes") == first.metrics.get("classes") else " (their classes differ)")
+            )
     names = list(names) if names else [n for e in evaluations for n in e.metrics.get("models", [])]
     probabilities = np.mean([e.probabilities for e in evaluations], axis=0)
     return _evaluation(
@@ -133,11 +188,12 @@ def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -
         first.metrics["tta"],
         names,
         first.metrics.get("data"),
+        first.metrics.get("classes"),
     )
 
 
-def _evaluation(probabilities, labels, sources, split, tta, names, data) -> Evaluation:
-    metrics = compute_metrics(labels, probabilities)
+def _evaluation(probabilities, labels, sources, split, tta, names, data, classes=None) -> Evaluation:
+    metrics = compute_metrics(labels, probabilities, classes)
     metrics = {
         "accuracy": metrics.pop("accuracy"),
         "macro_f1": metrics.pop("macro_f1"),

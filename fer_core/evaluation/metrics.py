@@ -11,17 +11,22 @@ from fer_core.errors import FerError
 CALIBRATION_BINS = 10
 
 
-def compute_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
-    """Accuracy, macro/weighted F1, loss, per-class P/R/F1/support, confusion matrices, calibration."""
+def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, classes=None) -> dict:
+    """Accuracy, macro/weighted F1, loss, per-class P/R/F1/support, confusion matrices, calibration.
+    `classes`: the names of the probabilities' columns (default FER2013's seven)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if len(labels) == 0:
         raise FerError("nothing to evaluate: the split holds no images")
-    if probabilities.shape != (len(labels), len(CLASS_NAMES)):
-        raise FerError(f"probabilities have shape {probabilities.shape}, expected ({len(labels)}, {len(CLASS_NAMES)})")
-    class_ids = list(range(len(CLASS_NAMES)))
+    classes = list(classes) if classes is not None else list(CLASS_NAMES)
+    if probabilities.shape != (len(labels), len(classes)):
+        raise FerError(
+            f"the model gives {probabilities.shape[1] if probabilities.ndim == 2 else '?'} probabilities per face "
+            f"but the data has {len(classes)} classes ({', '.join(classes)})"
+        )
+    class_ids = list(range(len(classes)))
     predictions = probabilities.argmax(axis=1)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predictions, labels=class_ids, zero_division=0
@@ -38,7 +43,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
         "weighted_f1": float((f1 * weights).sum()),
         "loss": float(-np.log(true_probability).mean()),
         "n": int(len(labels)),
-        "classes": list(CLASS_NAMES),
+        "classes": classes,
         "per_class": {
             name: {
                 "precision": float(precision[i]),
@@ -46,7 +51,7 @@ def compute_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
                 "f1": float(f1[i]),
                 "support": int(support[i]),
             }
-            for i, name in enumerate(CLASS_NAMES)
+            for i, name in enumerate(classes)
         },
         "confusion_matrix": matrix.astype(int).tolist(),
         "confusion_matrix_normalized": normalized.round(6).tolist(),

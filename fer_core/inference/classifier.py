@@ -32,11 +32,13 @@ class Classifier:
     per-call state.
     """
 
-    def __init__(self, models, engine: str = "auto"):
+    def __init__(self, models, engine: str = "auto", classes=None):
         """`engine`: "onnx" (ONNX Runtime, exact-checked), "keras" (the backend's compiled call), or
         "auto": ONNX Runtime where it is available and exact for the model, else Keras, and Keras
-        for batches of LARGE_BATCH faces or more (built on the first such batch)."""
+        for batches of LARGE_BATCH faces or more (built on the first such batch). `classes`: the
+        models' class names in output order (default FER2013's), carried for whoever names labels."""
         self.models = list(models) if isinstance(models, (list, tuple)) else [models]
+        self.classes = tuple(classes) if classes is not None else CLASS_NAMES
         if not self.models:
             raise FerError("no model to classify with")
         if engine not in ENGINES:
@@ -77,7 +79,7 @@ class Classifier:
             x = x[..., None]
         n = len(x)
         if n == 0:
-            return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
+            return np.zeros((0, len(self.classes)), dtype=np.float32)
         out = []
         for start in range(0, n, _BATCH_BUCKETS[-1]):
             chunk = x[start : start + _BATCH_BUCKETS[-1]]
@@ -147,4 +149,5 @@ def classify_image(
     gray = to_gray(image)  # once, not per face
     crops = np.stack([crop_face(gray, d.box, d.eyes if ALIGN_EYES else None) for d in found])
     probabilities = classifier(crops)
-    return [Face(d.box, p, d.score) for d, p in zip(found, probabilities)]
+    classes = getattr(classifier, "classes", CLASS_NAMES)
+    return [Face(d.box, p, d.score, classes) for d, p in zip(found, probabilities)]

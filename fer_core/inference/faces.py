@@ -34,12 +34,13 @@ FACE_COLOURS = (
 @dataclass(frozen=True)
 class Face:
     box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
-    probabilities: np.ndarray  # (7,) in CLASS_NAMES order
+    probabilities: np.ndarray  # one per class, in `classes` order
     score: float = 1.0  # the detector's confidence (1 for the whole image or Haar)
+    classes: tuple[str, ...] = CLASS_NAMES  # the model's class names
 
     @property
     def label(self) -> str:
-        return CLASS_NAMES[int(np.argmax(self.probabilities))]
+        return self.classes[int(np.argmax(self.probabilities))]
 
     @property
     def confidence(self) -> float:
@@ -50,7 +51,7 @@ class Face:
             "box": [int(v) for v in self.box],
             "detector_score": round(float(self.score), 4),
             "label": self.label,
-            "probabilities": {name: round(float(p), 6) for name, p in zip(CLASS_NAMES, self.probabilities)},
+            "probabilities": {name: round(float(p), 6) for name, p in zip(self.classes, self.probabilities)},
         }
 
 

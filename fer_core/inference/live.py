@@ -337,12 +337,14 @@ class LiveProcessor:
 
 
 class Timeline:
-    """A viewing session's rows: all of them (up to `max_rows`) for the CSV, recent ones for charts."""
+    """A viewing session's rows: all of them (up to `max_rows`) for the CSV, recent ones for charts;
+    a probability column per class of the model (`classes`)."""
 
-    def __init__(self, max_rows: int = 200_000):
+    def __init__(self, max_rows: int = 200_000, classes=CLASS_NAMES):
         from collections import deque
 
         self._rows: deque = deque(maxlen=max_rows)
+        self.classes = tuple(classes)
 
     def extend(self, rows: list[tuple]) -> None:
         self._rows.extend(rows)
@@ -351,7 +353,7 @@ class Timeline:
         return len(self._rows)
 
     def frame(self, last_seconds: float | None = None, now: float | None = None):
-        """A pandas DataFrame with TIMELINE_COLUMNS; `time` as UTC datetimes."""
+        """A pandas DataFrame (time, face, label, a column per class); `time` as UTC datetimes."""
         import pandas as pd
 
         if last_seconds is not None and self._rows:
@@ -361,7 +363,7 @@ class Timeline:
             rows = list(itertools.takewhile(lambda r: r[0] >= since, reversed(self._rows)))[::-1]
         else:
             rows = list(self._rows)
-        frame = pd.DataFrame(rows, columns=list(TIMELINE_COLUMNS))
+        frame = pd.DataFrame(rows, columns=["time", "face", "label", *self.classes])
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
         return frame
 

@@ -61,4 +61,6 @@ def with_tta(classify, tta):
             x = x[..., None]
         return np.mean([np.asarray(classify(v), dtype=np.float32) for v in tta_views(x, tta)], axis=0)
 
+    if hasattr(classify, "classes"):
+        classify_views.classes = classify.classes  # the label names travel with the classifier
     return classify_views

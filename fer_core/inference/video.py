@@ -200,7 +200,7 @@ def analyze(
     cancel: threading.Event | None = None,
     max_minutes: float = MAX_VIDEO_MINUTES,
     max_bytes: int = MAX_VIDEO_BYTES,
-    classes: tuple[str, ...] = CLASS_NAMES,
+    classes: tuple[str, ...] | None = None,
 ) -> VideoResult:
     """Faces of every `every`-th frame, found by `detector`, classified by `classifier`, tracked
     with stable ids; with `output`, an MP4 (H.264) of every frame with the latest boxes drawn.
@@ -213,6 +213,7 @@ def analyze(
 
     if not 1 <= every <= 1000:
         raise FerError(f"--every must be 1-1000 frames. Received: {every}")
+    classes = tuple(classes or getattr(classifier, "classes", CLASS_NAMES))
     info = probe(path, max_bytes=max_bytes, max_minutes=max_minutes)
     progress = progress or VideoProgress()
     progress.frames_total = info.frames

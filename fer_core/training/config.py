@@ -74,6 +74,24 @@ class TrainConfig:
     # {"weight": share of the teachers' probabilities in the target, "tta": the views averaged,
     # "teachers": [{path, sha256, model, reported_accuracy, reported_split}, ...]}.
     distill_from: dict | None = None
+    # The dataset's class names in label order, recorded when the data is loaded (None: not yet,
+    # or a run from before classes were recorded, which are FER2013's).
+    classes: list | None = None
+    # Transfer: the first N epochs train only the new head, the warm-start body frozen; after them
+    # every layer trains at FINE_TUNE_RATE times the schedule's rate.
+    freeze_epochs: int = 0
+    # Who each image shows (the first group of this regex on file names, e.g. a CK+ subject):
+    # held-out and selection slices then never split one person's faces.
+    group_by: str | None = None
+    # A dataset of one pool (no test split, not FER2013) gets this share held out, seeded,
+    # stratified and group-aware, to report on; recorded here, its files in held_out.txt.
+    held_out: float | None = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        from fer_core import CLASS_NAMES
+
+        return tuple(self.classes) if self.classes else CLASS_NAMES
 
     def __post_init__(self) -> None:
         self.validate()
@@ -103,6 +121,18 @@ class TrainConfig:
                 or self.batch_size % self.devices == 0,
                 f"batch size {self.batch_size} does not split evenly over {self.devices} devices: "
                 f"give a multiple of {self.devices}",
+            ),
+            (
+                isinstance(self.freeze_epochs, int) and 0 <= self.freeze_epochs < max(self.epochs, 1),
+                f"freeze epochs must be 0 or more and fewer than epochs. Received: freeze_epochs={self.freeze_epochs}",
+            ),
+            (
+                not self.freeze_epochs or self.init_from is not None,
+                "--freeze-epochs freezes a warm-started body: give --init MODEL too",
+            ),
+            (
+                self.classes is None or (isinstance(self.classes, list) and len(self.classes) >= 2),
+                f"a model needs two or more classes. Received: classes={self.classes}",
             ),
             (self.weight_decay >= 0, f"weight decay must be >= 0. Received: weight_decay={self.weight_decay}"),
             (

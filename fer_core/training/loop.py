@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core import NUM_CLASSES
 from fer_core.backend import resolve_precision
-from fer_core.data import Dataset, load_dataset
+from fer_core.data import Dataset, default_evaluation_split, default_training_split, load_dataset
+from fer_core.data.groups import image_groups
 from fer_core.errors import FerError
-from fer_core.fileio import read_json, write_json_atomic
+from fer_core.fileio import read_json, write_json_atomic, write_text_atomic
 from fer_core.rundir import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -45,11 +45,22 @@ from fer_core.training.callback import StopRequest, run_callback
 from fer_core.training.config import TrainConfig
 from fer_core.training.devices import distribution_scope, local_share, resolve_devices, split_evenly
 from fer_core.training.devices import real_rows_only
-from fer_core.training.recipe import build_training_model, class_weight_map, compile_whole_step, distillation_targets
+from fer_core.training.recipe import (
+    build_training_model,
+    class_weight_map,
+    compile_training_model,
+    compile_whole_step,
+    distillation_targets,
+    set_body_trainable,
+)
 from fer_core.training.recipe import precision_policy
 from fer_core.training.reporting import measure_best_model, read_config, write_reported_metrics
-from fer_core.training.splits import TrainingData, prepare_data, selection_split_name
+from fer_core.training.splits import TrainingData, hold_out_test, prepare_data, selection_split_name
 from fer_core.training.state import RunState
+
+# The share of a one-pool dataset held out to report on (see TrainConfig.held_out).
+HELD_OUT_FRACTION = 0.2
+HELD_OUT_FILE = "held_out.txt"
 
 # The teachers' probabilities for the training images of a distillation run (see distillation_targets).
 TEACHER_FILE = "teacher_probabilities.npy"
@@ -127,6 +138,18 @@ def _prologue(config: TrainConfig, dataset: Dataset | None) -> tuple[TrainConfig
         if not config.data:
             raise FerError("no dataset given (--data PATH)")
         dataset = load_dataset(config.data)
+    if config.group_by:
+        dataset = dataclasses.replace(dataset, groups=image_groups(dataset, config.group_by))
+    pool = not dataset.is_fer2013 and default_evaluation_split(dataset) is None
+    if pool and default_training_split(dataset) is None:
+        config = dataclasses.replace(config, held_out=config.held_out or HELD_OUT_FRACTION)
+        dataset = hold_out_test(dataset, config.held_out, config.seed)
+    if config.classes is None:  # recorded in config.json: the model's classes are the data's
+        config = dataclasses.replace(config, classes=list(dataset.classes))
+    elif tuple(config.classes) != tuple(dataset.classes):
+        raise FerError(
+            f"the run's classes ({', '.join(config.classes)}) are not the data's ({', '.join(dataset.classes)})"
+        )
     return config, dataset, prepare_data(config, dataset)
 
 
@@ -189,6 +212,8 @@ def _fit(
     # A process killed mid-write leaves its temp file (never the target) behind; sweep those.
     for leftover in path.glob(".*.tmp*"):
         leftover.unlink(missing_ok=True)
+    if config.held_out:  # the held-out faces by name, so the reported numbers can be recomputed
+        write_text_atomic(path / HELD_OUT_FILE, "".join(f"{f}\n" for f in dataset.split("test").sources))
     stop = StopRequest(path)
     stop.install()
     write_progress(
@@ -247,7 +272,7 @@ def _training_targets(path: Path, config: TrainConfig, data: TrainingData, log) 
     if not config.distill_from:
         from fer_core.backend import load_keras
 
-        return load_keras().utils.to_categorical(data.y_train, NUM_CLASSES)
+        return load_keras().utils.to_categorical(data.y_train, len(config.class_names))
     log.info("distillation targets from %d teacher(s)", len(config.distill_from["teachers"]))
     targets = distillation_targets(
         config,
@@ -267,12 +292,12 @@ def _fit_on_devices(path, config, data, y_train, state, stop, training_model, mo
     keras = load_keras()
     # Class weights as per-image weights from the true labels: Keras' class_weight would read
     # the class off the target's argmax, which a soft (distilled) target may have moved.
-    weights = class_weight_map(data.y_train, config.class_weights)
+    weights = class_weight_map(data.y_train, config.class_weights, len(config.class_names))
     if weights is not None:
         weights = np.array([weights[int(y)] for y in data.y_train], np.float32)
     layout = config.layout or {}
     processes = int(layout.get("processes", 1))
-    y_val = keras.utils.to_categorical(data.y_val, NUM_CLASSES)
+    y_val = keras.utils.to_categorical(data.y_val, len(config.class_names))
     fit = split_evenly(data.x_train, y_train, weights, data.x_val, y_val, devices=config.devices)
     if processes > 1:  # a cluster: each process feeds its own share of the images
         import jax
@@ -293,18 +318,32 @@ def _fit_on_devices(path, config, data, y_train, state, stop, training_model, mo
     callbacks = [real_rows_only(real_rows, fit.padded)] if config.devices > 1 else []
     callbacks.append(run_callback(path, config, model, state, stop, math.ceil(len(fit.y_train) / batch_size), log))
     validation = (fit.x_val, fit.y_val) if fit.val_weights is None else (fit.x_val, fit.y_val, fit.val_weights)
-    training_model.fit(
-        fit.x_train,
-        fit.y_train,
-        validation_data=validation,
-        batch_size=batch_size,
-        epochs=config.epochs,
-        initial_epoch=state.epoch,
-        sample_weight=fit.weights,
-        callbacks=callbacks,
-        shuffle=True,
-        verbose=0,
-    )
+    # A transfer's frozen-body epochs are a fit of their own: Keras reads `trainable` when it
+    # compiles, so the body is freed and the model compiled again between the two.
+    phases = [config.epochs]
+    if config.freeze_epochs and state.epoch < config.freeze_epochs:
+        phases = [config.freeze_epochs, config.epochs]
+        set_body_trainable(model, False)
+        compile_training_model(training_model, config)
+    for number, end in enumerate(phases):
+        if number:
+            log.info("epoch %d: the body is freed; every layer trains from here", state.epoch + 1)
+            set_body_trainable(model, True)
+            compile_training_model(training_model, config)
+        training_model.fit(
+            fit.x_train,
+            fit.y_train,
+            validation_data=validation,
+            batch_size=batch_size,
+            epochs=end,
+            initial_epoch=state.epoch,
+            sample_weight=fit.weights,
+            callbacks=callbacks,
+            shuffle=True,
+            verbose=0,
+        )
+        if state.stop_reason or state.stopped:
+            break
 
 
 def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: RunState, log) -> Path:

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core import NUM_CLASSES
 from fer_core.backend import resolve_precision
 from fer_core.errors import FerError
 from fer_core.rundir import minutes_trained, read_history
 from fer_core.training.config import TrainConfig, parse_params
 
 REAL_ROWS_ACCURACY = "accuracy_over_real_rows"  # see _build_training_model
+
+# After --freeze-epochs, every layer trains at this fraction of the rate the head trained at.
+FINE_TUNE_RATE = 0.1
 
 
 @contextlib.contextmanager
@@ -50,7 +52,7 @@ def _build_training_model(config: TrainConfig):
 
     from fer_core.models import build_model
 
-    model = build_model(config.model, **config.model_params)
+    model = build_model(config.model, num_classes=len(config.class_names), **config.model_params)
     if config.init_from:
         load_init_weights(model, config)
     augment = []
@@ -79,6 +81,15 @@ def _build_training_model(config: TrainConfig):
     for layer in augment:
         x = layer(x)
     training_model = keras.Model(inputs, model(x), name=f"train_{config.model}")
+    compile_training_model(training_model, config)
+    return training_model, model
+
+
+def compile_training_model(training_model, config: TrainConfig) -> None:
+    """Compile (again, after layers were frozen or unfrozen: Keras reads `trainable` there)."""
+    from fer_core.backend import load_keras
+
+    keras = load_keras()
     training_model.compile(
         optimizer=optimizer_for(config),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -88,7 +99,17 @@ def _build_training_model(config: TrainConfig):
         weighted_metrics=[keras.metrics.CategoricalAccuracy(name=REAL_ROWS_ACCURACY)] if config.devices > 1 else None,
     )
     compile_whole_step(training_model)
-    return training_model, model
+
+
+# Every registered family ends in this Dense softmax layer: the head a transfer replaces.
+HEAD_LAYER = "probabilities"
+
+
+def set_body_trainable(model, trainable: bool) -> None:
+    """Freeze or free every layer of the model but its classifier head."""
+    for layer in model.layers:
+        if layer.name != HEAD_LAYER:
+            layer.trainable = trainable
 
 
 def describe_init(spec: str, model_name: str) -> dict:
@@ -101,6 +122,7 @@ def describe_init(spec: str, model_name: str) -> dict:
         FerError: not found, or a model of another registry family.
     """
     from fer_core.artifacts import resolve_model
+    from fer_core.recognizer import model_classes
 
     ref = resolve_model(spec)
     source_config = ref.config
@@ -116,6 +138,7 @@ def describe_init(spec: str, model_name: str) -> dict:
         "model_params": source_config.get("model_params", {}),
         "reported_split": metrics.get("split"),
         "reported_accuracy": metrics.get("accuracy"),
+        "classes": list(model_classes(ref)),
         "epochs": len(history) + int(earlier.get("epochs", 0) or 0),
         "minutes": round(minutes_trained(history) + float(earlier.get("minutes", 0.0) or 0.0), 2),
     }
@@ -175,7 +198,7 @@ def distillation_targets(
     distill = config.distill_from
     probabilities = read_cached_probabilities(cache, len(labels))
     if probabilities is None:
-        total = np.zeros((len(labels), NUM_CLASSES), dtype=np.float64)
+        total = np.zeros((len(labels), len(config.class_names)), dtype=np.float64)
         for number, teacher in enumerate(distill["teachers"], start=1):
             if report:
                 name = teacher.get("model") or Path(teacher["path"]).stem
@@ -186,7 +209,7 @@ def distillation_targets(
             total += cached_probabilities(teacher["path"], images, labels, tta=distill.get("tta", "flip"))
         probabilities = (total / len(distill["teachers"])).astype(np.float32)
         write_atomic(cache, lambda tmp: np.save(tmp, probabilities, allow_pickle=False))
-    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    one_hot = np.eye(len(config.class_names), dtype=np.float32)[labels]
     weight = float(distill["weight"])
     return (1.0 - weight) * one_hot + weight * probabilities
 
@@ -201,6 +224,10 @@ def load_init_weights(model, config: TrainConfig) -> None:
     source = load_model(config.init_from["path"])
     if source.name != model.name:
         raise FerError(f"cannot warm-start {model.name} from {config.init_from['path']}: it is a {source.name} model")
+    source_classes = tuple(config.init_from.get("classes") or ())
+    if source_classes and source_classes != config.class_names:
+        transfer_body(source, model, config)
+        return
     theirs, ours = source.get_weights(), model.get_weights()
     if len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours)):
         narrow = get_spec(config.model).narrow
@@ -213,6 +240,29 @@ def load_init_weights(model, config: TrainConfig) -> None:
         )
     # Weights keep the new model's dtypes (a float16-stored source is cast to the training precision).
     model.set_weights([w.astype(o.dtype) for w, o in zip(theirs, ours)])
+
+
+def transfer_body(source, model, config: TrainConfig) -> None:
+    """A model for other classes started from `source`: every layer but the head takes the
+    source's weights, the head (one output per new class) starts fresh."""
+    copied = 0
+    for layer in model.layers:
+        if layer.name == HEAD_LAYER or not layer.weights:
+            continue
+        try:
+            theirs = source.get_layer(layer.name).get_weights()
+        except ValueError:
+            theirs = None
+        ours = layer.get_weights()
+        if theirs is None or len(theirs) != len(ours) or any(a.shape != b.shape for a, b in zip(theirs, ours)):
+            raise FerError(
+                f"cannot transfer {model.name} from {config.init_from['path']}: layer {layer.name} has other "
+                "shapes (different model parameters)"
+            )
+        layer.set_weights([w.astype(o.dtype) for w, o in zip(theirs, ours)])
+        copied += 1
+    if not copied:
+        raise FerError(f"cannot transfer from {config.init_from['path']}: no layer in common")
 
 
 def compile_whole_step(training_model) -> None:
@@ -273,20 +323,22 @@ def learning_rate_at(
     if config.warmup_epochs and epoch < config.warmup_epochs:
         return config.learning_rate * (epoch + epoch_fraction) / config.warmup_epochs
     t = schedule_fraction(config, epoch, elapsed_seconds)
+    # After a frozen-body start, the whole network fine-tunes at a lower rate than the head had.
+    base = config.learning_rate * (FINE_TUNE_RATE if config.freeze_epochs and epoch >= config.freeze_epochs else 1.0)
     if config.lr_schedule == "cosine":
-        return config.learning_rate * 0.5 * (1 + math.cos(math.pi * t))
+        return base * 0.5 * (1 + math.cos(math.pi * t))
     if config.lr_schedule == "linear":
-        return config.learning_rate * (1.0 - t)
-    return config.learning_rate
+        return base * (1.0 - t)
+    return base
 
 
-def class_weight_map(labels: np.ndarray, how: str) -> dict[int, float] | None:
+def class_weight_map(labels: np.ndarray, how: str, num_classes: int) -> dict[int, float] | None:
     """'balanced': n / (k * count_c) for the classes present, as in scikit-learn."""
     if how == "none":
         return None
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    counts = np.bincount(labels, minlength=num_classes)
     present = counts > 0
-    return {c: float(len(labels) / (present.sum() * counts[c])) if counts[c] else 0.0 for c in range(NUM_CLASSES)}
+    return {c: float(len(labels) / (present.sum() * counts[c])) if counts[c] else 0.0 for c in range(num_classes)}
 
 
 def build_config(
@@ -311,6 +363,7 @@ def build_config(
         base = read_json(config_file)
         if not isinstance(base, dict):
             raise FerError(f"{config_file}: not a readable JSON config")
+        base.pop("classes", None)  # the data's, recorded again when this run loads its data
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     merged = {**base, **{k: v for k, v in settings.items() if k in fields and v is not None}}
     if params:

@@ -61,7 +61,7 @@ def measure_best_model(
             augmented = evaluate([classify], dataset, split=split, tta=tta, names=names).metrics
             metrics[key] = {k: augmented[k] for k in ("accuracy", "macro_f1", "loss")}
     else:  # only a Training split: the selection slice is all there is to measure
-        metrics = compute_metrics(data.y_val, predict_probabilities(classify, data.x_val))
+        metrics = compute_metrics(data.y_val, predict_probabilities(classify, data.x_val), dataset.classes)
         metrics.update(split=data.val_split, tta=False, models=names)
     metrics["selection_split"] = data.val_split
     metrics["reported_on_selection_split"] = not honest

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core import NUM_CLASSES
 from fer_core.data import Dataset, default_training_split
 from fer_core.errors import FerError
 from fer_core.training.config import TrainConfig
@@ -27,10 +26,59 @@ class TrainingData:
 
 def selection_split_name(dataset: Dataset) -> str | None:
     """The split that picks the best epoch: PublicTest when PrivateTest is there to report on
-    (the Kaggle CSV), else None, meaning a stratified slice of Training (the folder layout, where
-    PublicTest is the reported split). Selection is never on the split that is reported."""
+    (the Kaggle CSV), `val` beside `train` and `test`, else None, meaning a stratified slice of
+    Training (the folder layout, where PublicTest is the reported split). Selection is never on
+    the split that is reported."""
     names = dataset.split_names
-    return "PublicTest" if "PrivateTest" in names and "PublicTest" in names else None
+    if "PrivateTest" in names and "PublicTest" in names:
+        return "PublicTest"
+    for name in ("val", "validation", "Validation", "valid"):
+        if name in names and "test" in names:
+            return name
+    return None
+
+
+def group_aware_holdout(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A boolean mask of about `fraction` of the images, stratified by label, that never shares a
+    group with the rest (scikit-learn's StratifiedGroupKFold, its first fold).
+
+    Raises:
+        FerError: fewer than two groups.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    distinct = len(set(groups.tolist()))
+    if distinct < 2:
+        raise FerError(f"only {distinct} group: a held-out slice needs images of at least two groups")
+    folds = min(distinct, max(2, int(round(1 / fraction))))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    _train, held = next(splitter.split(np.zeros(len(labels)), labels, groups))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[held] = True
+    return mask
+
+
+def hold_out_test(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """A dataset of one pool (no test split) with a seeded, stratified test split held out
+    (`train` and `test`), group-aware where the dataset has groups: its numbers are then reported
+    on faces, and people, the run never trained or selected on."""
+    from sklearn.model_selection import train_test_split
+
+    if dataset.groups is not None:
+        test = group_aware_holdout(dataset.labels, dataset.groups, fraction, seed)
+    else:
+        counts = np.bincount(dataset.labels)
+        stratify = dataset.labels if counts[counts > 0].min() >= 2 else None
+        _, held = train_test_split(np.arange(len(dataset)), test_size=fraction, random_state=seed, stratify=stratify)
+        test = np.zeros(len(dataset), dtype=bool)
+        test[held] = True
+    return replace_splits(dataset, np.where(test, "test", "train"))
+
+
+def replace_splits(dataset: Dataset, splits: np.ndarray) -> Dataset:
+    import dataclasses
+
+    return dataclasses.replace(dataset, splits=np.asarray(splits, dtype=str))
 
 
 def prepare_data(config: TrainConfig, dataset: Dataset) -> TrainingData:
@@ -46,10 +94,14 @@ def prepare_data(config: TrainConfig, dataset: Dataset) -> TrainingData:
     if selection_name:
         val = dataset.split(selection_name)
         x_tr, y_tr, x_va, y_va, val_name = train.images, train.labels, val.images, val.labels, selection_name
+    elif train.groups is not None:  # one person's faces on one side only
+        keep = group_aware_holdout(train.labels, train.groups, config.validation_split, config.seed)
+        x_tr, y_tr, x_va, y_va = train.images[~keep], train.labels[~keep], train.images[keep], train.labels[keep]
+        val_name = VALIDATION_SLICE
     else:
         from sklearn.model_selection import train_test_split
 
-        counts = np.bincount(train.labels, minlength=NUM_CLASSES)
+        counts = np.bincount(train.labels, minlength=len(dataset.classes))
         stratify = train.labels if counts[counts > 0].min() >= 2 else None
         n_val = max(1, int(round(len(train) * config.validation_split)))
         if len(train) - n_val < 1:

@@ -1,0 +1,131 @@
+"""A dataset with its own classes in a real Streamlit server, driven by Chromium: the Dataset page
+names its classes (one FER2013 lacks), the Train page offers a model to start from, Evaluate's
+confusion matrix and Predict's bars and CSV use the model's classes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from helpers import free_port
+from test_e2e import CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, download_csv, settle, upload_to_predict
+from test_own_data import CK_CLASSES, write_ck_folder
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def ck_server(tmp_path_factory):
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import train
+    from fer_core.training.promote import promote
+
+    base = tmp_path_factory.mktemp("e2e_ck")
+    data = write_ck_folder(base / "ck")
+    os.environ["FER_CACHE_DIR"] = str(base / "cache")
+    config = TrainConfig(
+        model="cnn",
+        data=str(data),
+        epochs=2,
+        batch_size=8,
+        precision="float32",
+        model_params={"filters": [8, 16, 32], "dense_units": 16},
+    )
+    run = train(config, out=base / "runs", echo=False)
+    promote(run, "ck_cnn", dest_root=base / "trained")
+    port = free_port()
+    env = {
+        **os.environ,
+        "FER_TRAINED_DIR": str(base / "trained"),
+        "FER_DATA": str(data),
+        "FER_RUNS_DIR": str(base / "runs"),
+        "FER_CACHE_DIR": str(base / "cache"),
+    }
+    log = open(base / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port)]
+        + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(f"streamlit did not start: {(base / 'server.log').read_text()[-2000:]}")
+    yield url, data
+    process.terminate()
+    process.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url: str, path: str, ready: str):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(f"{url}/{path}")
+    page.get_by_text(ready).first.wait_for(timeout=120_000)
+    settle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    return page
+
+
+def test_dataset_page_names_the_datasets_classes(ck_server, browser):
+    url, _data = ck_server
+    page = open_page(browser, url, "dataset", "Blank and near-constant images")
+    assert page.get_by_text(f"7 classes: {', '.join(CK_CLASSES)}").count() >= 1
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert sidebar.get_by_text("ck").count() >= 1 and sidebar.get_by_text("contempt", exact=False).count() >= 1
+    page.close()
+
+
+def test_train_page_offers_a_model_to_start_from(ck_server, browser):
+    url, _data = ck_server
+    page = open_page(browser, url, "train", "Past runs")
+    assert page.get_by_text("Start from").count() >= 1
+    page.close()
+
+
+def test_evaluate_shows_the_models_classes(ck_server, browser):
+    url, _data = ck_server
+    page = open_page(browser, url, "evaluate", "Reliability diagram")
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    # The matrix's axes and the per-class table name the dataset's classes, contempt included.
+    assert page.locator(".js-plotly-plot").first.get_by_text("contempt").count() >= 1
+    page.close()
+
+
+def test_predict_uses_the_models_classes(ck_server, browser, tmp_path):
+    url, data = ck_server
+    upload = sorted((data / "contempt").iterdir())[0]
+    page = upload_to_predict(browser, url, upload)
+    download_csv(page, "Download CSV", tmp_path / "faces.csv")
+    rows = pd.read_csv(tmp_path / "faces.csv")
+    assert set(CK_CLASSES) <= set(rows.columns) and "neutral" not in rows.columns
+    assert rows["label"].iloc[0] in CK_CLASSES
+    page.close()

@@ -1,0 +1,273 @@
+"""Datasets with their own classes: a CK+-shaped folder (a class FER2013 lacks, subjects in the file
+names) and FER2013 regrouped into three valence classes. They load with their classes, report
+themselves (counts, groups, leakage), train from scratch and by transfer from a FER2013 model with a
+frozen body, are predicted with their own class names, and bad datasets are one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_core import CLASS_NAMES
+from fer_core.data import load_dataset
+from fer_core.errors import FerError
+from helpers import assert_one_line_error, run_cli, synthetic_face
+
+CK_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+# CK+'s names onto the synthetic faces FER2013's helper draws (contempt drawn as FER's "neutral").
+DRAWN_AS = {"anger": 0, "contempt": 6, "disgust": 1, "fear": 2, "happy": 3, "sadness": 4, "surprise": 5}
+VALENCE = {"angry": "negative", "disgust": "negative", "fear": "negative", "sad": "negative"}
+VALENCE.update({"happy": "positive", "surprise": "positive", "neutral": "neutral"})
+
+
+def write_ck_folder(root, subjects: int = 6, frames: int = 2):
+    """CK+'s layout: a folder per class, 64x64 PNGs named subject_sequence_frame."""
+    for name in CK_CLASSES:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for subject in range(subjects):
+            for frame in range(frames):
+                face = synthetic_face(DRAWN_AS[name], subject * frames + frame)
+                image = Image.fromarray(face).resize((64, 64))
+                image.save(root / name / f"S{10 + subject:03d}_{CK_CLASSES.index(name) + 1:03d}_{frame + 1:08d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ck_folder(tmp_path_factory):
+    return write_ck_folder(tmp_path_factory.mktemp("ck") / "ck")
+
+
+@pytest.fixture(scope="module")
+def valence_folder(tmp_path_factory, folder_dataset):
+    """The synthetic FER2013 folder regrouped into negative / neutral / positive, splits kept."""
+    root = tmp_path_factory.mktemp("valence") / "valence"
+    for split in ("train", "test"):
+        for name in CLASS_NAMES:
+            target = root / split / VALENCE[name]
+            target.mkdir(parents=True, exist_ok=True)
+            for file in (folder_dataset / split / name).iterdir():
+                shutil.copy(file, target / f"{name}_{file.name}")
+    return root
+
+
+def test_a_ck_folder_keeps_every_class_it_has(ck_folder):
+    dataset = load_dataset(ck_folder, use_cache=False)
+    assert dataset.classes == CK_CLASSES and not dataset.is_fer2013
+    assert len(dataset) == 7 * 6 * 2 and set(dataset.split_names) == {"all"}
+    assert np.bincount(dataset.labels).tolist() == [12] * 7  # contempt included
+    assert dataset.images.shape[1:] == (48, 48)
+    assert not dataset.report.skipped
+
+
+def test_fer2013_folders_load_as_before(folder_dataset):
+    dataset = load_dataset(folder_dataset, use_cache=False)
+    assert dataset.classes == CLASS_NAMES and dataset.is_fer2013
+    assert dataset.split_names == ["Training", "PublicTest"]
+
+
+def test_valence_classes_keep_their_splits(valence_folder):
+    dataset = load_dataset(valence_folder)
+    assert dataset.classes == ("negative", "neutral", "positive")
+    assert set(dataset.split_names) == {"train", "test"}
+    again = load_dataset(valence_folder)  # from the cache: the classes come back with the arrays
+    assert again.classes == dataset.classes
+
+
+def test_stats_name_the_classes_groups_and_identical_images(ck_folder, tmp_path):
+    copy = shutil.copytree(ck_folder, tmp_path / "ck")
+    first = sorted((copy / "happy").iterdir())[0]
+    shutil.copy(first, copy / "surprise" / "S099_001_00000001.png")  # one face under two classes
+    code, out, err = run_cli("stats", "--data", copy, "--group-by", r"^(S\d+)_", "--json")
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["classes"] == list(CK_CLASSES) and stats["splits"]["all"]["contempt"] == 12
+    assert stats["groups"]["count"] == 7 and stats["groups"]["per_group"]["S010"] == 14
+    leak = stats["leakage"]["identical_across_classes"]
+    assert leak["count"] == 1 and any("S099_001_00000001.png" in f for f in leak["examples"][0])
+    code, out, err = run_cli("stats", "--data", copy)
+    assert code == 0 and "contempt" in out and "identical images under two classes: 1" in out
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        ("one_class", "only one class"),
+        ("no_images", "no images found"),
+        ("unknown_label_csv", "only one class"),
+        ("bad_regex", "matches no file name"),
+    ],
+)
+def test_bad_datasets_are_one_line(layout, message, tmp_path, ck_folder):
+    data, extra = tmp_path / "data", []
+    if layout == "one_class":
+        shutil.copytree(ck_folder / "happy", data / "happy")
+    elif layout == "no_images":
+        (data / "happy").mkdir(parents=True)
+        (data / "sad").mkdir()
+    elif layout == "unknown_label_csv":
+        data.mkdir()
+        face = " ".join(["128"] * 48 * 48)
+        (data / "faces.csv").write_text(f"label,pixels\nhappy,{face}\nhappy,{face}\n")
+        data = data / "faces.csv"
+    else:
+        data, extra = ck_folder, ["--group-by", r"^(X\d+)_"]
+    code, _out, err = run_cli("stats", "--data", data, *extra)
+    assert_one_line_error(code, err, message)
+
+
+def test_a_labelled_csv_with_paths_and_groups(ck_folder, tmp_path):
+    rows = ["label,path,group"]
+    for name in ("happy", "contempt", "fear"):
+        for file in sorted((ck_folder / name).iterdir()):
+            rows.append(f"{name},{file.relative_to(ck_folder)},{file.name[:4]}")
+    shutil.copytree(ck_folder, tmp_path / "ck")
+    (tmp_path / "ck" / "labels.csv").write_text("\n".join(rows) + "\n")
+    dataset = load_dataset(tmp_path / "ck" / "labels.csv")
+    assert dataset.classes == ("contempt", "fear", "happy") and len(dataset) == 36
+    assert sorted(set(dataset.groups)) == [f"S{10 + k:03d}" for k in range(6)]
+    (tmp_path / "ck" / "escape.csv").write_text("label,path\nhappy,../../etc/passwd\nfear,x.png\n")
+    with pytest.raises(FerError, match="no usable rows"):
+        load_dataset(tmp_path / "ck" / "escape.csv")
+
+
+def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_folder, tiny_run, tmp_path):
+    from fer_core.artifacts import load_model, model_classes, resolve_model
+    from fer_core.recognizer import Recognizer
+
+    common = ["--data", ck_folder, "--epochs", "3", "--batch-size", "8", "--precision", "float32"]
+    small = ["--param", "filters=[8,16,32]", "--param", "dense_units=32"]
+    code, _out, err = run_cli("train", "--model", "cnn", *common, *small, "--run-dir", tmp_path / "scratch")
+    assert code == 0, err
+    config = json.loads((tmp_path / "scratch" / "config.json").read_text())
+    metrics = json.loads((tmp_path / "scratch" / "metrics.json").read_text())
+    assert config["classes"] == list(CK_CLASSES) and metrics["classes"] == list(CK_CLASSES)
+    assert len(metrics["confusion_matrix"]) == 7 and "contempt" in metrics["per_class"]
+
+    code, _out, err = run_cli(
+        "train",
+        "--model",
+        "cnn",
+        *common,
+        *small,
+        "--init",
+        tiny_run,
+        "--freeze-epochs",
+        "1",
+        "--run-dir",
+        tmp_path / "tl",
+    )
+    assert code == 0, err
+    config = json.loads((tmp_path / "tl" / "config.json").read_text())
+    assert config["init_from"]["classes"] == list(CLASS_NAMES) and config["freeze_epochs"] == 1
+    assert "the body is freed" in (tmp_path / "tl" / "train.log").read_text()
+    source, model = load_model(resolve_model(tiny_run)), load_model(resolve_model(tmp_path / "tl"))
+    scratch = load_model(resolve_model(tmp_path / "scratch"))
+    assert model.output_shape == (None, 7) and model_classes(resolve_model(tmp_path / "tl")) == CK_CLASSES
+    # The body started from the FER2013 model's weights (and moved little: one frozen epoch, then
+    # a tenth of the rate); a model trained from scratch shares nothing with them.
+    assert first_conv_correlation(model, source) > 0.9 > 0.5 > abs(first_conv_correlation(scratch, source))
+    faces = Recognizer(tmp_path / "tl").analyze(sorted((ck_folder / "contempt").iterdir())[0])
+    assert list(faces[0].probabilities) == list(CK_CLASSES)
+
+
+def test_transfer_to_three_classes_builds_a_new_head(valence_folder, tiny_run, tmp_path):
+    from fer_core.artifacts import load_model, resolve_model
+
+    code, _out, err = run_cli(
+        "train",
+        "--model",
+        "cnn",
+        "--data",
+        valence_folder,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--precision",
+        "float32",
+        "--param",
+        "filters=[8,16,32]",
+        "--param",
+        "dense_units=32",
+        "--init",
+        tiny_run,
+        "--run-dir",
+        tmp_path / "valence",
+    )
+    assert code == 0, err
+    model, source = load_model(resolve_model(tmp_path / "valence")), load_model(resolve_model(tiny_run))
+    assert model.output_shape == (None, 3)
+    metrics = json.loads((tmp_path / "valence" / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["classes"] == ["negative", "neutral", "positive"]
+    assert first_conv_correlation(model, source) > 0.5  # the body came from the FER2013 model
+
+
+def first_conv_correlation(a, b) -> float:
+    """Correlation of two models' first convolution kernels."""
+    kernels = [next(w for w in m.get_weights() if w.ndim == 4).ravel() for m in (a, b)]
+    return float(np.corrcoef(*kernels)[0, 1])
+
+
+def test_crossval_keeps_each_subject_in_one_fold(ck_folder, tmp_path):
+    out = tmp_path / "cv"
+    code, out_text, err = run_cli(
+        "crossval",
+        "--model",
+        "cnn",
+        "--data",
+        ck_folder,
+        "--folds",
+        "3",
+        "--group-by",
+        r"^(S\d+)_",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--precision",
+        "float32",
+        "--param",
+        "filters=[8,16,32]",
+        "--param",
+        "dense_units=16",
+        "--out",
+        out,
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out_text)
+    assert result["folds"] == 3 and result["groups"] == 6 and result["classes"] == list(CK_CLASSES)
+    folds = json.loads((out / "folds.json").read_text())["files"]
+    subject_folds: dict[str, set] = {}
+    for file, fold in folds.items():
+        subject_folds.setdefault(file.split("/")[-1][:4], set()).add(fold)
+    assert all(len(f) == 1 for f in subject_folds.values())  # no subject on both sides
+    tested = [set(row["test_groups"]) for row in result["per_fold"]]
+    assert set().union(*tested) == set(subject_folds) and sum(len(t) for t in tested) == 6
+    assert sum(row["test_images"] for row in result["per_fold"]) == result["pooled"]["n"] == 84
+    accuracies = [row["accuracy"] for row in result["per_fold"]]
+    assert result["accuracy"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert result["accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
+    matrix = np.array(result["pooled"]["confusion_matrix"])
+    assert matrix.shape == (7, 7) and result["pooled"]["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    for row in result["per_fold"]:  # each fold a run, reported on its held-out fold
+        metrics = json.loads((out / f"fold-{row['fold']}" / "metrics.json").read_text())
+        assert metrics["split"] == "test" and metrics["n"] == row["test_images"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--folds", "7", "--group-by", r"^(S\d+)_"], "6 groups cannot fill 7 folds"),
+        (["--folds", "13"], "fewer than the 13 folds"),
+        (["--group-by", r"^(Q\d+)_"], "matches no file name"),
+    ],
+)
+def test_crossval_refuses_what_cannot_be_folded(ck_folder, extra, message, tmp_path):
+    code, _out, err = run_cli("crossval", "--model", "cnn", "--data", ck_folder, "--out", tmp_path / "cv", *extra)
+    assert_one_line_error(code, err, message)
+    assert not (tmp_path / "cv" / "fold-1").exists()
