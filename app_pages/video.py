@@ -1,7 +1,7 @@
 """Video: a video file's faces, every N-th frame, tracked with stable ids and classified; emotions
 over time per face, a summary, the rows as CSV and the video with its faces boxed.
 
-The analysis runs on its own thread (`fer_core.inference.video.start_analysis`); the page polls its
+The analysis runs on its own thread (`Recognizer.start_video`); the page polls its
 progress once a second and can cancel it, and other pages stay free meanwhile.
 """
 
@@ -14,7 +14,8 @@ import streamlit as st
 from dashboard.charts import emotion_timeline
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker
 from fer_core.errors import FerError
-from fer_core.inference.video import MAX_VIDEO_MINUTES, start_analysis
+from fer_core.inference.video import MAX_VIDEO_MINUTES
+from fer_core.recognizer import Recognizer
 from fer_core.paths import cache_dir
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
@@ -42,20 +43,16 @@ if upload is not None and st.button("Analyse", type="primary", disabled=bool(job
     source = folder / Path(upload.name).name
     source.write_bytes(upload.getvalue())
     try:
-        classify, detector = classifier(models), face_detector(detector_name)
+        recognizer = Recognizer(
+            list(models),
+            detector=face_detector(detector_name),
+            min_face=int(min_face),
+            classifier=classifier(models),
+        )
     except FerError as exc:
         st.error(str(exc))
         st.stop()
-    model_name = "+".join(ref.name for ref in models)
-    job = start_analysis(
-        source,
-        classify,
-        detector,
-        every=int(every),
-        output=folder / "annotated.mp4",
-        model_name=model_name,
-        min_face=int(min_face),
-    )
+    job = recognizer.start_video(source, every=int(every), output=folder / "annotated.mp4")
     st.session_state.update(video_job=job, video_folder=str(folder), video_name=upload.name)
 if job is None:
     st.caption("Upload a video, then Analyse: faces are found every N-th frame and followed between them.")

@@ -200,11 +200,16 @@ def model_picker(container) -> tuple:
 
     from fer_core.artifacts import best_model
 
+    from fer_core.artifacts import model_classes
+
     refs = saved_models() or models_or_stop()
     by_name = {ref.name: ref for ref in refs}
-    options = list(by_name) + ([ENSEMBLE] if len(by_name) > 1 else [])
-    chosen = container.selectbox("Model", options, index=options.index(best_model(refs).name))
-    return tuple(refs) if chosen == ENSEMBLE else (by_name[chosen],)
+    best = best_model(refs)
+    # The ensemble: every model that predicts the best one's classes (averaging needs the same ones).
+    members = tuple(ref for ref in refs if model_classes(ref) == model_classes(best))
+    options = list(by_name) + ([ENSEMBLE] if len(members) > 1 else [])
+    chosen = container.selectbox("Model", options, index=options.index(best.name))
+    return members if chosen == ENSEMBLE else (by_name[chosen],)
 
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}

@@ -14,15 +14,25 @@ import sys
 import threading
 
 _lock = threading.Lock()
+_loaded: list = []  # the keras module, once its import has finished
 
 
 def load_keras():
-    """The `keras` module, imported with the backend's native start-up chatter hidden."""
-    if "keras" in sys.modules:
-        return sys.modules["keras"]
+    """The `keras` module, imported with the backend's native start-up chatter hidden.
+
+    Once, whole, whatever the threads: `keras` is in sys.modules from the moment its import
+    begins, so a second caller (two dashboard script runs at once) that took it from there would
+    get a partially initialized module ("has no attribute 'backend'"); callers wait here instead."""
+    if _loaded:
+        return _loaded[0]
     with _lock:
-        if "keras" in sys.modules:
-            return sys.modules["keras"]
+        if _loaded:
+            return _loaded[0]
+        if "keras" in sys.modules:  # imported elsewhere (fer_core.models), possibly still under way
+            import keras
+
+            _loaded.append(keras)
+            return keras
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         sys.stderr.flush()
         saved = os.dup(2)
@@ -33,6 +43,7 @@ def load_keras():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+        _loaded.append(keras)
         return keras
 
 

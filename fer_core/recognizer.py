@@ -234,6 +234,17 @@ class Recognizer:
             **limits,
         )
 
+    def start_video(self, path, every: int = 5, output=None, **limits):
+        """`video` on a daemon thread (`fer_core.inference.video.VideoJob`: progress, a cancel,
+        then `result` or a one-line `error`), for a page that must stay responsive meanwhile."""
+        from fer_core.inference.video import start_job
+
+        return start_job(
+            lambda progress, cancel: self.video(
+                path, every=every, output=output, progress=progress, cancel=cancel, **limits
+            )
+        )
+
     def analyze_video(self, path, every: int = 5, **options):
         """The rows `fer-core video` writes, as a pandas DataFrame: a row per face per analysed
         frame (time, frame, face id, box, label, a column per class, model, detector)."""

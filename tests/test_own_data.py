@@ -104,7 +104,7 @@ def test_stats_name_the_classes_groups_and_identical_images(ck_folder, tmp_path)
 def test_bad_datasets_are_one_line(layout, message, tmp_path, ck_folder):
     data, extra = tmp_path / "data", []
     if layout == "one_class":
-        shutil.copytree(ck_folder / "happy", data / "happy")
+        shutil.copytree(ck_folder / "contempt", data / "contempt")
     elif layout == "no_images":
         (data / "happy").mkdir(parents=True)
         (data / "sad").mkdir()
@@ -172,6 +172,14 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     assert first_conv_correlation(model, source) > 0.9 > 0.5 > abs(first_conv_correlation(scratch, source))
     faces = Recognizer(tmp_path / "tl").analyze(sorted((ck_folder / "contempt").iterdir())[0])
     assert list(faces[0].probabilities) == list(CK_CLASSES)
+    from fer_core.training.promote import promote
+
+    card = (
+        promote(tmp_path / "tl", "ck_cnn", dest_root=tmp_path / "trained", compact=False) / "MODEL_CARD.md"
+    ).read_text()
+    assert f"Classes (7, in output order): {', '.join(CK_CLASSES)}" in card
+    assert "Transfer: started from cnn trained on 7 other classes (angry, disgust" in card
+    assert "the body frozen for the first 1 epochs" in card
 
 
 def test_transfer_to_three_classes_builds_a_new_head(valence_folder, tiny_run, tmp_path):

@@ -1,4 +1,4 @@
-"""The ensemble of every trained model, as Home lists it beside its members: measured by
+"""The ensemble of every trained model of the data's classes, as Home lists it beside its members: measured by
 `fer-core ensemble --data DATA` into trained/ensemble.json, with each member's file hash, so a
 record whose members have changed since is never shown as current."""
 
@@ -30,11 +30,12 @@ def write_ensemble_record(dataset, split: str | None = None, root: str | os.Path
     from fer_core.evaluation import ensemble_of, evaluate_model_file
     from fer_core.fileio import file_sha256
 
-    names = list_trained() if root is None else sorted(p.parent.name for p in Path(root).glob("*/model.keras"))
-    names = [n for n in names if not n.startswith(".")]
+    refs = _members(root, dataset.classes)
+    names = [r.name for r in refs]
     if len(names) < 2:
-        raise FerError(f"an ensemble needs two or more trained models; trained: {', '.join(names) or 'none'}")
-    refs = [resolve_model(Path(root) / n if root is not None else n) for n in names]
+        raise FerError(
+            f"an ensemble needs two or more trained models of the data's classes; such models: {', '.join(names) or 'none'}"
+        )
     record: dict = {}
     for mode, key in TTA_KEYS.items():
         members = [evaluate_model_file(r.model_file, dataset, split=split, tta=mode, name=r.name) for r in refs]
@@ -44,9 +45,20 @@ def write_ensemble_record(dataset, split: str | None = None, root: str | os.Path
         else:
             record[key] = {k: metrics[k] for k in ("accuracy", "macro_f1", "loss")}
     record["members"] = [{"name": r.name, "sha256": file_sha256(r.model_file)} for r in refs]
+    record["classes"] = list(dataset.classes)
     record["command"] = f"fer-core ensemble --data {dataset.root} --split {record['split']}"
     write_json_atomic(ensemble_file(root), record)
     return record
+
+
+def _members(root, classes) -> list:
+    """The trained models (in `root`, default trained/) that predict `classes`: an ensemble
+    averages probabilities, so its members share their classes."""
+    from fer_core.artifacts import model_classes
+
+    names = list_trained() if root is None else sorted(p.parent.name for p in Path(root).glob("*/model.keras"))
+    refs = [resolve_model(Path(root) / n if root is not None else n) for n in names if not n.startswith(".")]
+    return [r for r in refs if model_classes(r) == tuple(classes)]
 
 
 def read_ensemble_record(root: str | os.PathLike | None = None) -> tuple[dict | None, str | None]:
@@ -57,10 +69,12 @@ def read_ensemble_record(root: str | os.PathLike | None = None) -> tuple[dict | 
     record = read_json(ensemble_file(root))
     if not isinstance(record, dict) or "members" not in record:
         return None, "not measured yet"
+    from fer_core import CLASS_NAMES
+
     base = Path(root) if root is not None else trained_dir()
-    current = sorted(list_trained()) if root is None else sorted(p.parent.name for p in base.glob("*/model.keras"))
+    current = sorted(r.name for r in _members(root, record.get("classes") or CLASS_NAMES))
     recorded = {m.get("name"): m.get("sha256") for m in record["members"]}
-    if sorted(recorded) != [n for n in current if not n.startswith(".")]:
+    if sorted(recorded) != current:
         return None, "the trained models changed since it was measured"
     for name, digest in recorded.items():
         if file_sha256(base / name / "model.keras") != digest:

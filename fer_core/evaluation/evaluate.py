@@ -175,7 +175,7 @@ def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -
             other.labels, first.labels
         ):
             raise FerError(
-                "an ensemble needs its models evaluated on the same split, TTA setting and classes"
+                "an ensemble needs its models evaluated on the same split and TTA setting, with the same classes"
                 + ("" if other.metrics.get("classes") == first.metrics.get("classes") else " (their classes differ)")
             )
     names = list(names) if names else [n for e in evaluations for n in e.metrics.get("models", [])]

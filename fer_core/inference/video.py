@@ -320,12 +320,20 @@ class VideoJob:
 
 def start_analysis(path: str | Path, classifier, detector, **options) -> VideoJob:
     """`analyze` on a daemon thread; the job's `result` or `error` (one line) is set when it ends."""
+    return start_job(
+        lambda progress, cancel: analyze(path, classifier, detector, progress=progress, cancel=cancel, **options)
+    )
+
+
+def start_job(analyse) -> VideoJob:
+    """`analyse(progress, cancel)` (a video's analysis) on a daemon thread; the job's `result` or
+    `error` (one line) is set when it ends."""
     progress, cancel = VideoProgress(), threading.Event()
     job = VideoJob(progress, cancel, threading.Thread(daemon=True))
 
     def work():
         try:
-            job.result = analyze(path, classifier, detector, progress=progress, cancel=cancel, **options)
+            job.result = analyse(progress, cancel)
         except FerError as exc:
             job.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - said on the page in one line, the server goes on

@@ -138,6 +138,15 @@ def crossval(
     return result
 
 
+def list_crossvals(root: str | os.PathLike | None = None) -> list[tuple[Path, dict]]:
+    """(folder, crossval.json) of every finished cross-validation in the runs folder, newest first."""
+    from fer_core.paths import runs_dir
+
+    base = Path(root) if root is not None else runs_dir()
+    found = [(file.parent, read_crossval(file.parent)) for file in base.glob(f"*/{CROSSVAL_FILE}")]
+    return sorted(((f, d) for f, d in found if d), key=lambda item: item[0].stat().st_mtime, reverse=True)
+
+
 def read_crossval(folder: str | os.PathLike) -> dict | None:
     """A crossval folder's crossval.json, or None."""
     data = read_json(Path(folder) / CROSSVAL_FILE, None)

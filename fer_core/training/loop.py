@@ -97,6 +97,8 @@ def start_prepared(run_dir: str | os.PathLike, dataset: Dataset | None = None, e
     except FerError as exc:
         write_progress_quietly(path, status="failed", error=str(exc), finished_at=now())
         raise
+    # config.json stays as the dashboard wrote it (read, never written again): the data's classes
+    # reach the model's records through metrics.json, which names them too.
     return _fit(path, config, dataset, data, RunState(), echo=echo)
 
 

@@ -268,6 +268,7 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     init = c.get("init_from") or {}
     per_class = metrics.get("per_class", {})
     weakest = sorted(per_class.items(), key=lambda kv: kv[1].get("f1", 0.0))[:3]
+    classes = c.get("classes") or metrics.get("classes") or []
     tta = metrics.get("with_tta") or {}
     zoom = metrics.get("with_flip_zoom") or {}
     budget = f"{c['minutes']:g}-minute budget" if c.get("minutes") else f"{c.get('epochs')} epochs"
@@ -284,7 +285,20 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
         + (f", model parameters {c.get('model_params')}" if c.get("model_params") else ""),
         f"- This run: {len(history)} epochs in {minutes:.1f} min (ended by: {p.get('stop_reason') or info.status}); "
         f"best epoch {p.get('best_epoch')}",
+        f"- Classes ({len(classes)}, in output order): {', '.join(classes)}",
     ]
+    source_classes = tuple((init or {}).get("classes") or ())
+    if init and source_classes and source_classes != tuple(classes):
+        lines.append(
+            f"- Transfer: started from {init.get('model')} trained on {len(source_classes)} other classes "
+            f"({', '.join(source_classes)}; {init.get('path')}): its body kept, a new head for these classes"
+            + (
+                f", the body frozen for the first {c['freeze_epochs']} epochs, then every layer at a tenth of the rate"
+                if c.get("freeze_epochs")
+                else ""
+            )
+        )
+        init = None  # said: not a warm start of the same model
     if init:
         lines.append(
             f"- Warm start from {init.get('path')} (reported {init.get('reported_accuracy')} on {init.get('reported_split')}"
