@@ -279,3 +279,36 @@ def test_crossval_refuses_what_cannot_be_folded(ck_folder, extra, message, tmp_p
     code, _out, err = run_cli("crossval", "--model", "cnn", "--data", ck_folder, "--out", tmp_path / "cv", *extra)
     assert_one_line_error(code, err, message)
     assert not (tmp_path / "cv" / "fold-1").exists()
+
+
+def test_photos_that_are_not_face_crops_go_through_the_detector(tmp_path):
+    """`--detect-faces`: each photo's face is found and cropped; a photo without one is named."""
+    import skimage.data
+
+    astronaut, coffee = skimage.data.astronaut(), skimage.data.coffee()
+    root = tmp_path / "photos"
+    for name, flip in (("smiling", False), ("also_smiling", True)):
+        (root / name).mkdir(parents=True)
+        for k in range(3):
+            image = astronaut[:, ::-1] if flip else astronaut
+            Image.fromarray(np.roll(image, 8 * k, axis=1)).save(root / name / f"p{k}.jpg", quality=92)
+    Image.fromarray(coffee).save(root / "smiling" / "cup.jpg")
+    code, out, err = run_cli("stats", "--data", root, "--detect-faces", "--json")
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["n"] == 6 and stats["classes"] == ["also_smiling", "smiling"]
+    named = [line for line in stats["load_report"] if "no face found" in line]
+    assert named and "cup.jpg" in named[0], stats["load_report"]  # named, not silently dropped
+    assert "no face found" in err  # and said on stderr
+    from fer_core.inference.faces import dataset_face_finder
+
+    crop = dataset_face_finder()((root / "smiling" / "p0.jpg").read_bytes(), "p0.jpg")
+    whole = load_dataset(root, use_cache=False)  # without detection: the whole photo shrunk
+    assert crop.shape == (48, 48) and len(whole) == 7
+    # The crop is the face (the astronaut's, at about x 170-280, y 60-175), not the whole photo.
+    import cv2
+
+    by_hand = cv2.resize(cv2.cvtColor(astronaut[60:175, 170:285], cv2.COLOR_RGB2GRAY), (48, 48))
+    shrunk = whole.images[list(whole.sources).index("smiling/p0.jpg")]
+    face_match = np.corrcoef(crop.ravel(), by_hand.ravel())[0, 1]
+    assert face_match > 0.7 > np.corrcoef(shrunk.ravel(), by_hand.ravel())[0, 1]

@@ -10,6 +10,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--data", required=True, help="a dataset: FER2013's folder or CSV, any folder of class folders, a labelled CSV"
     )
+    p.add_argument("--detect-faces", action="store_true", help="photos, not face crops: find each one's face first")
     p.add_argument("--group-by", metavar="REGEX", help="count images per group: the regex's first group on file names")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--no-cache", action="store_true", help="decode again instead of reading the cache")
@@ -20,7 +21,12 @@ def cmd_stats(args) -> int:
     from fer_core.data import load_dataset
     from fer_core.data.stats import compute_statistics
 
-    dataset = load_dataset(args.data, use_cache=not args.no_cache)
+    find_face = None
+    if args.detect_faces:
+        from fer_core.inference.faces import dataset_face_finder
+
+        find_face = dataset_face_finder()
+    dataset = load_dataset(args.data, use_cache=not args.no_cache, find_face=find_face)
     stats = compute_statistics(dataset, group_by=args.group_by)  # a bad --group-by refuses before any warning
     warn_report(dataset)
     if args.json:

@@ -87,6 +87,13 @@ def add_parsers(sub) -> None:
 def _add_recipe_flags(p) -> None:
     """The flags that make a run's TrainConfig, shared by `train` and `crossval`."""
     p.add_argument(
+        "--detect-faces",
+        action="store_true",
+        default=None,
+        help="the images are photos, not face crops: find each one's largest face first (images "
+        "without one are skipped and named)",
+    )
+    p.add_argument(
         "--group-by",
         metavar="REGEX",
         help="the group (subject) of each image: the regex's first group on its file name, e.g. '^(S\\d+)_' "

@@ -43,7 +43,11 @@ def scan_folder(root: Path) -> list[tuple[str, int, int, str, str]]:
     return found
 
 
-def load_folder(root: Path, files: list, progress: ProgressCallback | None) -> Dataset:
+class NoFace(FerError):
+    """An image in which a dataset's face finder found no face."""
+
+
+def load_folder(root: Path, files: list, progress: ProgressCallback | None, find_face=None) -> Dataset:
     report = LoadReport()
     if not files:
         raise FerError(f"no images found under {root} (expected train/<class>/*.jpg or <class>/*.jpg)")
@@ -64,7 +68,9 @@ def load_folder(root: Path, files: list, progress: ProgressCallback | None) -> D
     def decode(index: int) -> tuple[int, str | None, list[str]]:
         rel = usable[index][0]
         try:
-            face, conversions = _decode_face((root / rel).read_bytes(), rel)
+            face, conversions = decode_face((root / rel).read_bytes(), rel, find_face)
+        except NoFace:
+            return index, NO_FACE, []
         except FerError as exc:
             return index, str(exc), []
         except OSError as exc:
@@ -81,7 +87,9 @@ def load_folder(root: Path, files: list, progress: ProgressCallback | None) -> D
             if progress and (done % 512 == 0 or done == len(usable)):
                 progress(done, len(usable))
     for index, error, conversions in notes:
-        if error:
+        if error == NO_FACE:
+            report.skip("images with no face found (--detect-faces)", usable[index][0])
+        elif error:
             report.skip("unreadable or corrupt images", usable[index][0])
         for what in conversions:
             report.convert(what)
@@ -144,6 +152,17 @@ def _warn_empty_class_folders(root: Path, report: LoadReport) -> None:
                 f.name.lower().endswith(IMAGE_EXTENSIONS) for f in sub.iterdir() if f.is_file()
             ):
                 report.warnings.append(f"class folder {sub.relative_to(root)} holds no images")
+
+
+NO_FACE = "no face"
+
+
+def decode_face(data: bytes, name: str, find_face=None) -> tuple[np.ndarray, list[str]]:
+    """One dataset image as a 48x48 face: the whole image (`_decode_face`), or with `find_face` the
+    face it finds in a photo."""
+    if find_face is None:
+        return _decode_face(data, name)
+    return find_face(data, name), ["face found and cropped"]
 
 
 def _decode_face(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:

@@ -15,7 +15,7 @@ from fer_core.errors import FerError
 PIXELS_PER_IMAGE = IMAGE_SIZE * IMAGE_SIZE
 
 
-def load_csv(path: Path, progress: ProgressCallback | None) -> Dataset:
+def load_csv(path: Path, progress: ProgressCallback | None, find_face=None) -> Dataset:
     report = LoadReport()
     try:
         # utf-8-sig drops a BOM; newline="" lets csv handle CRLF line ends.
@@ -32,7 +32,7 @@ def load_csv(path: Path, progress: ProgressCallback | None) -> Dataset:
     from fer_core.data.labelled_csv import is_labelled_csv, load_labelled_csv
 
     if is_labelled_csv(header) and "emotion" not in columns:
-        return load_labelled_csv(path, text, progress)
+        return load_labelled_csv(path, text, progress, find_face=find_face)
     missing = [c for c in ("emotion", "pixels") if c not in columns]
     if missing:
         raise FerError(

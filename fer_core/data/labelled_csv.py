@@ -24,8 +24,8 @@ def is_labelled_csv(header: list[str]) -> bool:
     return "label" in names and ("path" in names or "pixels" in names)
 
 
-def load_labelled_csv(path: Path, text: str, progress: ProgressCallback | None) -> Dataset:
-    from fer_core.data.folder import _decode_face, _natural_key
+def load_labelled_csv(path: Path, text: str, progress: ProgressCallback | None, find_face=None) -> Dataset:
+    from fer_core.data.folder import NoFace, _natural_key, decode_face
 
     report = LoadReport()
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -51,7 +51,11 @@ def load_labelled_csv(path: Path, text: str, progress: ProgressCallback | None) 
                 file = (path.parent / relative).resolve()
                 if not relative or not file.is_relative_to(path.parent.resolve()):
                     raise FerError(f"{relative or '(empty)'}: paths must stay inside the CSV's folder")
-                face, conversions = _decode_face(file.read_bytes(), relative)
+                try:
+                    face, conversions = decode_face(file.read_bytes(), relative, find_face)
+                except NoFace:
+                    report.skip("images with no face found (--detect-faces)", relative)
+                    continue
                 for what in conversions:
                     report.convert(what)
                 source = relative

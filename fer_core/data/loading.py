@@ -19,13 +19,17 @@ def load_dataset(
     path: str | os.PathLike,
     use_cache: bool = True,
     progress: ProgressCallback | None = None,
+    find_face=None,
 ) -> Dataset:
-    """Load FER2013 from an image folder or a CSV file.
+    """Load a dataset (FER2013 or one with its own classes) from an image folder or a CSV file.
 
     Args:
         path: the folder (`train/`, `test/`, ... inside, or class folders directly) or the CSV.
         use_cache: read and write the `.npz` cache in `cache_dir()`.
         progress: called as `progress(done, total)` while images are decoded.
+        find_face: for photos that are not face crops, `find_face(file bytes, name)` -> the 48x48
+            face (raising `NoFace` where there is none: the image is skipped, named in the report);
+            `fer_core.inference.faces.dataset_face_finder()` makes one. Image files only.
 
     Returns:
         The dataset; `dataset.report` lists what was converted or skipped.
@@ -46,9 +50,9 @@ def load_dataset(
     else:
         raise FerError(f"dataset path is neither a folder nor a file: {source}")
 
-    key = hashlib.sha1("\n".join([f"v{_cache.CACHE_FORMAT}", str(source.resolve()), *key_parts]).encode()).hexdigest()[
-        :20
-    ]
+    detect = [f"faces:{getattr(find_face, 'name', 'detector')}"] if find_face is not None else []
+    key_text = "\n".join([f"v{_cache.CACHE_FORMAT}", str(source.resolve()), *detect, *key_parts])
+    key = hashlib.sha1(key_text.encode()).hexdigest()[:20]
     cache_file = cache_dir() / f"fer-{key}.npz"
     if use_cache and cache_file.exists():
         cached = _cache.read_cache(cache_file, str(source))
@@ -58,9 +62,9 @@ def load_dataset(
             return cached
 
     if files is not None:
-        dataset = _folder.load_folder(source, files, progress)
+        dataset = _folder.load_folder(source, files, progress, find_face)
     else:
-        dataset = _csv.load_csv(source, progress)
+        dataset = _csv.load_csv(source, progress, find_face=find_face)
     if use_cache:
         _cache.write_cache(cache_file, dataset)
     return dataset

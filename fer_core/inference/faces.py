@@ -117,6 +117,27 @@ def face_crop(image: np.ndarray, detection: Detection) -> np.ndarray:
     return crop_face(to_gray(image), detection.box, detection.eyes if ALIGN_EYES else None)
 
 
+def dataset_face_finder(detector_name: str | None = None, min_face: int = 20):
+    """`find_face(file bytes, name)` -> the 48x48 crop of the largest face of a dataset photo, for
+    `load_dataset(find_face=...)` (`--detect-faces`): photos that are not face crops are found,
+    levelled and cropped as Predict does; one without a face raises `NoFace`."""
+    from fer_core.data.folder import NoFace
+    from fer_core.data.images import decode_image
+    from fer_core.inference.detectors import DEFAULT_DETECTOR, make_detector
+
+    detector = make_detector(detector_name or DEFAULT_DETECTOR)  # an interpreter per loader thread
+
+    def find_face(data: bytes, name: str) -> np.ndarray:
+        rgb = decode_image(data, name=name)
+        found = find_faces(rgb, detector, min_face=min_face)
+        if not found:
+            raise NoFace(f"{name}: no face found")
+        return face_crop(rgb, found[0])
+
+    find_face.name = detector.name
+    return find_face
+
+
 def main_face(image: np.ndarray, detector, min_face: int = 30, index: int = 0) -> tuple[np.ndarray, bool]:
     """One face of an image as a 48x48 crop (the largest, or the `index`-th largest), and whether
     a face was found; where none is, the whole image stands in for it (the Explain page says so)."""

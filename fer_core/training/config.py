@@ -86,6 +86,9 @@ class TrainConfig:
     # A dataset of one pool (no test split, not FER2013) gets this share held out, seeded,
     # stratified and group-aware, to report on; recorded here, its files in held_out.txt.
     held_out: float | None = None
+    # Photos that are not face crops: each image's largest face is found (the default detector),
+    # levelled and cropped before training; images without one are skipped, named in the report.
+    detect_faces: bool = False
 
     @property
     def class_names(self) -> tuple[str, ...]:

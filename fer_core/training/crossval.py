@@ -63,13 +63,12 @@ def crossval(
 
     `config.minutes`, when set, is the budget of the whole cross-validation, shared by the folds.
     """
-    from fer_core.data import load_dataset
     from fer_core.data.groups import image_groups
     from fer_core.evaluation.metrics import compute_metrics
     from fer_core.training.loop import train
-    from fer_core.training.splits import replace_splits
+    from fer_core.training.splits import load_run_data, replace_splits
 
-    dataset = dataset if dataset is not None else load_dataset(config.data)
+    dataset = dataset if dataset is not None else load_run_data(config)
     groups = image_groups(dataset, group_by)
     fold_of = assign_folds(dataset.labels, groups, folds, config.seed, dataset.classes)
     out = Path(out)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.backend import resolve_precision
-from fer_core.data import Dataset, default_evaluation_split, default_training_split, load_dataset
+from fer_core.data import Dataset, default_evaluation_split, default_training_split
 from fer_core.data.groups import image_groups
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, write_json_atomic, write_text_atomic
@@ -55,7 +55,7 @@ from fer_core.training.recipe import (
 )
 from fer_core.training.recipe import precision_policy
 from fer_core.training.reporting import measure_best_model, read_config, write_reported_metrics
-from fer_core.training.splits import TrainingData, hold_out_test, prepare_data, selection_split_name
+from fer_core.training.splits import TrainingData, hold_out_test, load_run_data, prepare_data, selection_split_name
 from fer_core.training.state import RunState
 
 # The share of a one-pool dataset held out to report on (see TrainConfig.held_out).
@@ -139,7 +139,7 @@ def _prologue(config: TrainConfig, dataset: Dataset | None) -> tuple[TrainConfig
     if dataset is None:
         if not config.data:
             raise FerError("no dataset given (--data PATH)")
-        dataset = load_dataset(config.data)
+        dataset = load_run_data(config)
     if config.group_by:
         dataset = dataclasses.replace(dataset, groups=image_groups(dataset, config.group_by))
     pool = not dataset.is_fer2013 and default_evaluation_split(dataset) is None

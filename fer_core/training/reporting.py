@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from fer_core.data import Dataset, load_dataset
+from fer_core.data import Dataset
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, write_json_atomic
 from fer_core.rundir import CONFIG_FILE
 from fer_core.training.config import TrainConfig
-from fer_core.training.splits import TrainingData, prepare_data
+from fer_core.training.splits import TrainingData, load_run_data, prepare_data
 
 
 def read_config(path: Path) -> TrainConfig:
@@ -36,7 +36,7 @@ def write_reported_metrics(folder: str | os.PathLike, dataset: Dataset | None = 
                 f"cannot measure {name or path.name}: its dataset {config.data or '(none)'} is not here "
                 "(name a copy of it with --data)"
             )
-        dataset = load_dataset(config.data)
+        dataset = load_run_data(config)
     return measure_best_model(path, config, dataset, prepare_data(config, dataset), name=name)
 
 

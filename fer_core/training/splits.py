@@ -81,6 +81,17 @@ def replace_splits(dataset: Dataset, splits: np.ndarray) -> Dataset:
     return dataclasses.replace(dataset, splits=np.asarray(splits, dtype=str))
 
 
+def load_run_data(config: TrainConfig) -> Dataset:
+    """The dataset a run's config names, its faces found first where `detect_faces` says so."""
+    from fer_core.data import load_dataset
+
+    if not config.detect_faces:
+        return load_dataset(config.data)
+    from fer_core.inference.faces import dataset_face_finder
+
+    return load_dataset(config.data, find_face=dataset_face_finder())
+
+
 def prepare_data(config: TrainConfig, dataset: Dataset) -> TrainingData:
     """Training images and the selection split (see selection_split_name).
 
