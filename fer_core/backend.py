@@ -8,6 +8,7 @@ would break the CLI's one-line error contract. So the first import runs with fd 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import sys
@@ -15,6 +16,39 @@ import threading
 
 _lock = threading.Lock()
 _loaded: list = []  # the keras module, once its import has finished
+
+
+# File descriptor 2 pointed at /dev/null while native code prints what no flag silences; shared by
+# every thread, so the first in saves the real stderr and the last out puts it back (two threads
+# each saving and restoring on their own could leave it at /dev/null for good).
+_stderr_lock = threading.Lock()
+_quiet_state = {"depth": 0, "saved": None}
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """The process's stderr (fd 2) silenced while the block runs, safely across threads."""
+    with _stderr_lock:
+        if _quiet_state["depth"] == 0:
+            try:
+                saved = os.dup(2)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
+            except OSError:
+                saved = None
+            _quiet_state["saved"] = saved
+        _quiet_state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _stderr_lock:
+            _quiet_state["depth"] -= 1
+            saved = _quiet_state["saved"]
+            if _quiet_state["depth"] == 0 and saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+                _quiet_state["saved"] = None
 
 
 def load_keras():
@@ -35,14 +69,8 @@ def load_keras():
             return keras
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         sys.stderr.flush()
-        saved = os.dup(2)
-        try:
-            with open(os.devnull, "w") as devnull:
-                os.dup2(devnull.fileno(), 2)
-                import keras
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        with quiet_stderr():
+            import keras
         _loaded.append(keras)
         return keras
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import threading
 import warnings
 from dataclasses import dataclass
@@ -221,19 +220,12 @@ def _tflite_interpreter(path: Path):
 def _quiet_stderr():
     """TFLite's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" to the process's
     stderr, past Python and TF_CPP_MIN_LOG_LEVEL; a CLI error must stay one line, so file
-    descriptor 2 points at /dev/null while an interpreter is made (milliseconds, once per thread)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
+    descriptor 2 points at /dev/null while an interpreter is made (milliseconds, once per thread;
+    `quiet_stderr` keeps that right when several threads make theirs at once)."""
+    from fer_core.backend import quiet_stderr
+
+    with quiet_stderr():
         yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _pyramid_tiles(width: int, height: int, min_face: int) -> list[tuple[int, int, int, int]]:
