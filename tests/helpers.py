@@ -224,3 +224,41 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_dashboard(base: Path, trained: Path, data: Path):
+    """A real `streamlit run app.py` on a free port, its folders under `base`, once healthy:
+    (process, url, log file). The caller stops the process and closes the log."""
+    import time
+    import urllib.request
+
+    import pytest
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "FER_TRAINED_DIR": str(trained),
+        "FER_DATA": str(data),
+        "FER_RUNS_DIR": str(base / "runs"),
+        "FER_CACHE_DIR": str(base / "cache"),
+    }
+    log = open(base / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+        + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=APP.parent,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                return process, url, log
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    log.close()
+    pytest.fail(f"streamlit did not start: {(base / 'server.log').read_text()[-2000:]}")

@@ -6,9 +6,7 @@ Screenshots go to test-output/e2e/ (kept after the run, ignored by git).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -19,7 +17,7 @@ import pytest
 
 from fer_core import CLASS_NAMES
 from fer_core.training.promote import promote
-from helpers import free_port
+from helpers import start_dashboard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -60,45 +58,7 @@ def server(tiny_run, folder_dataset, tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     trained = base / "trained"
     promote(tiny_run, "cnn", dest_root=trained)
-    port = free_port()
-    env = {
-        **os.environ,
-        "FER_TRAINED_DIR": str(trained),
-        "FER_DATA": str(folder_dataset),
-        "FER_RUNS_DIR": str(base / "runs"),
-        "FER_CACHE_DIR": str(base / "cache"),
-    }
-    log = open(base / "server.log", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"streamlit did not start: {(base / 'server.log').read_text()[-2000:]}")
+    process, url, log = start_dashboard(base, trained, folder_dataset)
     yield url, base, process.pid
     process.terminate()
     try:

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from helpers import free_port
-from test_e2e import CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, download_csv, settle, upload_to_predict
+from helpers import start_dashboard
+from test_e2e import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, download_csv, settle, upload_to_predict
 from test_own_data import CK_CLASSES, write_ck_folder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,37 +37,13 @@ def ck_server(tmp_path_factory):
     )
     run = train(config, out=base / "runs", echo=False)
     promote(run, "ck_cnn", dest_root=base / "trained")
-    port = free_port()
-    env = {
-        **os.environ,
-        "FER_TRAINED_DIR": str(base / "trained"),
-        "FER_DATA": str(data),
-        "FER_RUNS_DIR": str(base / "runs"),
-        "FER_CACHE_DIR": str(base / "cache"),
-    }
-    log = open(base / "server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port)]
-        + ["--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"streamlit did not start: {(base / 'server.log').read_text()[-2000:]}")
+    process, url, log = start_dashboard(base, base / "trained", data)
     yield url, data
     process.terminate()
-    process.wait(timeout=10)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
     log.close()
 
 

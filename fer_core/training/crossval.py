@@ -82,18 +82,17 @@ def crossval(
             "files": {str(source): int(k) for source, k in zip(dataset.sources, fold_of)},
         },
     )
-    pooled = groups
     per_fold_minutes = config.minutes / folds if config.minutes else None
     rows, matrix = [], None
     for k in range(folds):
         fold_data = replace_splits(dataset, np.where(fold_of == k, "test", "train"))
-        fold_data = dataclasses.replace(fold_data, groups=pooled)
+        fold_data = dataclasses.replace(fold_data, groups=groups)
         fold_config = dataclasses.replace(config, minutes=per_fold_minutes, group_by=None, classes=None)
         run = train(fold_config, run_dir=out / f"fold-{k + 1}", dataset=fold_data, echo=echo)
         metrics = read_json(run / "metrics.json", {}) or {}
         if metrics.get("split") != "test":
             raise FerError(f"{run}: the fold's run did not report on its held-out fold")
-        groups_in_test = sorted(set(pooled[fold_of == k].tolist())) if pooled is not None else None
+        groups_in_test = sorted(set(groups[fold_of == k].tolist())) if groups is not None else None
         rows.append(
             {
                 "fold": k + 1,
@@ -116,7 +115,7 @@ def crossval(
         "classes": list(dataset.classes),
         "folds": folds,
         "group_by": group_by,
-        "groups": None if pooled is None else int(len(set(pooled.tolist()))),
+        "groups": None if groups is None else int(len(set(groups.tolist()))),
         "seed": config.seed,
         "init_from": (config.init_from or {}).get("path"),
         "per_fold": rows,
