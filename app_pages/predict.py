@@ -74,9 +74,10 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
                 st.warning(f"{name}: no face found.")
                 st.checkbox("Classify the whole image as one face", key=f"whole-{index}-{name}")
             for k, face in enumerate(faces):
-                figure = probability_bars(
-                    face.probabilities, title=f"face {k + 1}: {face.label} ({face.confidence:.0%})", height=240
-                )
+                title = f"face {k + 1}: {face.label} ({face.confidence:.0%})"
+                if face.cut:  # its missing part was made up for the model: less sure than it looks
+                    title += ", cut by the picture's edge"
+                figure = probability_bars(face.probabilities, title=title, height=240)
                 st.plotly_chart(figure, width="stretch", key=f"bars-{index}-{k}")
 
 st.caption(

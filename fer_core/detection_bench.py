@@ -1,11 +1,14 @@
 """How well each face detector finds faces, on scenes the project builds from what it ships:
 real photos with known faces (scikit-image's astronaut and cameraman), FER2013 faces pasted at
 several sizes, turns and places into scikit-image's face-free pictures, and those pictures alone
-(every detection there is a phantom). Part of `fer-core bench`.
+(every detection there is a phantom). Then the faces of a crowd, as cases of their own: a face
+close to the camera (filling half the picture's height, centred and in a corner), a face half
+out of the picture past each edge and corner, and a row of small faces (30 px, in a 640x480
+picture). Part of `fer-core bench`.
 
-A detection finds a true face when its centre lies inside the face's box and its side is within a
-factor of two of the face's; each true face is found at most once. Any other detection is a
-phantom. Latency is per 640x480 frame, as a photo or a video frame is searched (BlazeFace with
+A detection finds a true face when its centre lies inside the face's box (the part inside the
+picture, for a cut face) and its side is within a factor of two of the face's; each true face is
+found at most once. Any other detection is a phantom. Latency is per 640x480 frame, as a photo or a video frame is searched (BlazeFace with
 its tiles where the frame is large enough for them; Haar at its still-image settings).
 """
 
@@ -38,6 +41,21 @@ PHOTOS = {"astronaut": [(175, 65, 105, 110)], "camera": [(200, 120, 80, 80)]}
 FACE_SIDES = (48, 80, 120, 180)  # pasted faces' sides in a 640x480 scene
 TURNS = (0, 15, -15, 30, -30)  # degrees
 SCENE = (640, 480)  # width, height
+# The crowd's cases: where a face's centre lies, as a share of the picture's width and height.
+EDGES = {
+    "left": (0.0, 0.5),
+    "right": (1.0, 0.5),
+    "top": (0.5, 0.0),
+    "bottom": (0.5, 1.0),
+    "top left": (0.0, 0.0),
+    "top right": (1.0, 0.0),
+    "bottom left": (0.0, 1.0),
+    "bottom right": (1.0, 1.0),
+}
+CLOSE_PLACES = {"centre": (0.5, 0.5), "bottom right": (0.75, 0.72)}
+CLOSE_FACE, CUT_FACE, SMALL_FACE = 240, 160, 30  # face heights in px
+SMALL_ROW = 8  # faces in the row
+CASES = ("close", "cut", "small")
 
 
 @dataclass
@@ -46,6 +64,7 @@ class Scene:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     faces: list[tuple[int, int, int, int]]  # the true faces' boxes
     turns: list[float] | None = None  # each pasted face's turn in degrees (None: a photo)
+    case: str = ""  # one of CASES for the crowd's scenes
 
 
 def _picture(name: str) -> np.ndarray:
@@ -102,6 +121,82 @@ def build_scenes(faces: np.ndarray, seed: int = 0) -> list[Scene]:
     return scenes
 
 
+def _photo_view(name: str, face_height: float, centre: tuple[float, float]) -> tuple[np.ndarray, tuple]:
+    """A 640x480 view of a photo, scaled so its face is `face_height` px high with its centre at
+    `centre` (shares of the width and height; on an edge, half the face is outside), grey where
+    the view passes the photo's own edge; and the face's box, clipped to the view."""
+    import cv2
+
+    photo = _picture(name)
+    ((fx, fy, fw, fh),) = PHOTOS[name]
+    scale = face_height / fh
+    width, height = SCENE
+    # The view's top-left corner in the photo's pixels, then an affine map from photo to view.
+    left = fx + fw / 2 - centre[0] * width / scale
+    top = fy + fh / 2 - centre[1] * height / scale
+    matrix = np.float32([[scale, 0, -left * scale], [0, scale, -top * scale]])
+    view = cv2.warpAffine(photo, matrix, SCENE, flags=cv2.INTER_AREA, borderValue=(110, 110, 110))
+    box = ((fx - left) * scale, (fy - top) * scale, fw * scale, fh * scale)
+    return view, _clip(box)
+
+
+def _clip(box) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    width, height = SCENE
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    return int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))
+
+
+def _paste_placed(scene: np.ndarray, face: np.ndarray, side: int, centre: tuple[float, float]) -> tuple:
+    """A FER2013 face pasted with its centre at `centre` (shares of the scene), the part outside
+    the scene dropped; its box clipped to the scene."""
+    import cv2
+
+    width, height = SCENE
+    x, y = int(round(centre[0] * width - side / 2)), int(round(centre[1] * height - side / 2))
+    big = np.repeat(cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)[..., None], 3, axis=2)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + side), min(height, y + side)
+    scene[y0:y1, x0:x1] = big[y0 - y : y1 - y, x0 - x : x1 - x]
+    return _clip((x, y, side, side))
+
+
+def crowd_scenes(faces: np.ndarray) -> list[Scene]:
+    """The crowd's cases (see the module's notes): each from both photos and from pasted FER2013
+    faces on the face-free pictures."""
+    import cv2
+
+    backgrounds = [cv2.resize(_picture(name), SCENE, interpolation=cv2.INTER_AREA) for name in BACKGROUNDS]
+    scenes, k = [], 0
+    cases = [("close", CLOSE_FACE, place, centre) for place, centre in CLOSE_PLACES.items()]
+    cases += [("cut", CUT_FACE, place, centre) for place, centre in EDGES.items()]
+    for case, side, place, centre in cases:
+        for photo in PHOTOS:
+            image, box = _photo_view(photo, side, centre)
+            scenes.append(Scene(f"{photo}, {case} ({place})", image, [box], case=case))
+        image = backgrounds[k % len(backgrounds)].copy()
+        box = _paste_placed(image, faces[k % len(faces)], side, centre)
+        scenes.append(Scene(f"FER2013 face, {case} ({place})", image, [box], case=case))
+        k += 1
+    # The row: the two photos' faces in turn, each cut out with its head around it and shrunk.
+    width, height = SCENE
+    row = np.full((height, width, 3), 110, np.uint8)
+    boxes = []
+    for slot in range(SMALL_ROW):
+        name = list(PHOTOS)[slot % len(PHOTOS)]
+        photo = _picture(name)
+        ((fx, fy, fw, fh),) = PHOTOS[name]
+        scale = SMALL_FACE / fh
+        head = photo[max(0, fy - fh) : fy + 2 * fh, max(0, fx - fw) : fx + 2 * fw]
+        small = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        x, y = 16 + slot * (width - 32) // SMALL_ROW, height // 2 - small.shape[0] // 2
+        h, w = min(small.shape[0], height - y), min(small.shape[1], width - x)
+        row[y : y + h, x : x + w] = small[:h, :w]
+        face_x, face_y = x + (fx - max(0, fx - fw)) * scale, y + (fy - max(0, fy - fh)) * scale
+        boxes.append(_clip((face_x, face_y, fw * scale, fh * scale)))
+    scenes.append(Scene(f"a row of {SMALL_ROW} faces of {SMALL_FACE} px", row, boxes, case="small"))
+    return scenes
+
+
 def _overlaps(a, b) -> bool:
     return not (a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1])
 
@@ -133,6 +228,7 @@ def bench_detectors(faces: np.ndarray, names: list[str] | None = None, repeats: 
     from fer_core.inference.detectors import DETECTORS, make_detector
 
     scenes = build_scenes(faces)
+    crowd = crowd_scenes(faces)
     results = {}
     for name in names or list(DETECTORS):
         detector = make_detector(name)
@@ -157,6 +253,13 @@ def bench_detectors(faces: np.ndarray, names: list[str] | None = None, repeats: 
                     by_side[side][1] += len(scene.faces)
             else:
                 phantoms_empty += phantoms
+        by_case = {case: [0, 0] for case in CASES}
+        crowd_phantoms = 0
+        for scene in crowd:
+            hits, phantoms = match([d.box for d in detector.detect(scene.image, min_face=20)], scene.faces)
+            by_case[scene.case][0] += hits
+            by_case[scene.case][1] += len(scene.faces)
+            crowd_phantoms += phantoms
         frames = [s.image for s in scenes if s.image.shape[:2] == (SCENE[1], SCENE[0])][:repeats]
         detector.detect(frames[0])  # the first call sets up the runtime
         samples = []
@@ -171,6 +274,8 @@ def bench_detectors(faces: np.ndarray, names: list[str] | None = None, repeats: 
             "recall_by_face_side": {f"{side}px": f"{hit} of {total}" for side, (hit, total) in by_side.items()},
             "recall_by_turn": {f"{turn} deg": f"{hit} of {total}" for turn, (hit, total) in by_turn.items()},
             "photos": photos,
+            "crowd": {case: f"{hit} of {total}" for case, (hit, total) in by_case.items()},
+            "phantoms_in_crowd_scenes": crowd_phantoms,
             "phantoms_in_scenes_with_faces": phantoms_with,
             "phantoms_in_empty_scenes": phantoms_empty,
             "empty_scenes": sum(1 for s in scenes if not s.faces),

@@ -37,12 +37,16 @@ class FaceResult:
     label: str  # the most probable class
     confidence: float  # its probability
     probabilities: dict[str, float]  # every class of the model, in the model's order
+    # Part of the face lies outside the picture: `box` is the part inside, and the classifier saw
+    # the rest made up (`fer_core.inference.faces.CUT_FILL`); such results are less sure.
+    cut: bool = False
 
     def to_dict(self) -> dict:
         """The JSON shape `fer-core predict --json` and the service give a face."""
         return {
             "box": [int(v) for v in self.box],
             "detector_score": round(float(self.score), 4),
+            "cut": self.cut,
             "label": self.label,
             "confidence": round(float(self.confidence), 6),
             "probabilities": {name: round(float(p), 6) for name, p in self.probabilities.items()},
@@ -179,8 +183,8 @@ class Recognizer:
         return [r.faces for r in self._classify_images(results, list(images), wholes)]
 
     def _classify_images(self, results: list[ImageResult], images: list, wholes: list[bool]) -> list[ImageResult]:
-        from fer_core.inference.faces import ALIGN_EYES, crop_face, find_faces
         from fer_core.inference.detectors import to_gray
+        from fer_core.inference.faces import detection_crop, find_faces
 
         classify, detector = self._classify(), self._detector()
         found, crops = [], []
@@ -191,7 +195,7 @@ class Recognizer:
             try:
                 detections = find_faces(image, detector, whole_image=whole, min_face=self.min_face)
                 gray = to_gray(image) if detections else None
-                crops += [crop_face(gray, d.box, d.eyes if ALIGN_EYES else None) for d in detections]
+                crops += [detection_crop(gray, d) for d in detections]
             except FerError as exc:
                 result.error, detections = f"{result.file}: {exc}", []
             found.append(detections)
@@ -200,10 +204,10 @@ class Recognizer:
         for result, detections in zip(results, found):
             rows = probabilities[start : start + len(detections)]
             start += len(detections)
-            result.faces = [self._face(d.box, d.score, p) for d, p in zip(detections, rows)]
+            result.faces = [self._face(d.box, d.score, p, d.cut) for d, p in zip(detections, rows)]
         return results
 
-    def _face(self, box, score: float, probabilities: np.ndarray) -> FaceResult:
+    def _face(self, box, score: float, probabilities: np.ndarray, cut: bool = False) -> FaceResult:
         best = int(np.argmax(probabilities))
         return FaceResult(
             box=tuple(int(v) for v in box),
@@ -211,6 +215,7 @@ class Recognizer:
             label=self.classes[best],
             confidence=float(probabilities[best]),
             probabilities={name: float(p) for name, p in zip(self.classes, probabilities)},
+            cut=bool(cut),
         )
 
     def video(self, path, every: int = 5, output=None, progress=None, cancel=None, **limits):
@@ -303,14 +308,14 @@ def to_rgb_array(image, bgr: bool = False, name: str = "image") -> np.ndarray:
 
 
 def results_table(results: list[ImageResult], classes, used: dict) -> list[dict]:
-    """The rows of a results table or CSV: a row per face with its box (x, y, w, h), label and a
-    column per class; a file without faces one row saying so; a refused file one row with its error; `used`
+    """The rows of a results table or CSV: a row per face with its box (x, y, w, h), whether it is
+    cut by the picture's edge, its label and a column per class; a file without faces one row saying so; a refused file one row with its error; `used`
     (model, tta, detector) in every row, so a saved table says what produced it."""
     rows = []
     for result in results:
         if result.error or not result.faces:
             label = "" if result.error else "no face found"
-            empty = dict.fromkeys(("x", "y", "w", "h", *classes), None)
+            empty = dict.fromkeys(("x", "y", "w", "h", "cut", *classes), None)
             rows.append({"file": result.file, "face": 0, **empty, "label": label, **used, "error": result.error or ""})
         for k, face in enumerate(result.faces, start=1):
             rows.append(
@@ -318,6 +323,7 @@ def results_table(results: list[ImageResult], classes, used: dict) -> list[dict]
                     "file": result.file,
                     "face": k,
                     **dict(zip(("x", "y", "w", "h"), face.box)),
+                    "cut": face.cut,
                     "label": face.label,
                     **{c: round(face.probabilities[c], 4) for c in classes},
                     **used,

@@ -174,9 +174,11 @@ def test_predict_upload_in_chromium(server, browser, folder_dataset, tmp_path):
 
 
 def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tmp_path):
-    """Two real photos side by side, one face each: both found by the default detector, shown
-    in colour, numbered as in the table, and the annotated image downloads in colour; once the
-    tab closes, the server lets go of it (its session is shut down, not kept for a reconnect)."""
+    """Two real photos side by side, one face each, and a third person cut by the right edge
+    through the middle of the face: all three found by the default detector, shown in colour,
+    numbered as in the table (the cut one marked so), and the annotated image downloads in
+    colour; once the tab closes, the server lets go of it (its session is shut down, not kept
+    for a reconnect)."""
     import numpy as np
     import pandas as pd
     import skimage.data
@@ -184,17 +186,19 @@ def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tm
 
     url, _base, _pid = server
     camera = np.repeat(skimage.data.camera()[..., None], 3, axis=2)
-    photo = np.hstack([skimage.data.astronaut(), camera])
+    photo = np.hstack([skimage.data.astronaut(), camera, skimage.data.astronaut()[:, :230]])
     upload = tmp_path / "two_people.jpg"
     Image.fromarray(photo).save(upload, quality=92)
     page = upload_to_predict(browser, url, upload)
     page.screenshot(path=str(SCREENSHOTS / "predict-group-photo.png"), full_page=True)
     download_csv(page, "Download CSV", tmp_path / "faces.csv")
     rows = pd.read_csv(tmp_path / "faces.csv")
-    assert list(rows["face"]) == [1, 2] and set(rows["detector"]) == {"blazeface"}
-    lefts = sorted(rows["x"])  # the same columns as fer-core predict --csv
-    assert lefts[0] < 512 <= lefts[1]  # one face in each photo
-    assert page.get_by_text("face 1:").count() >= 1 and page.get_by_text("face 2:").count() >= 1
+    assert list(rows["face"]) == [1, 2, 3] and set(rows["detector"]) == {"blazeface"}
+    by_left = rows.sort_values("x")  # the same columns as fer-core predict --csv
+    assert list(by_left["x"] // 512) == [0, 1, 2]  # one face in each photo
+    assert list(by_left["cut"]) == [False, False, True]
+    for number in (1, 2, 3):
+        assert page.get_by_text(f"face {number}:").count() >= 1
     download_csv(page, "Download annotated image", tmp_path / "annotated.png")
     annotated = np.asarray(Image.open(tmp_path / "annotated.png").convert("RGB")).astype(int)
     assert annotated.shape == photo.shape

@@ -73,7 +73,8 @@ def test_a_path_bytes_a_pil_image_and_arrays_give_the_same_face(recognizer, phot
         assert len(other) == 1 and other[0].box == face.box
         assert np.allclose(list(other[0].probabilities.values()), list(face.probabilities.values()), atol=1e-5)
     shape = face.to_dict()
-    assert set(shape) == {"box", "detector_score", "label", "confidence", "probabilities"}
+    assert set(shape) == {"box", "detector_score", "cut", "label", "confidence", "probabilities"}
+    assert shape["cut"] is False
     assert shape["label"] == face.label and shape["box"] == list(face.box)
     json.dumps(shape)  # plain JSON types only
 
@@ -142,7 +143,7 @@ def test_an_ensemble_of_models_with_other_classes_is_refused(tmp_path):
 def test_analyze_video_returns_the_rows_fer_core_video_writes(recognizer, tmp_path):
     clip = moving_faces_video(tmp_path / "two.mp4", frames=12)
     rows = Recognizer(SHIPPED, detector="haar").analyze_video(clip, every=3)
-    assert list(rows.columns[:8]) == ["time", "frame", "face", "x", "y", "w", "h", "label"]
+    assert list(rows.columns[:9]) == ["time", "frame", "face", "x", "y", "w", "h", "cut", "label"]
     assert set(recognizer.classes) <= set(rows.columns) and set(rows["frame"]) <= {0, 3, 6, 9}
     assert (rows["model"] == "attention_cnn").all() and not rows.empty
     csv_file = tmp_path / "rows.csv"
@@ -162,3 +163,28 @@ def test_cli_predict_json_is_the_facades_shape_and_numbers(recognizer, photo):
     [entry] = json.loads(out)
     assert entry["model"] == "attention_cnn" and entry["error"] is None
     assert entry["faces"] == [face.to_dict() for face in recognizer.analyze(photo / "group.png")]
+
+
+def test_a_face_cut_by_the_edge_is_found_marked_and_classified_from_its_mirrored_half(recognizer, photo):
+    """A group photo whose third person is cut by the right edge through the middle of the face:
+    all three found; the cut one's box ends at the edge and says so in the JSON, the table and
+    the CLI's CSV; the astronaut's smile is still read from half a face."""
+    import pandas as pd
+    import skimage.data
+
+    astronaut = skimage.data.astronaut()
+    camera = np.repeat(skimage.data.camera()[..., None], 3, axis=2)
+    group = np.hstack([astronaut, camera, astronaut[:, :230]])  # the edge through the third face
+    path = photo / "cut_group.png"
+    Image.fromarray(group).save(path)
+    faces = recognizer.analyze(path)
+    assert len(faces) == 3
+    [cut] = [face for face in faces if face.cut]
+    x, y, w, h = cut.box
+    assert x > 1024 and x + w == group.shape[1]
+    assert cut.to_dict()["cut"] is True and cut.label == "happy"
+    assert [row["cut"] for row in results_table(recognizer.results([path]), recognizer.classes, {})].count(True) == 1
+    code, _out, err = run_cli("predict", path, "--model", SHIPPED, "--csv", photo / "cut_group.csv")
+    assert code == 0, err
+    rows = pd.read_csv(photo / "cut_group.csv")
+    assert sorted(rows["cut"]) == [False, False, True]

@@ -125,7 +125,9 @@ def cmd_bench(args) -> int:
                 f"phantoms {found['phantoms_in_scenes_with_faces']} in scenes with faces, "
                 f"{found['phantoms_in_empty_scenes']} in {found['empty_scenes']} empty ones; "
                 f"640x480 frame p50 {found['frame_ms']['p50']:.1f} ms; by side {found['recall_by_face_side']}; "
-                f"by turn {found['recall_by_turn']}; photos {found['photos']}"
+                f"by turn {found['recall_by_turn']}; photos {found['photos']}; crowd: "
+                + ", ".join(f"{case} {share}" for case, share in found["crowd"].items())
+                + f" ({found['phantoms_in_crowd_scenes']} phantoms)"
             )
     for name, ips in result.get("train_ips_per_model", {}).items():
         print(

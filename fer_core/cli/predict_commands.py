@@ -170,4 +170,4 @@ def predictions_csv(results, classes, used: dict) -> str:
     from fer_core.recognizer import results_table
 
     rows = pd.DataFrame(results_table(results, classes, used))
-    return rows[["file", "face", "x", "y", "w", "h", "label", *classes, *used, "error"]].to_csv(index=False)
+    return rows[["file", "face", "x", "y", "w", "h", "cut", "label", *classes, *used, "error"]].to_csv(index=False)

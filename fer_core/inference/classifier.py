@@ -10,7 +10,7 @@ import numpy as np
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.inference.detectors import to_gray
-from fer_core.inference.faces import ALIGN_EYES, Face, crop_face, find_faces
+from fer_core.inference.faces import Face, detection_crop, find_faces
 
 # Batch sizes the classifier pads to, so a compiled function sees only a few input shapes.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -147,7 +147,7 @@ def classify_image(
     if not found:
         return []
     gray = to_gray(image)  # once, not per face
-    crops = np.stack([crop_face(gray, d.box, d.eyes if ALIGN_EYES else None) for d in found])
+    crops = np.stack([detection_crop(gray, d) for d in found])
     probabilities = classifier(crops)
     classes = getattr(classifier, "classes", CLASS_NAMES)
-    return [Face(d.box, p, d.score, classes) for d, p in zip(found, probabilities)]
+    return [Face(d.box, p, d.score, classes, d.cut) for d, p in zip(found, probabilities)]

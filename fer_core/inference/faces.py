@@ -17,6 +17,10 @@ FACE_CROP_MAX_SIDE = 96
 # Whether crops are turned so the eyes are level, where the detector gives eyes (see crop_face;
 # docs/performance.md has the measurement that decides it).
 ALIGN_EYES = True
+# What a cut face's crop holds where the face lies outside the picture (see fill_outside;
+# docs/performance.md has the measurement that decides it).
+CUT_FILLS = ("mirror", "edge", "mean", "black", "stretch")
+CUT_FILL = "mirror"
 # One colour a face, in the order faces are numbered (BGR); the first is the green a lone face
 # always had.
 FACE_COLOURS = (
@@ -37,6 +41,7 @@ class Face:
     probabilities: np.ndarray  # one per class, in `classes` order
     score: float = 1.0  # the detector's confidence (1 for the whole image or Haar)
     classes: tuple[str, ...] = CLASS_NAMES  # the model's class names
+    cut: bool = False  # part of the face lies outside the picture (`Detection.cut`)
 
     @property
     def label(self) -> str:
@@ -50,15 +55,17 @@ class Face:
         return {
             "box": [int(v) for v in self.box],
             "detector_score": round(float(self.score), 4),
+            "cut": self.cut,
             "label": self.label,
             "probabilities": {name: round(float(p), 6) for name, p in zip(self.classes, self.probabilities)},
         }
 
 
-def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], eyes=None) -> np.ndarray:
-    """The box cut out of `gray` (clipped to the image) and resized to 48x48 uint8; with `eyes`
-    (the right and left eye's centres), the image is first turned about the box's centre so the
-    eyes are level, as FER2013's faces roughly are."""
+def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], eyes=None, fill: str = "") -> np.ndarray:
+    """The box cut out of `gray` and resized to 48x48 uint8; with `eyes` (the right and left
+    eye's centres), the image is first turned about the box's centre so the eyes are level, as
+    FER2013's faces roughly are. The part of a box that reaches outside the image is made up
+    by `fill` (`CUT_FILLS`; default CUT_FILL)."""
     if eyes is not None:
         gray = _level_eyes(gray, box, eyes)
     x, y, w, h = box
@@ -67,7 +74,32 @@ def crop_face(gray: np.ndarray, box: tuple[int, int, int, int], eyes=None) -> np
     x1, y1 = min(width, x + w), min(height, y + h)
     if x1 <= x0 or y1 <= y0:
         raise FerError(f"face box {box} lies outside the {width}x{height} image")
-    return to_face(gray[y0:y1, x0:x1])
+    return to_face(fill_outside(gray[y0:y1, x0:x1], (x0 - x, y0 - y, x + w - x1, y + h - y1), fill or CUT_FILL))
+
+
+def fill_outside(inside: np.ndarray, missing: tuple[int, int, int, int], fill: str) -> np.ndarray:
+    """The visible part of a face grown by `missing` pixels (left, top, right, bottom), made up
+    as `fill` says: "mirror" (the face's own other side, nearly symmetric), "edge" (the last row
+    or column repeated), "mean" (its mean grey), "black", or "stretch" (not grown: the visible
+    part alone is resized to 48x48, squashing the face)."""
+    left, top, right, bottom = missing
+    if fill not in CUT_FILLS:
+        raise FerError(f"unknown fill {fill!r}; choose one of {', '.join(CUT_FILLS)}")
+    if fill == "stretch" or not any(missing):
+        return inside
+    widths = ((top, bottom), (left, right))
+    if fill == "mirror":
+        return np.pad(inside, widths, mode="symmetric")
+    if fill == "edge":
+        return np.pad(inside, widths, mode="edge")
+    value = int(round(float(inside.mean()))) if fill == "mean" else 0
+    return np.pad(inside, widths, mode="constant", constant_values=value)
+
+
+def detection_crop(gray: np.ndarray, detection: Detection) -> np.ndarray:
+    """The 48x48 crop of one detection from the grayscale picture: its whole box (a cut face's
+    missing part made up by CUT_FILL), eyes levelled where known (`ALIGN_EYES`)."""
+    return crop_face(gray, detection.full_box or detection.box, detection.eyes if ALIGN_EYES else None)
 
 
 def _level_eyes(gray: np.ndarray, box, eyes) -> np.ndarray:
@@ -113,8 +145,8 @@ def find_faces(image: np.ndarray, detector, whole_image: bool = False, min_face:
 
 
 def face_crop(image: np.ndarray, detection: Detection) -> np.ndarray:
-    """The 48x48 grayscale crop of one detected face, eyes levelled where known (`ALIGN_EYES`)."""
-    return crop_face(to_gray(image), detection.box, detection.eyes if ALIGN_EYES else None)
+    """The 48x48 grayscale crop of one detected face of an RGB or grayscale image (`detection_crop`)."""
+    return detection_crop(to_gray(image), detection)
 
 
 def dataset_face_finder(detector_name: str | None = None, min_face: int = 20):
@@ -182,17 +214,44 @@ def draw_boxes(
     side = max(image.shape[:2])
     thickness = max(1, side // 300)
     scale = max(0.45, side / 1000)
+    placed: list[tuple[int, int, int, int]] = []  # the labels drawn so far (x0, y0, x1, y1)
     for number, (box, text) in enumerate(zip(boxes, texts)):
         colour = FACE_COLOURS[(colour_index[number] if colour_index is not None else number) % len(FACE_COLOURS)]
         colour = colour[::-1] if rgb else colour
         x, y, w, h = (int(v) * zoom for v in box)
+        x0, y0 = max(0, x), max(0, y)
         x1, y1 = min(x + w, image.shape[1] - 1), min(y + h, image.shape[0] - 1)
-        cv2.rectangle(image, (x, y), (x1, y1), colour, thickness)
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        # Above the box when there is room, else just inside its top edge.
-        top = y - th - base - 4 if y - th - base - 4 >= 0 else y
-        cv2.rectangle(image, (x, top), (x + tw + 4, top + th + base + 4), colour, -1)
+        left, top = _label_place((x0, y0, x1, y1), (tw + 4, th + base + 4), image.shape[1], image.shape[0], placed)
+        placed.append((left, top, left + tw + 4, top + th + base + 4))
+        cv2.rectangle(image, (left, top), (left + tw + 4, top + th + base + 4), colour, -1)
         cv2.putText(
-            image, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
+            image, text, (left + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA
         )
     return image
+
+
+def _label_place(box, size, width: int, height: int, placed) -> tuple[int, int]:
+    """Where a label of `size` goes for a box (x0, y0, x1, y1): inside the picture, and over no
+    label already `placed`: above the box, else just inside its top edge, below it, or inside
+    its bottom edge; if all of those cross another label, stepped down from above the box until
+    one is free (the first free row, however far; the top spot if none)."""
+    x0, y0, x1, y1 = box
+    label_w, label_h = size
+    left = min(max(0, x0), max(0, width - label_w))
+
+    def fits(top: int) -> bool:
+        if top < 0 or top + label_h > height:
+            return False
+        return all(
+            left >= px1 or left + label_w <= px0 or top >= py1 or top + label_h <= py0 for px0, py0, px1, py1 in placed
+        )
+
+    for top in (y0 - label_h, y0, y1, y1 - label_h):
+        if fits(top):
+            return left, top
+    for top in range(max(0, y0 - label_h), height - label_h + 1, max(1, label_h // 4)):
+        if fits(top):
+            return left, top
+    return left, min(max(0, y0 - label_h), max(0, height - label_h))

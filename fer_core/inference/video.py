@@ -22,12 +22,12 @@ from fer_core.inference.faces import draw_boxes
 MAX_VIDEO_BYTES = 500 * 2**20
 MAX_VIDEO_MINUTES = 30.0
 MAX_VIDEO_PIXELS = 3840 * 2160  # a frame's; larger is refused before decoding
-ROW_COLUMNS = ("time", "frame", "face", "x", "y", "w", "h", "label", *CLASS_NAMES, "model", "detector")
+ROW_COLUMNS = ("time", "frame", "face", "x", "y", "w", "h", "cut", "label", *CLASS_NAMES, "model", "detector")
 
 
 def row_columns(classes=CLASS_NAMES) -> tuple[str, ...]:
     """A row's columns for a model with these classes (ROW_COLUMNS for FER2013's)."""
-    return ("time", "frame", "face", "x", "y", "w", "h", "label", *classes, "model", "detector")
+    return ("time", "frame", "face", "x", "y", "w", "h", "cut", "label", *classes, "model", "detector")
 
 
 # A face unseen in this many sampled frames in a row ends its track; one seen again later gets a
@@ -240,7 +240,7 @@ def analyze(
                         seconds = float(frame.time) if frame.time is not None else read / info.fps
                         for face, face_id, label in zip(faces, ids, labels):
                             rows.append(
-                                (round(seconds, 3), read, face_id, *face.box, label)
+                                (round(seconds, 3), read, face_id, *face.box, face.cut, label)
                                 + tuple(float(p) for p in face.probabilities)
                                 + (model_name, detector_name)
                             )
