@@ -1,5 +1,9 @@
 """Evaluate & compare: metrics from fer_core's one evaluation routine, cached; interactive views."""
 
+import threading
+import time
+from collections import OrderedDict
+
 import pandas as pd
 import streamlit as st
 
@@ -8,11 +12,13 @@ from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, selection_warning
 from fer_core.evaluation.paper import comparison_rows
+from fer_core.words import sentence
 from dashboard.gallery import cell_gallery
 from dashboard.charts import confusion_matrix_figure, history_curves, reliability_figure
 from dashboard.shared import by_accuracy, dataset_or_stop, load_model, metrics_table, models_or_stop, tta_picker
 
 ENSEMBLE = "ensemble of the selected"
+MAX_EVALUATIONS = 32  # kept in this server, the least recently shown dropped first
 
 st.title("Evaluate & compare")
 dataset = dataset_or_stop()
@@ -31,34 +37,56 @@ if not selected:
     st.stop()
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def evaluation(_ref, _dataset, model_file: str, version, data_root: str, n_images: int, split: str, tta: str, classes):
-    """One model's evaluation, once per model file version, dataset, split and TTA setting in this
-    server (the underscored arguments are what it uses; the others are their cache key), and its
-    probabilities once per machine (fer_core's disk cache, keyed by the file's content)."""
+@st.cache_resource(show_spinner=False)
+def _evaluations() -> tuple[OrderedDict, threading.Lock]:
+    """This server's evaluations, shared by its sessions: one per model file version, dataset,
+    split and TTA setting (the probabilities are also kept once per machine, by fer_core's disk
+    cache, keyed by the file's content). Not st.cache_data: an evaluation drives the page's
+    progress bar, and Streamlit forbids updating an element from inside a cached function."""
+    return OrderedDict(), threading.Lock()
+
+
+def _key(label: str) -> tuple:
+    ref = refs[label]
+    return (str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta, model_classes(ref))
+
+
+def evaluate_one(label: str, number: int, bar):
+    """One model's evaluation, from this server's store or measured now with its faces counted
+    on `bar` (a Cancel click reruns the page, which ends the measuring at the next count)."""
+    store, lock = _evaluations()
+    key = _key(label)
+    with lock:
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
+    ref, started = refs[label], time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        text = f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}: {done:,} of {total:,} faces"
+        elapsed = time.monotonic() - started
+        if 0 < done < total and elapsed > 2:
+            text += f", about {elapsed / done * (total - done):.0f} s left for this model"
+        bar.progress((number + done / max(total, 1)) / len(selected), text=text)
+
     from fer_core.evaluation import evaluate_model_file
 
-    return evaluate_model_file(
-        _ref.model_file,
-        _dataset,
+    progress(0, len(dataset.split(split)))
+    result = evaluate_model_file(
+        ref.model_file,
+        dataset,
         split=split,
         tta=tta,
-        name=_ref.name,
-        load=lambda _file: load_model(_ref),
-        classes=classes,
+        name=ref.name,
+        load=lambda _file: load_model(ref),
+        classes=model_classes(ref),
+        progress=progress,
     )
-
-
-def run(label: str):
-    ref = refs[label]
-    try:
-        classes = model_classes(ref)
-        return evaluation(
-            ref, dataset, str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta, classes
-        )
-    except FerError as exc:
-        st.error(str(exc))
-        st.stop()
+    with lock:
+        store[key] = result
+        while len(store) > MAX_EVALUATIONS:
+            store.popitem(last=False)
+    return result
 
 
 for label in selected:
@@ -66,12 +94,37 @@ for label in selected:
     if warning:
         st.warning(warning)
 
-# One model at a time, each said as it starts: a cold ResNet50 with TTA takes minutes on 2 cores,
-# and a model already measured on this machine comes back from the cache at once.
+# One model at a time, with its faces counted: a cold ResNet50 with TTA takes minutes on 2 cores.
+# A Cancel leaves the page with the models measured so far, until the choice changes or
+# "Evaluate" is pressed.
+settings = (tuple(selected), split, tta, dataset.root)
+store, _lock = _evaluations()
+pending = [label for label in selected if _key(label) not in store]
+if pending and st.session_state.get("evaluation_cancelled") != settings:
+    if st.button("Cancel", help="Stops measuring; the models measured so far stay shown"):
+        st.session_state["evaluation_cancelled"] = settings
+        st.rerun()
+if pending and st.session_state.get("evaluation_cancelled") == settings:
+    st.info(
+        f"Evaluation cancelled: {', '.join(pending)} not measured. Press Evaluate to measure "
+        f"{'it' if len(pending) == 1 else 'them'}, or change the models, split or TTA."
+    )
+    if st.button("Evaluate"):
+        st.session_state.pop("evaluation_cancelled", None)
+        st.rerun()
+    selected = [label for label in selected if label not in pending]
+    if not selected:
+        st.stop()
+else:
+    st.session_state.pop("evaluation_cancelled", None)
+
 results, bar = {}, st.progress(0.0)
 for number, label in enumerate(selected):
-    bar.progress(number / len(selected), text=f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}...")
-    results[label] = run(label)
+    try:
+        results[label] = evaluate_one(label, number, bar)
+    except FerError as exc:
+        st.error(sentence(exc))
+        st.stop()
 bar.empty()
 for label, result in results.items():
     if result.metrics.get("left_out_classes"):
@@ -103,11 +156,20 @@ metrics = chosen.metrics
 # ---- confusion matrix (click a cell to see those faces)
 st.subheader("Confusion matrix")
 normalised = st.radio("Values", ["counts", "row-normalised"], horizontal=True) == "row-normalised"
-figure = confusion_matrix_figure(metrics, normalised)
-event = st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"cm-{focus}")
-points = (event or {}).get("selection", {}).get("points", []) if event else []
-if points:
-    st.session_state["true_class"], st.session_state["predicted_class"] = points[0]["y"], points[0]["x"]
+# A click (read from the chart's state before it is drawn again) picks the gallery's cell, once:
+# the pickers under the matrix can move on from it. The gallery's cell is outlined.
+points = (st.session_state.get(f"cm-{focus}") or {}).get("selection", {}).get("points", [])
+clicked = (points[0]["y"], points[0]["x"]) if points else None
+if clicked and clicked != st.session_state.get("clicked_cell"):
+    st.session_state["true_class"], st.session_state["predicted_class"] = clicked
+st.session_state["clicked_cell"] = clicked
+matrix_classes = list(metrics["classes"])
+chosen_cell = (
+    st.session_state.get("true_class") or matrix_classes[0],
+    st.session_state.get("predicted_class") or matrix_classes[0],
+)
+figure = confusion_matrix_figure(metrics, normalised, chosen=chosen_cell)
+st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"cm-{focus}")
 
 cell_gallery(dataset, chosen)  # the chosen cell's faces, under the matrix
 

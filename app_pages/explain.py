@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from fer_core.artifacts import model_classes
+from fer_core.words import sentence
 from fer_core.errors import FerError
 from dashboard.charts import probability_bars
 from dashboard.shared import by_accuracy, load_model, models_or_stop
@@ -57,7 +58,7 @@ def face_from_upload():
         image = decode_image(upload.getvalue(), name=upload.name)
         found = find_faces(image, face_detector(detector))
     except FerError as exc:
-        st.error(str(exc))
+        st.error(sentence(exc))
         st.stop()
     if not found:
         st.warning(f"{upload.name}: no face found; explaining the whole image.")
@@ -74,7 +75,7 @@ def face_from_upload():
 face, caption = face_from_dataset() if source == "from the dataset" else face_from_upload()
 st.image(face, caption=caption, width=144)
 
-from fer_core.explain import explain_face, overlay  # noqa: E402
+from fer_core.explain import colour_key, explain_face, overlay  # noqa: E402
 
 # A row per kind of view, a column per model: the views of one model line up whether or not its
 # neighbours have an attention map.
@@ -89,14 +90,23 @@ shown = list(explained)
 if shown:
     for column, label in zip(st.columns(len(shown)), shown):
         column.markdown(f"**{label}**")
-        column.image(overlay(face, explained[label].gradcam, opacity), caption="Grad-CAM", width="stretch")
+        column.image(
+            overlay(face, explained[label].gradcam, opacity),
+            caption="Grad-CAM: the parts of the face that pushed the model towards its answer",
+            width="stretch",
+        )
     if any(explained[label].attention is not None for label in shown):
         for column, label in zip(st.columns(len(shown)), shown):
             if explained[label].attention is not None:
                 attention = overlay(face, explained[label].attention, opacity)
-                column.image(attention, caption="spatial attention (§4.1)", width="stretch")
+                column.image(
+                    attention,
+                    caption="Spatial attention (the paper's §4.1): where the model's attention layer weighted the face",
+                    width="stretch",
+                )
             else:
                 column.caption("no attention map in this model")
+    st.image(colour_key(), caption="Colour key: blue = little weight, red = the most", width=192)
     for column, label in zip(st.columns(len(shown)), shown):
         probabilities = explained[label].probabilities
         bars = probability_bars(dict(zip(explained[label].classes, probabilities)))

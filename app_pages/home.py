@@ -79,6 +79,7 @@ for page, label in (
     ("app_pages/evaluate.py", "Evaluate & compare: confusion matrices, curves"),
     ("app_pages/explain.py", "Explain: Grad-CAM and attention maps"),
     ("app_pages/predict.py", "Predict: classify uploaded faces"),
+    ("app_pages/video.py", "Video: the faces of a video file over time"),
     ("app_pages/live.py", "Live: your webcam, classified"),
 ):
     st.page_link(page, label=label)

@@ -15,6 +15,7 @@ from dashboard.charts import emotion_timeline, probability_bars
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker
 from fer_core.errors import FerError
 from fer_core.inference.live import LiveProcessor, LiveSettings, Timeline
+from fer_core.words import sentence
 
 TIMELINE_SECONDS = 60
 
@@ -42,7 +43,7 @@ try:
     settings = LiveSettings(smoothing, int(min_face), int(detect_every), show_fps).validate()
     classify, detector = classifier(models), face_detector(detector_name, live=True)
 except FerError as exc:
-    st.error(str(exc))
+    st.error(sentence(exc))
     st.stop()
 
 processor = st.session_state.get("live_processor")
@@ -88,11 +89,17 @@ def live_panel() -> None:
         st.error(f"Frame processing failed: {stats.error}")
     # One snapshot of the last frame (None once frames stop): the numbers of the frame on screen.
     view = processor.current_view()
-    m1, m2, m3 = st.columns(3)
-    # Short labels: the panel's three columns are ~75 px wide at 800 px.
-    m1.metric("FPS", f"{view.fps:.1f}" if view else "-", help="processed frames per second")
-    m2.metric("Latency", f"{view.frame_ms:.0f} ms" if view else "-", help="processing time of the last frame")
-    m3.metric("Faces", len(view.faces) if view else "-", help="faces on the last frame")
+    # One line of text, not three metrics: the panel is ~230 px wide at 800 px, where metrics' big
+    # numbers were cut to their first digit.
+    st.markdown(
+        f"**{view.fps:.1f}** frames/s · **{view.frame_ms:.0f}** ms a frame · **{len(view.faces)}** "
+        f"{'face' if len(view.faces) == 1 else 'faces'}"
+        if view
+        else "No frame yet",
+        help="Frames processed a second and the processing time a frame (detect or track, classify, draw), both "
+        "averaged over the last few seconds, as the video's overlay shows them; a frame that detects costs more "
+        "than one that only tracks. Faces: those on the last frame.",
+    )
     if view is not None and view.latest is not None:
         latest = view.latest
         bars = probability_bars(

@@ -9,15 +9,18 @@ from fer_core.inference import draw_faces
 from fer_core.recognizer import ImageResult, Recognizer, results_table
 from dashboard.charts import probability_bars
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker, png_bytes, tta_picker
+from fer_core.words import sentence
 
 DETAILED_FILES = 20  # files shown with image and bars; every file is in the results table
 
 st.title("Predict")
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-models = model_picker(c1)
-detector_name = detector_picker(c2)
-min_face = c3.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
-tta = tta_picker(c4)
+# The model on a row of its own, the three settings on the next: four in a row cut their labels
+# and choices mid-word at 800 px with the sidebar open.
+models = model_picker(st)
+c1, c2, c3 = st.columns(3)
+detector_name = detector_picker(c1)
+min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
+tta = tta_picker(c3)
 files = st.file_uploader(
     "Images (JPEG, PNG, BMP, WebP) or a zip of images",
     type=["jpg", "jpeg", "png", "bmp", "webp", "zip"],
@@ -36,7 +39,7 @@ try:
         classifier=classifier(models),
     )
 except FerError as exc:
-    st.error(str(exc))
+    st.error(sentence(exc))
     st.stop()
 
 # Recorded in every row, so a downloaded CSV says what produced it.
@@ -68,6 +71,7 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
             file_name=f"{name.rsplit('/', 1)[-1].rsplit('.', 1)[0]}_faces.png",
             mime="image/png",
             key=f"annotated-{index}",
+            on_click="ignore",  # no rerun: another download clicked meanwhile keeps its link
         )
         with right:
             if not faces:
@@ -89,5 +93,9 @@ if results:
     frame = pd.DataFrame(results_table(results, recognizer.classes, used)).drop(columns="error")
     st.dataframe(frame, hide_index=True)
     st.download_button(
-        "Download CSV", frame.to_csv(index=False).encode(), file_name="fer_predictions.csv", mime="text/csv"
+        "Download CSV",
+        frame.to_csv(index=False).encode(),
+        file_name="fer_predictions.csv",
+        mime="text/csv",
+        on_click="ignore",
     )

@@ -15,6 +15,7 @@ from fer_core.training.config import TrainConfig
 from fer_core.training.estimate import estimate_run
 from fer_core.training.launch import launch
 from fer_core.training.runs import list_runs
+from fer_core.words import sentence
 
 st.title("Train")
 
@@ -34,7 +35,7 @@ try:
     length = estimate_run(config, counts=split_counts(config.data) if config.data else None)
 except FerError as exc:
     config, length = None, None
-    st.error(str(exc))
+    st.error(sentence(exc))
 if length is not None:
     st.caption(f"Estimated length: {length.describe(config.epochs)}.")
     if not config.minutes and (length.minutes is None or length.minutes > 60):
@@ -52,7 +53,7 @@ if st.button("Launch", type="primary", disabled=config is None, key="launch"):
         st.session_state["run_dir"] = str(launch(config))
         st.success(f"Launched: {st.session_state['run_dir']}")
     except FerError as exc:
-        st.error(str(exc))
+        st.error(sentence(exc))
 
 
 # The run to show: the one training now, else the one this session launched or picked, else the

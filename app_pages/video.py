@@ -17,16 +17,17 @@ from fer_core.errors import FerError
 from fer_core.inference.video import MAX_VIDEO_MINUTES
 from fer_core.recognizer import Recognizer
 from fer_core.paths import cache_dir
+from fer_core.words import sentence
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
 KEPT_UPLOADS = 8
 
 st.title("Video")
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-models = model_picker(c1)
-detector_name = detector_picker(c2, key="video_detector")
-every = c3.number_input("Analyse every N-th frame", min_value=1, max_value=100, value=5)
-min_face = c4.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=40)
+models = model_picker(st)  # a row of its own, as on Predict: four in a row are cut at 800 px
+c1, c2, c3 = st.columns(3)
+detector_name = detector_picker(c1, key="video_detector")
+every = c2.number_input("Analyse every N-th frame", min_value=1, max_value=100, value=5)
+min_face = c3.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=40)
 upload = st.file_uploader(f"A video ({', '.join(VIDEO_TYPES)}; up to {MAX_VIDEO_MINUTES:g} minutes)", type=VIDEO_TYPES)
 job = st.session_state.get("video_job")
 
@@ -50,7 +51,7 @@ if upload is not None and st.button("Analyse", type="primary", disabled=bool(job
             classifier=classifier(models),
         )
     except FerError as exc:
-        st.error(str(exc))
+        st.error(sentence(exc))
         st.stop()
     job = recognizer.start_video(source, every=int(every), output=folder / "annotated.mp4")
     st.session_state.update(video_job=job, video_folder=str(folder), video_name=upload.name)
@@ -102,9 +103,17 @@ bars = {c: st.column_config.ProgressColumn(c, format="%.0f%%", min_value=0, max_
 st.dataframe(summary, hide_index=True, column_config=bars)
 c1, c2 = st.columns(2)
 stem = Path(name).stem
-c1.download_button("Download CSV", data=result.to_csv, file_name=f"{stem}_faces.csv", mime="text/csv")
+# The files are made when clicked, and a click does not rerun the page: a rerun replaces the
+# page's file links, and a second download clicked during it would find its link gone.
+c1.download_button(
+    "Download CSV", data=result.to_csv, file_name=f"{stem}_faces.csv", mime="text/csv", on_click="ignore"
+)
 if result.output is not None and result.output.is_file():
     c2.download_button(
-        "Download annotated video", data=result.output.read_bytes, file_name=f"{stem}_faces.mp4", mime="video/mp4"
+        "Download annotated video",
+        data=result.output.read_bytes,
+        file_name=f"{stem}_faces.mp4",
+        mime="video/mp4",
+        on_click="ignore",
     )
     st.video(str(result.output))

@@ -64,9 +64,12 @@ def history_curves(history: list[dict], height: int = 360) -> go.Figure:
     return figure
 
 
-def confusion_matrix_figure(metrics: dict, normalised: bool = False) -> go.Figure:
+def confusion_matrix_figure(
+    metrics: dict, normalised: bool = False, chosen: tuple[str, str] | None = None
+) -> go.Figure:
     """The confusion matrix of an evaluation's metrics (counts, or rows normalised), each cell
-    clickable (the Evaluate page opens the cell's faces)."""
+    clickable (the Evaluate page opens the cell's faces), the `chosen` cell (true class,
+    predicted class) outlined."""
     matrix = np.array(metrics["confusion_matrix_normalized" if normalised else "confusion_matrix"])
     classes = list(metrics.get("classes") or CLASS_NAMES)
     figure = go.Figure(
@@ -95,6 +98,17 @@ def confusion_matrix_figure(metrics: dict, normalised: bool = False) -> go.Figur
         )
     )
     figure.update_layout(height=480, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed")
+    if chosen is not None and chosen[0] in classes and chosen[1] in classes:
+        row, column = classes.index(chosen[0]), classes.index(chosen[1])  # category axes count cells from 0
+        figure.add_shape(
+            type="rect",
+            x0=column - 0.5,
+            x1=column + 0.5,
+            y0=row - 0.5,
+            y1=row + 0.5,
+            line={"color": "#ff4b4b", "width": 3},
+            name="chosen cell",
+        )
     return figure
 
 
@@ -127,17 +141,28 @@ def emotion_timeline(rows, title: str, x: str = "time", height: int = 320, class
     video's rows)."""
     classes = list(classes)
     figure = go.Figure()
-    for face, group in rows.groupby("face", sort=True):
+    faces = sorted(rows["face"].unique())
+    # Each face on its own lane within an emotion's row, so two faces with the same emotion at
+    # the same moment both show.
+    lanes = np.linspace(-0.25, 0.25, len(faces)) if len(faces) > 1 else [0.0]
+    for lane, face in zip(lanes, faces):
+        group = rows[rows["face"] == face]
         figure.add_trace(
             go.Scatter(
                 x=group[x],
-                y=group["label"],
+                y=[classes.index(label) + lane for label in group["label"]],
                 mode="markers",
                 name=f"face {face}",
-                customdata=group[classes].max(axis=1),
-                hovertemplate="%{y} (%{customdata:.0%})<extra>face " + str(face) + "</extra>",
+                customdata=np.stack([group["label"], group[classes].max(axis=1)], axis=1),
+                hovertemplate="%{customdata[0]} (%{customdata[1]:.0%})<extra>face " + str(face) + "</extra>",
             )
         )
-    figure.update_yaxes(categoryorder="array", categoryarray=classes, range=[-0.5, len(classes) - 0.5])
-    figure.update_layout(height=height, margin={"t": 40, "b": 10}, title=title, xaxis={"title": x})
+    figure.update_yaxes(tickvals=list(range(len(classes))), ticktext=classes, range=[-0.5, len(classes) - 0.5])
+    figure.update_layout(
+        height=height,
+        margin={"t": 40, "b": 10},
+        title={"text": title, "font": {"size": 14}},
+        xaxis={"title": x},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2},  # under the plot: a narrow page keeps its width
+    )
     return figure

@@ -43,13 +43,16 @@ def cell_gallery(dataset, evaluation) -> None:
             [dataset.images[split_rows[i]] for i in shown],
             width=72,
             caption=[
-                # The file name without its split prefix fits under a 72-px face; the picker below has it whole.
-                f"{f.rsplit('/', 1)[-1].split('_', 1)[-1]} {probabilities[i, classes.index(predicted_class)]:.0%}"
-                for f, i in zip(files, shown)
+                # Numbered, not named: a file name breaks mid-word under a 72-px face; the picker
+                # below names each face's file by the same number.
+                f"{k}. {predicted_class} {probabilities[i, classes.index(predicted_class)]:.0%}"
+                for k, i in enumerate(shown, start=1)
             ],
         )
-        c1, c2 = st.columns([3, 1])
-        opened = c1.selectbox("Face", range(len(shown)), format_func=lambda k: files[k], label_visibility="collapsed")
+        c1, c2 = st.columns([2, 1])
+        opened = c1.selectbox(
+            "Face", range(len(shown)), format_func=lambda k: f"{k + 1}. {files[k]}", label_visibility="collapsed"
+        )
         if c2.button("Open in Explain"):
             st.session_state["explain_index"] = int(split_rows[shown[opened]])
             st.switch_page("app_pages/explain.py")

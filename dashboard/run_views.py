@@ -13,8 +13,16 @@ from fer_core.artifacts import list_trained
 from fer_core.errors import FerError
 from fer_core.paths import runs_dir, trained_dir
 from fer_core.rundir import read_history
-from fer_core.training.promote import default_promote_name, list_versions, promote, replacement_summary, restore
+from fer_core.training.promote import (
+    default_promote_name,
+    list_versions,
+    measured_on,
+    promote,
+    replacement_summary,
+    restore,
+)
 from fer_core.training.runs import list_runs, progress_view, read_run, request_stop, run_log
+from fer_core.words import sentence
 
 
 def show_run(run_dir: str) -> None:
@@ -22,7 +30,7 @@ def show_run(run_dir: str) -> None:
     try:
         info = read_run(run_dir)
     except FerError as exc:
-        st.error(str(exc))
+        st.error(sentence(exc))
         return
     # The run just ended: rerun the whole page, so Past runs and Promote see it too.
     if st.session_state.get("watched_active") == run_dir and not info.active:
@@ -38,12 +46,23 @@ def show_run(run_dir: str) -> None:
     view = progress_view(info)
     st.progress(view.fraction, text=view.text)
     if info.active and info.status != "stopping":
-        if st.button("Stop", help="Stops after the current batch, then measures the best model (kept)"):
+        if st.button(
+            "Stop",
+            help="Ends the run after the current batch; the best model so far is kept, and measured when you "
+            "promote it",
+        ):
             try:
                 request_stop(info.path)
-                st.info("Stop requested.")
+                st.info("Stop requested: the run ends after the current batch.")
             except FerError as exc:
-                st.error(str(exc))
+                st.error(sentence(exc))
+    best_epoch = info.progress.get("best_epoch")
+    if info.status == "stopped" and not (info.path / "metrics.json").is_file() and best_epoch:
+        st.info(
+            f"Stopped on request. The best model so far (epoch {best_epoch}, selection accuracy "
+            f"{info.best_val_accuracy:.4f}) is kept in the run; it has not been measured on the reported split. "
+            "Promoting it measures it."
+        )
     history = read_history(info.path)
     if history:
         st.plotly_chart(history_curves(history), width="stretch", key=f"curves-{info.name}")
@@ -81,45 +100,77 @@ def runs_table() -> None:
 
 def promote_form(finished: list[str]) -> None:
     """Promote a finished run: a new name by default; an existing name only with a confirmation
-    that shows both accuracies (the replaced version is kept and can be restored)."""
+    that shows both accuracies and the sets they were measured on (the replaced version is kept
+    and can be restored). Once promoted, the form says so instead of offering it again."""
+    done = st.session_state.pop("promoted_message", None)
+    if done:
+        st.success(done)
     c1, c2 = st.columns([3, 2])
     chosen = c1.selectbox("Run", finished)
     model = read_run(runs_dir() / chosen).model
     name = c2.text_input("Promote as trained/", value=default_promote_name(model), key=f"promote-name-{chosen}").strip()
     existing = trained_dir() / name
+    promoted_as = st.session_state.setdefault("promoted_runs", {}).get(chosen)
     replace = False
-    if name and existing.exists():
+    if promoted_as == name:
+        st.info(f"This run is trained/{name} now ({measured_on(existing)}).")
+    elif name and existing.exists():
         st.warning(f"trained/{name} exists: {replacement_summary(existing, runs_dir() / chosen)}.")
         replace = st.checkbox(
-            f"Replace trained/{name} (its current version is kept in trained/.versions/{name}/ and can be restored)"
+            f"Replace trained/{name} (its current version is kept in trained/.versions/{name}/ and can be restored)",
+            key=f"replace-{chosen}-{name}",
         )
     c1, c2 = st.columns([1, 4])
-    if c1.button("Promote", disabled=not name or (existing.exists() and not replace)):
+    if c1.button("Promote", disabled=not name or promoted_as == name or (existing.exists() and not replace)):
         try:
             with st.spinner("Measuring the stored model on the reported split..."):
                 path = promote(runs_dir() / chosen, name, replace=replace)
-            st.success(f"Promoted to {path}")
+            st.session_state["promoted_runs"][chosen] = name
+            st.session_state["promoted_message"] = f"Promoted to {path}: {measured_on(path)}."
+            st.session_state.pop(f"replace-{chosen}-{name}", None)
+            st.rerun()
         except FerError as exc:
-            st.error(str(exc))
+            st.error(sentence(exc))
     if c2.button("Show this run"):
         st.session_state["run_dir"] = str(runs_dir() / chosen)
         st.rerun()
 
 
 def restore_form() -> None:
-    """Bring back a kept version of a trained model (the current one is kept in turn)."""
+    """Bring back a kept version of a trained model (the current one is kept in turn), each
+    version shown with its accuracy, after a confirmation."""
     kept = {name: list_versions(name) for name in list_trained()}
     kept = {name: versions for name, versions in kept.items() if versions}
     if not kept:
         return
-    with st.expander("Kept versions of replaced models"):
-        c1, c2, c3 = st.columns([2, 2, 1])
+    # A heading, not an expander: an expander closes when the elements above it change (a message
+    # shown once), which each click on its own controls can do.
+    st.subheader("Kept versions of replaced models")
+    with st.container():
+        done = st.session_state.pop("restored_message", None)
+        if done:
+            st.success(done)
+        c1, c2 = st.columns([1, 2])
         name = c1.selectbox("Model", list(kept))
-        version = c2.selectbox("Version", [v.name for v in kept[name]])
-        c3.write("")
-        if c3.button("Restore"):
+        by_name = {v.name: v for v in kept[name]}
+        version = c2.selectbox(
+            "Version (kept when it was replaced)",
+            list(by_name),
+            format_func=lambda v: f"{v}: {measured_on(by_name[v])}",
+        )
+        confirm = st.checkbox(
+            f"Yes, put this version back as trained/{name} (replacing {measured_on(trained_dir() / name)} now; "
+            "that one is kept in turn)",
+            key=f"restore-{name}-{version}",
+        )
+        if st.button("Restore", disabled=not confirm):
             try:
                 restore(name, version)
-                st.success(f"Restored trained/{name} from {version}; the version it replaced is kept.")
+                st.session_state["restored_message"] = (
+                    f"Restored trained/{name} from {version} ({measured_on(trained_dir() / name)}); "
+                    "the version it replaced is kept."
+                )
+                st.session_state.pop(f"restore-{name}-{version}", None)
+                st.rerun()
             except FerError as exc:
-                st.error(str(exc))
+                st.error(sentence(exc))

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import streamlit as st
 
 from fer_core.errors import FerError
+from fer_core.words import sentence
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Beside a checkout, the shared copy of FER2013 is the natural default.
@@ -99,7 +100,7 @@ def dataset_or_stop():
             _datasets[path] = dataset
     except FerError as exc:
         bar.empty()
-        st.error(str(exc))
+        st.error(sentence(exc))
         st.stop()
     bar.empty()
     _name_in_sidebar(dataset)
@@ -196,11 +197,7 @@ def model_picker(container) -> tuple:
     """The Predict and Live pages' model box: trained models (else finished runs), plus the ensemble
     of all when there are several; the best model is the default. Stops the page with a hint when there is no model. Returns
     the chosen ModelRefs."""
-    from fer_core.artifacts import saved_models
-
-    from fer_core.artifacts import best_model
-
-    from fer_core.artifacts import model_classes
+    from fer_core.artifacts import best_model, model_classes, saved_models
 
     refs = saved_models() or models_or_stop()
     by_name = {ref.name: ref for ref in refs}
@@ -236,11 +233,21 @@ def insecure_camera_host(url: str | None) -> str | None:
     return None
 
 
+def metrics_styler(rows, four_decimals: tuple[str, ...]):
+    """Model metrics as a styled table: the named columns to four decimals (how Home and Evaluate
+    show accuracies, so the same model reads the same on both), other numbers as short as they
+    are, and a dash where a number is not known (the paper gives no macro-F1) rather than
+    "None". The values stay numbers: the columns sort as numbers."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    formats = {column: "{:.4f}" for column in four_decimals if column in frame.columns}
+    for column in frame.columns:
+        if column not in formats and pd.api.types.is_float_dtype(frame[column]):
+            formats[column] = "{:g}"
+    return frame.style.format(formats, na_rep="–")
+
+
 def metrics_table(rows, four_decimals: tuple[str, ...]) -> None:
-    """A table of model metrics, the named columns shown to four decimals (how Home and Evaluate
-    show accuracies, so the same model reads the same on both)."""
-    st.dataframe(
-        rows,
-        hide_index=True,
-        column_config={column: st.column_config.NumberColumn(format="%.4f") for column in four_decimals},
-    )
+    """`metrics_styler`'s table on the page."""
+    st.dataframe(metrics_styler(rows, four_decimals), hide_index=True)

@@ -11,6 +11,7 @@ from fer_core.errors import FerError
 from fer_core.models import list_models
 from fer_core.training.config import TrainConfig
 from fer_core.training.devices import describe_training_devices, devices_text
+from fer_core.words import sentence
 
 # Fields where 0 means "none" (the config's None): no budget, every image.
 ZERO_IS_NONE = ("minutes", "limit")
@@ -51,7 +52,7 @@ def settings_form(dataset_path: str | None) -> dict:
         with st.spinner("Looking at the devices training can use..."):
             found = describe_training_devices()
     except FerError as exc:
-        st.error(str(exc))
+        st.error(sentence(exc))
         found = {"backend": "?", "count": 1, "kind": "?", "processes": 1}
     with st.container(border=True):
         settings = _fields(MAIN_FIELDS)
@@ -124,5 +125,5 @@ def _start_from(model: str) -> dict:
     try:
         return {"init_from": describe_init(start, model), "freeze_epochs": int(frozen)}
     except FerError as exc:
-        st.error(str(exc))
+        st.error(sentence(exc))
         return {}

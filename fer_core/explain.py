@@ -156,3 +156,12 @@ def overlay(face: np.ndarray, heatmap: np.ndarray, opacity: float = 0.5, size: i
     base = cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
     blended = cv2.addWeighted(coloured, opacity, base, 1 - opacity, 0)
     return cv2.cvtColor(blended, cv2.COLOR_BGR2RGB)
+
+
+def colour_key(width: int = 192, height: int = 12) -> np.ndarray:
+    """The heatmaps' colours from least weight (left, blue) to most (right, red), as an RGB
+    strip: the key beside `overlay`'s images."""
+    import cv2
+
+    ramp = np.tile(np.linspace(0, 255, width, dtype=np.float32).astype(np.uint8), (height, 1))
+    return cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)

@@ -164,6 +164,30 @@ def test_evaluate_page_matches_fer_core(dashboard, folder_dataset):
     assert row["loss"] == pytest.approx(zoomed.metrics["loss"], abs=1e-5)
 
 
+def test_a_cancelled_evaluation_leaves_the_page_usable_until_evaluate_is_pressed(dashboard, folder_dataset):
+    """A Cancel click reruns the page with the evaluation cancelled for these settings (set here
+    as the click sets it): the page says which models were not measured, offers Evaluate, and
+    runs nothing until it is pressed; then every model is measured."""
+    from fer_core.data import load_dataset
+
+    at = open_page("app_pages/evaluate.py")
+    models = tuple(at.multiselect[0].value)
+    at.session_state["evaluation_cancelled"] = (models, "PublicTest", "flip", load_dataset(folder_dataset).root)
+    [tta] = [box for box in at.selectbox if box.label == "Test-time augmentation"]
+    tta.set_value("flip").run()
+    assert not at.exception
+    [notice] = [info.value for info in at.info if "Evaluation cancelled" in info.value]
+    assert all(name in notice for name in models)
+    assert not at.dataframe  # nothing measured with flip, so no comparison
+    [evaluate_button] = [b for b in at.button if b.label == "Evaluate"]
+    evaluate_button.click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    measured = table[table["source"] == "FER Studio (measured)"]
+    assert set(measured["split"]) == {"PublicTest +flip TTA"} and set(models) <= set(measured["model"])
+    assert not [info for info in at.info if "Evaluation cancelled" in info.value]
+
+
 def test_evaluate_page_sees_a_model_replaced_while_the_server_runs(dashboard, folder_dataset, tmp_path, monkeypatch):
     """Streamlit's caches live as long as the server: a model retrained or promoted to the same path
     must be evaluated again, not answered from the old entry (file version in the cache keys)."""
@@ -192,7 +216,9 @@ def test_evaluate_page_sees_a_model_replaced_while_the_server_runs(dashboard, fo
 def test_explain_page_draws_heatmaps(dashboard):
     at = open_page("app_pages/explain.py")
     captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
-    assert captions.count("Grad-CAM") == 2 and "spatial attention (§4.1)" in captions
+    assert sum(c.startswith("Grad-CAM: ") for c in captions) == 2
+    assert any(c.startswith("Spatial attention (the paper's §4.1)") for c in captions)
+    assert "Colour key: blue = little weight, red = the most" in captions
 
 
 def launch_tiny_run(at):

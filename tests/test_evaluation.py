@@ -298,3 +298,36 @@ def test_the_comparison_puts_measured_rows_above_the_papers(folder_dataset):
     assert rows[1]["split"] == "PublicTest +flip TTA" and rows[1]["epochs"] is None
     assert [r["source"] for r in rows[2:]] == [PAPER_SOURCE] * len(PAPER_TABLE_4)
     assert rows[2]["accuracy"] == PAPER_TABLE_4["cnn"]["accuracy"]
+
+
+def test_an_evaluation_counts_its_faces_and_a_cancel_leaves_nothing_cached(model_copy, folder_dataset, monkeypatch):
+    """The Evaluate page's bar follows the faces done; a Cancel (an exception raised from the
+    progress call, as Streamlit's rerun does) ends the prediction there and caches nothing, so
+    the next evaluation measures every face."""
+    import fer_core.evaluation.predict as predict
+    from fer_core.evaluation import evaluate_model_file
+
+    monkeypatch.setattr(predict, "PROGRESS_CHUNK", 4)  # several chunks of the small test split
+    dataset = load_dataset(folder_dataset)
+    faces = len(dataset.split("PublicTest"))
+    load = CountingLoader()
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_second_chunk(done, total):
+        if done >= 4:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        evaluate_model_file(
+            model_copy, dataset, split="PublicTest", tta="flip", load=load, progress=cancel_at_second_chunk
+        )
+    seen = []
+    result = evaluate_model_file(
+        model_copy, dataset, split="PublicTest", tta="flip", load=load, progress=lambda d, t: seen.append((d, t))
+    )
+    assert load.calls == 2  # nothing was cached by the cancelled one
+    assert seen == [(done, faces) for done in range(0, faces, 4)] + [(faces, faces)]
+    direct = evaluate_model_file(model_copy, dataset, split="PublicTest", tta="flip", load=load)
+    assert load.calls == 2 and np.array_equal(direct.probabilities, result.probabilities)

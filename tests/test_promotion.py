@@ -35,7 +35,10 @@ def test_a_plain_promote_never_replaces_and_its_default_name_is_new(tiny_run, tm
     with pytest.raises(FerError) as refused:
         promote(tiny_run, "cnn", dest_root=dest)
     line = str(refused.value)
-    assert "trained/cnn exists" in line and "0.6562 on PublicTest" in line and "--replace" in line
+    assert "trained/cnn exists" in line and "--replace" in line
+    images = read_json(shipped / "metrics.json")["n"]
+    assert f"cnn 0.6562 on {images:,} PublicTest images now; this run " in line
+    assert "do not compare" not in line  # the same set: the two numbers compare
     assert "\n" not in line
     assert (shipped / "model.keras").read_bytes() == before
     # No name given, and trained/cnn exists: a new, dated name.
@@ -74,11 +77,11 @@ def test_promote_from_the_cli_refuses_replaces_and_restores(tiny_run, tmp_path):
     assert code == 0, err
     fake_accuracy(dest / "cnn", 0.6562)
     code, out, err = run_cli("promote", tiny_run, "--name", "cnn")
-    assert_one_line_error(code, err, "trained/cnn exists", "0.6562 on PublicTest", "--replace")
+    assert_one_line_error(code, err, "trained/cnn exists", "0.6562 on ", " PublicTest images", "--replace")
     code, out, err = run_cli("promote", tiny_run, "--name", "cnn", "--replace")
     assert code == 0, err
     code, out, err = run_cli("promote", "--list-versions", "cnn")
-    assert code == 0 and "0.6562 on PublicTest" in out
+    assert code == 0 and "0.6562 on " in out and " PublicTest images" in out
     code, out, err = run_cli("promote", "--restore", "cnn")
     assert code == 0, err
     assert read_json(dest / "cnn" / "metrics.json")["accuracy"] == 0.6562
@@ -234,3 +237,17 @@ def test_a_promoted_model_carries_its_lineage_and_a_warm_start_inherits_it(tiny_
     names = sorted(p.name for p in (second / "lineage").iterdir())
     assert names == [entry.name, lineage_name(config, progress)] and names[1].startswith("2030-01-02-0304-warm-start-")
     assert read_json(second / "lineage" / names[1] / "config.json")["init_from"]["path"] == str(first / "model.keras")
+
+
+def test_accuracies_measured_on_different_sets_are_said_not_to_compare(tiny_run, tmp_path):
+    from fer_core.training.promote import measured_on, replacement_summary
+
+    shipped = promote(tiny_run, "cnn", dest_root=tmp_path / "trained")
+    metrics = read_json(shipped / "metrics.json")
+    (shipped / "metrics.json").write_text(json.dumps({**metrics, "accuracy": 0.6562, "n": 3589}))
+    summary = replacement_summary(shipped, tiny_run)
+    assert summary.startswith("cnn 0.6562 on 3,589 PublicTest images now; this run ")
+    assert f"on {read_json(tiny_run / 'metrics.json')['n']:,} PublicTest images" in summary
+    assert summary.endswith("(measured on different sets: the two numbers do not compare)")
+    (shipped / "metrics.json").unlink()
+    assert measured_on(shipped) == "not measured"

@@ -139,10 +139,18 @@ def test_stop_then_resume_continues_from_the_last_epoch(folder_dataset, tmp_path
     _out, err = process.communicate(timeout=240)
     assert process.returncode == 0, err
     info = read_run(run)
-    assert info.status == "stopped"
+    assert info.status == "stopped" and info.progress["stop_reason"] == "stop_request"
     stopped_at = len(read_history(run))
     assert 1 <= stopped_at < 4
-    assert (run / "model.keras").is_file()
+    # Only whole epochs are kept (one a stop cut short is trained again on resume), and the run
+    # ends without its final evaluation: promotion measures the best model instead.
+    assert all(row["val_accuracy"] is not None for row in read_history(run))
+    assert (run / "model.keras").is_file() and not (run / "metrics.json").exists()
+    from fer_core.training.promote import promote
+
+    promoted = promote(run, "stopped_cnn", dest_root=tmp_path / "trained")
+    assert json.loads((promoted / "metrics.json").read_text())["accuracy"] >= 0
+    assert not (run / "metrics.json").exists()  # the run itself is left as it was
 
     resumed = start_cli("train", "--resume", str(run), "--quiet")
     out, err = resumed.communicate(timeout=300)

@@ -261,15 +261,12 @@ def cmd_stop(args) -> int:
 
 def cmd_promote(args) -> int:
     from fer_core.fileio import read_json
-    from fer_core.training.promote import list_versions, promote, restore, versions_dir
+    from fer_core.training.promote import list_versions, measured_on, promote, restore, versions_dir
 
     if args.list_versions:
         kept = list_versions(args.list_versions)
         for folder in kept:
-            metrics = read_json(folder / "metrics.json", {}) or {}
-            accuracy = metrics.get("accuracy")
-            shown = f"{accuracy:.4f} on {metrics.get('split', '?')}" if isinstance(accuracy, float) else "no metrics"
-            print(f"{folder.name}  {shown}")
+            print(f"{folder.name}  {measured_on(folder)}")
         if not kept:
             print(f"no kept versions of {args.list_versions} in {versions_dir(args.list_versions)}")
         return 0

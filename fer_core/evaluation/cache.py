@@ -8,13 +8,16 @@ from fer_core.evaluation.predict import predict_probabilities
 from fer_core.inference import tta_mode
 
 
-def cached_probabilities(model_file, images: np.ndarray, labels: np.ndarray, tta=False, load=None) -> np.ndarray:
+def cached_probabilities(
+    model_file, images: np.ndarray, labels: np.ndarray, tta=False, load=None, progress=None
+) -> np.ndarray:
     """`predict_probabilities` of a saved model on these images, kept on disk under
     FER_CACHE_DIR/probabilities for the next caller (the Evaluate page, `fer-core evaluate`, a
     distillation run's teachers). The key is the content of the model file and of the images and
     labels (so a promoted or retrained model, or other data, is never answered from an old entry),
     plus the TTA setting, Keras backend and version, which can move the last float digits. A
-    missing, unreadable or malformed entry is computed again."""
+    missing, unreadable or malformed entry is computed again. `progress`: see `predict_probabilities`
+    (not called for an entry found)."""
     import hashlib
     import os
 
@@ -36,7 +39,7 @@ def cached_probabilities(model_file, images: np.ndarray, labels: np.ndarray, tta
     if probabilities is None:
         if load is None:
             from fer_core.artifacts import load_model as load
-        probabilities = predict_probabilities(load(model_file), images, tta=tta)
+        probabilities = predict_probabilities(load(model_file), images, tta=tta, progress=progress)
         try:
             os.makedirs(path.parent, exist_ok=True)
             write_atomic(path, lambda tmp: np.save(tmp, probabilities, allow_pickle=False))

@@ -132,6 +132,7 @@ def evaluate_model_file(
     name: str | None = None,
     load=None,
     classes=None,
+    progress=None,
 ) -> Evaluation:
     """One saved model's evaluation, its probabilities kept on disk for next time.
 
@@ -143,13 +144,17 @@ def evaluate_model_file(
         model_file: a `.keras` file.
         load: how to load it when needed (default `fer_core.artifacts.load_model`).
         classes: the model's classes (see `evaluate`).
+        progress: `progress(faces done, faces)` while the faces are classified (see
+            `predict_probabilities`).
     """
     import os
 
     split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
     subset, left_out = align_to_model(subset, classes) if classes is not None else (subset, [])
-    probabilities = cached_probabilities(model_file, subset.images, subset.labels, tta=tta, load=load)
+    probabilities = cached_probabilities(
+        model_file, subset.images, subset.labels, tta=tta, load=load, progress=progress
+    )
     names = [name] if name else [os.path.splitext(os.path.basename(str(model_file)))[0]]
     return _with_left_out(
         left_out,

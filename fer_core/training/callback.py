@@ -65,6 +65,7 @@ def run_callback(
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
+            self.cut_short = None  # the batch a stop request ended this epoch at, if it did
             self.epoch_start = time.monotonic()
             self.last_write = 0.0
             self.set_rate(epoch)
@@ -79,6 +80,8 @@ def run_callback(
             if stop():
                 self.model.stop_training = True
                 state.stopped, state.stop_reason = True, "stop_request"
+                if batch + 1 < batches:
+                    self.cut_short = batch + 1
             elif config.minutes and self.elapsed() >= config.minutes * 60.0:
                 self.model.stop_training = True
                 state.stop_reason = "budget"
@@ -86,6 +89,16 @@ def run_callback(
             if now - self.last_write >= PROGRESS_INTERVAL_S or batch + 1 == batches:
                 self.last_write = now
                 self.write_batch_progress(batch, logs, elapsed=now - self.epoch_start)
+
+        def on_test_batch_end(self, batch, logs=None):
+            # Keras validates even an epoch a stop request ended early: cut that short as well
+            # (`stop_evaluating`), and a validation a stop request arrives in.
+            if self.cut_short is None and stop():
+                self.model.stop_training = True
+                state.stopped, state.stop_reason = True, "stop_request"
+                self.cut_short = batches
+            if self.cut_short is not None:
+                self.model.stop_evaluating = True
 
         def write_batch_progress(self, batch, logs, elapsed: float) -> None:
             # Time left from finished epochs only (validation included): the first batches of a
@@ -112,6 +125,20 @@ def run_callback(
             )
 
         def on_epoch_end(self, epoch, logs=None):
+            if self.cut_short is not None:
+                # Stopped mid-epoch: that epoch is not kept (its validation is partial); the
+                # best model and the checkpoint stay those of the last whole epoch, and a resume
+                # trains this epoch again.
+                log.info(
+                    "stopped at batch %d/%d of epoch %d; kept: epoch %d's checkpoint and the best model (epoch %d)",
+                    min(self.cut_short, batches),
+                    batches,
+                    epoch + 1,
+                    state.epoch,
+                    state.best_epoch,
+                )
+                write_progress(run_dir, epoch=epoch + 1, batch=min(self.cut_short, batches))
+                return
             logs = {k: float(v) for k, v in (logs or {}).items()}
             seconds = time.monotonic() - self.epoch_start
             row = {

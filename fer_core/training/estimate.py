@@ -15,6 +15,7 @@ from fer_core.backend import SPEED_FLAGS, cpu_flags
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
 from fer_core.rundir import CONFIG_FILE, PROGRESS_FILE, read_history
+from fer_core.words import counted
 from fer_core.training.config import TrainConfig
 
 # The shipped models' lineage: the timed runs behind them, read even where FER_TRAINED_DIR points
@@ -32,7 +33,7 @@ class RunEstimate:
     def describe(self, epochs: int) -> str:
         if self.minutes is None:
             return (
-                f"{self.train_images:,} training images x {epochs} epochs; no timed run of this model and "
+                f"{self.train_images:,} training images x {counted(epochs, 'epoch')}; no timed run of this model and "
                 f"precision on this machine yet ({self.source}), so no estimate: the first epoch will tell"
             )
         length = (
@@ -43,7 +44,7 @@ class RunEstimate:
             else f"about {self.minutes / 60:.1f} hours"
         )
         return (
-            f"{length} of training: {self.train_images:,} training images x {epochs} epochs at "
+            f"{length} of training: {self.train_images:,} training images x {counted(epochs, 'epoch')} at "
             f"{self.images_per_second:.0f} images/s ({self.source})"
         )
 

@@ -349,11 +349,15 @@ def _fit_on_devices(path, config, data, y_train, state, stop, training_model, mo
 
 
 def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: RunState, log) -> Path:
-    """The run's wrap-up after its last epoch: metrics.json on the reported split, final status."""
+    """The run's wrap-up after its last epoch: metrics.json on the reported split, final status.
+    A run stopped on request ends at once, unmeasured: whoever stopped it is waiting, and its
+    best model is measured when it is promoted (or by `fer-core evaluate`)."""
     status = "stopped" if state.stopped else "finished"
     if not state.stop_reason and not state.stopped:
         state.stop_reason = "epochs"
-    if (path / "model.keras").is_file():
+    if state.stopped:
+        log.info("stopped on request: the best model (epoch %d) is kept, not measured", state.best_epoch)
+    elif (path / "model.keras").is_file():
         write_progress_quietly(
             path,
             wrapping_up=True,

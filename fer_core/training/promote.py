@@ -20,6 +20,8 @@ from fer_core.training.runs import RunInfo, read_run
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
+# A run stopped on request has no metrics.json: promotion measures its model instead.
+MEASURED_ON_PROMOTION = ("metrics.json",)
 # The records of the runs behind a model's weights, one folder each (see `lineage_name`).
 LINEAGE_FOLDER = "lineage"
 LINEAGE_FILES = ("config.json", "history.csv", "progress.json", "metrics.json")
@@ -53,7 +55,7 @@ def promote(
     info = read_run(run_dir)
     if info.active:
         raise FerError(f"{info.path}: the run is still {info.status}; stop it or wait before promoting")
-    missing = [f for f in PROMOTED_FILES if not (info.path / f).is_file()]
+    missing = [f for f in PROMOTED_FILES if not (info.path / f).is_file() and f not in MEASURED_ON_PROMOTION]
     if missing:
         raise FerError(f"{info.path}: cannot promote, missing {', '.join(missing)}")
     root = Path(dest_root) if dest_root is not None else trained_dir()
@@ -69,12 +71,14 @@ def promote(
     handed_over = False
     try:
         for file in PROMOTED_FILES:
-            shutil.copy2(info.path / file, staging / file)
-        if compact:
+            if (info.path / file).is_file():
+                shutil.copy2(info.path / file, staging / file)
+        if compact or not (staging / "metrics.json").is_file():
             from fer_core.artifacts import compact_model_file
             from fer_core.training.reporting import write_reported_metrics
 
-            compact_model_file(staging / MODEL_FILE)
+            if compact:
+                compact_model_file(staging / MODEL_FILE)
             write_reported_metrics(staging, dataset=dataset, name=name)
         lineage = write_lineage(info, staging)
         card = info.path / "MODEL_CARD.md"
@@ -162,15 +166,28 @@ def default_promote_name(model: str, root: str | os.PathLike | None = None) -> s
     return candidate
 
 
+def measured_on(folder: str | os.PathLike) -> str:
+    """ "0.6562 on 3,589 PublicTest images": a model folder's or run's accuracy as its
+    metrics.json records it, with the set it was measured on; "not measured" without one."""
+    metrics = read_json(Path(folder) / "metrics.json", {}) or {}
+    if not isinstance(metrics.get("accuracy"), (int, float)):
+        return "not measured"
+    count = metrics.get("n")
+    size = f"{count:,} " if isinstance(count, int) else ""
+    return f"{_accuracy(metrics['accuracy'])} on {size}{metrics.get('split', '?')} images"
+
+
 def replacement_summary(existing: Path, run_dir: str | os.PathLike) -> str:
-    """ "trained/cnn: 0.6562 on PublicTest now; this run: 0.1300 on PublicTest": the two accuracies
-    as recorded (the run's from its own metrics.json, measured when it ended)."""
-
-    def accuracy(folder: Path) -> str:
-        metrics = read_json(folder / "metrics.json", {}) or {}
-        return f"{_accuracy(metrics.get('accuracy'))} on {metrics.get('split', '?')}"
-
-    return f"{existing.name} {accuracy(existing)} now; this run {accuracy(Path(run_dir))}"
+    """ "cnn 0.6562 on 3,589 PublicTest images now; this run 0.6100 on 3,589 PublicTest images":
+    the two accuracies as recorded (the run's from its own metrics.json, measured when it
+    ended), and a warning when they were measured on different sets and so do not compare."""
+    now = read_json(existing / "metrics.json", {}) or {}
+    run = read_json(Path(run_dir) / "metrics.json", {}) or {}
+    text = f"{existing.name} {measured_on(existing)} now; this run {measured_on(run_dir)}"
+    same_set = all(now.get(key) == run.get(key) for key in ("split", "n", "data"))
+    if now and run and not same_set:
+        text += " (measured on different sets: the two numbers do not compare)"
+    return text
 
 
 def replace_refusal(existing: Path, run_dir: str | os.PathLike) -> str:

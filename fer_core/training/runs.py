@@ -66,7 +66,7 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
         if not pid_alive(progress.get("pid")):
             status = "interrupted"
         elif (path / STOP_FILE).exists():
-            status = "stopping"  # asked to stop; the process ends its batch and measures the best model
+            status = "stopping"  # asked to stop; the process ends its batch and exits
     best = progress.get("best_val_accuracy")
     return RunInfo(
         path=path,
