@@ -99,9 +99,14 @@ for label in selected:
 # "Evaluate" is pressed.
 settings = (tuple(selected), split, tta, dataset.root)
 store, _lock = _evaluations()
-pending = [label for label in selected if _key(label) not in store]
+try:
+    pending = [label for label in selected if _key(label) not in store]
+except FerError as exc:  # a model whose records cannot be read
+    st.error(sentence(exc))
+    st.stop()
+cancel_slot = st.empty()  # the Cancel button, while there is something to cancel
 if pending and st.session_state.get("evaluation_cancelled") != settings:
-    if st.button("Cancel", help="Stops measuring; the models measured so far stay shown"):
+    if cancel_slot.button("Cancel", help="Stops measuring; the models measured so far stay shown"):
         st.session_state["evaluation_cancelled"] = settings
         st.rerun()
 if pending and st.session_state.get("evaluation_cancelled") == settings:
@@ -126,6 +131,7 @@ for number, label in enumerate(selected):
         st.error(sentence(exc))
         st.stop()
 bar.empty()
+cancel_slot.empty()
 for label, result in results.items():
     if result.metrics.get("left_out_classes"):
         st.warning(

@@ -6,6 +6,11 @@ from fer_core.artifacts import saved_models
 from fer_core.paths import trained_dir
 from dashboard.shared import data_path, metrics_table
 
+
+def _count(number) -> str:
+    return f"{number:,}" if isinstance(number, int) else "?"
+
+
 st.title("FER Studio")
 st.write(
     "A workbench for facial-expression recognition on FER2013 (48x48 grayscale faces, 7 emotions): "
@@ -36,7 +41,7 @@ if trained:
                 "with flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
                 "with flip+zoom TTA": (metrics.get("with_flip_zoom") or {}).get("accuracy"),
                 "macro-F1": metrics.get("macro_f1"),
-                "reported on": f"{metrics.get('split', '?')} ({metrics.get('n', '?')} images)",
+                "reported on": f"{metrics.get('split', '?')} ({_count(metrics.get('n'))} images)",
                 "selected on": {"validation": "a held-out slice of Training"}.get(
                     metrics.get("selection_split"), metrics.get("selection_split", "not recorded")
                 ),
@@ -51,7 +56,7 @@ if trained:
                 "with flip TTA": record["with_tta"]["accuracy"],
                 "with flip+zoom TTA": record["with_flip_zoom"]["accuracy"],
                 "macro-F1": record["macro_f1"],
-                "reported on": f"{record['split']} ({record['n']} images)",
+                "reported on": f"{record['split']} ({_count(record['n'])} images)",
                 "selected on": "each member's own",
             }
         )

@@ -70,9 +70,14 @@ with video:
     st.caption("Press Start and allow the camera; frames stay between your browser and this server.")
     # Outside the once-a-second panel: a download registered there would be revoked and
     # re-registered every second, racing the click. The CSV is built when clicked, so it holds
-    # every row up to that moment.
+    # every row up to that moment; the click reruns nothing (a rerun re-registers the link the
+    # browser is fetching).
     st.download_button(
-        "Download timeline CSV", data=timeline.to_csv, file_name="fer_live_timeline.csv", mime="text/csv"
+        "Download timeline CSV",
+        data=timeline.to_csv,
+        file_name="fer_live_timeline.csv",
+        mime="text/csv",
+        on_click="ignore",
     )
 
 

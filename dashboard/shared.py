@@ -237,7 +237,8 @@ def metrics_styler(rows, four_decimals: tuple[str, ...]):
     """Model metrics as a styled table: the named columns to four decimals (how Home and Evaluate
     show accuracies, so the same model reads the same on both), other numbers as short as they
     are, and a dash where a number is not known (the paper gives no macro-F1) rather than
-    "None". The values stay numbers: the columns sort as numbers."""
+    "None". Complete columns stay numbers (they sort as numbers); a column with a gap becomes
+    its text, since the table draws any missing value as "None" whatever the style says."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
@@ -245,7 +246,14 @@ def metrics_styler(rows, four_decimals: tuple[str, ...]):
     for column in frame.columns:
         if column not in formats and pd.api.types.is_float_dtype(frame[column]):
             formats[column] = "{:g}"
-    return frame.style.format(formats, na_rep="–")
+    for column in frame.columns:
+        if frame[column].isna().any():
+            shown = formats.pop(column, "{}")
+            frame[column] = [
+                "–" if value is None or (isinstance(value, float) and value != value) else shown.format(value)
+                for value in frame[column]
+            ]
+    return frame.style.format(formats)
 
 
 def metrics_table(rows, four_decimals: tuple[str, ...]) -> None:

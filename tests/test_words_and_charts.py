@@ -36,7 +36,9 @@ def test_a_metrics_table_shows_four_decimals_and_a_dash_for_what_is_not_known():
     assert "0.6110" in html and "0.6102" in html and "0.7941" in html
     assert "None" not in html and "nan" not in html and "–" in html
     assert ">50<" in html  # a whole number stays whole
-    assert metrics_styler(rows, four_decimals=("accuracy",)).data["accuracy"].dtype == float  # sorts as numbers
+    data = metrics_styler(rows, four_decimals=("accuracy",)).data
+    assert data["accuracy"].dtype == float  # a complete column sorts as numbers
+    assert list(data["macro-F1"]) == ["0.6102", "–"] and list(data["epochs"]) == ["50", "–"]  # never "None"
 
 
 def test_two_faces_with_the_same_emotion_at_the_same_time_both_show():
