@@ -38,8 +38,8 @@ if trained:
             {
                 "model": ref.name,
                 "accuracy": metrics.get("accuracy"),
-                "with flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
-                "with flip+zoom TTA": (metrics.get("with_flip_zoom") or {}).get("accuracy"),
+                "flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
+                "flip+zoom TTA": (metrics.get("with_flip_zoom") or {}).get("accuracy"),
                 "macro-F1": metrics.get("macro_f1"),
                 "reported on": f"{metrics.get('split', '?')} ({_count(metrics.get('n'))} images)",
                 "selected on": {"validation": "a held-out slice of Training"}.get(
@@ -53,14 +53,25 @@ if trained:
             {
                 "model": f"ensemble of all {len(record['members'])}",
                 "accuracy": record["accuracy"],
-                "with flip TTA": record["with_tta"]["accuracy"],
-                "with flip+zoom TTA": record["with_flip_zoom"]["accuracy"],
+                "flip TTA": record["with_tta"]["accuracy"],
+                "flip+zoom TTA": record["with_flip_zoom"]["accuracy"],
                 "macro-F1": record["macro_f1"],
                 "reported on": f"{record['split']} ({_count(record['n'])} images)",
                 "selected on": "each member's own",
             }
         )
-    metrics_table(rows, four_decimals=("accuracy", "with flip TTA", "with flip+zoom TTA", "macro-F1"))
+    # Where each number was measured and what picked each model's epoch go under the table, said
+    # once where the models share them: as two more columns they scrolled sideways at 800 px.
+    numbers = ("model", "accuracy", "flip TTA", "flip+zoom TTA", "macro-F1")
+    metrics_table([{k: row[k] for k in numbers} for row in rows], four_decimals=numbers[1:])
+    for column in ("reported on", "selected on"):
+        values = {row[column] for row in rows[: len(trained)]}
+        said = values.pop() if len(values) == 1 else "; ".join(f"{row['model']}: {row[column]}" for row in rows)
+        if column == "reported on":
+            st.caption(f"Accuracy and macro-F1 on {said}, without test-time augmentation and with it.")
+        else:
+            extra = " (the ensemble: each member's own)" if record is not None and len(values) == 0 else ""
+            st.caption(f"Each model's epoch selected on {said}{extra}.")
     if record is not None:
         st.caption(f"The ensemble averages its members' probabilities; reproduce it with `{record['command']}`.")
     elif len(trained) > 1:

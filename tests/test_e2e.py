@@ -193,6 +193,25 @@ def test_the_settings_are_readable_at_800_px(server, browser, path, ready):
     page.close()
 
 
+# Each table's width beyond its box (0: it needs no sideways scroll).
+TABLE_OVERFLOW = """() => [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')]
+    .map(s => s.scrollWidth - s.clientWidth)"""
+
+
+@pytest.mark.parametrize("path, ready", [("", "Pages"), ("evaluate", "Reliability diagram")])
+def test_the_model_tables_fit_at_800_px(server, browser, path, ready):
+    """Home's and Evaluate's tables of models show every column at 800 px (they once hid
+    "reported on", "selected on", "source" and "epochs" past a sideways scroll)."""
+    url, _base, _pid = server
+    page = browser.new_page(viewport={"width": 800, "height": 1400})
+    page.goto(f"{url}/{path}")
+    page.get_by_text(ready).first.wait_for(timeout=120_000)
+    settle(page)
+    overflow = page.evaluate(TABLE_OVERFLOW)
+    assert overflow and all(width <= 1 for width in overflow), overflow
+    page.close()
+
+
 def test_predict_upload_in_chromium(server, browser, folder_dataset, tmp_path):
     url, _base, _pid = server
     face = next((folder_dataset / "test" / "happy").iterdir())
