@@ -159,7 +159,7 @@ VIEW_SIDE = 768
 CUT_SHARE = 0.1
 # A box from the mirrored view is a face of the picture when at least this share of its width
 # and of its height lies inside it; the mirror image of a face inside lies all outside.
-MIN_INSIDE_SHARE = 0.4
+MIN_INSIDE_SHARE = 0.3
 # The smallest face BlazeFace finds reliably is about 12 px of its 192-px input: in a whole photo
 # of 2000 px that is a 125-px face. Smaller ones are searched in tiles, halving the tile side
 # level by level (tiles overlap by a third, so a face up to a third of a tile lies whole in one)
