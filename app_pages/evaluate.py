@@ -48,7 +48,7 @@ def _evaluations() -> tuple[OrderedDict, threading.Lock]:
 
 def _key(label: str) -> tuple:
     ref = refs[label]
-    return (str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta, model_classes(ref))
+    return (str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta, classes_of[label])
 
 
 def evaluate_one(label: str, number: int, bar):
@@ -71,7 +71,8 @@ def evaluate_one(label: str, number: int, bar):
 
     from fer_core.evaluation import evaluate_model_file
 
-    progress(0, len(dataset.split(split)))
+    # The model loads before its first faces are counted: say which one it is meanwhile.
+    bar.progress(number / len(selected), text=f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}...")
     result = evaluate_model_file(
         ref.model_file,
         dataset,
@@ -79,7 +80,7 @@ def evaluate_one(label: str, number: int, bar):
         tta=tta,
         name=ref.name,
         load=lambda _file: load_model(ref),
-        classes=model_classes(ref),
+        classes=classes_of[label],
         progress=progress,
     )
     with lock:
@@ -99,7 +100,8 @@ for label in selected:
 # "Evaluate" is pressed.
 settings = (tuple(selected), split, tta, dataset.root)
 store, _lock = _evaluations()
-try:
+try:  # each model's classes read once a run: they come from its records on disk
+    classes_of = {label: model_classes(refs[label]) for label in selected}
     pending = [label for label in selected if _key(label) not in store]
 except FerError as exc:  # a model whose records cannot be read
     st.error(sentence(exc))

@@ -64,14 +64,15 @@ if trained:
     # once where the models share them: as two more columns they scrolled sideways at 800 px.
     numbers = ("model", "accuracy", "flip TTA", "flip+zoom TTA", "macro-F1")
     metrics_table([{k: row[k] for k in numbers} for row in rows], four_decimals=numbers[1:])
-    for column in ("reported on", "selected on"):
-        values = {row[column] for row in rows[: len(trained)]}
-        said = values.pop() if len(values) == 1 else "; ".join(f"{row['model']}: {row[column]}" for row in rows)
-        if column == "reported on":
-            st.caption(f"Accuracy and macro-F1 on {said}, without test-time augmentation and with it.")
-        else:
-            extra = " (the ensemble: each member's own)" if record is not None and len(values) == 0 else ""
-            st.caption(f"Each model's epoch selected on {said}{extra}.")
+    models = rows[: len(trained)]
+
+    def said(column: str) -> str:
+        values = {row[column] for row in models}
+        return values.pop() if len(values) == 1 else "; ".join(f"{row['model']}: {row[column]}" for row in models)
+
+    st.caption(f"Accuracy and macro-F1 on {said('reported on')}, without test-time augmentation and with it.")
+    ensemble = " (the ensemble: each member's own)" if record is not None else ""
+    st.caption(f"Each model's epoch selected on {said('selected on')}{ensemble}.")
     if record is not None:
         st.caption(f"The ensemble averages its members' probabilities; reproduce it with `{record['command']}`.")
     elif len(trained) > 1:
