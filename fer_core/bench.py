@@ -84,16 +84,16 @@ def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches:
 
 
 def bench_live(model, repeats: int = 100, detector_name: str = "haar") -> dict:
-    """The live page's path on a 640x480 frame with one drawn face moving across it: the detector
+    """The live page's path on a 640x480 frame with one real face moving across it: the detector
     alone on the downscaled copy, then whole frames (detect or track, crop, classify, draw) through
     `fer_core.inference.live.LiveProcessor`, with detection on every frame and at the page's default interval."""
     import cv2
 
     from fer_core.inference import Classifier, make_detector
     from fer_core.inference.live import LIVE_DETECTION_SIDE, LiveProcessor, LiveSettings
-    from fer_core.data.synthetic import face_frame
+    from fer_core.detection_bench import photo_frame
 
-    frames = [face_frame([(150 + 2 * (i % 100), 120, 180)], seed=i % 7) for i in range(repeats)]
+    frames = [photo_frame([(150 + 2 * (i % 100), 100, 220)]) for i in range(repeats)]
     detector, classifier = make_detector(detector_name, live=True), Classifier(model)
     small = cv2.resize(frames[0], (LIVE_DETECTION_SIDE, LIVE_DETECTION_SIDE * 3 // 4), interpolation=cv2.INTER_AREA)
     small = small if detector.reads_colour else cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -119,7 +119,7 @@ def bench_live(model, repeats: int = 100, detector_name: str = "haar") -> dict:
         "frame_ms": _percentiles(default),
         "frame_ms_detect_every_frame": _percentiles(every_frame),
         "frames_per_s": round(1.0 / p50, 1),
-        "frame": f"640x480, one 180-px face, detection on a {LIVE_DETECTION_SIDE}-px copy every "
+        "frame": f"640x480, one 220-px face, detection on a {LIVE_DETECTION_SIDE}-px copy every "
         f"{default_every} frames (tracked between)",
         "faces_detected": faces_found,
     }
@@ -127,13 +127,13 @@ def bench_live(model, repeats: int = 100, detector_name: str = "haar") -> dict:
 
 def bench_video(model, frames: int = 100, detector_names=None) -> dict:
     """Video files through `fer_core.inference.video.analyze`: frames/s of a 640x480 clip with two
-    drawn faces moving, analysing every frame and every 5th, writing the annotated MP4 as well."""
+    real faces moving, analysing every frame and every 5th, writing the annotated MP4 as well."""
     import tempfile
     from pathlib import Path
 
     import av
 
-    from fer_core.data.synthetic import face_frame
+    from fer_core.detection_bench import photo_frame
     from fer_core.inference import Classifier, make_detector
     from fer_core.inference.detectors import DETECTORS
     from fer_core.inference.video import analyze
@@ -146,7 +146,7 @@ def bench_video(model, frames: int = 100, detector_names=None) -> dict:
             stream = container.add_stream("libx264", rate=25)
             stream.width, stream.height, stream.pix_fmt = 640, 480, "yuv420p"
             for k in range(frames):
-                image = face_frame([(60 + 3 * k, 40, 180), (460 - 3 * k, 270, 140)], seed=k % 7)
+                image = photo_frame([(60 + 3 * k, 40, 180), (460 - 3 * k, 290, 140)])
                 for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
                     container.mux(packet)
             for packet in stream.encode():

@@ -197,6 +197,34 @@ def crowd_scenes(faces: np.ndarray) -> list[Scene]:
     return scenes
 
 
+# A head around a photo's face box, as a share of the box's side on each side of it.
+HEAD_MARGIN = 0.35
+
+
+def photo_frame(faces: list[tuple[int, int, int]], width: int = 640, height: int = 480) -> np.ndarray:
+    """A (height, width, 3) uint8 BGR camera-like frame with the photos' heads in turn (their face
+    boxes at (x, y), `size` px high) on a plain grey wall: a real face for every detector, unlike
+    a drawn one (the benchmark's live frame and video clip)."""
+    import cv2
+
+    frame = np.full((height, width, 3), 118, np.uint8)
+    for index, (x, y, size) in enumerate(faces):
+        name = list(PHOTOS)[index % len(PHOTOS)]
+        photo = _picture(name)
+        ((fx, fy, fw, fh),) = PHOTOS[name]
+        margin_x, margin_y = round(HEAD_MARGIN * fw), round(HEAD_MARGIN * fh)
+        x0, y0 = max(0, fx - margin_x), max(0, fy - margin_y)
+        head = photo[y0 : fy + fh + margin_y, x0 : fx + fw + margin_x]
+        scale = size / fh
+        head = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        left, top = x - round((fx - x0) * scale), y - round((fy - y0) * scale)
+        a, b = max(0, left), max(0, top)
+        c, d = min(width, left + head.shape[1]), min(height, top + head.shape[0])
+        if c > a and d > b:
+            frame[b:d, a:c] = head[b - top : d - top, a - left : c - left]
+    return np.ascontiguousarray(frame[..., ::-1])
+
+
 def _overlaps(a, b) -> bool:
     return not (a[0] + a[2] <= b[0] or b[0] + b[2] <= a[0] or a[1] + a[3] <= b[1] or b[1] + b[3] <= a[1])
 

@@ -1,7 +1,7 @@
 """The Python face of FER Studio: emotions of the faces in images and videos, in three lines.
 
     from fer_core import Recognizer
-    recognizer = Recognizer()                  # the best trained model, the BlazeFace detector
+    recognizer = Recognizer()                  # the best trained model, the RetinaFace detector
     faces = recognizer.analyze("photo.jpg")    # a path, bytes, a PIL image or a numpy array
 
 `fer-core predict` and `fer-core video`, the Predict page and the HTTP service all go through it,

@@ -53,10 +53,11 @@ def test_bench_json_keys(tiny_run, capsys):
         assert found["frame_ms"]["p50"] > 0 and found["empty_scenes"] == 12
         assert set(found["crowd"]) == {"close", "cut", "small"}  # the crowd's cases, each "N of M"
         assert all(share.split(" of ")[1] == str(total) for share, total in zip(found["crowd"].values(), (6, 24, 8)))
-    blazeface = detection["blazeface"]["crowd"]
-    assert int(blazeface["close"].split()[0]) >= 4 and int(blazeface["cut"].split()[0]) >= 4  # the photos' faces
-    assert detection["blazeface"]["phantoms_in_empty_scenes"] == 0
-    assert detection["blazeface"]["phantoms_in_crowd_scenes"] == 0  # the extra views box nothing but faces
+    for neural in ("retinaface", "blazeface"):
+        crowd = detection[neural]["crowd"]
+        assert int(crowd["close"].split()[0]) >= 4 and int(crowd["cut"].split()[0]) >= 4  # the photos' faces
+        assert detection[neural]["phantoms_in_empty_scenes"] == 0
+        assert detection[neural]["phantoms_in_crowd_scenes"] == 0  # the margins box nothing but faces
     assert result["train_ratio_vs_keras_fit"] > 0 and result["train_rounds"] == 2
     assert result["train_ips_per_model"]["cnn"]["ratio"] == result["train_ratio_vs_keras_fit"]
     assert {"backend", "keras", "cores", "cpu"} <= set(result["environment"])

@@ -189,7 +189,7 @@ def test_the_settings_are_readable_at_800_px(server, browser, path, ready):
     page.get_by_text(ready).first.wait_for(timeout=120_000)
     settle(page)
     assert page.evaluate(CUT_TEXTS) == []
-    assert page.get_by_role("combobox", name="Face detector").input_value() == "blazeface"
+    assert page.get_by_role("combobox", name="Face detector").input_value() == "retinaface"
     page.close()
 
 
@@ -256,7 +256,7 @@ def test_predict_a_group_photo_in_colour_with_numbered_faces(server, browser, tm
     page.screenshot(path=str(SCREENSHOTS / "predict-group-photo.png"), full_page=True)
     download_csv(page, "Download CSV", tmp_path / "faces.csv")
     rows = pd.read_csv(tmp_path / "faces.csv")
-    assert list(rows["face"]) == [1, 2, 3] and set(rows["detector"]) == {"blazeface"}
+    assert list(rows["face"]) == [1, 2, 3] and set(rows["detector"]) == {"retinaface"}
     by_left = rows.sort_values("x")  # the same columns as fer-core predict --csv
     assert list(by_left["x"] // 512) == [0, 1, 2]  # one face in each photo
     assert list(by_left["cut"]) == [False, False, True]
@@ -527,16 +527,14 @@ COUNT_BOX_PIXELS = """
 
 
 def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset, tmp_path):
-    """A fake camera (a clip of drawn faces) streams through WebRTC: boxes and labels come back in
-    the video, and timeline rows appear beside it. Predict loads a model (TensorFlow) first, the
-    order that used to crash the server."""
-    from fer_core.data.synthetic import face_frame
+    """A fake camera (a clip of a real face moving: the default detector knows real faces, not
+    drawn ones) streams through WebRTC: boxes and labels come back in the video, and timeline rows
+    appear beside it. Predict loads a model (TensorFlow) first, the order that used to crash the
+    server."""
+    from fer_core.detection_bench import photo_frame
 
     url, base, pid = server
-    clip = write_y4m(
-        tmp_path / "faces.y4m",
-        [face_frame([(180 + 4 * i, 110, 200)], seed=i % 4, mouth_open=(i % 15) / 15) for i in range(45)],
-    )
+    clip = write_y4m(tmp_path / "faces.y4m", [photo_frame([(180 + 4 * i, 110, 200)]) for i in range(45)])
     args = CHROMIUM_ARGS + [
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",

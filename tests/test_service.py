@@ -104,7 +104,7 @@ def test_one_photo_gives_the_facades_faces_and_probabilities(server, photos):
     response = analyze(server, ("group.png", data))
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["model"], body["detector"], body["tta"]) == (MODEL, "blazeface", "none")
+    assert (body["model"], body["detector"], body["tta"]) == (MODEL, "retinaface", "none")
     [result] = body["results"]
     expected = Recognizer(TRAINED / MODEL).analyze(data)
     assert result["file"] == "group.png" and result["error"] is None and len(result["faces"]) == 2

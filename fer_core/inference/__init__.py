@@ -1,6 +1,6 @@
 """The inference wing: faces in, probabilities out.
 
-Modules: `detectors` (face detectors by name: Haar, BlazeFace), `faces` (which faces, crops,
+Modules: `detectors` (face detectors by name: RetinaFace, BlazeFace, Haar), `faces` (which faces, crops,
 drawing), `classifier` (the fast `Classifier`,
 `classify_image`), `tta` (test-time augmentation), `onnx_engine` + `onnx_graph` (the ONNX Runtime
 path and the graph writer), `live` (tracker, smoother, per-viewer processor, timeline). Shared by
