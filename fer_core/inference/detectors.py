@@ -604,7 +604,7 @@ def _onnx_session(onnxruntime, model: bytes):
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     # Its threads would spin for a while after each search, taking the cores the classifier's
-    # session needs next: the live frame that detects took 40 ms spinning, 30 without.
+    # session needs next (the live frame that detects is a third slower; docs/performance.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with _quiet_stderr():
         return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
