@@ -8,8 +8,9 @@ picture). Part of `fer-core bench`.
 
 A detection finds a true face when its centre lies inside the face's box (the part inside the
 picture, for a cut face) and its side is within a factor of two of the face's; each true face is
-found at most once. Any other detection is a phantom. Latency is per 640x480 frame, as a photo or a video frame is searched (BlazeFace with
-its tiles where the frame is large enough for them; Haar at its still-image settings).
+found at most once. Any other detection is a phantom. Latency is per 640x480 frame, as a photo or
+a video frame is searched (RetinaFace inside its border; BlazeFace with every view, tiles where the
+frame is large enough for them; Haar at its still-image settings).
 """
 
 from __future__ import annotations

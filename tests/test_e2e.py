@@ -481,6 +481,15 @@ def test_explain_bad_upload_is_an_error_box(server, browser, tmp_path):
     page.close()
 
 
+def confirm_then_click(page, confirm: str, button) -> None:
+    """A button that waits for its confirming tick: disabled until `confirm` is ticked, then
+    clicked (after the rerun the tick starts has drawn it enabled)."""
+    assert button.is_disabled()
+    page.get_by_text(confirm).click()
+    page.wait_for_timeout(700)
+    button.click()
+
+
 def write_y4m(path: Path, frames, fps: int = 15) -> Path:
     """A raw YUV4MPEG2 clip for Chromium's fake camera (it wants the plain `C420` colour space)."""
     import cv2
@@ -685,11 +694,7 @@ def test_train_relaunch_after_a_finished_run_and_promote_with_confirmation(serve
     warning.wait_for(timeout=30_000)
     # The run was measured on 14 images, the shipped model on more: said, and not compared.
     assert "do not compare" in warning.inner_text() and "on 14 PublicTest images" in warning.inner_text()
-    promote_button = page.get_by_role("button", name="Promote", exact=True)
-    assert promote_button.is_disabled()
-    page.get_by_text("Replace trained/cnn").click()
-    page.wait_for_timeout(700)
-    promote_button.click()
+    confirm_then_click(page, "Replace trained/cnn", page.get_by_role("button", name="Promote", exact=True))
     page.get_by_text("Promoted to").wait_for(timeout=120_000)
     kept = list((base / "trained" / ".versions" / "cnn").iterdir())
     assert len(kept) == 1 and (kept[0] / "model.keras").is_file()
@@ -703,11 +708,7 @@ def test_train_relaunch_after_a_finished_run_and_promote_with_confirmation(serve
     version = page.get_by_role("combobox", name="Version (kept when it was replaced)")
     version.wait_for(timeout=30_000)
     assert version.input_value().startswith(f"{kept[0].name}: ") and " PublicTest images" in version.input_value()
-    restore_button = page.get_by_role("button", name="Restore", exact=True)
-    assert restore_button.is_disabled()
-    page.get_by_text("put this version back").click()
-    page.wait_for_timeout(700)
-    restore_button.click()
+    confirm_then_click(page, "put this version back", page.get_by_role("button", name="Restore", exact=True))
     page.get_by_text("Restored trained/cnn from").wait_for(timeout=60_000)
     assert len(list((base / "trained" / ".versions" / "cnn").iterdir())) == 1  # the promoted one kept in turn
     page.close()

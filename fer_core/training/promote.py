@@ -169,7 +169,14 @@ def default_promote_name(model: str, root: str | os.PathLike | None = None) -> s
 def measured_on(folder: str | os.PathLike) -> str:
     """ "0.6562 on 3,589 PublicTest images": a model folder's or run's accuracy as its
     metrics.json records it, with the set it was measured on; "not measured" without one."""
-    metrics = read_json(Path(folder) / "metrics.json", {}) or {}
+    return _measured_on(_metrics(folder))
+
+
+def _metrics(folder: str | os.PathLike) -> dict:
+    return read_json(Path(folder) / "metrics.json", {}) or {}
+
+
+def _measured_on(metrics: dict) -> str:
     if not isinstance(metrics.get("accuracy"), (int, float)):
         return "not measured"
     count = metrics.get("n")
@@ -181,9 +188,8 @@ def replacement_summary(existing: Path, run_dir: str | os.PathLike) -> str:
     """ "cnn 0.6562 on 3,589 PublicTest images now; this run 0.6100 on 3,589 PublicTest images":
     the two accuracies as recorded (the run's from its own metrics.json, measured when it
     ended), and a warning when they were measured on different sets and so do not compare."""
-    now = read_json(existing / "metrics.json", {}) or {}
-    run = read_json(Path(run_dir) / "metrics.json", {}) or {}
-    text = f"{existing.name} {measured_on(existing)} now; this run {measured_on(run_dir)}"
+    now, run = _metrics(existing), _metrics(run_dir)
+    text = f"{existing.name} {_measured_on(now)} now; this run {_measured_on(run)}"
     same_set = all(now.get(key) == run.get(key) for key in ("split", "n", "data"))
     if now and run and not same_set:
         text += " (measured on different sets: the two numbers do not compare)"
