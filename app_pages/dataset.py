@@ -6,11 +6,14 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from dashboard.dataset_store import bring_a_dataset, subject_pattern, zero_shot_section
 from dashboard.shared import dataset_or_stop
+from fer_core.words import counted
 
 SAMPLES_PER_PAGE = 24
 
 st.title("Dataset")
+bring_a_dataset()
 dataset = dataset_or_stop()
 
 
@@ -29,14 +32,21 @@ for line in stats["load_report"]:
 
 classes = list(dataset.classes)
 st.caption(
-    f"**{stats['name']}** ({dataset.root}): {stats['n']:,} images in {len(stats['splits'])} splits "
+    f"**{stats['name']}** ({dataset.root}): {counted(stats['n'], 'image')} in {counted(len(stats['splits']), 'split')} "
     f"({', '.join(stats['splits'])}); {len(classes)} classes: {', '.join(classes)}"
 )
-for key, what in (("identical_across_splits", "in two splits"), ("identical_across_classes", "under two classes")):
-    found = stats["leakage"][key]
+subject_pattern(dataset)
+for key, what in (
+    ("identical_across_splits", "identical images in two splits"),
+    ("identical_across_classes", "identical images under two classes"),
+    ("near_identical_across_splits", "near-identical images (one sequence's frames?) in two splits"),
+):
+    found = stats["leakage"].get(key, {"count": 0})
     if found["count"]:
         named = "; ".join(" = ".join(files) for files in found["examples"][:3])
-        st.warning(f"{found['count']} identical images {what}, e.g. {named}")
+        st.warning(f"{found['count']} groups of {what}, e.g. {named}")
+
+zero_shot_section(dataset)
 
 # ---- distribution
 st.subheader("Class distribution")

@@ -140,6 +140,9 @@ for label, result in results.items():
             f"{label} does not know {', '.join(result.metrics['left_out_classes'])}: those faces were left out "
             "of its numbers"
         )
+    if result.metrics.get("matched_by_synonym"):
+        pairs = ", ".join(f"{data} as {model}" for data, model in result.metrics["matched_by_synonym"].items())
+        st.caption(f"{label}: the data's classes matched by synonym: {pairs}; the others by name.")
 same_classes = len({tuple(r.metrics["classes"]) for r in results.values()}) == 1
 if len(selected) > 1 and not same_classes:
     st.info("No ensemble row: the chosen models predict different classes.")
@@ -215,7 +218,8 @@ st.plotly_chart(reliability_figure(metrics["calibration"]), width="stretch")
 st.write(f"Expected calibration error: {metrics['calibration']['ece']:.4f}")
 
 # ---- cross-validations (fer-core crossval)
-from fer_core.training.crossval import list_crossvals  # noqa: E402
+from fer_core.training.crossval_runs import list_crossvals  # noqa: E402
+from dashboard.label_review import suspects_section  # noqa: E402
 
 crossvals = list_crossvals()
 if crossvals:
@@ -234,3 +238,4 @@ if crossvals:
     pooled = {"classes": result["classes"], "confusion_matrix": result["pooled"]["confusion_matrix"]}
     st.plotly_chart(confusion_matrix_figure(pooled), width="stretch", key=f"cv-{folder.name}")
     st.caption(f"`fer-core crossval` wrote these to {folder / 'crossval.json'}.")
+    suspects_section(folder, result)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from fer_core.artifacts import saved_models
+from fer_core.catalog import FER2013, default_model, default_reason, models_by_dataset, set_default_model
 from fer_core.paths import trained_dir
 from dashboard.shared import data_path, metrics_table
 
@@ -28,15 +29,13 @@ def ensemble_record(versions: tuple):
     return read_ensemble_record()
 
 
-st.subheader("Models")
-trained = saved_models()
-if trained:
+def model_rows(members) -> list[dict]:
     rows = []
-    for ref in trained:
+    for ref in members:
         metrics = ref.metrics
         rows.append(
             {
-                "model": ref.name,
+                "model": ref.name + (" (default)" if ref.name == default.name else ""),
                 "accuracy": metrics.get("accuracy"),
                 "flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
                 "flip+zoom TTA": (metrics.get("with_flip_zoom") or {}).get("accuracy"),
@@ -47,36 +46,62 @@ if trained:
                 ),
             }
         )
+    return rows
+
+
+def said(rows, column: str) -> str:
+    """A column's value said once where the rows share it, else each row's."""
+    values = {row[column] for row in rows}
+    return values.pop() if len(values) == 1 else "; ".join(f"{row['model']}: {row[column]}" for row in rows)
+
+
+def ensemble_row(record) -> dict:
+    return {
+        "model": f"ensemble of all {len(record['members'])}",
+        "accuracy": record["accuracy"],
+        "flip TTA": record["with_tta"]["accuracy"],
+        "flip+zoom TTA": record["with_flip_zoom"]["accuracy"],
+        "macro-F1": record["macro_f1"],
+        "reported on": f"{record['split']} ({_count(record['n'])} images)",
+        "selected on": "each member's own",
+    }
+
+
+st.subheader("Models")
+trained = saved_models()
+if trained:
+    default = default_model(trained)
+    names = [ref.name for ref in trained]
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = c1.selectbox("Default model", names, index=names.index(default.name), help=default_reason(default))
+    if c2.button("Use as default", disabled=chosen == default.name):
+        set_default_model(chosen)
+        st.rerun()
+    st.caption(
+        f"{default.name} answers wherever no model is named (Predict, Video, Live, the service): {default_reason(default)}."
+    )
     record, why_not = ensemble_record(tuple((ref.name, ref.version) for ref in trained))
-    if record is not None:
-        rows.append(
-            {
-                "model": f"ensemble of all {len(record['members'])}",
-                "accuracy": record["accuracy"],
-                "flip TTA": record["with_tta"]["accuracy"],
-                "flip+zoom TTA": record["with_flip_zoom"]["accuracy"],
-                "macro-F1": record["macro_f1"],
-                "reported on": f"{record['split']} ({_count(record['n'])} images)",
-                "selected on": "each member's own",
-            }
+    # One table per dataset: accuracies measured on different data never compare.
+    for tag, members in models_by_dataset(trained).items():
+        st.markdown(f"**Measured on {tag.title}**")
+        rows = model_rows(members)
+        in_group = record is not None and {m["name"] for m in record["members"]} <= {ref.name for ref in members}
+        if in_group:
+            rows.append(ensemble_row(record))
+        # Where each number was measured and what picked each model's epoch go under the table, said
+        # once where the models share them: as two more columns they scrolled sideways at 800 px.
+        numbers = ("model", "accuracy", "flip TTA", "flip+zoom TTA", "macro-F1")
+        metrics_table([{k: row[k] for k in numbers} for row in rows], four_decimals=numbers[1:])
+        models = rows[: len(members)]
+        ensemble = " (the ensemble: each member's own)" if in_group else ""
+        st.caption(
+            f"Accuracy and macro-F1 on {said(models, 'reported on')}, without test-time augmentation and with it. "
+            f"Each model's epoch selected on {said(models, 'selected on')}{ensemble}."
         )
-    # Where each number was measured and what picked each model's epoch go under the table, said
-    # once where the models share them: as two more columns they scrolled sideways at 800 px.
-    numbers = ("model", "accuracy", "flip TTA", "flip+zoom TTA", "macro-F1")
-    metrics_table([{k: row[k] for k in numbers} for row in rows], four_decimals=numbers[1:])
-    models = rows[: len(trained)]
-
-    def said(column: str) -> str:
-        values = {row[column] for row in models}
-        return values.pop() if len(values) == 1 else "; ".join(f"{row['model']}: {row[column]}" for row in models)
-
-    st.caption(f"Accuracy and macro-F1 on {said('reported on')}, without test-time augmentation and with it.")
-    ensemble = " (the ensemble: each member's own)" if record is not None else ""
-    st.caption(f"Each model's epoch selected on {said('selected on')}{ensemble}.")
-    if record is not None:
-        st.caption(f"The ensemble averages its members' probabilities; reproduce it with `{record['command']}`.")
-    elif len(trained) > 1:
-        st.caption(f"Ensemble of all trained models: {why_not}; measure it with `fer-core ensemble --data DATA`.")
+        if in_group:
+            st.caption(f"The ensemble averages its members' probabilities; reproduce it with `{record['command']}`.")
+        elif tag.name == FER2013 and len(members) > 1:
+            st.caption(f"Ensemble of the FER2013 models: {why_not}; measure it with `fer-core ensemble --data DATA`.")
     st.caption(
         "Each model's best epoch was picked on its selection split; accuracy is reported on another "
         "split that played no part in training or selection. trained/RESULTS.md compares them with the paper."

@@ -6,12 +6,14 @@ reload or another tab never touches the process.
 
 import streamlit as st
 
+from dashboard.crossval_views import current_crossval, launch_crossval_button, show_crossval
 from dashboard.run_views import promote_form, restore_form, runs_table, show_run
 from dashboard.shared import data_path
 from dashboard.train_form import settings_form
 from fer_core.errors import FerError
 from fer_core.paths import runs_dir
 from fer_core.training.config import TrainConfig
+from fer_core.training.crossval_runs import crossval_progress
 from fer_core.training.estimate import estimate_run
 from fer_core.training.launch import launch
 from fer_core.training.runs import list_runs
@@ -48,12 +50,20 @@ if length is not None:
             )
             + "Set a time budget to bound it (the best model is kept), or fewer images per split for a trial."
         )
-if st.button("Launch", type="primary", disabled=config is None, key="launch"):
-    try:
-        st.session_state["run_dir"] = str(launch(config))
-        st.success(f"Launched: {st.session_state['run_dir']}")
-    except FerError as exc:
-        st.error(sentence(exc))
+mode = st.radio("Launch", ["one run", "a cross-validation"], horizontal=True, key="launch_mode")
+if mode == "one run":
+    if st.button("Launch", type="primary", disabled=config is None, key="launch"):
+        try:
+            st.session_state["run_dir"] = str(launch(config))
+            st.success(f"Launched: {st.session_state['run_dir']}")
+        except FerError as exc:
+            st.error(sentence(exc))
+else:
+    folds = int(st.number_input("Folds", min_value=2, max_value=20, value=5, step=1, key="folds"))
+    if config is not None:
+        whole = estimate_run(config, counts=split_counts(config.data), folds=folds)
+        st.caption(f"A run a fold, each tested on the images it left out; estimated {whole.describe(config.epochs)}.")
+    launch_crossval_button(config, folds)
 
 
 # The run to show: the one training now, else the one this session launched or picked, else the
@@ -69,6 +79,12 @@ if current:
     st.fragment(run_every=poll)(show_run)(current)
 else:
     st.caption("No run yet in this session. Launch one above.")
+
+cv = current_crossval()
+if cv:
+    st.subheader("Cross-validation")
+    busy = crossval_progress(cv).status in ("running", "stopping")
+    st.fragment(run_every=2.0 if busy else None)(show_crossval)(cv)
 
 st.subheader("Past runs")
 if runs:

@@ -14,11 +14,9 @@ from plotly.subplots import make_subplots
 from fer_core import CLASS_NAMES
 
 
-def probability_bars(probabilities, title: str | None = None, height: int = 260) -> go.Figure:
+def probability_bars(probabilities: dict, title: str | None = None, height: int = 260) -> go.Figure:
     """Horizontal bars, one per class in the model's order top to bottom, on a 0..1 axis.
-    `probabilities`: a dict of class name to probability, or FER2013's seven in its order."""
-    if not isinstance(probabilities, dict):
-        probabilities = dict(zip(CLASS_NAMES, probabilities))
+    `probabilities`: class name to probability, in the model's order."""
     classes = list(probabilities)
     figure = go.Figure(
         go.Bar(
@@ -135,7 +133,7 @@ def reliability_figure(calibration: dict) -> go.Figure:
     return reliability
 
 
-def emotion_timeline(rows, title: str, x: str = "time", height: int = 320, classes=CLASS_NAMES) -> go.Figure:
+def emotion_timeline(rows, title: str, classes, x: str = "time", height: int = 320) -> go.Figure:
     """Each face's label over time, one colour per face: `rows` is a DataFrame with the column
     `x`, `face`, `label` and a probability column per class of the model (a Live timeline or a
     video's rows)."""

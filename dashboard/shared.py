@@ -50,13 +50,41 @@ def data_path_widget() -> str:
     page switches (a widget that only some pages render loses its state on the others)."""
     if "data_path" not in st.session_state:
         st.session_state["data_path"] = default_data_path()
+    if "next_data_path" in st.session_state:  # a page chose a dataset (the field cannot be set once drawn)
+        st.session_state["data_path"] = st.session_state.pop("next_data_path")
     path = st.sidebar.text_input(
         "Dataset (a folder or CSV)",
         key="data_path",
         help="FER2013 (its train/ and test/ folders, or fer2013.csv), or your own: a folder of class folders "
         "(with or without train/ val/ test/), or a CSV of label,path or label,pixels",
     ).strip()
+    _stored_datasets()
     return path
+
+
+def _stored_datasets() -> None:
+    """Under the path field: the datasets brought through the Dataset page, by name."""
+    from fer_core.data.store import list_datasets
+
+    stored = list_datasets()
+    if not stored:
+        return
+    by_path = {str(path): name for name, path in stored.items()}
+    current = by_path.get(st.session_state.get("data_path", ""), "")
+
+    def chosen():
+        name = st.session_state["stored_dataset"]
+        if name:
+            st.session_state["data_path"] = str(stored[name])
+
+    st.sidebar.selectbox(
+        "Or one of your datasets",
+        ["", *stored],
+        index=["", *stored].index(current),
+        key="stored_dataset",
+        format_func=lambda name: name or "(the path above)",
+        on_change=chosen,
+    )
 
 
 def _name_in_sidebar(dataset) -> None:
@@ -182,34 +210,41 @@ def models_or_stop(include_runs: bool = True):
     return refs
 
 
-ENSEMBLE = "ensemble of all trained models"
-
-
 def by_accuracy(refs) -> list[str]:
-    """Model names, best reported accuracy first (how pages choose their default models)."""
-    from fer_core.artifacts import best_model
+    """Model names as pages offer them by default: the default model, then the others measured on
+    its dataset best first, then the other datasets' (accuracies never ranked across datasets)."""
+    from fer_core.catalog import default_model, models_by_dataset
 
-    ordered, left = [], list(refs)
-    while left:
-        ordered.append(best_model(left))
-        left.remove(ordered[-1])
-    return [ref.name for ref in ordered]
+    refs = list(refs)
+    default = default_model(refs)
+    groups = list(models_by_dataset(refs).values())
+    groups.sort(key=lambda members: default is None or default.name not in {ref.name for ref in members})
+    names = [ref.name for members in groups for ref in members]
+    if default is not None:
+        names.remove(default.name)
+        names.insert(0, default.name)
+    return names
 
 
 def model_picker(container) -> tuple:
-    """The Predict and Live pages' model box: trained models (else finished runs), plus the ensemble
-    of all when there are several; the best model is the default. Stops the page with a hint when there is no model. Returns
-    the chosen ModelRefs."""
-    from fer_core.artifacts import best_model, model_classes, saved_models
+    """The Predict, Video and Live pages' model box: trained models (else finished runs), plus the
+    ensemble of the default model's dataset when it has several; the default model is preselected.
+    Stops the page with a hint when there is no model. Returns the chosen ModelRefs."""
+    from fer_core.artifacts import saved_models
+    from fer_core.catalog import default_model, model_dataset
 
     refs = saved_models() or models_or_stop()
     by_name = {ref.name: ref for ref in refs}
-    best = best_model(refs)
-    # The ensemble: every model that predicts the best one's classes (averaging needs the same ones).
-    members = tuple(ref for ref in refs if model_classes(ref) == model_classes(best))
-    options = list(by_name) + ([ENSEMBLE] if len(members) > 1 else [])
-    chosen = container.selectbox("Model", options, index=options.index(best.name))
-    return members if chosen == ENSEMBLE else (by_name[chosen],)
+    default = default_model(refs)
+    # The ensemble: the models measured on the default's dataset, with its classes (averaging
+    # needs the same classes; comparing needs the same data).
+    members = tuple(ref for ref in refs if model_dataset(ref).key == model_dataset(default).key)
+    ensemble = f"ensemble of the {len(members)} {model_dataset(default).name} models"
+    options = by_accuracy(refs) + ([ensemble] if len(members) > 1 else [])
+    chosen = container.selectbox(
+        "Model", options, index=0, help=f"The default is {default.name} (fer-core default, or Home's Use as default)"
+    )
+    return members if chosen == ensemble else (by_name[chosen],)
 
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}

@@ -69,7 +69,15 @@ def settings_form(dataset_path: str | None) -> dict:
         st.caption(f"Trains on {devices_text(found)}.")
         with st.expander("Recipe: schedule, regularisation, augmentation, precision (the paper's by default)"):
             settings |= _fields(RECIPE_FIELDS)
-    return {**settings, "data": dataset_path}
+    from dashboard.dataset_store import chosen_subject_pattern
+
+    group_by = chosen_subject_pattern(dataset_path)
+    st.caption(
+        f"Subjects: `{group_by}` (set on the Dataset page): no person on both sides of a split or fold."
+        if group_by
+        else "Subjects: none set (the Dataset page's subject pattern keeps each person on one side of a split)."
+    )
+    return {**settings, "data": dataset_path, "group_by": group_by}
 
 
 def _fields(fields) -> dict:

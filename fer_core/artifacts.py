@@ -72,34 +72,44 @@ class ModelRef:
         return stat.st_mtime_ns, stat.st_size
 
 
-def model_classes(ref: ModelRef) -> tuple[str, ...]:
-    """The class names a saved model predicts, in its output order: its folder's records say so
-    (config.json, else metrics.json); a bare file without records predicts FER2013's."""
-    from fer_core import CLASS_NAMES
-
+def recorded_classes(ref: ModelRef) -> tuple[str, ...] | None:
+    """The class names a saved model's records name (config.json, else metrics.json), or None."""
     for record in (ref.config, ref.metrics):
         classes = record.get("classes")
         if isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes):
             return tuple(classes)
-    return CLASS_NAMES
+    return None
+
+
+def model_classes(ref: ModelRef) -> tuple[str, ...]:
+    """The class names a saved model predicts, in its output order: its records say so; a bare
+    file without records is taken for FER2013's seven (`load_model` refuses one of another
+    width, see `unrecorded_classes`)."""
+    from fer_core import CLASS_NAMES
+
+    return recorded_classes(ref) or CLASS_NAMES
+
+
+def unrecorded_classes(outputs: int, name: str) -> tuple[str, ...]:
+    """The classes of a model whose records name none: FER2013's for seven outputs (the shape of
+    every FER2013 model), refused for any other width.
+
+    Raises:
+        FerError: not seven outputs.
+    """
+    from fer_core import CLASS_NAMES
+
+    if outputs == len(CLASS_NAMES):
+        return CLASS_NAMES
+    raise FerError(
+        f"{name}: the model outputs {outputs} probabilities and nothing names its classes; put a config.json "
+        'beside it with {"classes": ["first", "second", ...]} in output order'
+    )
 
 
 def saved_models() -> list[ModelRef]:
     """Every trained model, by name (`fer_core.training.runs.models_and_runs` adds the finished runs)."""
     return [resolve_model(name) for name in list_trained()]
-
-
-def best_model(refs: list[ModelRef]) -> ModelRef | None:
-    """The model with the highest reported accuracy (its metrics.json), the default wherever one
-    model is picked; ties and models without metrics go by name."""
-    if not refs:
-        return None
-
-    def score(ref: ModelRef) -> float:
-        accuracy = ref.metrics.get("accuracy")
-        return float(accuracy) if isinstance(accuracy, (int, float)) else -1.0
-
-    return max(sorted(refs, key=lambda r: r.name), key=score)
 
 
 def resolve_model(ref: str | os.PathLike) -> ModelRef:
@@ -152,8 +162,10 @@ def load_model(ref: str | os.PathLike | ModelRef):
         if "Could not locate" in message or "Unknown" in message:
             raise FerError(f"{path}: refused: the model uses unknown custom objects ({message[:160]})") from None
         raise FerError(f"{path}: cannot load the model ({message[:200]})") from None
-    records = model_classes(model_ref) if model_ref.folder is not None else None
-    check_model_shapes(model, str(path), len(records) if records and model_ref.config.get("classes") else None)
+    records = recorded_classes(model_ref)
+    check_model_shapes(model, str(path), len(records) if records else None)
+    if records is None:
+        unrecorded_classes(int(model.outputs[0].shape[-1]), str(path))
     return model
 
 

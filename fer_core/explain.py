@@ -114,24 +114,26 @@ class Explanation:
     gradcam: np.ndarray  # (48, 48) in [0, 1]
     attention: np.ndarray | None  # (48, 48) in [0, 1], for families with an attention layer
     probabilities: np.ndarray  # one per class of the model
-    classes: tuple[str, ...] = ()  # the model's class names (FER2013's when not given)
+    classes: tuple[str, ...]  # the model's class names
 
     @property
     def label(self) -> str:
-        from fer_core import CLASS_NAMES
-
-        return (self.classes or CLASS_NAMES)[int(np.argmax(self.probabilities))]
+        return self.classes[int(np.argmax(self.probabilities))]
 
 
 def explain_face(model, face: np.ndarray, spec=None, classes=None) -> Explanation:
     """Grad-CAM at the family's layer (`spec`, a registry entry such as `ModelRef.spec`; else the
     last spatial layer) and, where the family has one, its attention map; `classes` names the
-    model's outputs."""
+    model's outputs (when not given: FER2013's for seven outputs, else refused; `unrecorded_classes`)."""
+    from fer_core.artifacts import unrecorded_classes
+
+    if classes is None:
+        classes = unrecorded_classes(int(model.outputs[0].shape[-1]), model.name)
     heat, probabilities = gradcam(model, face, layer_name=spec.gradcam_layer if spec else None)
     attention = None
     if spec is not None and spec.attention_layer:
         attention, _ = attention_map(model, face, spec.attention_layer)
-    return Explanation(heat, attention, probabilities, tuple(classes or ()))
+    return Explanation(heat, attention, probabilities, tuple(classes))
 
 
 def _upsample_unit(heat: np.ndarray) -> np.ndarray:

@@ -233,9 +233,9 @@ def _convert(converter, path: Path, quantize: str | None) -> None:
 
 
 def _tflite_runner(path: Path):
-    from fer_core.inference.detectors import _tflite_interpreter
+    from fer_core.inference.detectors import tflite_interpreter
 
-    interpreter = _tflite_interpreter(path)
+    interpreter = tflite_interpreter(path)
     input_name = interpreter.get_input_details()[0]["name"]
     input_index = interpreter.get_input_details()[0]["index"]
     output_index = interpreter.get_output_details()[0]["index"]

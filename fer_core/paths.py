@@ -22,3 +22,12 @@ def runs_dir() -> Path:
 def cache_dir() -> Path:
     """Decoded datasets, cached probabilities and ONNX graphs: $FER_CACHE_DIR, else ~/.cache/fer_studio."""
     return Path(os.environ.get("FER_CACHE_DIR") or Path.home() / ".cache" / "fer_studio")
+
+
+def datasets_dir() -> Path:
+    """Datasets brought through the dashboard (unpacked zips, corrected copies): $FER_DATASETS_DIR,
+    else the user's data folder ($XDG_DATA_HOME or ~/.local/share)/fer_studio/datasets."""
+    if os.environ.get("FER_DATASETS_DIR"):
+        return Path(os.environ["FER_DATASETS_DIR"])
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return data_home / "fer_studio" / "datasets"

@@ -334,13 +334,11 @@ def results_table(results: list[ImageResult], classes, used: dict) -> list[dict]
 
 
 def _resolve(model) -> list:
-    from fer_core.artifacts import ModelRef, best_model, resolve_model, saved_models
+    from fer_core.artifacts import ModelRef, resolve_model
+    from fer_core.catalog import default_or_error
 
     if model is None:
-        best = best_model(saved_models())
-        if best is None:
-            raise FerError("no trained models yet: name one (a trained model, a run folder or a .keras file)")
-        return [best]
+        return [default_or_error()]
     if isinstance(model, str) and "," in model:
         model = [part for part in model.split(",") if part.strip()]
     parts = list(model) if isinstance(model, (list, tuple)) else [model]

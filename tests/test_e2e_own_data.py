@@ -27,6 +27,7 @@ def ck_server(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e_ck")
     data = write_ck_folder(base / "ck")
     os.environ["FER_CACHE_DIR"] = str(base / "cache")
+    os.environ["FER_DATASETS_DIR"] = str(base / "datasets")  # the server's, where uploads go
     config = TrainConfig(
         model="cnn",
         data=str(data),
@@ -101,4 +102,37 @@ def test_predict_uses_the_models_classes(ck_server, browser, tmp_path):
     rows = pd.read_csv(tmp_path / "faces.csv")
     assert set(CK_CLASSES) <= set(rows.columns) and "neutral" not in rows.columns
     assert rows["label"].iloc[0] in CK_CLASSES
+    page.close()
+
+
+def test_a_dataset_zip_uploaded_in_the_browser_becomes_the_dataset_in_use(ck_server, browser, tmp_path):
+    """The Dataset page takes a zip of class folders from the user's computer, unpacks it into the
+    datasets folder and switches to it (the sidebar names it and its classes); a zip reaching
+    outside its folder is an error box and adds nothing."""
+    import zipfile
+
+    url, data = ck_server
+    good = tmp_path / "lab2.zip"
+    with zipfile.ZipFile(good, "w") as archive:
+        for name in ("contempt", "happy"):
+            for file in sorted((data / name).iterdir())[:4]:
+                archive.write(file, f"lab2/{name}/{file.name}")
+    bad = tmp_path / "evil.zip"
+    with zipfile.ZipFile(bad, "w") as archive:
+        archive.write(sorted((data / "happy").iterdir())[0], "../evil.png")
+    page = open_page(browser, url, "dataset", "Blank and near-constant images")
+    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploader.set_input_files([str(bad)])
+    page.get_by_role("button", name="Add dataset", exact=True).click()
+    page.get_by_text("refused: the path leads outside").wait_for(timeout=60_000)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 1
+    uploader.set_input_files([str(good)])
+    settle(page)
+    page.get_by_role("button", name="Add dataset", exact=True).click()
+    page.get_by_text("Added lab2: 8 images, now the dataset in use.").wait_for(timeout=60_000)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("2 classes (contempt, happy)").wait_for(timeout=60_000)
+    datasets = Path(os.environ["FER_DATASETS_DIR"])
+    assert sorted(p.name for p in datasets.iterdir()) == ["lab2"]
+    assert page.locator('[data-testid="stException"]').count() == 0
     page.close()

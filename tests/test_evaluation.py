@@ -10,7 +10,7 @@ from fer_core.data import load_dataset
 from fer_core import FerError
 from fer_core.evaluation import compute_metrics, ensemble_of, evaluate
 from fer_core.inference import ZOOM_CROPS, tta_mode, tta_views
-from fer_core.models import list_models
+from fer_core.models import build_model, list_models
 from helpers import model_params
 
 
@@ -331,3 +331,34 @@ def test_an_evaluation_counts_its_faces_and_a_cancel_leaves_nothing_cached(model
     assert seen == [(done, faces) for done in range(0, faces, 4)] + [(faces, faces)]
     direct = evaluate_model_file(model_copy, dataset, split="PublicTest", tta="flip", load=load)
     assert load.calls == 2 and np.array_equal(direct.probabilities, result.probabilities)
+
+
+def test_a_dataset_of_other_names_is_matched_by_name_and_synonym(folder_dataset):
+    """A CK+-style dataset (anger, contempt, sadness, ...) measured by a FER2013 model: anger and
+    sadness are matched by synonym and said so, contempt is left out and said so, and the labels
+    follow the model's order."""
+    import dataclasses
+
+    from fer_core.evaluation.evaluate import align_to_model, class_matches
+
+    ck = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+    assert class_matches(CLASS_NAMES, ck) == {
+        "anger": ("angry", "synonym"),
+        "disgust": ("disgust", "name"),
+        "fear": ("fear", "name"),
+        "happy": ("happy", "name"),
+        "sadness": ("sad", "synonym"),
+        "surprise": ("surprise", "name"),
+    }
+    fer = load_dataset(str(folder_dataset)).split("PublicTest")
+    # The same faces under CK+'s names: FER2013 label k becomes the CK+ class of that emotion.
+    as_ck = {0: 0, 1: 2, 2: 3, 3: 4, 4: 5, 5: 6}
+    keep = np.isin(fer.labels, list(as_ck))
+    renamed = fer.subset(keep)
+    renamed = dataclasses.replace(renamed, labels=np.array([as_ck[k] for k in renamed.labels]), classes=ck)
+    aligned, left_out = align_to_model(renamed, CLASS_NAMES)
+    assert left_out == ["contempt"] and list(aligned.labels) == list(fer.labels[keep])
+    model = build_model("cnn", filters=(4, 8, 8), dense_units=8)
+    metrics = evaluate([model], renamed, classes=CLASS_NAMES).metrics
+    assert metrics["matched_by_synonym"] == {"anger": "angry", "sadness": "sad"}
+    assert metrics["left_out_classes"] == ["contempt"] and metrics["n"] == int(keep.sum())

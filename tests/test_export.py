@@ -85,9 +85,9 @@ def test_the_export_folder_says_how_to_feed_the_file(onnx_export):
 def test_tflite_exports_reload_and_agree_with_the_model(quantize, tmp_path, folder_dataset):
     report = export_model(SHIPPED, "tflite", quantize=quantize, output=tmp_path / "out", data=folder_dataset)
     assert (tmp_path / "out" / "model.tflite").stat().st_size == report["bytes"] > 100_000
-    from fer_core.inference.detectors import _tflite_interpreter
+    from fer_core.inference.detectors import tflite_interpreter
 
-    interpreter = _tflite_interpreter(tmp_path / "out" / "model.tflite")
+    interpreter = tflite_interpreter(tmp_path / "out" / "model.tflite")
     assert list(interpreter.get_input_details()[0]["shape_signature"]) == [-1, 48, 48, 1]
     check = report["check"]
     bound = 1e-4 if quantize is None else 0.1

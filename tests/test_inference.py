@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import model_params, synthetic_face
-from fer_core import FerError
+from fer_core import CLASS_NAMES, FerError
 from fer_core.data.images import decode_grayscale, expand_uploads
 from fer_core.inference import Classifier, Face, classify_image, crop_face, draw_faces
 from fer_core.inference.detectors import HaarDetector
@@ -76,6 +76,32 @@ def test_onnx_engine_is_used_for_the_cnn_and_a_bad_cache_entry_falls_back():
         Classifier(model, engine="tensorrt")
 
 
+def test_the_onnx_cache_prefers_a_good_file_to_a_failure_marker_and_works_unwritable(tmp_path, monkeypatch, caplog):
+    """A failure marker never outranks a good file beside it; a cache folder that cannot be
+    written (here: a path through a regular file) still gives the ONNX path, made in memory,
+    with one warning, and writes nothing."""
+    pytest.importorskip("onnxruntime")
+    from fer_core.inference import onnx_engine
+    from fer_core.inference.onnx_graph import GRAPH_VERSION
+
+    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    assert Classifier(model).engines == ["onnx"]
+    stem = onnx_engine.onnx_dir() / f"{onnx_engine.model_key(model)}.graph{GRAPH_VERSION}"
+    stem.with_suffix(".failed").write_text("MemoryError: once, while another worker converted\n")
+    assert Classifier(model).engines == ["onnx"]
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FER_CACHE_DIR", str(blocker / "cache"))
+    other = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    with caplog.at_level("WARNING", logger="fer_core.inference.onnx_engine"):
+        assert Classifier(other).engines == ["onnx"]
+        assert Classifier(other).engines == ["onnx"]
+    warnings = [r.getMessage() for r in caplog.records if "cannot be written" in r.getMessage()]
+    assert len(warnings) == 1 and "made in memory" in warnings[0]
+    assert blocker.read_text() == "not a folder"
+
+
 def test_a_model_the_graph_writer_does_not_know_goes_through_tf2onnx():
     pytest.importorskip("onnxruntime")
     import keras
@@ -139,10 +165,10 @@ def test_crop_and_draw():
     with pytest.raises(FerError, match="outside"):
         crop_face(image, (500, 500, 10, 10))
     probs = np.eye(7, dtype=np.float32)[3]
-    drawn = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0)
+    drawn = draw_faces(image, [Face((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0)
     assert drawn.shape == (100, 120, 3)
     assert (drawn[60, 20:70] == (0, 200, 0)).all()  # the box's bottom edge
-    assert draw_faces(image[:48, :48], [Face((0, 0, 48, 48), probs)]).shape == (336, 336, 3)  # enlarged x7
+    assert draw_faces(image[:48, :48], [Face((0, 0, 48, 48), probs, CLASS_NAMES)]).shape == (336, 336, 3)  # enlarged x7
 
 
 def test_smoother_is_an_exponential_moving_average():
@@ -192,8 +218,8 @@ def test_main_face_falls_back_to_the_whole_image_and_says_so():
 def test_draw_faces_gives_rgb_for_display():
     image = np.zeros((100, 100), np.uint8)
     probs = np.eye(7)[3]
-    bgr = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0)
-    rgb = draw_faces(image, [Face((20, 10, 50, 50), probs)], min_side=0, rgb=True)
+    bgr = draw_faces(image, [Face((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0)
+    rgb = draw_faces(image, [Face((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0, rgb=True)
     np.testing.assert_array_equal(rgb, bgr[..., ::-1])
 
 

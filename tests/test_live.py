@@ -11,7 +11,7 @@ import pytest
 from fer_core import CLASS_NAMES, FerError
 from fer_core.inference import Classifier, make_detector
 from fer_core.inference.detectors import HaarDetector
-from fer_core.inference.live import TIMELINE_COLUMNS, LiveProcessor, LiveSettings, Timeline, iou
+from fer_core.inference.live import LiveProcessor, LiveSettings, Timeline, iou
 from fer_core.models import build_model
 from fer_core.data.synthetic import face_frame
 
@@ -32,6 +32,8 @@ def detector():
 
 class SequenceClassifier:
     """Returns the given probability rows in turn, one per face: makes smoothing checkable exactly."""
+
+    classes = CLASS_NAMES
 
     def __init__(self, rows):
         self.rows = [np.asarray(r, np.float32) for r in rows]
@@ -86,6 +88,24 @@ def test_the_panel_reads_one_snapshot_of_the_frame_in_the_video_and_nothing_afte
     clock[0] -= 5.0
     processor.clear_view()
     assert processor.current_view() is None
+
+
+def test_a_model_of_three_classes_is_labelled_with_its_own_everywhere(detector):
+    """Overlay, panel, timeline rows and CSV name the model's classes, not FER2013's; a model of
+    three outputs that names none is refused in one line that says how to name them."""
+    classes = ("calm", "joy", "shock")
+    model = build_model("cnn", num_classes=3, filters=(8, 16, 16), dense_units=16)
+    processor = LiveProcessor(Classifier(model, classes=classes), detector, LiveSettings(smoothing=0, min_face=60))
+    processor.process(face_frame([(340, 90, 200)]))
+    view = processor.current_view()
+    assert view.latest.classes == classes and view.latest.label in classes
+    timeline = Timeline(classes)
+    timeline.extend(processor.drain())
+    table = pd.read_csv(io.BytesIO(timeline.to_csv()))
+    assert tuple(table.columns) == ("time", "face", "label", *classes) and set(table["label"]) <= set(classes)
+    unnamed = LiveProcessor(Classifier(model), detector, LiveSettings(smoothing=0, min_face=60))
+    with pytest.raises(FerError, match=r"outputs 3 probabilities and nothing names its classes; put a config.json"):
+        unnamed.process(face_frame([(340, 90, 200)]))
 
 
 def test_no_face_no_rows(small_classifier, detector):
@@ -148,12 +168,12 @@ def test_timeline_rows_queue_and_csv(small_classifier, detector):
     assert [r[0] for r in rows] == [1_800_000_000.0 + 0.5 * i for i in range(4, 10)]
     assert processor.stats.frames == 10 and processor.stats.skipped == 10
 
-    timeline = Timeline()
+    timeline = Timeline(CLASS_NAMES)
     timeline.extend(rows)
     recent = timeline.frame(last_seconds=1.0)
     assert len(recent) == 3  # rows at t-1.0, t-0.5 and t
     table = pd.read_csv(io.BytesIO(timeline.to_csv()))
-    assert tuple(table.columns) == TIMELINE_COLUMNS
+    assert tuple(table.columns) == ("time", "face", "label", *CLASS_NAMES)
     assert len(table) == 6 and set(table["face"]) == {1}
     np.testing.assert_allclose(table[list(CLASS_NAMES)].sum(axis=1), 1.0, atol=1e-4)
     assert (table["label"] == [CLASS_NAMES[i] for i in table[list(CLASS_NAMES)].to_numpy().argmax(axis=1)]).all()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +91,21 @@ def test_stats_name_the_classes_groups_and_identical_images(ck_folder, tmp_path)
     assert leak["count"] == 1 and any("S099_001_00000001.png" in f for f in leak["examples"][0])
     code, out, err = run_cli("stats", "--data", copy)
     assert code == 0 and "contempt" in out and "identical images under two classes: 1" in out
+
+
+def test_a_near_identical_frame_in_another_split_is_named(valence_folder, tmp_path):
+    """A face re-saved a shade brighter in the test split (a sequence's next frame, say) is not
+    byte-identical, but its perceptual hash is the training face's: named as leakage."""
+    copy = shutil.copytree(valence_folder, tmp_path / "valence")
+    original = sorted((copy / "train" / "positive").iterdir())[0]
+    brighter = np.clip(np.asarray(Image.open(original).convert("L"), dtype=np.int16) + 3, 0, 255).astype(np.uint8)
+    Image.fromarray(brighter).save(copy / "test" / "positive" / "next_frame.png")
+    code, out, err = run_cli("stats", "--data", copy, "--json")
+    assert code == 0, err
+    leak = json.loads(out)["leakage"]
+    assert leak["identical_across_splits"]["count"] == 0
+    assert leak["near_identical_across_splits"]["count"] >= 1
+    assert any("next_frame.png" in f for group in leak["near_identical_across_splits"]["examples"] for f in group)
 
 
 @pytest.mark.parametrize(
@@ -180,6 +196,13 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     assert f"Classes (7, in output order): {', '.join(CK_CLASSES)}" in card
     assert "Transfer: started from cnn trained on 7 other classes (angry, disgust" in card
     assert "the body frozen for the first 1 epochs" in card
+    # Measured again at promotion (compacted): on the same held-out faces as when the run ended,
+    # never on the slice that picked its epoch, and recorded with its dataset.
+    promoted = promote(tmp_path / "scratch", "ck_scratch", dest_root=tmp_path / "trained", compact=True)
+    again = json.loads((promoted / "metrics.json").read_text())
+    assert again["split"] == metrics["split"] == "test" and not again["reported_on_selection_split"]
+    assert again["n"] == metrics["n"] and again["dataset"]["name"] == metrics["dataset"]["name"] == "ck"
+    assert again["dataset"]["fingerprint"] == metrics["dataset"]["fingerprint"]
 
 
 def test_transfer_to_three_classes_builds_a_new_head(valence_folder, tiny_run, tmp_path):
@@ -220,8 +243,11 @@ def first_conv_correlation(a, b) -> float:
     return float(np.corrcoef(*kernels)[0, 1])
 
 
-def test_crossval_keeps_each_subject_in_one_fold(ck_folder, tmp_path):
-    out = tmp_path / "cv"
+@pytest.fixture(scope="module")
+def ck_crossval(ck_folder, tmp_path_factory):
+    """A real 3-fold cross-validation of the CK-shaped folder, grouped by subject, made once for
+    the module through the command line: (folder, what --json printed, its stderr, its exit code)."""
+    out = tmp_path_factory.mktemp("ck_runs") / "cv"
     code, out_text, err = run_cli(
         "crossval",
         "--model",
@@ -246,6 +272,11 @@ def test_crossval_keeps_each_subject_in_one_fold(ck_folder, tmp_path):
         out,
         "--json",
     )
+    return out, out_text, err, code
+
+
+def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, tmp_path):
+    out, out_text, err, code = ck_crossval
     assert code == 0, err
     result = json.loads(out_text)
     assert result["folds"] == 3 and result["groups"] == 6 and result["classes"] == list(CK_CLASSES)
@@ -265,6 +296,113 @@ def test_crossval_keeps_each_subject_in_one_fold(ck_folder, tmp_path):
     for row in result["per_fold"]:  # each fold a run, reported on its held-out fold
         metrics = json.loads((out / f"fold-{row['fold']}" / "metrics.json").read_text())
         assert metrics["split"] == "test" and metrics["n"] == row["test_images"]
+    # Every image once in out_of_fold.csv, from the fold that did not train on it; the review reads it.
+    import pandas as pd
+
+    from fer_core.evaluation.label_review import REVIEW_COLUMNS
+
+    table = pd.read_csv(out / "out_of_fold.csv")
+    assert list(table.columns) == ["path", "group", "fold", "label", *CK_CLASSES] and len(table) == 84
+    assert dict(zip(table["path"], table["fold"] - 1)) == folds
+    assert np.allclose(table[list(CK_CLASSES)].sum(axis=1), 1, atol=1e-4)
+    assert set(table["group"]) == set(subject_folds)
+    code, text, err = run_cli("review", out, "--csv", tmp_path / "suspects.csv", "--top", "3")
+    assert code == 0, err
+    suspects = pd.read_csv(tmp_path / "suspects.csv")
+    assert list(suspects.columns) == list(REVIEW_COLUMNS) and list(suspects["rank"]) == list(
+        range(1, len(suspects) + 1)
+    )
+    assert set(suspects["path"]) <= set(table["path"]) and text.strip().endswith(
+        f"written: {tmp_path / 'suspects.csv'}"
+    )
+
+
+def test_suspect_labels_are_reviewed_on_the_evaluate_page_and_saved_as_a_corrected_copy(
+    ck_crossval, ck_folder, tiny_run, tmp_path, monkeypatch
+):
+    """Evaluate's cross-validation section shows the suspects with their faces; one excluded and
+    one relabelled, "Save a corrected copy" writes label,path,group beside the dataset (the
+    originals untouched), and the copy loads as a dataset of the same classes."""
+    import streamlit_webrtc.component
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.data import load_dataset
+    from fer_core.evaluation.label_review import review
+    from fer_core.training.promote import promote
+    from helpers import APP
+
+    out = ck_crossval[0]
+    promote(tiny_run, "cnn", dest_root=tmp_path / "trained")
+    monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(out.parent))
+    monkeypatch.setenv("FER_DATA", str(ck_folder))
+    monkeypatch.setattr(streamlit_webrtc.component, "get_this_session_info", lambda: None)
+    suspects = review(out)
+    assert len(suspects) >= 2, "the tiny folds' models doubt a few labels"
+    before = sorted(p.name for p in ck_folder.rglob("*"))
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page("app_pages/evaluate.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    first, second = suspects["path"].iloc[0], suspects["path"].iloc[1]
+    boxes = {box.label: box for box in at.selectbox}
+    boxes[first].set_value("exclude")
+    relabel = next(o for o in boxes[second].options if o.startswith("relabel as "))
+    boxes[second].set_value(relabel)
+    at.run()
+    [save] = [b for b in at.button if b.label.startswith("Save a corrected copy")]
+    assert save.label == "Save a corrected copy (2 changed)"
+    save.click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    written = ck_folder.parent / "ck-corrected.csv"
+    assert written.is_file() and any(written.name in s.value for s in at.success)
+    rows = written.read_text().splitlines()
+    assert rows[0] == "label,path,group" and len(rows) == 1 + 84 - 1
+    assert not any(f"ck/{first}," in row for row in rows)
+    assert f"{relabel.removeprefix('relabel as ')},ck/{second}," in "\n".join(rows)
+    corrected = load_dataset(str(written), use_cache=False)
+    assert len(corrected) == 83 and tuple(corrected.classes) == CK_CLASSES
+    assert sorted(p.name for p in ck_folder.rglob("*")) == before
+    written.unlink()
+
+
+def test_a_stopped_crossval_resumes_from_its_finished_folds(ck_folder, tmp_path, monkeypatch):
+    """Stopped after its first fold (the real stop request), the cross-validation says how to go
+    on; `--resume` trains only the second fold and leaves the first as it was."""
+    from fer_core.training import crossval as crossval_module
+    from fer_core.training.crossval_runs import request_crossval_stop
+    from fer_core.training.config import TrainConfig
+
+    out = tmp_path / "cv"
+    written = crossval_module._write_fold_predictions
+
+    def stop_after_the_first_fold(run_dir, fold_data, k):
+        written(run_dir, fold_data, k)
+        if k == 0:
+            request_crossval_stop(out)
+
+    monkeypatch.setattr(crossval_module, "_write_fold_predictions", stop_after_the_first_fold)
+    config = TrainConfig(
+        model="cnn",
+        data=str(ck_folder),
+        epochs=1,
+        batch_size=8,
+        precision="float32",
+        model_params={"filters": [8, 16, 32], "dense_units": 16},
+    )
+    with pytest.raises(FerError, match=r"stopped before fold 2 of 2; resume with fer-core crossval --resume"):
+        crossval_module.crossval(config, 2, out, group_by=r"^(S\d+)_")
+    first = (out / "fold-1" / "model.keras").stat().st_mtime_ns
+    assert not (out / "fold-2").exists() and not (out / "crossval.json").exists()
+    code, _text, err = run_cli("review", out)
+    assert_one_line_error(code, err, "no out_of_fold.csv: the cross-validation has not finished")
+    code, text, err = run_cli("crossval", "--resume", out, "--json")
+    assert code == 0, err
+    assert json.loads(text)["folds"] == 2 and (out / "fold-1" / "model.keras").stat().st_mtime_ns == first
+    assert len((out / "out_of_fold.csv").read_text().splitlines()) == 85
+    code, _text, err = run_cli("crossval", "--resume", out)
+    assert_one_line_error(code, err, "finished already")
 
 
 @pytest.mark.parametrize(
@@ -312,3 +450,66 @@ def test_photos_that_are_not_face_crops_go_through_the_detector(tmp_path):
     shrunk = whole.images[list(whole.sources).index("smiling/p0.jpg")]
     face_match = np.corrcoef(crop.ravel(), by_hand.ravel())[0, 1]
     assert face_match > 0.7 > np.corrcoef(shrunk.ravel(), by_hand.ravel())[0, 1]
+
+
+def test_a_crossval_is_launched_stopped_and_resumed_from_the_train_page(ck_folder, tmp_path, monkeypatch):
+    """The Train page launches a 2-fold cross-validation as its own process; its Stop ends it
+    with the finished folds kept (no crossval.json); Resume trains the rest; it ends with every
+    image's out-of-fold probabilities."""
+    import time
+
+    import streamlit_webrtc.component
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.training.crossval_runs import crossval_progress
+    from helpers import APP
+
+    monkeypatch.setenv("FER_DATA", str(ck_folder))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(streamlit_webrtc.component, "get_this_session_info", lambda: None)
+
+    def wait_for(condition, seconds: float, what: str) -> None:
+        deadline = time.time() + seconds
+        while not condition():
+            assert time.time() < deadline, f"waited {seconds:g} s for {what}"
+            time.sleep(0.5)
+
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page("app_pages/train.py")
+    at.run()
+    numbers = {box.label: box for box in at.number_input}
+    numbers["Epochs"].set_value(3)
+    numbers["Batch size"].set_value(8)
+    at.run()
+    at.radio(key="launch_mode").set_value("a cross-validation").run()
+    at.number_input(key="folds").set_value(2).run()
+    assert any("A run a fold" in c.value for c in at.caption)
+    at.button(key="launch_cv").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    folder = Path(at.session_state["crossval_dir"])
+    wait_for(lambda: (folder / "fold-1" / "progress.json").is_file(), 180, "the first fold to start")
+    at.run()
+    at.button(key="stop_cv").click().run()
+    wait_for(lambda: crossval_progress(folder).status == "stopped", 180, "the stop")
+    assert not (folder / "crossval.json").exists() and not (folder / "fold-2" / "metrics.json").exists()
+    at.run()
+    assert "stopped with" in crossval_progress(folder).text
+    at.button(key="resume_cv").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    wait_for(lambda: crossval_progress(folder).status in ("finished", "failed"), 300, "the resumed cross-validation")
+    assert crossval_progress(folder).status == "finished", crossval_progress(folder).text
+    assert len((folder / "out_of_fold.csv").read_text().splitlines()) == 85
+
+
+def test_zero_shot_measures_a_fer2013_model_on_the_classes_it_knows(ck_folder, tiny_run):
+    """The baseline on the Dataset page: a FER2013 model on a CK+-style folder, anger and sadness
+    matched by synonym, contempt left out, every other image measured."""
+    from fer_core.artifacts import resolve_model
+    from fer_core.evaluation.evaluate import zero_shot
+
+    dataset = load_dataset(ck_folder, use_cache=False)
+    [row] = zero_shot(dataset, [resolve_model(tiny_run)])
+    assert row["images"] == 72 and row["left out"] == "contempt" and row["trained on"] == "FER2013"
+    assert "anger (as angry)" in row["classes known"] and "sadness (as sad)" in row["classes known"]
+    assert 0 <= row["accuracy"] <= 1

@@ -41,8 +41,11 @@ def test_a_plain_promote_never_replaces_and_its_default_name_is_new(tiny_run, tm
     assert "do not compare" not in line  # the same set: the two numbers compare
     assert "\n" not in line
     assert (shipped / "model.keras").read_bytes() == before
-    # No name given, and trained/cnn exists: a new, dated name.
-    second = promote(tiny_run, dest_root=dest)
+    # No name given, and trained/cnn exists: a new, dated name, but only on purpose: the same run
+    # twice is a second copy of one model.
+    with pytest.raises(FerError, match=r"is promoted already, as cnn; to keep a second copy as cnn-.*\(--again\)"):
+        promote(tiny_run, dest_root=dest)
+    second = promote(tiny_run, dest_root=dest, again=True)
     assert second.name.startswith("cnn-") and second.name != "cnn"
     assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == sorted(["cnn", second.name])
     assert (shipped / "model.keras").read_bytes() == before

@@ -12,9 +12,11 @@ import pytest
 from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.inference import Classifier, make_detector
-from fer_core.inference.video import ROW_COLUMNS, FaceTracks, analyze, probe
+from fer_core.inference.video import FaceTracks, analyze, probe, row_columns
 from fer_core.models import build_model
 from helpers import assert_one_line_error, moving_faces_video, run_cli
+
+ROW_COLUMNS = row_columns(CLASS_NAMES)
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,7 @@ def test_two_faces_with_the_same_emotion_at_the_same_time_both_show():
             **{c: [1.0 if c == "happy" else 0.0] * 6 for c in CLASS_NAMES},
         }
     )
-    figure = emotion_timeline(rows, title="t")
+    figure = emotion_timeline(rows, title="t", classes=CLASS_NAMES)
     first, second = (np.asarray(trace.y, float) for trace in figure.data)
     happy = CLASS_NAMES.index("happy")
     assert np.all(np.abs(first - happy) < 0.5) and np.all(np.abs(second - happy) < 0.5)  # both in happy's row

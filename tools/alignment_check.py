@@ -37,13 +37,14 @@ def main(argv=None) -> int:
     parser.add_argument("--detector", default=None, help="a face detector with eyes (default: the default one)")
     args = parser.parse_args(argv)
 
-    from fer_core.artifacts import best_model, load_model, resolve_model, saved_models
+    from fer_core.artifacts import load_model, resolve_model
+    from fer_core.catalog import default_or_error
     from fer_core.data import load_dataset
     from fer_core.inference import DEFAULT_DETECTOR, Classifier, crop_face, make_detector
 
     dataset = load_dataset(args.data)
     chosen = np.flatnonzero(dataset.splits == "PublicTest")[: args.count]
-    ref = resolve_model(args.model) if args.model else best_model(saved_models())
+    ref = resolve_model(args.model) if args.model else default_or_error()
     classify = Classifier(load_model(ref))
     detector = make_detector(args.detector or DEFAULT_DETECTOR)
     upright, level, original, labels = [], [], [], []

@@ -39,7 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=1000, help="the first PublicTest faces")
     args = parser.parse_args(argv)
 
-    from fer_core.artifacts import best_model, load_model, resolve_model, saved_models
+    from fer_core.artifacts import load_model, resolve_model
+    from fer_core.catalog import default_or_error
     from fer_core.data import load_dataset
     from fer_core.inference import Classifier
     from fer_core.inference.faces import CUT_FILLS, fill_outside, to_face
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
     dataset = load_dataset(args.data)
     chosen = np.flatnonzero(dataset.splits == "PublicTest")[: args.count]
     faces, labels = dataset.images[chosen], dataset.labels[chosen].astype(int)
-    ref = resolve_model(args.model) if args.model else best_model(saved_models())
+    ref = resolve_model(args.model) if args.model else default_or_error()
     classify = Classifier(load_model(ref))
 
     def accuracy(crops) -> float:

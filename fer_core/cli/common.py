@@ -25,13 +25,3 @@ def load_models(spec: str):
     if not refs:
         raise FerError("no model given (--model NAME_OR_DIR[,NAME_OR_DIR...])")
     return [load_model(r) for r in refs], refs
-
-
-def load_best_model():
-    """The trained model with the best reported accuracy, as load_models returns it."""
-    from fer_core.artifacts import best_model, load_model, saved_models
-
-    best = best_model(saved_models())
-    if best is None:
-        raise FerError("no trained models yet: name one with --model (a run folder or .keras file)")
-    return [load_model(best)], [best]

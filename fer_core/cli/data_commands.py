@@ -46,10 +46,14 @@ def cmd_stats(args) -> int:
     pixels = stats["pixels"]
     print(f"pixels: mean {pixels['mean']:.1f}, std {pixels['std']:.1f}, range {pixels['min']}..{pixels['max']}")
     print(f"blank images: {stats['blank']['count']}; near-constant: {stats['near_constant']['count']}")
-    for key, what in (("identical_across_splits", "in two splits"), ("identical_across_classes", "under two classes")):
+    for key, what in (
+        ("identical_across_splits", "identical images in two splits"),
+        ("identical_across_classes", "identical images under two classes"),
+        ("near_identical_across_splits", "near-identical images in two splits"),
+    ):
         found = stats["leakage"][key]
         named = "; ".join(" = ".join(files) for files in found["examples"][:3])
-        print(f"identical images {what}: {found['count']}" + (f" (e.g. {named})" if found["count"] else ""))
+        print(f"{what}: {found['count']}" + (f" (e.g. {named})" if found["count"] else ""))
     if stats["groups"]:
         per = stats["groups"]["images_per_group"]
         print(f"groups: {stats['groups']['count']} ({per['min']}-{per['max']} images each, median {per['median']:g})")

@@ -1,8 +1,9 @@
-"""`fer-core evaluate`, `ensemble`: metrics of models on a split."""
+"""`fer-core evaluate`, `ensemble`: metrics of models on a split; `review`: suspect labels."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from fer_core.cli.common import load_models, print_json, warn_report
 from fer_core.errors import FerError
@@ -34,6 +35,16 @@ def add_parsers(sub) -> None:
     p.add_argument("--split", help="default: PrivateTest, else PublicTest, else test")
     p.set_defaults(handler=cmd_ensemble)
 
+    p = sub.add_parser(
+        "review",
+        help="rank a cross-validated dataset's images whose given label the out-of-fold model doubts (confident learning)",
+    )
+    p.add_argument("crossval_dir", help="a finished cross-validation folder (fer-core crossval)")
+    p.add_argument("--csv", help="write every suspect to this CSV")
+    p.add_argument("--top", type=int, default=20, help="suspects printed (default 20; the CSV has all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_review)
+
 
 def cmd_evaluate(args) -> int:
     from fer_core.data import load_dataset
@@ -61,6 +72,9 @@ def cmd_evaluate(args) -> int:
             "their images were left out",
             file=sys.stderr,
         )
+    if metrics.get("matched_by_synonym"):
+        pairs = ", ".join(f"{data} as {model}" for data, model in metrics["matched_by_synonym"].items())
+        print(f"fer-core: the data's classes matched by synonym: {pairs}", file=sys.stderr)
     for ref in refs:
         warning = selection_warning(ref.name, ref.metrics, dataset, metrics["split"])
         if warning:
@@ -97,4 +111,25 @@ def cmd_ensemble(args) -> int:
         f"flip TTA {record['with_tta']['accuracy']:.4f}, flip+zoom TTA {record['with_flip_zoom']['accuracy']:.4f} "
         f"-> {ensemble_file()}"
     )
+    return 0
+
+
+def cmd_review(args) -> int:
+    from fer_core.evaluation.label_review import review
+    from fer_core.fileio import write_atomic
+
+    if args.top < 0:
+        raise FerError(f"--top must be 0 or more. Received: {args.top}")
+    suspects = review(args.crossval_dir)
+    if args.csv:
+        write_atomic(Path(args.csv), lambda temporary: suspects.to_csv(temporary, index=False))
+    if args.json:
+        print_json(suspects.to_dict(orient="records"))
+        return 0
+    for row in suspects.head(args.top).itertuples():
+        print(
+            f"{row.rank:>4}  {row.path}: given {row.given} ({row.quality:.0%}), "
+            f"suggested {row.suggested} ({row.suggested_probability:.0%})"
+        )
+    print(f"{len(suspects)} suspect labels" + (f"; written: {args.csv}" if args.csv else ""))
     return 0

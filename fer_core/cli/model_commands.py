@@ -1,4 +1,4 @@
-"""`fer-core models`, `compact`, `bench`: the registry, stored files, speed."""
+"""`fer-core models`, `default`, `compact`, `bench`: the registry, the default model, stored files, speed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("models", help="list registered models and trained models")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("default", help="show the default model, or make a trained model the default")
+    p.add_argument("name", nargs="?", help="a trained model's name (omit to show the default)")
+    p.add_argument("--clear", action="store_true", help="forget the choice: the best FER2013 model again")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_default)
 
     p = sub.add_parser("compact", help="store a .keras file's weights as float16 (half the size)")
     p.add_argument("model_file", help="a .keras file, or a folder holding model.keras")
@@ -38,22 +44,55 @@ def add_parsers(sub) -> None:
 
 def cmd_models(args) -> int:
     from fer_core.artifacts import saved_models
+    from fer_core.catalog import default_model, model_dataset, models_by_dataset
     from fer_core.models import get_spec, list_models
 
     registered = {name: get_spec(name).description for name in list_models()}
+    refs = saved_models()
+    default = default_model(refs)
     trained = {
-        ref.name: {"accuracy": ref.metrics.get("accuracy"), "split": ref.metrics.get("split")} for ref in saved_models()
+        ref.name: {
+            "accuracy": ref.metrics.get("accuracy"),
+            "split": ref.metrics.get("split"),
+            "dataset": model_dataset(ref).to_dict(),
+            "default": default is not None and ref.name == default.name,
+        }
+        for ref in refs
     }
     if args.json:
         print_json({"registered": registered, "trained": trained})
         return 0
     for name, description in registered.items():
         print(f"{name:<15}{description}")
-    print(
-        "trained:",
-        ", ".join(f"{k} ({v['accuracy']:.4f} on {v['split']})" if v["accuracy"] else k for k, v in trained.items())
-        or "none",
-    )
+    if not refs:
+        print("trained: none")
+    for tag, members in models_by_dataset(refs).items():
+        listed = []
+        for ref in members:
+            accuracy = trained[ref.name]["accuracy"]
+            said = f"{ref.name} ({accuracy:.4f} on {trained[ref.name]['split']})" if accuracy else ref.name
+            listed.append(said + (" [default]" if trained[ref.name]["default"] else ""))
+        print(f"trained on {tag.title}: {', '.join(listed)}")
+    return 0
+
+
+def cmd_default(args) -> int:
+    from fer_core.catalog import default_model, default_reason, model_dataset, set_default_model
+
+    if args.clear and args.name:
+        raise FerError("give a model name or --clear, not both")
+    if args.clear:
+        set_default_model(None)
+    elif args.name:
+        set_default_model(args.name)
+    ref = default_model()
+    if ref is None:
+        raise FerError("no trained models yet: train one and promote it (fer-core promote RUN)")
+    tag = model_dataset(ref)
+    if args.json:
+        print_json({"model": ref.name, "why": default_reason(ref), "dataset": tag.to_dict()})
+        return 0
+    print(f"{ref.name}: {default_reason(ref)}; classes {', '.join(tag.classes)}")
     return 0
 
 

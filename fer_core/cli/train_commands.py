@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from fer_core.cli.common import print_json, warn_report
@@ -31,10 +33,11 @@ def add_parsers(sub) -> None:
         "crossval",
         help="K-fold cross-validation that keeps each group (subject) on one side: a run per fold",
     )
-    p.add_argument("--model", required=True, help="registered model name")
-    p.add_argument("--data", required=True, help="the dataset (its classes are the model's)")
+    p.add_argument("--model", help="registered model name")
+    p.add_argument("--data", help="the dataset (its classes are the model's)")
     p.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
     p.add_argument("--out", help="the crossval folder (default runs/crossval-<time>-<model>)")
+    p.add_argument("--resume", metavar="DIR", help="continue a stopped cross-validation from its finished folds")
     p.add_argument("--config", help="a config.json to start from (flags override it)")
     _add_recipe_flags(p)
     p.add_argument("--json", action="store_true", help="print crossval.json")
@@ -49,8 +52,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_runs)
 
-    p = sub.add_parser("stop", help="ask a running training run to stop after its current batch")
-    p.add_argument("run_dir")
+    p = sub.add_parser("stop", help="ask a running training run (or cross-validation) to stop after its current batch")
+    p.add_argument("run_dir", help="a run folder, or a cross-validation's")
     p.set_defaults(handler=cmd_stop)
 
     p = sub.add_parser(
@@ -63,6 +66,9 @@ def add_parsers(sub) -> None:
         "--replace",
         action="store_true",
         help="replace an existing trained/<name>/; the current version is kept in trained/.versions/<name>/",
+    )
+    p.add_argument(
+        "--again", action="store_true", help="promote a run already promoted, as a second model under another name"
     )
     p.add_argument(
         "--restore",
@@ -252,9 +258,13 @@ def cmd_runs(args) -> int:
 
 
 def cmd_stop(args) -> int:
+    from fer_core.training.crossval_runs import is_crossval, request_crossval_stop
     from fer_core.training.runs import request_stop
 
-    request_stop(args.run_dir)
+    if is_crossval(args.run_dir):
+        request_crossval_stop(args.run_dir)
+    else:
+        request_stop(args.run_dir)
     print(f"stop requested: {args.run_dir}")
     return 0
 
@@ -289,7 +299,9 @@ def cmd_promote(args) -> int:
         from fer_core.data import load_dataset
 
         dataset = load_dataset(args.data)
-    final = promote(args.run_dir, args.name, compact=not args.no_compact, dataset=dataset, replace=args.replace)
+    final = promote(
+        args.run_dir, args.name, compact=not args.no_compact, dataset=dataset, replace=args.replace, again=args.again
+    )
     metrics = read_json(final / "metrics.json", {}) or {}
     print(
         f"promoted {args.run_dir} -> {final}: accuracy {metrics.get('accuracy', float('nan')):.4f} on "
@@ -298,18 +310,53 @@ def cmd_promote(args) -> int:
     return 0
 
 
+# A cross-validation asked for without a length: an hour in all, shared by the folds.
+DEFAULT_CROSSVAL_MINUTES = 60.0
+
+
+def _say_estimate(config, folds: int | None = None) -> None:
+    """The estimated length, on stderr before the work starts (what the Train page shows)."""
+    from fer_core.training.estimate import estimate_run
+
+    try:
+        estimate = estimate_run(config, folds=folds)
+    except FerError:
+        return  # the data is checked, with its own error, when it loads
+    print(f"fer-core: estimated length: {estimate.describe(config.epochs)}", file=sys.stderr)
+
+
 def cmd_crossval(args) -> int:
     from fer_core.cli.common import print_json
-    from fer_core.rundir import now
-    from fer_core.paths import runs_dir
     from fer_core.training.crossval import crossval
 
-    config = train_config_from_args(args)
-    stamp = now().replace(":", "").replace("-", "")[:15]
-    out = Path(args.out) if args.out else runs_dir() / f"crossval-{stamp}-{config.model}"
-    if (out / "crossval.json").exists():
-        raise FerError(f"{out}: holds a finished cross-validation already; name another --out")
-    result = crossval(config, args.folds, out, group_by=args.group_by, echo=False)
+    budgeted = ""
+    if args.resume:
+        from fer_core.training.crossval_runs import resume_settings
+
+        out = Path(args.resume)
+        config, folds, group_by = resume_settings(out)
+    else:
+        if not args.model or not args.data:
+            raise FerError("crossval needs --model and --data (or --resume DIR)")
+        from fer_core.training.crossval import crossval_folder
+
+        config, folds, group_by = train_config_from_args(args), args.folds, args.group_by
+        out = Path(args.out) if args.out else crossval_folder(config.model, create=False)
+        if (out / "crossval.json").exists():
+            raise FerError(f"{out}: holds a finished cross-validation already; name another --out")
+        if not config.minutes and args.epochs is None:
+            config = dataclasses.replace(config, minutes=DEFAULT_CROSSVAL_MINUTES)
+            budgeted = (
+                f"no --minutes or --epochs: the cross-validation is budgeted {DEFAULT_CROSSVAL_MINUTES:g} min "
+                f"({DEFAULT_CROSSVAL_MINUTES / max(folds, 1):.0f} a fold; --minutes changes it)"
+            )
+
+    def ready() -> None:  # the folds are made: what was chosen for the user, and how long it takes
+        if budgeted:
+            print(f"fer-core: {budgeted}", file=sys.stderr)
+        _say_estimate(config, folds)
+
+    result = crossval(config, folds, out, group_by=group_by, echo=False, ready=ready)
     if args.json:
         print_json(result)
         return 0

@@ -14,9 +14,33 @@ from fer_core.errors import FerError
 SPLIT_PREFIX = re.compile(r"^(Training|PublicTest|PrivateTest)_", re.IGNORECASE)
 CANONICAL_SPLIT = {s.lower(): s for s in FER_SPLITS}
 
-# Folder names seen in FER2013 re-distributions, mapped onto FER2013's label order.
+# Other names for FER2013's emotions, as FER2013 re-distributions and other datasets (CK+, JAFFE,
+# RAF-DB, AffectNet) spell them: what matching a model's classes to a dataset's reads
+# (`canonical_class`), and the source of the FER2013 folder loader's aliases.
+SYNONYMS: dict[str, str] = {
+    "anger": "angry",
+    "disgusted": "disgust",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happiness": "happy",
+    "joy": "happy",
+    "sadness": "sad",
+    "surprised": "surprise",
+    "neutrality": "neutral",
+}
+# Folder names seen in FER2013 re-distributions, mapped onto FER2013's label order: the names and
+# the synonyms those re-distributions use (a folder set of only these is read as FER2013).
+FER2013_FOLDER_SYNONYMS = ("anger", "disgusted", "fearful", "happiness", "sadness", "surprised")
 CLASS_ALIASES: dict[str, int] = {name: i for i, name in enumerate(CLASS_NAMES)}
-CLASS_ALIASES.update({"anger": 0, "disgusted": 1, "fearful": 2, "happiness": 3, "sadness": 4, "surprised": 5})
+CLASS_ALIASES.update({other: CLASS_NAMES.index(SYNONYMS[other]) for other in FER2013_FOLDER_SYNONYMS})
+
+
+def canonical_class(name: str) -> str:
+    """A class name as matching compares it: lower case, trimmed, a synonym read as its FER2013 name."""
+    key = str(name).strip().lower()
+    return SYNONYMS.get(key, key)
+
 
 ProgressCallback = Callable[[int, int], None]
 

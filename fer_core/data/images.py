@@ -157,9 +157,9 @@ def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | No
             expanded.append((name, None, f"{name}: not a readable zip archive ({_short(exc)})"))
             continue
         images = [
-            e for e in entries if e.filename.lower().endswith(IMAGE_EXTENSIONS) and not _unsafe_member(e.filename)
+            e for e in entries if e.filename.lower().endswith(IMAGE_EXTENSIONS) and not unsafe_archive_path(e.filename)
         ]
-        skipped = [e.filename for e in entries if _unsafe_member(e.filename)]
+        skipped = [e.filename for e in entries if unsafe_archive_path(e.filename)]
         for entry_name in skipped[:3]:
             expanded.append(
                 (f"{name}/{entry_name}", None, f"{name}/{entry_name}: refused: the path escapes the archive")
@@ -200,6 +200,6 @@ def expand_uploads(files: list[tuple[str, bytes]]) -> list[tuple[str, bytes | No
     return expanded
 
 
-def _unsafe_member(filename: str) -> bool:
+def unsafe_archive_path(filename: str) -> bool:
     parts = filename.replace("\\", "/").split("/")
     return filename.startswith(("/", "\\")) or ".." in parts or (len(filename) > 1 and filename[1] == ":")

@@ -1,4 +1,4 @@
-"""The ensemble of every trained model of the data's classes, as Home lists it beside its members: measured by
+"""The ensemble of every trained model of the data's dataset and classes, as Home lists it beside its members: measured by
 `fer-core ensemble --data DATA` into trained/ensemble.json, with each member's file hash, so a
 record whose members have changed since is never shown as current."""
 
@@ -30,7 +30,9 @@ def write_ensemble_record(dataset, split: str | None = None, root: str | os.Path
     from fer_core.evaluation import ensemble_of, evaluate_model_file
     from fer_core.fileio import file_sha256
 
-    refs = _members(root, dataset.classes)
+    from fer_core.catalog import dataset_name
+
+    refs = _members(root, dataset.classes, dataset_name(dataset))
     names = [r.name for r in refs]
     if len(names) < 2:
         raise FerError(
@@ -46,19 +48,22 @@ def write_ensemble_record(dataset, split: str | None = None, root: str | os.Path
             record[key] = {k: metrics[k] for k in ("accuracy", "macro_f1", "loss")}
     record["members"] = [{"name": r.name, "sha256": file_sha256(r.model_file)} for r in refs]
     record["classes"] = list(dataset.classes)
+    record["dataset"] = dataset_name(dataset)
     record["command"] = f"fer-core ensemble --data {dataset.root} --split {record['split']}"
     write_json_atomic(ensemble_file(root), record)
     return record
 
 
-def _members(root, classes) -> list:
-    """The trained models (in `root`, default trained/) that predict `classes`: an ensemble
-    averages probabilities, so its members share their classes."""
+def _members(root, classes, dataset: str | None = None) -> list:
+    """The trained models (in `root`, default trained/) that predict `classes` and were measured
+    on `dataset` (any, for a record from before datasets were recorded): an ensemble averages
+    probabilities, so its members share their classes, and stays within one dataset's models."""
     from fer_core.artifacts import model_classes
+    from fer_core.catalog import model_dataset
 
     names = list_trained() if root is None else sorted(p.parent.name for p in Path(root).glob("*/model.keras"))
     refs = [resolve_model(Path(root) / n if root is not None else n) for n in names if not n.startswith(".")]
-    return [r for r in refs if model_classes(r) == tuple(classes)]
+    return [r for r in refs if model_classes(r) == tuple(classes) and dataset in (None, model_dataset(r).name)]
 
 
 def read_ensemble_record(root: str | os.PathLike | None = None) -> tuple[dict | None, str | None]:
@@ -72,7 +77,7 @@ def read_ensemble_record(root: str | os.PathLike | None = None) -> tuple[dict | 
     from fer_core import CLASS_NAMES
 
     base = Path(root) if root is not None else trained_dir()
-    current = sorted(r.name for r in _members(root, record.get("classes") or CLASS_NAMES))
+    current = sorted(r.name for r in _members(root, record.get("classes") or CLASS_NAMES, record.get("dataset")))
     recorded = {m.get("name"): m.get("sha256") for m in record["members"]}
     if sorted(recorded) != current:
         return None, "the trained models changed since it was measured"

@@ -50,9 +50,26 @@ class Evaluation:
         return self.probabilities.argmax(axis=1)
 
 
+def class_matches(model_classes, data_classes) -> dict[str, tuple[str, str]]:
+    """Each data class the model knows: data name -> (model name, "name" or "synonym"). The same
+    name first, then a synonym (anger/angry, sadness/sad, ...; `canonical_class`)."""
+    from fer_core.data.dataset import canonical_class
+
+    exact = set(model_classes)
+    by_canonical = {canonical_class(name): name for name in model_classes}
+    matches = {}
+    for name in data_classes:
+        if name in exact:
+            matches[name] = (name, "name")
+        elif canonical_class(name) in by_canonical:
+            matches[name] = (by_canonical[canonical_class(name)], "synonym")
+    return matches
+
+
 def align_to_model(dataset: Dataset, classes) -> tuple[Dataset, list[str]]:
     """The dataset as a model with these classes sees it: the images of the classes it knows (by
-    name), labelled in the model's order; and the dataset's classes it left out.
+    name or synonym, `class_matches`), labelled in the model's order; and the dataset's classes
+    it left out.
 
     Raises:
         FerError: the model and the data share no class.
@@ -61,7 +78,8 @@ def align_to_model(dataset: Dataset, classes) -> tuple[Dataset, list[str]]:
     if classes == tuple(dataset.classes):
         return dataset, []
     index = {name: k for k, name in enumerate(classes)}
-    mapping = np.array([index.get(name, -1) for name in dataset.classes])
+    matches = class_matches(classes, dataset.classes)
+    mapping = np.array([index[matches[name][0]] if name in matches else -1 for name in dataset.classes])
     if (mapping < 0).all():
         raise FerError(
             f"the model's classes ({', '.join(classes)}) and the data's ({', '.join(dataset.classes)}) "
@@ -70,7 +88,7 @@ def align_to_model(dataset: Dataset, classes) -> tuple[Dataset, list[str]]:
     labels = mapping[dataset.labels]
     kept = dataset.subset(labels >= 0)
     aligned = dataclasses.replace(kept, labels=labels[labels >= 0], classes=classes)
-    return aligned, [name for name in dataset.classes if name not in index]
+    return aligned, [name for name in dataset.classes if name not in matches]
 
 
 def evaluate(
@@ -91,7 +109,8 @@ def evaluate(
         tta: one of `inference.TTA_MODES` (True = "flip"): average each face over those views.
         names: how to name the models in the metrics.
         classes: the models' classes, when they may not be the dataset's: the images of classes
-            they do not know are left out (said in the metrics' `left_out_classes`).
+            they do not know are left out (said in the metrics' `left_out_classes`; those matched
+            by synonym in `matched_by_synonym`).
 
     Returns:
         An `Evaluation` whose `metrics` is what `fer-core evaluate --json` prints.
@@ -100,6 +119,7 @@ def evaluate(
         raise FerError("no model to evaluate")
     split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
+    subset_classes = subset.classes
     subset, left_out = align_to_model(subset, classes) if classes is not None else (subset, [])
     per_model = [predict_probabilities(m, subset.images, tta=tta) for m in models]
     names = list(names) if names else [getattr(m, "name", "model") for m in models]
@@ -115,12 +135,18 @@ def evaluate(
             dataset.root,
             subset.classes,
         ),
+        class_matches(classes, subset_classes) if classes is not None else None,
     )
 
 
-def _with_left_out(left_out: list[str], evaluation: Evaluation) -> Evaluation:
+def _with_left_out(left_out: list[str], evaluation: Evaluation, matches: dict | None = None) -> Evaluation:
+    """Say which of the data's classes the model left out and, where names differ, which it
+    matched by synonym."""
     if left_out:
         evaluation.metrics["left_out_classes"] = left_out
+    by_synonym = {data: model for data, (model, how) in (matches or {}).items() if how == "synonym"}
+    if by_synonym:
+        evaluation.metrics["matched_by_synonym"] = by_synonym
     return evaluation
 
 
@@ -151,6 +177,7 @@ def evaluate_model_file(
 
     split = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
     subset = dataset.split(split) if split is not None else dataset
+    subset_classes = subset.classes
     subset, left_out = align_to_model(subset, classes) if classes is not None else (subset, [])
     probabilities = cached_probabilities(
         model_file, subset.images, subset.labels, tta=tta, load=load, progress=progress
@@ -161,6 +188,7 @@ def evaluate_model_file(
         _evaluation(
             probabilities, subset.labels, subset.sources, split or "all", tta, names, dataset.root, subset.classes
         ),
+        class_matches(classes, subset_classes) if classes is not None else None,
     )
 
 
@@ -210,3 +238,40 @@ def _evaluation(probabilities, labels, sources, split, tta, names, data, classes
         "data": data,
     }
     return Evaluation(metrics, probabilities.astype(np.float32), labels.copy(), sources.copy())
+
+
+def zero_shot(dataset: Dataset, refs: list, progress=None) -> list[dict]:
+    """Each model (ModelRefs of other datasets) on every image of `dataset` whose class it knows
+    by name or synonym, as trained elsewhere: the baseline a transfer to this dataset must beat.
+    Models that share no class with the data are left out.
+
+    Returns:
+        A row per model: model, its dataset, accuracy, macro-F1, images, the data's classes it
+        knows (matched by synonym named), those it left out.
+    """
+    from fer_core.artifacts import model_classes
+    from fer_core.catalog import model_dataset
+
+    rows = []
+    for ref in refs:
+        classes = model_classes(ref)
+        matches = class_matches(classes, dataset.classes)
+        if not matches:
+            continue
+        metrics = evaluate_model_file(ref.model_file, dataset, split=None, name=ref.name, classes=classes).metrics
+        rows.append(
+            {
+                "model": ref.name,
+                "trained on": model_dataset(ref).name,
+                "accuracy": metrics["accuracy"],
+                "macro-F1": metrics["macro_f1"],
+                "images": metrics["n"],
+                "classes known": ", ".join(
+                    name if how == "name" else f"{name} (as {known})" for name, (known, how) in matches.items()
+                ),
+                "left out": ", ".join(metrics.get("left_out_classes", [])) or "none",
+            }
+        )
+        if progress is not None:
+            progress(len(rows), len(refs))
+    return rows

@@ -7,7 +7,6 @@ import threading
 
 import numpy as np
 
-from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.inference.detectors import to_gray
 from fer_core.inference.faces import Face, detection_crop, find_faces
@@ -36,11 +35,11 @@ class Classifier:
         """`engine`: "onnx" (ONNX Runtime, exact-checked), "keras" (the backend's compiled call), or
         "auto": ONNX Runtime where it is available and exact for the model, else Keras, and Keras
         for batches of LARGE_BATCH faces or more (built on the first such batch). `classes`: the
-        models' class names in output order (default FER2013's), carried for whoever names labels."""
+        models' class names in output order, carried for whoever names labels (see `classes`)."""
         self.models = list(models) if isinstance(models, (list, tuple)) else [models]
-        self.classes = tuple(classes) if classes is not None else CLASS_NAMES
         if not self.models:
             raise FerError("no model to classify with")
+        self._classes = tuple(classes) if classes is not None else None
         if engine not in ENGINES:
             raise FerError(f"unknown inference engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self._calls, self.engines = [], []
@@ -72,6 +71,17 @@ class Classifier:
                     self._large_calls[i] = _compiled_call(model)
             return list(self._large_calls)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names; when none were given, a model's without records: FER2013's for seven
+        outputs, else a one-line error (`unrecorded_classes`) the moment a label is named. Only
+        probabilities are asked of it (evaluation) work either way."""
+        if self._classes is None:
+            from fer_core.artifacts import unrecorded_classes
+
+            self._classes = unrecorded_classes(int(self.models[0].outputs[0].shape[-1]), self.models[0].name)
+        return self._classes
+
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """(N, 48, 48[, 1]) uint8 faces → (N, 7) float32 probabilities (mean over the models)."""
         x = np.asarray(faces, dtype=np.float32)
@@ -79,7 +89,7 @@ class Classifier:
             x = x[..., None]
         n = len(x)
         if n == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
+            return np.zeros((0, int(self.models[0].outputs[0].shape[-1])), dtype=np.float32)
         out = []
         for start in range(0, n, _BATCH_BUCKETS[-1]):
             chunk = x[start : start + _BATCH_BUCKETS[-1]]
@@ -149,5 +159,4 @@ def classify_image(
     gray = to_gray(image)  # once, not per face
     crops = np.stack([detection_crop(gray, d) for d in found])
     probabilities = classifier(crops)
-    classes = getattr(classifier, "classes", CLASS_NAMES)
-    return [Face(d.box, p, d.score, classes, d.cut) for d, p in zip(found, probabilities)]
+    return [Face(d.box, p, classifier.classes, d.score, d.cut) for d, p in zip(found, probabilities)]

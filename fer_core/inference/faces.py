@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_core import CLASS_NAMES, IMAGE_SIZE
+from fer_core import IMAGE_SIZE
 from fer_core.errors import FerError
 from fer_core.inference.detectors import Detection, to_gray
 
@@ -39,8 +39,8 @@ FACE_COLOURS = (
 class Face:
     box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
     probabilities: np.ndarray  # one per class, in `classes` order
+    classes: tuple[str, ...]  # the model's class names
     score: float = 1.0  # the detector's confidence (1 for the whole image or Haar)
-    classes: tuple[str, ...] = CLASS_NAMES  # the model's class names
     cut: bool = False  # part of the face lies outside the picture (`Detection.cut`)
 
     @property

@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.inference.classifier import Classifier
 from fer_core.inference.faces import Face, crop_face, draw_faces
@@ -26,7 +25,6 @@ from fer_core.inference.faces import Face, crop_face, draw_faces
 # The detector runs on a copy downscaled to this longest side: its cost grows with the pixel count, and
 # faces at webcam distance stay well above its minimum size.
 LIVE_DETECTION_SIDE = 320
-TIMELINE_COLUMNS = ("time", "face", "label", *CLASS_NAMES)
 # Below this normalised correlation a tracked face is taken as lost; its box then stays put until
 # the next detection decides.
 _TRACK_MIN_SCORE = 0.4
@@ -269,7 +267,9 @@ class LiveProcessor:
         if tracks:
             probabilities = classifier(np.stack([crop_face(gray, t.box) for t in tracks]))
             self._smoother.alpha = settings.smoothing
-            faces = [Face(t.box, self._smoother(t.track_id, p)) for t, p in zip(tracks, probabilities)]
+            faces = [
+                Face(t.box, self._smoother(t.track_id, p), classifier.classes) for t, p in zip(tracks, probabilities)
+            ]
         self._smoother.forget({t.track_id for t in tracks})
         now = self.clock()
         for track, face in zip(tracks, faces):
@@ -344,7 +344,7 @@ class Timeline:
     """A viewing session's rows: all of them (up to `max_rows`) for the CSV, recent ones for charts;
     a probability column per class of the model (`classes`)."""
 
-    def __init__(self, max_rows: int = 200_000, classes=CLASS_NAMES):
+    def __init__(self, classes, max_rows: int = 200_000):
         from collections import deque
 
         self._rows: deque = deque(maxlen=max_rows)

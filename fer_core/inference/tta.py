@@ -52,15 +52,22 @@ def tta_views(faces: np.ndarray, tta) -> list[np.ndarray]:
 
 def with_tta(classify, tta):
     """`classify` (faces → probabilities) averaging over the `tta` views of each face."""
-    if tta_mode(tta) == "none":
-        return classify
+    return classify if tta_mode(tta) == "none" else _WithViews(classify, tta)
 
-    def classify_views(faces: np.ndarray) -> np.ndarray:
+
+class _WithViews:
+    """A classifier averaging over TTA views; its `classes` are the wrapped classifier's, read
+    when asked (a model whose classes are unnamed is refused only where a label is named)."""
+
+    def __init__(self, classify, tta):
+        self.classify, self.tta = classify, tta
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
         x = np.asarray(faces)
         if x.ndim == 3:
             x = x[..., None]
-        return np.mean([np.asarray(classify(v), dtype=np.float32) for v in tta_views(x, tta)], axis=0)
+        return np.mean([np.asarray(self.classify(v), dtype=np.float32) for v in tta_views(x, self.tta)], axis=0)
 
-    if hasattr(classify, "classes"):
-        classify_views.classes = classify.classes  # the label names travel with the classifier
-    return classify_views
+    @property
+    def classes(self):
+        return self.classify.classes

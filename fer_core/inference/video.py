@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 from fer_core.inference.classifier import classify_image
 from fer_core.inference.faces import draw_boxes
@@ -22,11 +21,10 @@ from fer_core.inference.faces import draw_boxes
 MAX_VIDEO_BYTES = 500 * 2**20
 MAX_VIDEO_MINUTES = 30.0
 MAX_VIDEO_PIXELS = 3840 * 2160  # a frame's; larger is refused before decoding
-ROW_COLUMNS = ("time", "frame", "face", "x", "y", "w", "h", "cut", "label", *CLASS_NAMES, "model", "detector")
 
 
-def row_columns(classes=CLASS_NAMES) -> tuple[str, ...]:
-    """A row's columns for a model with these classes (ROW_COLUMNS for FER2013's)."""
+def row_columns(classes) -> tuple[str, ...]:
+    """A row's columns for a model with these classes."""
     return ("time", "frame", "face", "x", "y", "w", "h", "cut", "label", *classes, "model", "detector")
 
 
@@ -158,12 +156,12 @@ class VideoProgress:
 @dataclass
 class VideoResult:
     info: VideoInfo
-    rows: list[tuple]  # ROW_COLUMNS
+    rows: list[tuple]  # row_columns(classes)
     frames_read: int
     frames_analysed: int
     cancelled: bool
     output: Path | None
-    classes: tuple[str, ...] = CLASS_NAMES  # the model's, in its output order
+    classes: tuple[str, ...]  # the model's, in its output order
 
     def frame(self):
         """The rows as a DataFrame (`row_columns(classes)`)."""
@@ -213,7 +211,7 @@ def analyze(
 
     if not 1 <= every <= 1000:
         raise FerError(f"--every must be 1-1000 frames. Received: {every}")
-    classes = tuple(classes or getattr(classifier, "classes", CLASS_NAMES))
+    classes = tuple(classes or classifier.classes)
     info = probe(path, max_bytes=max_bytes, max_minutes=max_minutes)
     progress = progress or VideoProgress()
     progress.frames_total = info.frames

@@ -47,7 +47,7 @@ def create_app(
     limits: Limits | None = None,
     api_key: str | None = None,
 ) -> FastAPI:
-    """The service for a default model (None: the best trained one), detector and TTA mode.
+    """The service for a default model (None: fer_core.catalog's default), detector and TTA mode.
     `api_key` (default: the FER_API_KEY environment variable) makes /v1/* ask for it."""
     from fer_core.recognizer import Recognizer
 
@@ -128,22 +128,30 @@ def create_app(
 
     @app.get("/v1/models")
     def models():
-        """Every trained model: its name, classes and reported accuracy (with the split)."""
+        """Every trained model: its name, classes, reported accuracy with the dataset and split it
+        was measured on (accuracies of different datasets do not compare), and which one answers
+        when a request names none (`default`)."""
         from fer_core.artifacts import saved_models
+        from fer_core.catalog import default_model, model_dataset
         from fer_core.recognizer import model_classes
 
+        refs = saved_models()
+        serving = default_options["model"] or getattr(default_model(refs), "name", None)
         return {
+            "default": serving,
             "models": [
                 {
                     "name": ref.name,
                     "classes": list(model_classes(ref)),
                     "accuracy": ref.metrics.get("accuracy"),
                     "split": ref.metrics.get("split"),
+                    "dataset": model_dataset(ref).name,
                     "macro_f1": ref.metrics.get("macro_f1"),
                     "family": ref.config.get("model"),
+                    "default": ref.name == serving,
                 }
-                for ref in saved_models()
-            ]
+                for ref in refs
+            ],
         }
 
     @app.post("/v1/analyze")

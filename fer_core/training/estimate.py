@@ -4,6 +4,7 @@ processor features and cores). No record, no number: the page then says so inste
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import statistics
@@ -17,6 +18,7 @@ from fer_core.fileio import read_json
 from fer_core.rundir import CONFIG_FILE, PROGRESS_FILE, read_history
 from fer_core.words import counted
 from fer_core.training.config import TrainConfig
+from fer_core.training.splits import HELD_OUT_FRACTION
 
 # The shipped models' lineage: the timed runs behind them, read even where FER_TRAINED_DIR points
 # elsewhere (a fresh trained/ folder has none).
@@ -49,9 +51,10 @@ class RunEstimate:
         )
 
 
-def training_images(config: TrainConfig, counts: dict[str, int] | None = None) -> int:
+def training_images(config: TrainConfig, counts: dict[str, int] | None = None, folds: int | None = None) -> int:
     """The number of images a run of `config` trains on (as prepare_data splits them), from the
-    dataset's images per split (`fer_core.data.split_counts`, counted here when not given)."""
+    dataset's images per split (`fer_core.data.split_counts`, counted here when not given); with
+    `folds`, what each fold of a cross-validation trains on."""
     from fer_core.data import split_counts
 
     counts = counts if counts is not None else split_counts(config.data)
@@ -60,6 +63,11 @@ def training_images(config: TrainConfig, counts: dict[str, int] | None = None) -
     train = next((counts[k] for k in ("Training", "train") if k in counts), sum(counts.values()))
     if "PublicTest" in counts and "PrivateTest" in counts:
         return train  # PublicTest selects; all of Training trains
+    if folds:  # each fold trains on the other folds' images
+        train = train - math.ceil(train / folds)
+    elif not any(k in counts for k in ("Training", "train", "PrivateTest", "PublicTest", "test")):
+        # One pool: a share is held out to report on first (as_the_run_saw_it; scikit-learn rounds it up).
+        train -= math.ceil(train * (config.held_out or HELD_OUT_FRACTION))
     return max(0, train - max(1, round(train * config.validation_split)))
 
 
@@ -106,9 +114,11 @@ def estimate_run(
     precision: str | None = None,
     roots: list[Path] | None = None,
     counts: dict[str, int] | None = None,
+    folds: int | None = None,
 ) -> RunEstimate:
     """The run's length before launch (`precision` resolved, default: as `auto` would pick on a
-    CPU; `counts`: the dataset's images per split, when already known).
+    CPU; `counts`: the dataset's images per split, when already known); with `folds`, the whole
+    cross-validation's (a run a fold, the time budget shared by them).
 
     Raises:
         FerError: the dataset path does not exist.
@@ -118,12 +128,12 @@ def estimate_run(
     if not config.data:
         raise FerError("no dataset configured: set its path in the sidebar or FER_DATA")
     precision = precision or resolve_precision(config.precision, gpu=False)
-    images = training_images(config, counts)
+    images = training_images(config, counts, folds)
     found = recorded_speed(config, precision, roots)
     if found is None:
         return RunEstimate(images, None, None, f"{config.model}, {precision}")
     speed, source = found
-    minutes = config.epochs * images / speed / 60.0
+    minutes = config.epochs * images / speed / 60.0 * (folds or 1)
     if config.minutes:
         minutes = min(minutes, config.minutes)
     return RunEstimate(images, speed, minutes, source)

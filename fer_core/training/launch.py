@@ -1,4 +1,4 @@
-"""Launching a training run in its own process, one at a time per runs folder (the Train page)."""
+"""Launching a training run or a cross-validation in its own process, one at a time per runs folder (the Train page)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,67 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
     Raises:
         FerError: missing data, a training already in progress, or a folder that cannot be written.
     """
+    _check_data(config)
+
+    def prepare(base: Path) -> tuple[Path, list[str]]:
+        resolved = _resolved(config)
+        path = create_run_dir(resolved.model, out=base)
+        write_json_atomic(path / CONFIG_FILE, resolved.to_dict())
+        return path, ["train", "--start", str(path), "--quiet"]
+
+    return _launch(root, prepare)
+
+
+def launch_crossval(
+    config: TrainConfig,
+    folds: int,
+    group_by: str | None = None,
+    root: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+) -> Path:
+    """Start a cross-validation (`fer-core crossval --resume DIR` on a folder holding only its
+    settings), or go on with a stopped one (`resume`: its folder), in its own process as `launch`
+    does; one training at a time per runs folder.
+
+    Raises:
+        FerError: missing data, folds that cannot be made, a training already in progress.
+    """
+    from fer_core.training.crossval import crossval_folder, write_crossval_settings
+    from fer_core.training.crossval_runs import resume_settings
+
+    if resume is None:
+        _check_data(config)
+
+    def prepare(base: Path) -> tuple[Path, list[str]]:
+        if resume is not None:
+            path = Path(resume)
+            resume_settings(path)  # refuses a finished or foreign folder before a process starts
+        else:
+            resolved = _resolved(config)
+            path = crossval_folder(resolved.model, base)
+            write_crossval_settings(path, resolved, folds, group_by)
+        (path / CONSOLE_FILE).unlink(missing_ok=True)
+        return path, ["crossval", "--resume", str(path)]
+
+    return _launch(root, prepare)
+
+
+def _check_data(config: TrainConfig) -> None:
     if not config.data or not Path(config.data).exists():
         raise FerError(f"dataset path does not exist: {config.data or '(none)'}")
+
+
+def _resolved(config: TrainConfig) -> TrainConfig:
+    """The precision and devices resolved for the process that trains, whose backend may not be
+    this one's (FER_TRAIN_BACKEND)."""
+    found = describe_training_devices()
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, gpu=found["kind"] != "cpu"))
+    return resolve_devices(config, found=found)
+
+
+def _launch(root, prepare) -> Path:
+    """Under the launch lock, with no training running: `prepare(runs folder)` gives the folder
+    and the fer-core arguments; the child starts with its output in the folder's console.log."""
     base = Path(root) if root is not None else runs_dir()
     try:
         base.mkdir(parents=True, exist_ok=True)
@@ -45,15 +104,10 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         running = active_run(base)
         if running is not None:
             raise FerError(f"a training run is already in progress: {running.name} (stop it first)")
-        # Resolved for the process that trains, whose backend may not be this one's (FER_TRAIN_BACKEND).
-        found = describe_training_devices()
-        config = dataclasses.replace(config, precision=resolve_precision(config.precision, gpu=found["kind"] != "cpu"))
-        config = resolve_devices(config, found=found)
-        path = create_run_dir(config.model, out=base)
-        write_json_atomic(path / CONFIG_FILE, config.to_dict())
+        path, arguments = prepare(base)
         with open(path / CONSOLE_FILE, "wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "fer_core", "train", "--start", str(path), "--quiet"],
+                [sys.executable, "-m", "fer_core", *arguments],
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,

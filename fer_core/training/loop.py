@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.backend import resolve_precision
-from fer_core.data import Dataset, default_evaluation_split, default_training_split
-from fer_core.data.groups import image_groups
+from fer_core.data import Dataset
 from fer_core.errors import FerError
 from fer_core.fileio import read_json, write_json_atomic, write_text_atomic
 from fer_core.rundir import (
@@ -55,11 +54,15 @@ from fer_core.training.recipe import (
 )
 from fer_core.training.recipe import precision_policy
 from fer_core.training.reporting import measure_best_model, read_config, write_reported_metrics
-from fer_core.training.splits import TrainingData, hold_out_test, load_run_data, prepare_data, selection_split_name
+from fer_core.training.splits import (
+    TrainingData,
+    as_the_run_saw_it,
+    load_run_data,
+    prepare_data,
+    selection_split_name,
+)
 from fer_core.training.state import RunState
 
-# The share of a one-pool dataset held out to report on (see TrainConfig.held_out).
-HELD_OUT_FRACTION = 0.2
 HELD_OUT_FILE = "held_out.txt"
 
 # The teachers' probabilities for the training images of a distillation run (see distillation_targets).
@@ -140,12 +143,7 @@ def _prologue(config: TrainConfig, dataset: Dataset | None) -> tuple[TrainConfig
         if not config.data:
             raise FerError("no dataset given (--data PATH)")
         dataset = load_run_data(config)
-    if config.group_by:
-        dataset = dataclasses.replace(dataset, groups=image_groups(dataset, config.group_by))
-    pool = not dataset.is_fer2013 and default_evaluation_split(dataset) is None
-    if pool and default_training_split(dataset) is None:
-        config = dataclasses.replace(config, held_out=config.held_out or HELD_OUT_FRACTION)
-        dataset = hold_out_test(dataset, config.held_out, config.seed)
+    config, dataset = as_the_run_saw_it(config, dataset)
     if config.classes is None:  # recorded in config.json: the model's classes are the data's
         config = dataclasses.replace(config, classes=list(dataset.classes))
     elif tuple(config.classes) != tuple(dataset.classes):
@@ -379,15 +377,19 @@ def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingDat
         best_epoch=state.best_epoch,
         minutes_spent=round(state.seconds / 60.0, 2),
     )
+    best = (
+        f"best val_accuracy {state.best_val_accuracy:.4f} at epoch {state.best_epoch}"
+        if state.best_epoch
+        else "no epoch finished, so no best model"
+    )
     log.info(
-        "run %s: %s (%s) after %d epochs, %.1f min; best val_accuracy %.4f at epoch %d",
+        "run %s: %s (%s) after %d epochs, %.1f min; %s",
         path,
         status,
         state.stop_reason,
         state.epoch,
         state.seconds / 60.0,
-        state.best_val_accuracy,
-        state.best_epoch,
+        best,
     )
     return path
 

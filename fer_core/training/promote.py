@@ -37,6 +37,7 @@ def promote(
     compact: bool = True,
     dataset=None,
     replace: bool = False,
+    again: bool = False,
 ) -> Path:
     """Copy a finished run's best model and records to `trained/<name>/`.
 
@@ -50,21 +51,28 @@ def promote(
     float32 compute (`compact_model_file`), and metrics.json is measured again from that stored
     file on the reported split, so `fer-core evaluate` on it reproduces the shipped numbers.
     `dataset`: the data to measure on, for a run trained where its config.json's data path is not
-    this machine's (a GPU machine's copy).
+    this machine's (a GPU machine's copy). A run already promoted is refused (a second copy by
+    accident) unless `again`, or it replaces that same model.
     """
     info = read_run(run_dir)
     if info.active:
         raise FerError(f"{info.path}: the run is still {info.status}; stop it or wait before promoting")
+    root = Path(dest_root) if dest_root is not None else trained_dir()
     missing = [f for f in PROMOTED_FILES if not (info.path / f).is_file() and f not in MEASURED_ON_PROMOTION]
     if missing:
         raise FerError(f"{info.path}: cannot promote, missing {', '.join(missing)}")
-    root = Path(dest_root) if dest_root is not None else trained_dir()
     # Replacing means the model of that name: never a dated new name beside it.
     name = name or (info.model if replace else default_promote_name(info.model, root))
     check_model_name(name)
     final = root / name
     if final.exists() and not replace:
         raise FerError(replace_refusal(final, info.path))
+    earlier = promoted_as(info, root)
+    if earlier and name not in earlier and not again:
+        raise FerError(
+            f"{info.path.name} is promoted already, as {', '.join(earlier)}; to keep a second copy as {name}, "
+            "promote it again on purpose (--again)"
+        )
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.new-", dir=root))
     staging.chmod(0o755)  # mkdtemp makes it private; a shipped model is for everyone
@@ -100,6 +108,21 @@ def promote(
         if staging.exists() and not handed_over:
             shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def promoted_as(info: RunInfo, root: Path) -> list[str]:
+    """The trained models (in `root`) whose weights came from this run: the newest entry of
+    their lineage is the run's own record (a model warm-started from it has a newer one)."""
+    own = lineage_name(info.config, info.progress)
+    names = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        lineage = folder / LINEAGE_FOLDER
+        if folder.name.startswith(".") or not lineage.is_dir():
+            continue
+        entries = sorted(p.name for p in lineage.iterdir() if p.is_dir())
+        if entries and entries[-1] == own:
+            names.append(folder.name)
+    return names
 
 
 def write_lineage(info: RunInfo, folder: Path) -> list[str]:

@@ -10,7 +10,7 @@ from fer_core.errors import FerError
 from fer_core.fileio import read_json, write_json_atomic
 from fer_core.rundir import CONFIG_FILE
 from fer_core.training.config import TrainConfig
-from fer_core.training.splits import TrainingData, load_run_data, prepare_data
+from fer_core.training.splits import TrainingData, as_the_run_saw_it, load_run_data, prepare_data
 
 
 def read_config(path: Path) -> TrainConfig:
@@ -37,6 +37,7 @@ def write_reported_metrics(folder: str | os.PathLike, dataset: Dataset | None = 
                 "(name a copy of it with --data)"
             )
         dataset = load_run_data(config)
+    config, dataset = as_the_run_saw_it(config, dataset)
     return measure_best_model(path, config, dataset, prepare_data(config, dataset), name=name)
 
 
@@ -47,6 +48,7 @@ def measure_best_model(
     without TTA, with flip TTA (`with_tta`) and with flip+zoom TTA (`with_flip_zoom`); where the
     data has no other split it says so."""
     from fer_core.artifacts import load_model
+    from fer_core.catalog import dataset_tag
     from fer_core.data import default_evaluation_split
     from fer_core.evaluation import classifier_for, compute_metrics, evaluate, predict_probabilities
 
@@ -65,5 +67,6 @@ def measure_best_model(
         metrics.update(split=data.val_split, tta=False, models=names)
     metrics["selection_split"] = data.val_split
     metrics["reported_on_selection_split"] = not honest
+    metrics["dataset"] = dataset_tag(dataset, metrics["split"]).to_dict()
     write_json_atomic(path / "metrics.json", metrics)
     return metrics

@@ -12,6 +12,8 @@ from fer_core.training.config import TrainConfig
 
 # The name recorded for a held-out slice of Training used as the selection split.
 VALIDATION_SLICE = "validation"
+# The share of a one-pool dataset held out to report on (see TrainConfig.held_out).
+HELD_OUT_FRACTION = 0.2
 
 
 @dataclass
@@ -56,6 +58,25 @@ def group_aware_holdout(labels: np.ndarray, groups: np.ndarray, fraction: float,
     mask = np.zeros(len(labels), dtype=bool)
     mask[held] = True
     return mask
+
+
+def as_the_run_saw_it(config: TrainConfig, dataset: Dataset) -> tuple[TrainConfig, Dataset]:
+    """The dataset split as a run with this config splits it: its groups (`group_by`), and for a
+    one-pool dataset the held-out test split, seeded (the config records the share). A run, and
+    everything that measures it again (promotion), go through here, so a model is never measured
+    on the faces it trained or selected on."""
+    import dataclasses
+
+    from fer_core.data import default_evaluation_split
+    from fer_core.data.groups import image_groups
+
+    if config.group_by:
+        dataset = dataclasses.replace(dataset, groups=image_groups(dataset, config.group_by))
+    pool = not dataset.is_fer2013 and default_evaluation_split(dataset) is None
+    if pool and default_training_split(dataset) is None:
+        config = dataclasses.replace(config, held_out=config.held_out or HELD_OUT_FRACTION)
+        dataset = hold_out_test(dataset, config.held_out, config.seed)
+    return config, dataset
 
 
 def hold_out_test(dataset: Dataset, fraction: float, seed: int) -> Dataset:
