@@ -8,9 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from fer_core.artifacts import model_classes
+from fer_core.catalog import dataset_name, model_dataset
 from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, selection_warning
+from fer_core.evaluation.evaluate import unseen_by
 from fer_core.evaluation.paper import MEASURED_SOURCE, comparison_rows
 from fer_core.words import sentence
 from dashboard.gallery import cell_gallery
@@ -23,9 +25,14 @@ MAX_EVALUATIONS = 32  # kept in this server, the least recently shown dropped fi
 st.title("Evaluate & compare")
 dataset = dataset_or_stop()
 refs = {ref.name: ref for ref in models_or_stop()}
-# Every trained model by default (so the ensemble row is that of all shipped models), best first;
-# finished runs are there to pick.
-trained = [name for name in by_accuracy(refs.values()) if not name.startswith("run ")] or list(refs)[:1]
+# The trained models measured on this dataset by default (so the ensemble row is theirs), best
+# first; the others and finished runs are there to pick.
+here = dataset_name(dataset)
+trained = [
+    name
+    for name in by_accuracy(refs.values())
+    if not name.startswith("run ") and model_dataset(refs[name]).name == here
+] or by_accuracy(refs.values())[:1]
 
 selected = st.multiselect("Models", list(refs), default=trained)
 c1, c2 = st.columns(2)
@@ -66,17 +73,20 @@ def evaluate_one(label: str, number: int, bar):
         text = f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}: {done:,} of {total:,} faces"
         elapsed = time.monotonic() - started
         if 0 < done < total and elapsed > 2:
-            text += f", about {elapsed / done * (total - done):.0f} s left for this model"
+            # The models after this one counted at this one's pace: a rough whole, said as one.
+            faces_left = (total - done) + total * (len(selected) - number - 1)
+            text += f", about {elapsed / done * faces_left:.0f} s left in all"
         bar.progress((number + done / max(total, 1)) / len(selected), text=text)
 
     from fer_core.evaluation import evaluate_model_file
 
     # The model loads before its first faces are counted: say which one it is meanwhile.
     bar.progress(number / len(selected), text=f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}...")
+    view, view_split, _note = unseen_by(ref, dataset, split)  # never the faces it trained on
     result = evaluate_model_file(
         ref.model_file,
-        dataset,
-        split=split,
+        view,
+        split=view_split,
         tta=tta,
         name=ref.name,
         load=lambda _file: load_model(ref),
@@ -92,7 +102,14 @@ def evaluate_one(label: str, number: int, bar):
 
 for label in selected:
     warning = selection_warning(label, refs[label].metrics, dataset, split)
-    if warning:
+    try:
+        note = unseen_by(refs[label], dataset, split)[2]
+    except FerError as exc:
+        st.error(sentence(exc))
+        st.stop()
+    if note:
+        st.info(note + "; the table's other rows are on the split chosen above.")
+    elif warning:
         st.warning(warning)
 
 # One model at a time, with its faces counted: a cold ResNet50 with TTA takes minutes on 2 cores.
@@ -144,8 +161,11 @@ for label, result in results.items():
         pairs = ", ".join(f"{data} as {model}" for data, model in result.metrics["matched_by_synonym"].items())
         st.caption(f"{label}: the data's classes matched by synonym: {pairs}; the others by name.")
 same_classes = len({tuple(r.metrics["classes"]) for r in results.values()}) == 1
+same_images = len({(r.metrics["split"], r.metrics["n"]) for r in results.values()}) == 1
 if len(selected) > 1 and not same_classes:
     st.info("No ensemble row: the chosen models predict different classes.")
+elif len(selected) > 1 and not same_images:
+    st.info("No ensemble row: the chosen models were measured on different images (a model's own held-out ones).")
 elif len(selected) > 1:
     # The members' cached probabilities, averaged: the same numbers as `fer-core evaluate
     # --model a,b,c` without predicting every image again.

@@ -264,7 +264,7 @@ def test_predict_defaults_to_the_best_model_expands_folders_and_reports_in_order
     trained = tmp_path / "trained"
     monkeypatch.setenv("FER_TRAINED_DIR", str(trained))
     for name, accuracy in (("weaker", 0.20), ("better", 0.60)):
-        folder = promote(tiny_run, name, dest_root=trained, compact=False)
+        folder = promote(tiny_run, name, dest_root=trained, compact=False, again=True)
         metrics = read_json(folder / "metrics.json")
         (folder / "metrics.json").write_text(json.dumps({**metrics, "accuracy": accuracy}))
     images = tmp_path / "photos"

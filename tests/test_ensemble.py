@@ -21,7 +21,7 @@ def test_the_record_is_the_ensembles_and_goes_out_of_date_with_its_members(tiny_
     with pytest.raises(FerError, match="two or more trained models"):
         write_ensemble_record(load_dataset(folder_dataset), root=trained)
     promote(tiny_run, "a", dest_root=trained)
-    promote(tiny_run, "b", dest_root=trained, compact=False)  # another file: float32 weights
+    promote(tiny_run, "b", dest_root=trained, compact=False, again=True)  # another file: float32 weights
     dataset = load_dataset(folder_dataset)
     record = write_ensemble_record(dataset, split="publictest", root=trained)
     expected = evaluate([load_model(trained / "a"), load_model(trained / "b")], dataset, split="PublicTest").metrics
@@ -30,5 +30,5 @@ def test_the_record_is_the_ensembles_and_goes_out_of_date_with_its_members(tiny_
     assert read_ensemble_record(trained) == (record, None)
     promote(tiny_run, "b", dest_root=trained, replace=True)  # b is now another file
     assert read_ensemble_record(trained) == (None, "b was replaced since it was measured")
-    promote(tiny_run, "c", dest_root=trained)
+    promote(tiny_run, "c", dest_root=trained, again=True)
     assert read_ensemble_record(trained)[1] == "the trained models changed since it was measured"

@@ -248,11 +248,12 @@ def test_evaluating_on_the_selection_or_training_split_is_flagged(folder_dataset
     assert selection_warning("cnn", selected_on_public, kaggle, "PrivateTest") is None
 
 
-def test_the_cli_warns_when_a_run_is_evaluated_on_its_training_split(tiny_run, folder_dataset, capsys):
+def test_the_cli_refuses_a_run_on_the_split_it_trained_on(tiny_run, folder_dataset, capsys):
     from fer_core.cli import main
 
-    assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "Training"]) == 0
-    assert "warning: " in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "Training"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained on Training of this dataset and held none of them out" in err
     assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "PublicTest"]) == 0
     assert "warning" not in capsys.readouterr().err
 

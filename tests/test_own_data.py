@@ -203,6 +203,15 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     assert again["split"] == metrics["split"] == "test" and not again["reported_on_selection_split"]
     assert again["n"] == metrics["n"] and again["dataset"]["name"] == metrics["dataset"]["name"] == "ck"
     assert again["dataset"]["fingerprint"] == metrics["dataset"]["fingerprint"]
+    # Evaluated on its own dataset, the model is measured on its held-out faces only (the promoted
+    # copy keeps the list), never on the 80% it trained on, and says so.
+    assert (promoted / "held_out.txt").read_text() == (tmp_path / "scratch" / "held_out.txt").read_text()
+    code, out, err = run_cli("evaluate", "--model", promoted, "--data", ck_folder, "--json")
+    assert code == 0, err
+    measured = json.loads(out)
+    assert measured["split"] == "held-out" and measured["n"] == metrics["n"]
+    assert measured["accuracy"] == pytest.approx(again["accuracy"], abs=1e-6)
+    assert f"measured on its {metrics['n']} held-out images" in err
 
 
 def test_transfer_to_three_classes_builds_a_new_head(valence_folder, tiny_run, tmp_path):

@@ -20,18 +20,42 @@ import json
 import os
 import tempfile
 import threading
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fer_core.errors import FerError
+from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
+from fer_core.inference.tta import TTA_MODES
 from fer_core.serve.limits import Limits
+from fer_core.serve.schemas import ERRORS, Analysis, Health, ImagesJSON, Models, VideoAnalysis
 
 API_KEY_ENV = "FER_API_KEY"
-OPEN_PATHS = ("/health", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc")
+# The key's two forms, as security schemes: /docs shows an Authorize button for either.
+KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="the FER_API_KEY the service was started with"
+)
+# The option fields of a multipart request as /docs shows them: each with the value it takes when
+# left alone, so "Try it out" sends what a bare request would.
+OPTION_FIELDS = {
+    "model": {
+        "type": "string",
+        "default": "",
+        "description": "a trained model's name (GET /v1/models); empty: the default",
+    },
+    "detector": {"type": "string", "enum": list(DETECTORS), "default": DEFAULT_DETECTOR},
+    "tta": {"type": "string", "enum": list(TTA_MODES), "default": "none"},
+    "min_face": {"type": "integer", "default": 30, "description": "the smallest face side, in pixels"},
+}
+BEARER = HTTPBearer(auto_error=False, description="the same key as `Authorization: Bearer KEY`")
 
 
 class HTTPRefusal(Exception):
@@ -54,17 +78,20 @@ def create_app(
     limits = limits or Limits()
     api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
     default_options = {"model": model, "detector": detector, "tta": tta, "min_face": 30}
-    recognizers: dict[tuple, Recognizer] = {}
+    # Least recently used first out: each holds its models in memory.
+    recognizers: OrderedDict[tuple, Recognizer] = OrderedDict()
     lock = threading.Lock()
     state = {"ready": False, "error": None}
 
     def recognizer_for(options: dict) -> Recognizer:
         key = tuple(sorted((k, str(v)) for k, v in options.items()))
         with lock:
-            if key not in recognizers:
-                if len(recognizers) >= limits.max_recognizers:  # each holds its models in memory
-                    recognizers.pop(next(k for k in recognizers if k != default_key))
-                recognizers[key] = Recognizer(**options)
+            if key in recognizers:
+                recognizers.move_to_end(key)
+                return recognizers[key]
+            if len(recognizers) >= limits.max_recognizers:
+                recognizers.pop(next(k for k in recognizers if k != default_key))
+            recognizers[key] = Recognizer(**options)
             return recognizers[key]
 
     default_key = tuple(sorted((k, str(v)) for k, v in default_options.items()))
@@ -82,7 +109,10 @@ def create_app(
         threading.Thread(target=load_default, daemon=True).start()
         yield
 
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline
+
+    # /docs and /redoc from the scripts fastapi-offline ships, not a CDN: the service works offline.
+    app = FastAPIOffline(
         title="FER Studio",
         summary="Facial expressions of the faces in images and videos",
         version=_version(),
@@ -95,7 +125,18 @@ def create_app(
 
     @app.exception_handler(HTTPRefusal)
     async def refused(_request, exc: HTTPRefusal):
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request, exc: StarletteHTTPException):  # unknown routes, wrong methods
+        return JSONResponse({"error": " ".join(str(exc.detail).split())}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return JSONResponse({"error": f"{where or 'request'}: {first.get('msg', 'invalid')}"}, status_code=422)
 
     @app.exception_handler(FerError)
     async def user_error(_request, exc: FerError):
@@ -105,19 +146,20 @@ def create_app(
     async def internal_error(_request, exc: Exception):
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
-    @app.middleware("http")
-    async def require_key(request: Request, call_next):
-        if api_key and request.url.path not in OPEN_PATHS:
-            given = request.headers.get("x-api-key") or _bearer(request.headers.get("authorization", ""))
-            if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
-                return JSONResponse(
-                    {"error": "missing or wrong API key (X-API-Key or Authorization: Bearer)"},
-                    status_code=401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-        return await call_next(request)
+    def require_key(
+        key: Annotated[str | None, Security(KEY_HEADER)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> None:
+        """The /v1 endpoints' key, when the service has one: X-API-Key or Authorization: Bearer."""
+        if not api_key:
+            return
+        given = key or (bearer.credentials if bearer is not None else None)
+        if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HTTPRefusal(401, "missing or wrong API key (X-API-Key or Authorization: Bearer)")
 
-    @app.get("/health")
+    keyed = {"dependencies": [Depends(require_key)], "responses": ERRORS}
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}})
     def health():
         """200 once the default model is loaded and the service answers; 503 before or if it failed."""
         if state["ready"]:
@@ -126,7 +168,7 @@ def create_app(
         status = "failed: " + state["error"] if state["error"] else "loading"
         return JSONResponse({"status": status}, status_code=503)
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", response_model=Models, **keyed)
     def models():
         """Every trained model: its name, classes, reported accuracy with the dataset and split it
         was measured on (accuracies of different datasets do not compare), and which one answers
@@ -154,7 +196,29 @@ def create_app(
             ],
         }
 
-    @app.post("/v1/analyze")
+    @app.post(
+        "/v1/analyze",
+        response_model=Analysis,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                                **OPTION_FIELDS,
+                            },
+                            "required": ["files"],
+                        }
+                    },
+                    "application/json": {"schema": ImagesJSON.model_json_schema()},
+                },
+                "required": True,
+            }
+        },
+        **keyed,
+    )
     async def analyze(request: Request):
         """Faces of one or many images: multipart `files` (and option fields), or JSON
         {"images": [base64...], "names": [...], "model", "detector", "tta", "min_face"}."""
@@ -172,7 +236,31 @@ def create_app(
             return JSONResponse({"error": results[0].error, **body}, status_code=422)
         return body
 
-    @app.post("/v1/analyze/video")
+    @app.post(
+        "/v1/analyze/video",
+        response_model=VideoAnalysis,
+        openapi_extra={
+            "requestBody": {
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "file": {"type": "string", "format": "binary"},
+                                "model": OPTION_FIELDS["model"],
+                                "detector": OPTION_FIELDS["detector"],
+                                "min_face": OPTION_FIELDS["min_face"],
+                                "every": {"type": "integer", "default": 5, "description": "analyse every N-th frame"},
+                            },
+                            "required": ["file"],
+                        }
+                    }
+                },
+                "required": True,
+            }
+        },
+        **keyed,
+    )
     async def analyze_video(request: Request):
         """One video as multipart `file` (option fields: model, detector, min_face, every):
         a row per face per analysed frame and a summary per face."""
@@ -236,8 +324,10 @@ async def _read_images(request: Request, limits: Limits) -> tuple[list[str], lis
             payload = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             raise HTTPRefusal(400, "the body is not valid JSON") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("images"), list):
+        if not isinstance(payload, dict) or "images" not in payload:
             raise HTTPRefusal(400, 'send {"images": ["<base64>", ...]}')
+        if not isinstance(payload["images"], list):
+            raise HTTPRefusal(422, 'images: a list of base64 strings, as {"images": ["<base64>", ...]}')
         encoded = payload["images"]
         names = payload.get("names") or [f"image {k + 1}" for k in range(len(encoded))]
         if not isinstance(names, list) or len(names) != len(encoded):
@@ -312,11 +402,6 @@ def _int_option(value, name: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise HTTPRefusal(400, f"{name} must be {low}-{high}. Received: {number}")
     return number
-
-
-def _bearer(header: str) -> str | None:
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _version() -> str:

@@ -53,6 +53,7 @@ from fer_core.training.recipe import (
     set_body_trainable,
 )
 from fer_core.training.recipe import precision_policy
+from fer_core.evaluation.evaluate import HELD_OUT_FILE
 from fer_core.training.reporting import measure_best_model, read_config, write_reported_metrics
 from fer_core.training.splits import (
     TrainingData,
@@ -63,7 +64,6 @@ from fer_core.training.splits import (
 )
 from fer_core.training.state import RunState
 
-HELD_OUT_FILE = "held_out.txt"
 
 # The teachers' probabilities for the training images of a distillation run (see distillation_targets).
 TEACHER_FILE = "teacher_probabilities.npy"

@@ -20,6 +20,8 @@ from fer_core.training.runs import RunInfo, read_run
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
+# Copied where the run has them: a one-pool dataset's held-out images, which evaluation keeps to.
+OPTIONAL_FILES = ("held_out.txt",)
 # A run stopped on request has no metrics.json: promotion measures its model instead.
 MEASURED_ON_PROMOTION = ("metrics.json",)
 # The records of the runs behind a model's weights, one folder each (see `lineage_name`).
@@ -78,7 +80,7 @@ def promote(
     staging.chmod(0o755)  # mkdtemp makes it private; a shipped model is for everyone
     handed_over = False
     try:
-        for file in PROMOTED_FILES:
+        for file in PROMOTED_FILES + OPTIONAL_FILES:
             if (info.path / file).is_file():
                 shutil.copy2(info.path / file, staging / file)
         if compact or not (staging / "metrics.json").is_file():
