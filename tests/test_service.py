@@ -141,7 +141,7 @@ def test_base64_json_and_options(server, photos):
     "request_kwargs, status, message",
     [
         ({"json": {"images": ["%%%"]}}, 400, "not valid base64"),
-        ({"json": {"images": "x"}}, 400, '{"images"'),
+        ({"json": {"images": "x"}}, 422, '{"images"'),
         ({"data": b"{not json", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
         ({"data": b"plain", "headers": {"content-type": "text/plain"}}, 415, "multipart"),
         ({"files": [("files", ("a.jpg", b"x"))], "data": {"model": "nope"}}, 404, "no model 'nope'"),
@@ -173,6 +173,25 @@ def test_limits_answer_413(server):
     assert response.status_code == 413
     response = analyze(server, *[(f"{k}.jpg", b"x") for k in range(33)])
     assert response.status_code == 413 and "33 images" in response.json()["error"]
+    response = analyze(server, *[(f"{k}.jpg", b"x") for k in range(40)])
+    assert response.status_code == 413 and "over 32 images in one request" in response.json()["error"]
+    boundary = "fer-test-boundary"
+
+    def multipart_chunks():  # a chunked multipart upload passing the limit mid-body
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n\r\n'.encode()
+        for _ in range(6):
+            yield os.urandom(2**19)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = requests.post(
+        f"{server}/v1/analyze",
+        data=multipart_chunks(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        timeout=60,
+    )
+    assert response.status_code == 413 and "over the limit of 2 MiB" in response.json()["error"]
+    wrong = requests.post(f"{server}/v1/analyze", json={"images": ["aGk="], "detector": []}, timeout=10)
+    assert wrong.status_code == 422 and wrong.json()["error"] == "detector: a string. Received: list"
     assert requests.get(f"{server}/health", timeout=10).status_code == 200  # and it serves on
 
 
@@ -281,3 +300,27 @@ def test_unknown_routes_and_wrong_types_answer_one_json_line(server):
     schema = requests.get(f"{server}/openapi.json", timeout=10).json()
     assert {"APIKeyHeader", "HTTPBearer"} <= set(schema["components"]["securitySchemes"])
     assert {"Analysis", "Face", "Models", "ErrorAnswer"} <= set(schema["components"]["schemas"])
+
+
+def test_a_full_queue_answers_503_with_retry_after(tmp_path_factory, photos):
+    """With room for one analysis, a second arriving while a video is analysed is told to retry."""
+    process, url = start_server(tmp_path_factory, FER_SERVE_MAX_QUEUE="1")
+    try:
+        video = moving_faces_video(tmp_path_factory.mktemp("queue") / "clip.mp4", frames=90)
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(
+                requests.post,
+                f"{url}/v1/analyze/video",
+                files={"file": ("clip.mp4", video.read_bytes())},
+                data={"every": "1"},
+                timeout=120,
+            )
+            time.sleep(1.0)
+            busy = analyze(url, ("a.jpg", (photos / "astronaut.jpg").read_bytes()))
+            assert slow.result().status_code == 200
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+        assert "retry shortly" in busy.json()["error"]
+        assert analyze(url, ("a.jpg", (photos / "astronaut.jpg").read_bytes())).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

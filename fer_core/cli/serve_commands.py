@@ -14,11 +14,16 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("serve", help="serve the models over HTTP (FastAPI on uvicorn; OpenAPI at /docs)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", help="the default model: NAME[,NAME...] (default: the best trained model)")
+    p.add_argument("--model", help="the default model: NAME[,NAME...] (default: fer-core default's)")
     p.add_argument("--detector", choices=list(DETECTORS), help="the default face detector")
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="the default test-time augmentation")
     p.add_argument("--workers", type=int, default=1, help="server processes, each with its own models (default 1)")
     p.add_argument("--max-body-mb", type=float, help="refuse larger request bodies with 413 (default 64)")
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        help="analyses in progress or waiting, per worker, before 503 + Retry-After (default 32)",
+    )
     p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser(
@@ -40,6 +45,8 @@ def cmd_serve(args) -> int:
         raise FerError(f"--workers must be 1-64. Received: {args.workers}")
     if args.max_body_mb is not None and not args.max_body_mb > 0:
         raise FerError(f"--max-body-mb must be > 0. Received: {args.max_body_mb}")
+    if args.max_queue is not None and not 1 <= args.max_queue <= 10_000:
+        raise FerError(f"--max-queue must be 1-10000. Received: {args.max_queue}")
     if args.model:  # a typo is refused here, not by a server that never becomes healthy
         from fer_core.recognizer import Recognizer
 
@@ -54,6 +61,7 @@ def cmd_serve(args) -> int:
         ("FER_SERVE_DETECTOR", args.detector),
         ("FER_SERVE_TTA", args.tta),
         ("FER_SERVE_MAX_BODY_MB", args.max_body_mb),
+        ("FER_SERVE_MAX_QUEUE", args.max_queue),
     ):
         if value is not None:
             os.environ[name] = str(value)

@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fer_core.errors import FerError
 from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
 from fer_core.inference.tta import TTA_MODES
-from fer_core.serve.limits import Limits
+from fer_core.serve.limits import BodyTooLarge, Limits
 from fer_core.serve.schemas import ERRORS, Analysis, Health, ImagesJSON, Models, VideoAnalysis
 
 API_KEY_ENV = "FER_API_KEY"
@@ -126,7 +126,15 @@ def create_app(
     @app.exception_handler(HTTPRefusal)
     async def refused(_request, exc: HTTPRefusal):
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"Retry-After": "1"} if exc.status == 503 else headers
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_request, _exc: BodyTooLarge):  # a chunked body passing the limit as it arrives
+        return JSONResponse(
+            {"error": f"the request body is over the limit of {limits.max_body_bytes / 2**20:.0f} MiB"},
+            status_code=413,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request, exc: StarletteHTTPException):  # unknown routes, wrong methods
@@ -156,6 +164,19 @@ def create_app(
         given = key or (bearer.credentials if bearer is not None else None)
         if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
             raise HTTPRefusal(401, "missing or wrong API key (X-API-Key or Authorization: Bearer)")
+
+    in_flight = {"count": 0}  # analyses admitted and not yet answered (the event loop's own counter)
+
+    @asynccontextmanager
+    async def admitted():
+        """A place in the bounded queue in front of the detector, or 503 with Retry-After."""
+        if in_flight["count"] >= limits.max_queue:
+            raise HTTPRefusal(503, f"busy: {in_flight['count']} analyses in progress or waiting; retry shortly")
+        in_flight["count"] += 1
+        try:
+            yield
+        finally:
+            in_flight["count"] -= 1
 
     keyed = {"dependencies": [Depends(require_key)], "responses": ERRORS}
 
@@ -222,9 +243,10 @@ def create_app(
     async def analyze(request: Request):
         """Faces of one or many images: multipart `files` (and option fields), or JSON
         {"images": [base64...], "names": [...], "model", "detector", "tta", "min_face"}."""
-        names, blobs, options = await _read_images(request, limits)
-        recognizer = await run_in_threadpool(recognizer_for, {**default_options, **options})
-        results = await run_in_threadpool(recognizer.results, blobs, names)
+        async with admitted():
+            names, blobs, options = await _read_images(request, limits)
+            recognizer = await run_in_threadpool(recognizer_for, {**default_options, **options})
+            results = await run_in_threadpool(recognizer.results, blobs, names)
         body = {
             "model": recognizer.model_name,
             "detector": recognizer.detector_name,
@@ -264,6 +286,10 @@ def create_app(
     async def analyze_video(request: Request):
         """One video as multipart `file` (option fields: model, detector, min_face, every):
         a row per face per analysed frame and a summary per face."""
+        async with admitted():
+            return await _analyze_video(request)
+
+    async def _analyze_video(request: Request) -> dict:
         form = await _form(request, limits)
         upload = form.get("file")
         if upload is None or not hasattr(upload, "read"):
@@ -308,11 +334,14 @@ async def _form(request: Request, limits: Limits):
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise HTTPRefusal(415, "send multipart/form-data")
     try:
+        # One over the limit gets through to be counted and named (_check_count); more are refused here.
         return await request.form(max_files=limits.max_files + 1, max_fields=64)
-    except HTTPRefusal:
+    except (HTTPRefusal, BodyTooLarge):
         raise
     except Exception as exc:  # noqa: BLE001 - a malformed body is the client's error
         message = " ".join(str(getattr(exc, "detail", exc)).split())[:200]
+        if "too many files" in message.lower():
+            raise HTTPRefusal(413, f"over {limits.max_files} images in one request, the limit") from None
         raise HTTPRefusal(400, f"the multipart body cannot be read ({message})") from None
 
 
@@ -320,8 +349,8 @@ async def _read_images(request: Request, limits: Limits) -> tuple[list[str], lis
     """(names, bytes, options) of the images a request sends, as multipart or as JSON."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
-        try:
-            payload = json.loads(await request.body())
+        try:  # off the event loop: a 64 MiB body takes a while to parse
+            payload = await run_in_threadpool(json.loads, await request.body())
         except (ValueError, UnicodeDecodeError):
             raise HTTPRefusal(400, "the body is not valid JSON") from None
         if not isinstance(payload, dict) or "images" not in payload:
@@ -367,6 +396,9 @@ def _options(source) -> dict:
     from fer_core.inference.tta import TTA_MODES
 
     options = {}
+    for name in ("model", "detector", "tta"):
+        if not isinstance(source.get(name), (str, type(None))):
+            raise HTTPRefusal(422, f"{name}: a string. Received: {type(source.get(name)).__name__}")
     model = source.get("model")
     if model not in (None, ""):
         if not isinstance(model, str) or "/" in model or "\\" in model or model.startswith("."):

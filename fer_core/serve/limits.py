@@ -16,6 +16,7 @@ class Limits:
     max_video_bytes: int = 60 * 2**20
     max_video_minutes: float = 5.0
     max_recognizers: int = 4  # option sets (model, detector, TTA) kept loaded at once
+    max_queue: int = 32  # analyses in flight or waiting for the detector: 503 beyond
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -29,11 +30,12 @@ class Limits:
             max_files=number("FER_SERVE_MAX_FILES", base.max_files, int),
             max_video_bytes=number("FER_SERVE_MAX_VIDEO_MB", base.max_video_bytes / 2**20, float) * 2**20 // 1,
             max_video_minutes=number("FER_SERVE_MAX_VIDEO_MINUTES", base.max_video_minutes, float),
+            max_queue=number("FER_SERVE_MAX_QUEUE", base.max_queue, int),
         )
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised into the app as the bytes received pass the limit; the app answers 413."""
 
 
 class BodyLimit:
@@ -58,7 +60,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise BodyTooLarge
             return message
 
         async def tracked_send(message):
@@ -68,7 +70,7 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, tracked_send)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
                 await self._refuse(send)
 
