@@ -113,7 +113,7 @@ def test_a_near_identical_frame_in_another_split_is_named(valence_folder, tmp_pa
     [
         ("one_class", "only one class"),
         ("no_images", "no images found"),
-        ("unknown_label_csv", "only one class"),
+        ("one_class_csv", "only one class"),
         ("bad_regex", "matches no file name"),
     ],
 )
@@ -124,7 +124,7 @@ def test_bad_datasets_are_one_line(layout, message, tmp_path, ck_folder):
     elif layout == "no_images":
         (data / "happy").mkdir(parents=True)
         (data / "sad").mkdir()
-    elif layout == "unknown_label_csv":
+    elif layout == "one_class_csv":
         data.mkdir()
         face = " ".join(["128"] * 48 * 48)
         (data / "faces.csv").write_text(f"label,pixels\nhappy,{face}\nhappy,{face}\n")

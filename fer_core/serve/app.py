@@ -36,7 +36,7 @@ from fer_core.errors import FerError
 from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
 from fer_core.inference.tta import TTA_MODES
 from fer_core.serve.limits import BodyTooLarge, Limits
-from fer_core.serve.schemas import ERRORS, Analysis, Health, ImagesJSON, Models, VideoAnalysis
+from fer_core.serve.schemas import ERRORS, Analysis, Health, ImagesJSON, Models, VideoAnalysis, request_body
 
 API_KEY_ENV = "FER_API_KEY"
 # The key's two forms, as security schemes: /docs shows an Authorize button for either.
@@ -220,24 +220,11 @@ def create_app(
     @app.post(
         "/v1/analyze",
         response_model=Analysis,
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                                **OPTION_FIELDS,
-                            },
-                            "required": ["files"],
-                        }
-                    },
-                    "application/json": {"schema": ImagesJSON.model_json_schema()},
-                },
-                "required": True,
-            }
-        },
+        openapi_extra=request_body(
+            {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}, **OPTION_FIELDS},
+            required="files",
+            json_schema=ImagesJSON.model_json_schema(),
+        ),
         **keyed,
     )
     async def analyze(request: Request):
@@ -261,26 +248,14 @@ def create_app(
     @app.post(
         "/v1/analyze/video",
         response_model=VideoAnalysis,
-        openapi_extra={
-            "requestBody": {
-                "content": {
-                    "multipart/form-data": {
-                        "schema": {
-                            "type": "object",
-                            "properties": {
-                                "file": {"type": "string", "format": "binary"},
-                                "model": OPTION_FIELDS["model"],
-                                "detector": OPTION_FIELDS["detector"],
-                                "min_face": OPTION_FIELDS["min_face"],
-                                "every": {"type": "integer", "default": 5, "description": "analyse every N-th frame"},
-                            },
-                            "required": ["file"],
-                        }
-                    }
-                },
-                "required": True,
-            }
-        },
+        openapi_extra=request_body(
+            {
+                "file": {"type": "string", "format": "binary"},
+                **{name: OPTION_FIELDS[name] for name in ("model", "detector", "min_face")},
+                "every": {"type": "integer", "default": 5, "description": "analyse every N-th frame"},
+            },
+            required="file",
+        ),
         **keyed,
     )
     async def analyze_video(request: Request):

@@ -82,3 +82,12 @@ class VideoAnalysis(BaseModel):
 
 # The error answers each endpoint documents.
 ERRORS = {code: {"model": ErrorAnswer} for code in (400, 401, 404, 413, 415, 422)}
+
+
+def request_body(fields: dict, required: str, json_schema: dict | None = None) -> dict:
+    """The OpenAPI request body of an endpoint that reads its multipart form (or JSON) itself:
+    what /docs shows and "Try it out" sends."""
+    content = {"multipart/form-data": {"schema": {"type": "object", "properties": fields, "required": [required]}}}
+    if json_schema is not None:
+        content["application/json"] = {"schema": json_schema}
+    return {"requestBody": {"content": content, "required": True}}
