@@ -72,7 +72,21 @@ def face_from_upload():
     return face_crop(image, found[k - 1]), f"{upload.name}, face {k} of {len(found)}"
 
 
-face, caption = face_from_dataset() if source == "from the dataset" else face_from_upload()
+def face_from_video():
+    """A face opened from the Video page's timeline, until another is picked."""
+    crop, where = st.session_state["explain_face"]
+    c1, c2 = st.columns([3, 1])
+    c1.caption(f"Opened from Video: {where}")
+    if c2.button("Pick another face", key="drop_video_face"):
+        st.session_state.pop("explain_face")
+        st.rerun()
+    return crop, where
+
+
+if "explain_face" in st.session_state:
+    face, caption = face_from_video()
+else:
+    face, caption = face_from_dataset() if source == "from the dataset" else face_from_upload()
 st.image(face, caption=caption, width=144)
 
 from fer_core.explain import colour_key, explain_face, overlay  # noqa: E402

@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.charts import emotion_timeline
+from dashboard.gallery import open_moment_in_explain
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker
 from fer_core.errors import FerError
 from fer_core.inference.video import MAX_VIDEO_MINUTES
@@ -93,9 +94,9 @@ rows, summary = result.frame(), result.summary()
 if rows.empty:
     st.warning("No face found in the analysed frames: try another detector or a smaller face size.")
     st.stop()
-st.plotly_chart(
-    emotion_timeline(rows, title="Emotions over time, per face", x="time", classes=result.classes), width="stretch"
-)
+timeline = emotion_timeline(rows, title="Emotions over time, per face", x="time", classes=result.classes)
+picked = st.plotly_chart(timeline, width="stretch", on_select="rerun", selection_mode="points", key="video_timeline")
+open_moment_in_explain(picked, rows, result, name)
 st.subheader("Share of the analysed frames per emotion, per face")
 shares = list(summary.columns[2:])
 summary[shares] = summary[shares] * 100

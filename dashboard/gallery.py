@@ -1,7 +1,10 @@
-"""The faces of one confusion-matrix cell (true class x predicted class), paged, each a click from
-Explain: the Evaluate page's gallery."""
+"""Faces a click away from Explain: the faces of one confusion-matrix cell (true class x predicted
+class), paged (the Evaluate page's gallery), and a face at a moment of a video (the Video page's
+timeline)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -56,3 +59,34 @@ def cell_gallery(dataset, evaluation) -> None:
         if c2.button("Open in Explain"):
             st.session_state["explain_index"] = int(split_rows[shown[opened]])
             st.switch_page("app_pages/explain.py")
+
+
+def open_moment_in_explain(picked, rows, result, name: str) -> None:
+    """Under the Video page's timeline: the face at the point clicked, and "Open in Explain" with
+    that frame's face as the model saw it (all models side by side, as for a still)."""
+    points = picked.selection.points if picked else []
+    if not points:
+        st.caption("Click a point of the timeline to open that face, at that moment, in Explain.")
+        return
+    point = points[0]
+    face = sorted(rows["face"].unique())[point["curve_number"]]
+    row = rows[rows["face"] == face].iloc[point["point_index"]]
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1.caption(f"Face {face} at {row['time']:.2f} s (frame {row['frame']}): {row['label']}")
+    if c2.button("Open in Explain", key="video_explain"):
+        from fer_core.errors import FerError
+        from fer_core.inference.video import face_at
+        from fer_core.words import sentence
+
+        from dashboard.shared import face_detector
+
+        folder = st.session_state.get("video_folder")
+        source = next((p for p in Path(folder).iterdir() if p.name != "annotated.mp4"), None) if folder else None
+        try:
+            detector = face_detector(st.session_state.get("video_detector") or "retinaface")
+            crop = face_at(source, int(row["frame"]), tuple(int(row[k]) for k in "xywh"), detector)
+        except (FerError, TypeError) as exc:
+            st.error(sentence(exc) if isinstance(exc, FerError) else "The video's file is gone: analyse it again.")
+            return
+        st.session_state["explain_face"] = (crop, f"{name}, face {face} at {row['time']:.2f} s (frame {row['frame']})")
+        st.switch_page("app_pages/explain.py")

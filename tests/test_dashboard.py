@@ -431,3 +431,26 @@ def test_the_live_page_knows_when_browsers_block_the_camera(url, blocked):
     from dashboard.shared import insecure_camera_host
 
     assert insecure_camera_host(url) == blocked
+
+
+def test_explain_shows_a_face_opened_from_a_videos_timeline(dashboard):
+    """The Video page hands Explain the face at a moment: Explain draws every chosen model's maps
+    over it, says where it came from, and goes back to the dataset's faces on request."""
+    from streamlit.testing.v1 import AppTest
+
+    from fer_core.data.synthetic import face_frame
+    from fer_core.inference.faces import crop_face
+
+    crop = crop_face(face_frame([(100, 80, 200)])[..., 0], (100, 80, 200, 200))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.session_state["explain_face"] = (crop, "clip.mp4, face 1 at 2.00 s (frame 20)")
+    at.switch_page("app_pages/explain.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Opened from Video: clip.mp4, face 1 at 2.00 s (frame 20)" in c.value for c in at.caption)
+    captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
+    assert "clip.mp4, face 1 at 2.00 s (frame 20)" in captions
+    assert sum(c.startswith("Grad-CAM: ") for c in captions) == 2  # both models, over that face
+    at.button(key="drop_video_face").click().run()
+    assert "explain_face" not in at.session_state and not at.exception

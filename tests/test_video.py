@@ -151,3 +151,21 @@ def test_bad_videos_are_refused_in_one_line(make, extra, fragment, clip, tiny_ru
 def test_a_missing_file_is_refused_in_one_line(tmp_path):
     code, _out, err = run_cli("video", tmp_path / "nowhere.mp4")
     assert_one_line_error(code, err, "no such file")
+
+
+def test_a_rows_face_is_found_again_as_the_model_saw_it(clip, small_classifier):
+    """Explain from a moment: the face a row names, at its frame, is the crop the analysis
+    classified (its probabilities again), found again by the same detector."""
+    from fer_core.inference.video import face_at
+
+    detector = make_detector("haar")
+    result = analyze(clip, small_classifier, detector, every=3)
+    row = result.frame().iloc[4]
+    box = tuple(int(row[k]) for k in "xywh")
+    crop = face_at(clip, int(row["frame"]), box, detector)
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    probabilities = small_classifier(crop[None])[0]
+    assert np.allclose(probabilities, row[list(CLASS_NAMES)].to_numpy(dtype=float), atol=1e-4)
+    assert face_at(clip, int(row["frame"]), box).shape == (48, 48)  # no detector: the box as it is
+    with pytest.raises(FerError, match="two_faces.mp4: no frame 999"):
+        face_at(clip, 999, box)

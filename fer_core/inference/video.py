@@ -340,3 +340,39 @@ def start_job(analyse) -> VideoJob:
     job.thread = threading.Thread(target=work, name="fer-video", daemon=True)
     job.thread.start()
     return job
+
+
+def face_at(path: str | Path, frame_index: int, box: tuple[int, int, int, int], detector=None) -> np.ndarray:
+    """The face a video's row names (its frame, counted from 0 as the rows count them, and its
+    box) as the model saw it: 48x48 grayscale, found again by `detector` on that frame so its whole
+    box and eyes are the analysis's (levelled, a cut face completed); without a detector, or when
+    it no longer overlaps the box, the box's crop as it is.
+
+    Raises:
+        FerError: the video has no such frame or cannot be decoded.
+    """
+    import av
+
+    from fer_core.inference.detectors import to_gray
+    from fer_core.inference.detectors.common import Detection
+    from fer_core.inference.faces import crop_face, detection_crop, find_faces
+    from fer_core.inference.live import iou
+
+    try:
+        with av.open(str(path)) as container:
+            for index, frame in enumerate(container.decode(video=0)):
+                if index == frame_index:
+                    rgb = frame.to_ndarray(format="rgb24")
+                    break
+            else:
+                raise FerError(f"{Path(path).name}: no frame {frame_index}")
+    except av.error.FFmpegError as exc:
+        raise FerError(f"{Path(path).name}: the video cannot be decoded ({_short(exc)})") from None
+    gray = to_gray(rgb)
+    if detector is not None:
+        found = find_faces(rgb, detector, min_face=max(12, min(box[2], box[3]) // 2))
+        overlaps = [(iou(detection.box, box), detection) for detection in found]
+        best = max(overlaps, key=lambda pair: pair[0], default=(0.0, Detection(box, 1.0)))
+        if best[0] > 0.5:
+            return detection_crop(gray, best[1])
+    return crop_face(gray, box)
