@@ -79,10 +79,10 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
                 st.checkbox("Classify the whole image as one face", key=f"whole-{index}-{name}")
             for k, face in enumerate(faces):
                 title = f"face {k + 1}: {face.label} ({face.confidence:.0%})"
-                if face.cut:  # its missing part was made up for the model: less sure than it looks
-                    title += ", cut by the picture's edge"
                 figure = probability_bars(face.probabilities, title=title, height=240)
                 st.plotly_chart(figure, width="stretch", key=f"bars-{index}-{k}")
+                if face.cut:  # its missing part was made up for the model: less sure than it looks
+                    st.caption(f"Face {k + 1} is cut by the picture's edge: its missing part was mirrored in.")
 
 st.caption(
     f"{classified} images classified, {failures} refused"

@@ -80,8 +80,7 @@ def runs_table() -> None:
     st.dataframe(
         [
             {
-                "run": r.name,
-                "model": r.model,
+                "run": r.name,  # <time>-<model>: the model is in the name (a column of its own cut the table at 800 px)
                 "status": r.status,
                 "epoch": f"{r.epoch}/{r.epochs}",
                 "selection accuracy": r.best_val_accuracy,
