@@ -102,7 +102,7 @@ def test_evaluate_ensemble_and_tta(tiny_run, folder_dataset, capsys):
                 "--data",
                 str(folder_dataset),
                 "--split",
-                "Training",
+                "PublicTest",
                 "--tta",
                 "--json",
             ]
@@ -110,13 +110,13 @@ def test_evaluate_ensemble_and_tta(tiny_run, folder_dataset, capsys):
         == 0
     )
     metrics = json.loads(capsys.readouterr().out)
-    assert metrics["split"] == "Training" and len(metrics["models"]) == 2
+    assert metrics["split"] == "PublicTest" and len(metrics["models"]) == 2
     # An ensemble of one model twice is that model; with --tta it is the mean with the mirrored faces.
     from fer_core.artifacts import load_model
     from fer_core.data import load_dataset
     from fer_core.evaluation import evaluate
 
-    mirrored = evaluate([load_model(tiny_run)], load_dataset(folder_dataset), split="Training", tta=True).metrics
+    mirrored = evaluate([load_model(tiny_run)], load_dataset(folder_dataset), split="PublicTest", tta=True).metrics
     assert metrics["loss"] == pytest.approx(mirrored["loss"], abs=1e-5)
     assert metrics["confusion_matrix"] == mirrored["confusion_matrix"]
 
