@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -295,3 +296,17 @@ def test_split_names_are_matched_without_regard_to_case(tiny_run, folder_dataset
     assert json.loads(capsys.readouterr().out)["split"] == "PublicTest"
     code = main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "nosuch"])
     assert code == 2 and "no split named 'nosuch'" in capsys.readouterr().err
+
+
+def test_a_bare_model_file_is_labelled_as_fer2013_and_says_so(tiny_run, folder_dataset, tmp_path):
+    """A .keras file with no records beside it: its 7 outputs read as FER2013's, said in one warning."""
+    bare = tmp_path / "bare.keras"
+    shutil.copy(tiny_run / "model.keras", bare)
+    face = sorted((folder_dataset / "test" / "happy").iterdir())[0]
+    code, out, err = run_cli("predict", "--model", bare, face, "--json")
+    assert code == 0, err
+    assert err.strip() == (
+        "fer-core: warning: bare.keras has no records naming its classes: its 7 outputs are read as FER2013's "
+        '(put a config.json with "classes" beside it to name others)'
+    )
+    assert list(json.loads(out)[0]["faces"][0]["probabilities"]) == list(CLASS_NAMES)

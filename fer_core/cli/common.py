@@ -25,3 +25,16 @@ def load_models(spec: str):
     if not refs:
         raise FerError("no model given (--model NAME_OR_DIR[,NAME_OR_DIR...])")
     return [load_model(r) for r in refs], refs
+
+
+def warn_unnamed_classes(refs) -> None:
+    """A model file without records is labelled with FER2013's seven classes: said, once a model."""
+    from fer_core.artifacts import recorded_classes
+
+    for ref in refs:
+        if recorded_classes(ref) is None:
+            print(
+                f"fer-core: warning: {ref.model_file.name} has no records naming its classes: its 7 outputs are read "
+                'as FER2013\'s (put a config.json with "classes" beside it to name others)',
+                file=sys.stderr,
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from fer_core.cli.common import print_json
+from fer_core.cli.common import print_json, warn_unnamed_classes
 from fer_core.errors import FerError
 from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
 from fer_core.inference.tta import TTA_MODES
@@ -94,6 +94,7 @@ def cmd_video(args) -> int:
     limits = {"max_minutes": args.max_minutes, "max_bytes": round(args.max_mb * 2**20)}
     probe(args.input, **limits)  # a bad file is refused before any model loads
     recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face)
+    warn_unnamed_classes(recognizer.refs)
     result = recognizer.video(args.input, every=args.every, output=args.output, **limits)
     if args.csv:
         from fer_core.fileio import write_text_atomic
@@ -137,6 +138,7 @@ def cmd_predict(args) -> int:
     from fer_core.recognizer import ImageResult, Recognizer
 
     recognizer = Recognizer(args.model, detector=args.detector, tta=args.tta, min_face=args.min_face)
+    warn_unnamed_classes(recognizer.refs)
     used = {"model": recognizer.model_name, "tta": args.tta, "detector": args.detector}
     results, failed = [], 0
     for image, error in inputs:  # reported as each is done, in the order given
