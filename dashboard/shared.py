@@ -238,8 +238,9 @@ def model_picker(container) -> tuple:
     default = default_model(refs)
     # The ensemble: the models measured on the default's dataset, with its classes (averaging
     # needs the same classes; comparing needs the same data).
-    members = tuple(ref for ref in refs if model_dataset(ref).key == model_dataset(default).key)
-    ensemble = f"ensemble of the {len(members)} {model_dataset(default).name} models"
+    home = model_dataset(default)  # read once: each ref's records are files read on every rerun
+    members = tuple(ref for ref in refs if model_dataset(ref).key == home.key)
+    ensemble = f"ensemble of the {len(members)} {home.name} models"
     options = by_accuracy(refs) + ([ensemble] if len(members) > 1 else [])
     chosen = container.selectbox(
         "Model", options, index=0, help=f"The default is {default.name} (fer-core default, or Home's Use as default)"

@@ -11,11 +11,12 @@ from pathlib import Path
 from fer_core.errors import FerError
 from fer_core.fileio import read_json
 from fer_core.training.config import TrainConfig
-from fer_core.training.crossval import CROSSVAL_FILE, FOLDS_FILE, SETTINGS_FILE, finished_fold
+from fer_core.training.crossval import CROSSVAL_FILE, SETTINGS_FILE, finished_fold
 
 
 def is_crossval(folder: str | os.PathLike) -> bool:
-    return (Path(folder) / FOLDS_FILE).is_file()
+    """Its settings are written first (by the launch or by `crossval`), before any fold exists."""
+    return (Path(folder) / SETTINGS_FILE).is_file()
 
 
 def request_crossval_stop(folder: str | os.PathLike) -> None:
@@ -91,11 +92,12 @@ def crossval_progress(folder: str | os.PathLike) -> CrossvalProgress:
     folder = Path(folder)
     settings = read_json(folder / SETTINGS_FILE, {}) or {}
     folds = int(settings.get("folds") or 0)
-    runs = [folder / f"fold-{k + 1}" for k in range(folds)]
-    finished = sum(finished_fold(run) for run in runs)
     if read_crossval(folder) is not None:
         return CrossvalProgress("finished", folds, folds, f"finished: {folds} folds")
-    current = next((run for run in runs if not finished_fold(run)), None)
+    runs = [folder / f"fold-{k + 1}" for k in range(folds)]
+    done = [finished_fold(run) for run in runs]  # read once a poll
+    finished = sum(done)
+    current = next((run for run, ended in zip(runs, done) if not ended), None)
     alive = launched_process_alive(folder.parent) and _launched_here(folder)
     fold_text = ""
     if current is not None and (current / "config.json").is_file():
@@ -105,7 +107,7 @@ def crossval_progress(folder: str | os.PathLike) -> CrossvalProgress:
     if alive:
         status = "stopping" if (folder / STOP_FILE).exists() else "running"
         text = f"{where}: {fold_text or 'starting'}"
-        durations = [_minutes(run) for run in runs if finished_fold(run)]
+        durations = [_minutes(run) for run, ended in zip(runs, done) if ended]
         left = folds - finished - 1
         if durations and left > 0:
             text += f"; then {left} more fold{'s' if left != 1 else ''}, about {left * sum(durations) / len(durations):.1f} min"
