@@ -237,25 +237,7 @@ st.subheader("Reliability diagram")
 st.plotly_chart(reliability_figure(metrics["calibration"]), width="stretch")
 st.write(f"Expected calibration error: {metrics['calibration']['ece']:.4f}")
 
-# ---- cross-validations (fer-core crossval)
-from fer_core.training.crossval_runs import list_crossvals  # noqa: E402
-from dashboard.label_review import suspects_section  # noqa: E402
+# ---- cross-validations (fer-core crossval), with their suspect labels
+from dashboard.crossval_views import crossval_results  # noqa: E402
 
-crossvals = list_crossvals()
-if crossvals:
-    st.subheader("Cross-validations")
-    names = {f"{folder.name}: {d['model']}, {d['folds']} folds": (folder, d) for folder, d in crossvals}
-    folder, result = names[st.selectbox("Cross-validation", list(names))]
-    accuracy, f1 = result["accuracy"], result["macro_f1"]
-    st.write(
-        f"**{result['model']}** on {result['data']} ({len(result['classes'])} classes), {result['folds']} folds"
-        + (f" over {result['groups']} groups (no group in two folds)" if result.get("groups") else "")
-        + f": accuracy **{accuracy['mean']:.4f} ± {accuracy['std']:.4f}**, macro-F1 {f1['mean']:.4f} ± "
-        f"{f1['std']:.4f}; pooled accuracy {result['pooled']['accuracy']:.4f} on {result['pooled']['n']:,} images."
-    )
-    folds = pd.DataFrame(result["per_fold"]).drop(columns=["run", "test_groups"], errors="ignore")
-    metrics_table(folds, four_decimals=("accuracy", "macro_f1"))
-    pooled = {"classes": result["classes"], "confusion_matrix": result["pooled"]["confusion_matrix"]}
-    st.plotly_chart(confusion_matrix_figure(pooled), width="stretch", key=f"cv-{folder.name}")
-    st.caption(f"`fer-core crossval` wrote these to {folder / 'crossval.json'}.")
-    suspects_section(folder, result)
+crossval_results()

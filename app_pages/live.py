@@ -5,19 +5,15 @@ newest frame to this session's `fer_core.inference.live.LiveProcessor` and retur
 panel beside the video drains the processor's bounded row queue once a second.
 """
 
-import time
-
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from dashboard.camera import CAMERA_MESSAGES, RTC_CONFIGURATION, camera_help, camera_origin_warning, frames_callback
-from dashboard.charts import emotion_timeline, probability_bars
+from dashboard.live_views import live_panel, looks_key
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker
 from fer_core.errors import FerError
 from fer_core.inference.live import LiveProcessor, LiveSettings, Timeline
 from fer_core.words import sentence
-
-TIMELINE_SECONDS = 60
 
 st.title("Live")
 # Four controls a row, the FPS switch under them: five in a row cut its label even at 1400 px.
@@ -35,12 +31,18 @@ min_face = c3.slider("Smallest face (px)", 30, 300, 60, 10)
 detect_every = c4.slider(
     "Detect every N frames", 1, 10, 3, help="Face detection runs every N frames; boxes follow the faces in between"
 )
-c1, c2 = st.columns([1, 3])
+c1, c2, c3 = st.columns([1, 1, 1])
 detector_name = detector_picker(c1, key="live_detector")
 show_fps = c2.toggle("Show FPS on the video", value=True)
+looks = c3.toggle(
+    "Where it looks",
+    value=False,
+    help="Inside each face's box, the map of where the model looks: attention_cnn's attention on every frame, "
+    "Grad-CAM for the other models, refreshed a few times a second per face",
+)
 
 try:
-    settings = LiveSettings(smoothing, int(min_face), int(detect_every), show_fps).validate()
+    settings = LiveSettings(smoothing, int(min_face), int(detect_every), show_fps, looks).validate()
     classify, detector = classifier(models), face_detector(detector_name, live=True)
 except FerError as exc:
     st.error(sentence(exc))
@@ -68,6 +70,8 @@ with video:
         translations=CAMERA_MESSAGES,
     )
     st.caption("Press Start and allow the camera; frames stay between your browser and this server.")
+    if looks:  # below the video, never above it: an element added above would restart the stream
+        looks_key(classify)
     # Outside the once-a-second panel: a download registered there would be revoked and
     # re-registered every second, racing the click. The CSV is built when clicked, so it holds
     # every row up to that moment; the click reruns nothing (a rerun re-registers the link the
@@ -87,45 +91,11 @@ if not streaming:
 
 
 @st.fragment(run_every=1.0 if streaming else None)
-def live_panel() -> None:
-    timeline.extend(processor.drain())
-    stats = processor.stats
-    if stats.error:
-        st.error(f"Frame processing failed: {stats.error}")
-    # One snapshot of the last frame (None once frames stop): the numbers of the frame on screen.
-    view = processor.current_view()
-    # One line of text, not three metrics: the panel is ~230 px wide at 800 px, where metrics' big
-    # numbers were cut to their first digit.
-    st.markdown(
-        f"**{view.fps:.1f}** frames/s · **{view.frame_ms:.0f}** ms a frame · **{len(view.faces)}** "
-        f"{'face' if len(view.faces) == 1 else 'faces'}"
-        if view
-        else "No frame yet",
-        help="Frames processed a second and the processing time a frame (detect or track, classify, draw), both "
-        "averaged over the last few seconds, as the video's overlay shows them; a frame that detects costs more "
-        "than one that only tracks. Faces: those on the last frame.",
-    )
-    if view is not None and view.latest is not None:
-        latest = view.latest
-        bars = probability_bars(
-            dict(zip(latest.classes, latest.probabilities)),
-            title=f"Largest face: {latest.label} ({latest.confidence:.0%})",
-        )
-        st.plotly_chart(bars, width="stretch", key="live-bars")
-    elif view is not None:
-        st.info("No face in view: face the camera, or lower the smallest face size.")
-
-    recent = timeline.frame(last_seconds=TIMELINE_SECONDS, now=time.time())
-    if len(recent):
-        chart = emotion_timeline(recent, title=f"Emotions over the last {TIMELINE_SECONDS} s", classes=timeline.classes)
-        st.plotly_chart(chart, width="stretch", key="live-timeline")
-    st.caption(
-        f"{len(timeline):,} timeline rows this session · {stats.frames:,} frames processed, "
-        f"{stats.skipped:,} skipped to keep up with the camera"
-    )
+def panel_now() -> None:
+    live_panel(processor, timeline)
 
 
 with panel:
-    live_panel()
+    panel_now()
 
 camera_help()

@@ -29,6 +29,11 @@ c1, c2, c3 = st.columns(3)
 detector_name = detector_picker(c1, key="video_detector")
 every = c2.number_input("Analyse every N-th frame", min_value=1, max_value=100, value=5)
 min_face = c3.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=40)
+explain = st.toggle(
+    "Draw where it looks",
+    help="The annotated video shows, inside each box, where the model looks on each analysed frame: "
+    "attention_cnn's attention map, Grad-CAM for the other models (blue least weight, red most); slower",
+)
 upload = st.file_uploader(f"A video ({', '.join(VIDEO_TYPES)}; up to {MAX_VIDEO_MINUTES:g} minutes)", type=VIDEO_TYPES)
 job = st.session_state.get("video_job")
 
@@ -54,7 +59,7 @@ if upload is not None and st.button("Analyse", type="primary", disabled=bool(job
     except FerError as exc:
         st.error(sentence(exc))
         st.stop()
-    job = recognizer.start_video(source, every=int(every), output=folder / "annotated.mp4")
+    job = recognizer.start_video(source, every=int(every), output=folder / "annotated.mp4", explain=explain)
     st.session_state.update(video_job=job, video_folder=str(folder), video_name=upload.name)
 if job is None:
     st.caption("Upload a video, then Analyse: faces are found every N-th frame and followed between them.")

@@ -83,14 +83,22 @@ def bench_inference(models: dict, repeats: int = 200, batch: int = 256, batches:
     return result
 
 
-def bench_live(model, repeats: int = 100, detector_name: str = "haar") -> dict:
+# The camera's frame interval the overlay is timed at: "where it looks" runs Grad-CAM on a worker
+# thread, which takes the cores between frames; back-to-back frames would leave it none.
+CAMERA_FRAME_S = 0.04
+
+
+def bench_live(model, repeats: int = 100, detector_name: str = "haar", gradcam_model=None) -> dict:
     """The live page's path on a 640x480 frame with one real face moving across it: the detector
     alone on the downscaled copy, then whole frames (detect or track, crop, classify, draw) through
-    `fer_core.inference.live.LiveProcessor`, with detection on every frame and at the page's default interval."""
+    `fer_core.inference.live.LiveProcessor`, with detection on every frame and at the page's default
+    interval; then one and three faces with "where it looks" on and off, frames arriving every
+    CAMERA_FRAME_S as from a 25-frame/s camera (with `gradcam_model`, its Grad-CAM overlay too)."""
     import cv2
 
     from fer_core.inference import Classifier, make_detector
-    from fer_core.inference.live import LIVE_DETECTION_SIDE, LiveProcessor, LiveSettings
+    from fer_core.inference.live import LiveProcessor, LiveSettings
+    from fer_core.inference.tracking import LIVE_DETECTION_SIDE
     from fer_core.detection_bench import photo_frame
 
     frames = [photo_frame([(150 + 2 * (i % 100), 100, 220)]) for i in range(repeats)]
@@ -101,19 +109,35 @@ def bench_live(model, repeats: int = 100, detector_name: str = "haar") -> dict:
     detect = _timed(lambda: detector.detect(small, min_face=45, max_side=LIVE_DETECTION_SIDE), repeats)
     faces_found = len(detector.detect(small, min_face=45, max_side=LIVE_DETECTION_SIDE))
 
-    def frame_times(detect_every: int) -> list[float]:
-        processor = LiveProcessor(classifier, detector, LiveSettings(detect_every=detect_every))
-        processor.process(frames[0])  # the first call compiles
-        samples = []
-        for frame in frames:
+    def frame_times(detect_every: int, clip=frames, looks=False, paced=False, classify=classifier) -> list[float]:
+        processor = LiveProcessor(classify, detector, LiveSettings(detect_every=detect_every, looks=looks))
+        processor.process(clip[0])  # the first call compiles
+        samples, due = [], time.perf_counter()
+        for frame in clip:
+            if paced:  # wait for the camera's next frame, as a live stream does
+                due += CAMERA_FRAME_S
+                time.sleep(max(0.0, due - time.perf_counter()))
             start = time.perf_counter()
             processor.process(frame)
             samples.append(time.perf_counter() - start)
+        processor.close()
         return samples
 
     default_every = LiveSettings().detect_every
     every_frame, default = frame_times(1), frame_times(default_every)
     p50 = float(np.percentile(default, 50))
+    three = [photo_frame([(40 + i % 60, 60, 150), (250, 250, 150), (470 - i % 60, 90, 150)]) for i in range(repeats)]
+    paced = {
+        name: {
+            "one_face": _percentiles(frame_times(default_every, frames, looks, True, classify)),
+            "three_faces": _percentiles(frame_times(default_every, three, looks, True, classify)),
+        }
+        for name, looks, classify in (
+            ("frame_ms_paced", False, classifier),
+            ("overlay_frame_ms", True, classifier),
+            *((("overlay_gradcam_frame_ms", True, Classifier(gradcam_model)),) if gradcam_model is not None else ()),
+        )
+    }
     return {
         "detect_ms": _percentiles(detect),
         "frame_ms": _percentiles(default),
@@ -122,12 +146,17 @@ def bench_live(model, repeats: int = 100, detector_name: str = "haar") -> dict:
         "frame": f"640x480, one 220-px face, detection on a {LIVE_DETECTION_SIDE}-px copy every "
         f"{default_every} frames (tracked between)",
         "faces_detected": faces_found,
+        **paced,
+        "overlay_kind": "attention" if classifier.gives_attention else "gradcam",
+        "overlay_frames": f"one 220-px face, or three of 150 px; a frame every {CAMERA_FRAME_S * 1000:.0f} ms",
     }
 
 
-def bench_video(model, frames: int = 100, detector_names=None) -> dict:
+def bench_video(model, frames: int = 100, detector_names=None, gradcam_model=None) -> dict:
     """Video files through `fer_core.inference.video.analyze`: frames/s of a 640x480 clip with two
-    real faces moving, analysing every frame and every 5th, writing the annotated MP4 as well."""
+    real faces moving, analysing every frame and every 5th, writing the annotated MP4 as well; with
+    the default detector, the same with "where it looks" drawn (`explain`: the model's own map kind,
+    and Grad-CAM with `gradcam_model`)."""
     import tempfile
     from pathlib import Path
 
@@ -135,7 +164,7 @@ def bench_video(model, frames: int = 100, detector_names=None) -> dict:
 
     from fer_core.detection_bench import photo_frame
     from fer_core.inference import Classifier, make_detector
-    from fer_core.inference.detectors import DETECTORS
+    from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
     from fer_core.inference.video import analyze
 
     classifier = Classifier(model)
@@ -157,7 +186,27 @@ def bench_video(model, frames: int = 100, detector_names=None) -> dict:
                 start = time.perf_counter()
                 analyze(clip, classifier, detector, every=every, output=Path(folder) / "out.mp4")
                 result[f"{name}, every {every}"] = round(frames / (time.perf_counter() - start), 1)
-    return {"video_frames_per_s": result, "video_clip": f"{frames} frames of 640x480, two faces, annotated MP4 written"}
+        explained = {}
+        detector = make_detector(DEFAULT_DETECTOR)
+        for explainer in (classifier, *((Classifier(gradcam_model),) if gradcam_model is not None else ())):
+            kind = "attention" if explainer.gives_attention else "gradcam"
+            for every in (1, 5):
+                start = time.perf_counter()
+                analyze(clip, explainer, detector, every=every, output=Path(folder) / "out.mp4", explain=True)
+                explained[f"{DEFAULT_DETECTOR}, every {every}, {kind}"] = round(
+                    frames / (time.perf_counter() - start), 1
+                )
+    return {
+        "video_frames_per_s": result,
+        "video_explain_frames_per_s": explained,
+        "video_clip": f"{frames} frames of 640x480, two faces, annotated MP4 written",
+    }
+
+
+def gradcam_companion(loaded: dict, gradcam_name: str | None):
+    """The model Grad-CAM's overlay is timed with besides the live model: none where the live
+    model (the first) is that model already."""
+    return loaded[gradcam_name] if gradcam_name not in (None, next(iter(loaded))) else None
 
 
 # Images an epoch in the training comparison. fer-core's loop saves the best model and a resumable
@@ -257,11 +306,24 @@ def run(
     loaded = _models(models)
     result = {"environment": environment(), **bench_inference(loaded, repeats=repeats)}
     first = next(iter(loaded.values()))
+    from fer_core.inference import Classifier
     from fer_core.inference.detectors import DETECTORS
 
-    result["live"] = {name: bench_live(first, repeats=max(20, repeats // 2), detector_name=name) for name in DETECTORS}
+    # Grad-CAM's overlay timed with the first model that has no attention map (the live model's is
+    # its attention, where it has one).
+    gradcam_name = next((n for n, m in loaded.items() if not Classifier(m).gives_attention), None)
+    result["live"] = {
+        name: bench_live(
+            first,
+            repeats=max(20, repeats // 2),
+            detector_name=name,
+            gradcam_model=gradcam_companion(loaded, gradcam_name),
+        )
+        for name in DETECTORS
+    }
     result["live_model"] = next(iter(loaded))
-    result.update(bench_video(first))
+    result["live_gradcam_model"] = gradcam_name
+    result.update(bench_video(first, gradcam_model=gradcam_companion(loaded, gradcam_name)))
     if detection:
         from fer_core.detection_bench import bench_detectors, benchmark_faces
 

@@ -8,6 +8,7 @@ inside `_gradients`, the one backend-specific function here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from fer_core.backend import load_keras
 from fer_core.errors import FerError
 
 
+@functools.lru_cache(maxsize=8)  # Live and Video ask for the same model's maps many times a second
 def _feature_model(model, layer_name: str):
     keras = load_keras()
     try:
@@ -34,6 +36,19 @@ def last_spatial_layer(model) -> str:
         if len(shape) == 4:
             return layer.name
     raise FerError(f"model {model.name!r} has no spatial layer for Grad-CAM")
+
+
+def gradcam_layer_for(model) -> str:
+    """Grad-CAM's layer for a loaded model: its registry family's (the one whose layer it has),
+    else its last spatial layer."""
+    from fer_core.models import get_spec, list_models
+
+    names = {layer.name for layer in model.layers}
+    for family in list_models():
+        layer = get_spec(family).gradcam_layer
+        if layer in names:
+            return layer
+    return last_spatial_layer(model)
 
 
 def gradcam(

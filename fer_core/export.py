@@ -3,9 +3,10 @@
     fer-core export vgg_fer --format onnx [--quantize int8] [--output DIR] [--data FER2013]
 
 The folder written holds the model file, `labels.txt` (one class a line, in output order),
-`preprocess.json` (the input's name, shape and dtype, where the scaling happens, how a face is
-found, cropped and levelled) and the model card. For ONNX the same facts are in the file's
-`metadata_props`, so the file alone is enough. Every export is checked against the Keras model it
+`preprocess.json` (the input's name, shape and dtype, where the scaling happens, and every rule
+that finds, levels and crops a face, as fields a program can follow) and the model card. For ONNX the same facts are in the file's
+`metadata_props`, and for TFLite in the model's metadata entries (`tflite_metadata` reads them),
+so the file alone is enough. Every export is checked against the Keras model it
 came from on real faces (the dataset's test split with `--data`, else drawn faces, said so): the
 largest probability difference and the top-1 agreement; with `--data` both files' accuracy on
 that split is measured too, which is what a quantized file must be judged by.
@@ -30,9 +31,13 @@ CHECK_FACES = 512  # faces the export is compared on against the Keras model
 
 
 def preprocessing(classes, model_name: str) -> dict:
-    """What a caller must do to an image before the file sees it, and what comes out."""
+    """What a caller must do to an image before the file sees it, and what comes out: every rule
+    as fields a program can follow (made from the constants the code uses), in the order applied.
+    tests/test_export.py rebuilds the crops from these fields alone, with numpy and Pillow."""
     from fer_core.inference.detectors import DEFAULT_DETECTOR
-    from fer_core.inference.faces import ALIGN_EYES
+    from fer_core.inference.detectors.common import CUT_SHARE, MIN_INSIDE_SHARE
+    from fer_core.inference.faces import ALIGN_EYES, CUT_FILL, FACE_CROP_MAX_SIDE, LEVEL_MIN_DEGREES
+    from fer_core.recognizer import DEFAULT_MIN_FACE
 
     return {
         "model": model_name,
@@ -40,19 +45,56 @@ def preprocessing(classes, model_name: str) -> dict:
             "name": INPUT_NAME,
             "shape": [None, IMAGE_SIZE, IMAGE_SIZE, 1],
             "dtype": "float32",
-            "layout": "NHWC: a batch of grayscale faces, one channel",
-            "range": "raw pixel values 0-255; the model scales them to [0, 1] itself (a Rescaling layer inside)",
+            "layout": "NHWC",
+            "channels": "grayscale",
+            "range": [0, 255],
+            "scaling": "inside the model (a Rescaling layer to [0, 1]): feed the 0-255 pixel values",
         },
-        "output": {"shape": [None, len(classes)], "meaning": "probabilities (softmax), in the order of classes"},
+        "output": {"shape": [None, len(classes)], "kind": "softmax probabilities", "order": "classes"},
         "classes": list(classes),
         "face": {
-            "detector": f"{DEFAULT_DETECTOR} (fer_core.inference.detectors); any face detector giving a box works",
-            "crop": "the detector's box, clipped to the image, converted to grayscale (ITU-R 601 luma) and "
-            f"resized to {IMAGE_SIZE}x{IMAGE_SIZE} with area interpolation",
-            "levelled": bool(ALIGN_EYES)
-            and "where the detector gives eye centres, the image is first turned about the box's centre so "
-            "the eyes are level",
-            "face_crops": "an image already a face crop (such as FER2013's 48x48) is classified whole",
+            # 1. The picture as grey levels.
+            "grayscale": {"weights_rgb": [0.299, 0.587, 0.114], "round": "nearest"},
+            # 2. A picture no longer than this on its longer side is a face crop: classified whole.
+            "whole_image_max_side": FACE_CROP_MAX_SIDE,
+            # 3. Otherwise the detector's faces, each a box (x0, y0, x1, y1) and the eyes' centres.
+            "detector": DEFAULT_DETECTOR,
+            "detector_gives": ["corners x0 y0 x1 y1", "right eye (x, y)", "left eye (x, y)", "score"],
+            # 4. The box made square on its centre, its side the longer one; x, y, side rounded.
+            "square_box": True,
+            # 5. Clipped to the picture; dropped when less than this share of its width or height
+            # lies inside; "cut" when more than cut_share does not (then the whole box is cropped
+            # and the part outside made up by cut_fill), else the clipped box is cropped.
+            "min_inside_share": MIN_INSIDE_SHARE,
+            "cut_share": CUT_SHARE,
+            "min_face": {"default": DEFAULT_MIN_FACE, "applies_to": "the clipped box's shorter side"},
+            # 6. The picture turned about the box's centre so the eyes are level: the point (x, y)
+            # takes the grey at (cx + cos a (x - cx) - sin a (y - cy), cy + sin a (x - cx) +
+            # cos a (y - cy)), a = atan2(left_y - right_y, left_x - right_x).
+            "level_eyes": {
+                "enabled": bool(ALIGN_EYES),
+                "skip_below_degrees": LEVEL_MIN_DEGREES,
+                "about": "box centre",
+                "interpolation": "bilinear",
+                "border": "replicate",
+            },
+            # 7. The box's pixels; a cut face's outside part mirrored from its inside.
+            "cut_fill": CUT_FILL,
+            "cut_fill_numpy_pad_mode": {
+                "mirror": "symmetric",
+                "edge": "edge",
+                "mean": "constant",
+                "black": "constant",
+            }.get(CUT_FILL),
+            # 8. Resized to the input's side: area averaging when shrinking (each output pixel the
+            # mean of the input area it covers), bilinear with half-pixel centres when growing.
+            "resize": {
+                "size": [IMAGE_SIZE, IMAGE_SIZE],
+                "shrink": "area",
+                "grow": "bilinear",
+                "shrink_when": "the crop's shorter side is at least the size",
+                "round": "nearest",
+            },
         },
     }
 
@@ -96,6 +138,8 @@ def export_model(model, format: str, quantize: str | None = None, output=None, d
             _write_tflite(keras_model, model_file, quantize)
             run, facts["input"]["name"] = _tflite_runner(model_file)
         facts["format"], facts["quantize"] = format, quantize or "none"
+        if format == "tflite":
+            _add_tflite_metadata(model_file, {"classes": json.dumps(list(classes)), "preprocess": json.dumps(facts)})
         (staging / "labels.txt").write_text("".join(f"{name}\n" for name in classes))
         (staging / "preprocess.json").write_text(json.dumps(facts, indent=2) + "\n")
         card = ref.folder / "MODEL_CARD.md" if ref.folder else None
@@ -230,6 +274,45 @@ def _convert(converter, path: Path, quantize: str | None) -> None:
         path.write_bytes(converter.convert())
     except Exception as exc:  # noqa: BLE001 - the converter raises many types; one line is enough
         raise FerError(f"the TFLite converter failed: {' '.join(str(exc).split())[:200]}") from None
+
+
+def _add_tflite_metadata(path: Path, entries: dict[str, str]) -> None:
+    """Each entry as a named buffer in the TFLite model's `metadata` (the flatbuffer schema's own
+    field for it), rewritten in place. Not the TFLite Support library's ModelMetadata: that
+    package is no longer maintained and pins old dependencies; any flatbuffer reader of the TFLite
+    schema reads these."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(path.read_bytes(), 0))
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in entries]
+    for name, text in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(text.encode(), dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name, len(model.buffers) - 1
+        model.metadata.append(entry)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    from fer_core.fileio import write_atomic
+
+    write_atomic(path, lambda temporary: Path(temporary).write_bytes(builder.Output()))
+
+
+def tflite_metadata(path) -> dict[str, str]:
+    """The text metadata entries of a TFLite file (an export's `classes` and `preprocess`, JSON;
+    the converter's own binary entries left out)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(Path(path).read_bytes(), 0))
+    entries = {}
+    for entry in model.metadata or []:
+        try:
+            entries[entry.name.decode()] = bytes(model.buffers[entry.buffer].data).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return entries
 
 
 def _tflite_runner(path: Path):

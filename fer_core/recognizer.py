@@ -22,35 +22,15 @@ import numpy as np
 
 from fer_core.artifacts import model_classes
 from fer_core.errors import FerError
+from fer_core.inference.faces import Face
 
-__all__ = ["FaceResult", "ImageResult", "Recognizer", "model_classes", "results_table", "to_rgb_array"]
+__all__ = ["Face", "FaceResult", "ImageResult", "Recognizer", "model_classes", "results_table", "to_rgb_array"]
 
 DEFAULT_MIN_FACE = 30
 
 
-@dataclass(frozen=True)
-class FaceResult:
-    """One face: where it is, how sure the detector was, and the model's probabilities."""
-
-    box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
-    score: float  # the detector's confidence (1 for the whole image or Haar)
-    label: str  # the most probable class
-    confidence: float  # its probability
-    probabilities: dict[str, float]  # every class of the model, in the model's order
-    # Part of the face lies outside the picture: `box` is the part inside, and the classifier saw
-    # the rest made up (`fer_core.inference.faces.CUT_FILL`); such results are less sure.
-    cut: bool = False
-
-    def to_dict(self) -> dict:
-        """The JSON shape `fer-core predict --json` and the service give a face."""
-        return {
-            "box": [int(v) for v in self.box],
-            "detector_score": round(float(self.score), 4),
-            "cut": self.cut,
-            "label": self.label,
-            "confidence": round(float(self.confidence), 6),
-            "probabilities": {name: round(float(p), 6) for name, p in self.probabilities.items()},
-        }
+# The facade's faces are the one Face type every path gives; the old name still works.
+FaceResult = Face
 
 
 @dataclass
@@ -58,7 +38,7 @@ class ImageResult:
     """One image's outcome: its faces, or the one-line reason it was refused."""
 
     file: str
-    faces: list[FaceResult] = field(default_factory=list)
+    faces: list[Face] = field(default_factory=list)
     error: str | None = None
 
     def to_dict(self) -> dict:
@@ -132,7 +112,7 @@ class Recognizer:
         self._detector()
         return self
 
-    def analyze(self, image, *, bgr: bool = False, whole_image: bool = False) -> list[FaceResult]:
+    def analyze(self, image, *, bgr: bool = False, whole_image: bool = False) -> list[Face]:
         """The faces of one image, largest first.
 
         Args:
@@ -146,7 +126,7 @@ class Recognizer:
         """
         return self.analyze_many([image], bgr=bgr, whole_image=whole_image)[0]
 
-    def analyze_many(self, images, *, bgr: bool = False, whole_image: bool = False) -> list[list[FaceResult]]:
+    def analyze_many(self, images, *, bgr: bool = False, whole_image: bool = False) -> list[list[Face]]:
         """The faces of several images, every face of all of them classified in one batch.
 
         Raises:
@@ -176,52 +156,28 @@ class Recognizer:
                 decoded.append(None)
         return self._classify_images(results, decoded, wholes)
 
-    def classify_arrays(self, images: list[np.ndarray], whole_image=False) -> list[list[FaceResult]]:
+    def classify_arrays(self, images: list[np.ndarray], whole_image=False) -> list[list[Face]]:
         """`results` for RGB arrays already decoded (the Predict page keeps them for drawing)."""
         wholes = whole_image if isinstance(whole_image, (list, tuple)) else [whole_image] * len(images)
         results = [ImageResult(f"image {k + 1}") for k in range(len(images))]
         return [r.faces for r in self._classify_images(results, list(images), wholes)]
 
     def _classify_images(self, results: list[ImageResult], images: list, wholes: list[bool]) -> list[ImageResult]:
-        from fer_core.inference.detectors import to_gray
-        from fer_core.inference.faces import detection_crop, find_faces
+        from fer_core.inference.classifier import classify_images
 
-        classify, detector = self._classify(), self._detector()
-        found, crops = [], []
-        for result, image, whole in zip(results, images, wholes):
-            if image is None:
-                found.append([])
-                continue
-            try:
-                detections = find_faces(image, detector, whole_image=whole, min_face=self.min_face)
-                gray = to_gray(image) if detections else None
-                crops += [detection_crop(gray, d) for d in detections]
-            except FerError as exc:
-                result.error, detections = f"{result.file}: {exc}", []
-            found.append(detections)
-        probabilities = classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
-        start = 0
-        for result, detections in zip(results, found):
-            rows = probabilities[start : start + len(detections)]
-            start += len(detections)
-            result.faces = [self._face(d.box, d.score, p, d.cut) for d, p in zip(detections, rows)]
+        found = classify_images(images, self._classify(), self.classes, self._detector(), wholes, self.min_face)
+        for result, faces in zip(results, found):
+            if isinstance(faces, FerError):
+                result.error = f"{result.file}: {faces}"
+            else:
+                result.faces = faces
         return results
 
-    def _face(self, box, score: float, probabilities: np.ndarray, cut: bool = False) -> FaceResult:
-        best = int(np.argmax(probabilities))
-        return FaceResult(
-            box=tuple(int(v) for v in box),
-            score=float(score),
-            label=self.classes[best],
-            confidence=float(probabilities[best]),
-            probabilities={name: float(p) for name, p in zip(self.classes, probabilities)},
-            cut=bool(cut),
-        )
-
-    def video(self, path, every: int = 5, output=None, progress=None, cancel=None, **limits):
+    def video(self, path, every: int = 5, output=None, progress=None, cancel=None, explain: bool = False, **limits):
         """Every `every`-th frame of a video file classified, faces tracked with stable ids
         (`fer_core.inference.video.VideoResult`: rows, a summary per face, an annotated MP4 with
-        `output`). `limits`: max_minutes, max_bytes."""
+        `output`; with `explain`, the MP4 shows where the model looks inside each box).
+        `limits`: max_minutes, max_bytes."""
         from fer_core.inference.video import analyze, probe
 
         probe(path, **limits)  # a bad file is refused before the model loads
@@ -236,17 +192,18 @@ class Recognizer:
             progress=progress,
             cancel=cancel,
             classes=self.classes,
+            explain=explain,
             **limits,
         )
 
-    def start_video(self, path, every: int = 5, output=None, **limits):
+    def start_video(self, path, every: int = 5, output=None, explain: bool = False, **limits):
         """`video` on a daemon thread (`fer_core.inference.video.VideoJob`: progress, a cancel,
         then `result` or a one-line `error`), for a page that must stay responsive meanwhile."""
         from fer_core.inference.video import start_job
 
         return start_job(
             lambda progress, cancel: self.video(
-                path, every=every, output=output, progress=progress, cancel=cancel, **limits
+                path, every=every, output=output, progress=progress, cancel=cancel, explain=explain, **limits
             )
         )
 

@@ -42,8 +42,14 @@ def test_bench_json_keys(tiny_run, capsys):
         assert live["frame_ms"]["p50"] > 0 and live["frames_per_s"] > 0 and live["detect_ms"]["p50"] > 0
         assert live["frame_ms_detect_every_frame"]["p50"] > 0
         assert live["faces_detected"] == 1  # the benchmark frame is a real detection workload
+        for timed in ("frame_ms_paced", "overlay_frame_ms"):  # "where it looks" beside the plain frame
+            assert all(
+                live[timed][faces]["p95"] >= live[timed][faces]["p50"] > 0 for faces in ("one_face", "three_faces")
+            )
+        assert live["overlay_kind"] == "gradcam"  # the tiny cnn has no attention map
     assert set(result["video_frames_per_s"]) == {f"{d}, every {n}" for d in DETECTORS for n in (1, 5)}
     assert all(rate > 0 for rate in result["video_frames_per_s"].values())
+    assert set(result["video_explain_frames_per_s"]) == {"retinaface, every 1, gradcam", "retinaface, every 5, gradcam"}
     detection = result["detection"]
     assert detection["faces_pasted"] == "96 drawn faces"
     for name in DETECTORS:

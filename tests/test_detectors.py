@@ -303,3 +303,54 @@ def test_retinaface_searches_one_picture_at_a_time_across_threads(monkeypatch):
     for thread in threads:
         thread.join()
     assert state["most"] == 1
+
+
+def test_a_faces_arrangement_passes_and_others_do_not():
+    """The landmark rule (`face_like`), on a frontal face's five points in a 100-px box and on
+    arrangements no face has: each measure tested on both sides of its limits."""
+    from fer_core.inference.detectors.common import face_geometry, face_like
+
+    face = {"right_eye": (35, 40), "left_eye": (65, 40), "nose": (50, 55), "mouth": (50, 72)}
+    geometry = face_geometry(100, *face.values())
+    assert geometry.eye_gap == pytest.approx(0.30) and geometry.eyes_to_mouth == pytest.approx(0.32)
+    assert geometry.nose_at == pytest.approx(15 / 32) and geometry.tilt == pytest.approx(0)
+    assert face_like(geometry)
+    turned = face_geometry(100, (35, 40), (60, 55), (45, 60), (38, 75))  # the same face turned ~31 degrees
+    assert face_like(turned) and turned.tilt == pytest.approx(30.96, abs=0.01)
+    phantoms = {
+        "the mouth above the eyes": {**face, "mouth": (50, 20)},
+        "the nose below the mouth": {**face, "nose": (50, 85)},
+        "the nose above the eyes": {**face, "nose": (50, 30)},
+        "the eyes on one spot": {**face, "right_eye": (49, 40), "left_eye": (51, 40)},
+        "the eyes past the box": {**face, "right_eye": (5, 40), "left_eye": (95, 40)},
+        "the mouth a box below": {**face, "mouth": (50, 125)},
+        "the mouth on the eye line": {**face, "mouth": (50, 44), "nose": (50, 42)},
+    }
+    for name, points in phantoms.items():
+        assert not face_like(face_geometry(100, *points.values())), name
+
+
+def test_retinaface_drops_a_confident_box_whose_landmarks_are_no_face(astronaut, monkeypatch):
+    """A torso boxed under a face with a face's score (as on a real portrait): its landmarks
+    scattered over the chest, so it is dropped; the face above it stays."""
+    detector = RetinaFaceDetector()
+    [real] = detector.candidates(astronaut)
+    height, width = astronaut.shape[:2]
+    canvas_rows = detector._function  # the network, called on the bordered picture
+
+    def with_a_torso(batch):
+        rows = canvas_rows(batch).reshape(-1, 16)
+        torso = rows[0].copy()
+        _, canvas_h, canvas_w, _ = batch.shape
+        shift = (real.corners[3] - real.corners[1]) * 1.1 / canvas_h  # one face lower
+        torso[[1, 3]] += shift
+        # eyes wide apart near the box's top corners, "nose" and "mouth" at its bottom edge
+        x0, y0, x1, y1 = torso[:4]
+        torso[4:14] = [x0, y0, x1, y0, (x0 + x1) / 2, y1, x0, y1, x1, y1]
+        torso[15] = 0.996
+        return np.concatenate([rows, torso[None]])
+
+    monkeypatch.setattr(detector, "_function", with_a_torso)
+    assert len(detector.candidates(astronaut)) == 2  # the network gives both
+    [face] = detector.detect(astronaut)
+    assert match([face.box], PHOTOS["astronaut"]) == (1, 0)

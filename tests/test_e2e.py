@@ -588,6 +588,30 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
         # the overlay's words (frames/s, ms a frame).
         numbers = page.get_by_text("frames/s ·")
         assert re.search(r"\*?\b[1-9][0-9]* faces?\b", numbers.inner_text()) and "ms a frame" in numbers.inner_text()
+        # "Where it looks" on, mid-stream: the key says what the colours mean, the panel how fresh
+        # the maps are (the default model has no attention: Grad-CAM from the worker thread), and
+        # the stream and its numbers go on.
+        page.get_by_text("Where it looks", exact=True).click()
+        page.get_by_text("Where it looks, inside each box: blue where the model puts least weight").wait_for(
+            timeout=60_000
+        )
+        try:
+            page.get_by_text(re.compile(r"Maps: Grad-CAM, the oldest drawn [0-9.]+ s old")).wait_for(timeout=60_000)
+        finally:
+            page.screenshot(path=str(SCREENSHOTS / "live-where-it-looks.png"), full_page=True)
+        rows_before = int(
+            re.search(r"([0-9,]+) timeline rows", page.get_by_text("timeline rows this session").inner_text())
+            .group(1)
+            .replace(",", "")
+        )
+        page.wait_for_function(
+            f"() => {{ const m = /([0-9,]+) timeline rows this session/.exec(document.body.innerText);"
+            f" return m && parseInt(m[1].replace(/,/g, '')) > {rows_before}; }}",
+            timeout=60_000,
+        )
+        assert "ms a frame" in page.get_by_text("frames/s ·").inner_text()
+        settle(page)
+        page.screenshot(path=str(SCREENSHOTS / "live-where-it-looks.png"), full_page=True)
 
         webrtc.get_by_role("button", name="Stop").click()
         webrtc.get_by_role("button", name="Start").wait_for(timeout=30_000)

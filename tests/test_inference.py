@@ -165,10 +165,14 @@ def test_crop_and_draw():
     with pytest.raises(FerError, match="outside"):
         crop_face(image, (500, 500, 10, 10))
     probs = np.eye(7, dtype=np.float32)[3]
-    drawn = draw_faces(image, [Face((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0)
+    drawn = draw_faces(image, [Face.of((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0)
     assert drawn.shape == (100, 120, 3)
     assert (drawn[60, 20:70] == (0, 200, 0)).all()  # the box's bottom edge
-    assert draw_faces(image[:48, :48], [Face((0, 0, 48, 48), probs, CLASS_NAMES)]).shape == (336, 336, 3)  # enlarged x7
+    assert draw_faces(image[:48, :48], [Face.of((0, 0, 48, 48), probs, CLASS_NAMES)]).shape == (
+        336,
+        336,
+        3,
+    )  # enlarged x7
 
 
 def test_smoother_is_an_exponential_moving_average():
@@ -218,8 +222,8 @@ def test_main_face_falls_back_to_the_whole_image_and_says_so():
 def test_draw_faces_gives_rgb_for_display():
     image = np.zeros((100, 100), np.uint8)
     probs = np.eye(7)[3]
-    bgr = draw_faces(image, [Face((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0)
-    rgb = draw_faces(image, [Face((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0, rgb=True)
+    bgr = draw_faces(image, [Face.of((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0)
+    rgb = draw_faces(image, [Face.of((20, 10, 50, 50), probs, CLASS_NAMES)], min_side=0, rgb=True)
     np.testing.assert_array_equal(rgb, bgr[..., ::-1])
 
 

@@ -11,7 +11,8 @@ import pytest
 from fer_core import CLASS_NAMES, FerError
 from fer_core.inference import Classifier, make_detector
 from fer_core.inference.detectors import HaarDetector
-from fer_core.inference.live import LiveProcessor, LiveSettings, Timeline, iou
+from fer_core.inference.live import LiveProcessor, LiveSettings, Timeline
+from fer_core.inference.tracking import iou
 from fer_core.models import build_model
 from fer_core.data.synthetic import face_frame
 
@@ -195,3 +196,86 @@ def test_fps_overlay_only_when_asked(small_classifier, detector):
     without = LiveProcessor(small_classifier, detector, LiveSettings(show_fps=False)).process(frame)
     assert np.array_equal(without, frame)
     assert (with_fps[:30, :200] != frame[:30, :200]).any()
+
+
+@pytest.fixture(scope="module")
+def attention_classifier():
+    """The shipped attention_cnn on ONNX Runtime: its attention map is a second output of the pass."""
+    from fer_core.artifacts import load_model
+    from fer_core.paths import PROJECT_ROOT
+
+    classifier = Classifier(load_model(PROJECT_ROOT / "trained" / "attention_cnn"))
+    assert classifier.gives_attention
+    return classifier
+
+
+def box_mask(shape, faces) -> np.ndarray:
+    inside = np.zeros(shape[:2], bool)
+    for face in faces:
+        x, y, w, h = face.box
+        inside[max(0, y) : y + h, max(0, x) : x + w] = True
+    return inside
+
+
+def test_where_it_looks_draws_inside_the_boxes_and_off_restores_the_plain_frame(attention_classifier, detector):
+    """With the overlay on, the frame differs from the plain one inside the faces' boxes only
+    (the same faces, the same labels); turned off, it is the plain frame byte for byte."""
+    settings = LiveSettings(smoothing=0, min_face=60, show_fps=False)
+    plain = LiveProcessor(attention_classifier, detector, settings)
+    looking = LiveProcessor(
+        attention_classifier, detector, LiveSettings(smoothing=0, min_face=60, show_fps=False, looks=True)
+    )
+    for k in range(6):
+        if k == 3:
+            looking.configure(settings=settings)
+        frame = face_frame([(300 + 4 * k, 90, 200), (60, 260, 120)], seed=k)
+        a, b = plain.process(frame), looking.process(frame)
+        assert [f.probabilities for f in plain.view.faces] == [f.probabilities for f in looking.view.faces]
+        if k < 3:
+            assert looking.view.look_kind == "attention" and looking.view.look_age_s < 1.0
+            changed = np.any(a != b, axis=-1)
+            assert changed.sum() > 5000 and not (changed & ~box_mask(a.shape, looking.view.faces)).any()
+        else:
+            assert looking.view.look_kind is None and np.array_equal(a, b)
+
+
+def test_an_attention_models_map_is_not_its_gradcam(attention_classifier):
+    """The overlay's maps come from the model: attention_cnn's attention (a forward output)
+    and its Grad-CAM (a backward pass) of the same face are different maps."""
+    import cv2
+
+    from fer_core.inference.looks import LookMaps
+    from helpers import synthetic_face
+
+    face = synthetic_face(3, 0)[None]
+    attention = LookMaps(attention_classifier)
+    gradcam = LookMaps(attention_classifier, kind="gradcam", background=False)
+    assert (attention.kind, gradcam.kind) == ("attention", "gradcam")
+    np.testing.assert_array_equal(attention.classify(face, [7]), gradcam.classify(face, [7]))
+    [(attended, _)], [(explained, _)] = attention.maps([7]), gradcam.maps([7])
+    assert attended.shape == (12, 12) and explained.shape == (48, 48)
+    attended = cv2.resize(attended, (48, 48), interpolation=cv2.INTER_CUBIC)
+    assert np.corrcoef(attended.ravel(), explained.ravel())[0, 1] < 0.9
+    assert np.abs(attended - explained).mean() > 0.05
+
+
+def test_gradcam_maps_come_from_a_worker_and_follow_their_faces(small_classifier, detector):
+    """A model without attention: Grad-CAM on the worker thread, off the frame path; a face gets
+    its map within a few frames and keeps it between refreshes; a face gone loses it."""
+    import time
+
+    settings = LiveSettings(smoothing=0, min_face=60, detect_every=1, looks=True)
+    processor = LiveProcessor(small_classifier, detector, settings)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        processor.process(face_frame([(300, 90, 200)]))
+        if processor.view.look_age_s is not None:
+            break
+        time.sleep(0.05)
+    assert processor.view.look_kind == "gradcam" and processor.view.look_age_s is not None
+    looks = processor._looks
+    assert looks.maps_made >= 1 and looks.maps(list(looks._maps))[0][0].shape == (48, 48)
+    for _ in range(4):  # the face leaves: its map goes with its track
+        processor.process(face_frame([]))
+    assert processor.view.look_age_s is None and not looks._maps
+    processor.close()

@@ -284,7 +284,7 @@ def ck_crossval(ck_folder, tmp_path_factory):
     return out, out_text, err, code
 
 
-def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, tmp_path):
+def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, ck_folder, tmp_path):
     out, out_text, err, code = ck_crossval
     assert code == 0, err
     result = json.loads(out_text)
@@ -302,9 +302,19 @@ def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, tmp_path):
     assert result["accuracy"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
     matrix = np.array(result["pooled"]["confusion_matrix"])
     assert matrix.shape == (7, 7) and result["pooled"]["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
-    for row in result["per_fold"]:  # each fold a run, reported on its held-out fold
+    for row in result["per_fold"]:  # each fold a run, reported on its held-out fold, named in held_out.txt
         metrics = json.loads((out / f"fold-{row['fold']}" / "metrics.json").read_text())
         assert metrics["split"] == "test" and metrics["n"] == row["test_images"]
+        held = (out / f"fold-{row['fold']}" / "held_out.txt").read_text().split()
+        assert sorted(held) == sorted(f for f, k in folds.items() if k == row["fold"] - 1)
+    near = result["near_identical_across_folds"]  # the synthetic faces share their smooth shape
+    assert near["count"] and all(len({folds[f] for f in files}) > 1 for files in near["examples"])
+    # Evaluated on its dataset, a fold's model is measured on its own fold only, the number it reported.
+    code, text, err = run_cli("evaluate", "--model", out / "fold-2", "--data", ck_folder, "--json")
+    assert code == 0, err
+    measured, fold_two = json.loads(text), result["per_fold"][1]
+    assert measured["split"] == "held-out" and measured["n"] == fold_two["test_images"]
+    assert measured["accuracy"] == pytest.approx(fold_two["accuracy"], abs=1e-6)
     # Every image once in out_of_fold.csv, from the fold that did not train on it; the review reads it.
     import pandas as pd
 
@@ -323,6 +333,28 @@ def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, tmp_path):
     )
     assert set(suspects["path"]) <= set(table["path"]) and text.strip().endswith(
         f"written: {tmp_path / 'suspects.csv'}"
+    )
+
+
+@pytest.mark.parametrize("same_fold", [True, False])
+def test_near_identical_images_in_two_folds_are_named(same_fold):
+    """A face and the same face a little brighter (one sequence's frames) share a perceptual hash:
+    named when two folds hold them, not when one does."""
+    from fer_core.data.dataset import Dataset
+    from fer_core.training.crossval import near_identical_across_folds
+
+    face, other = synthetic_face(0, 3), synthetic_face(3, 4)
+    images = np.stack([face, np.clip(face.astype(int) + 6, 0, 255).astype(np.uint8), other, other[:, ::-1]])
+    dataset = Dataset(
+        images=images,
+        labels=np.array([0, 0, 3, 3]),
+        splits=np.array(["all"] * 4),
+        classes=("a", "b", "c", "d"),
+        sources=np.array(["x/a1.png", "x/a2.png", "x/c1.png", "x/c2.png"]),
+    )
+    found = near_identical_across_folds(dataset, np.array([0, 0 if same_fold else 1, 0, 1]))
+    assert found == (
+        {"count": 0, "examples": []} if same_fold else {"count": 1, "examples": [["x/a1.png", "x/a2.png"]]}
     )
 
 
@@ -354,6 +386,15 @@ def test_suspect_labels_are_reviewed_on_the_evaluate_page_and_saved_as_a_correct
     at.switch_page("app_pages/evaluate.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    # The section warns of the near-identical faces across folds (the synthetic faces share a
+    # hash), and each fold's model can be picked: measured on its own fold, never its training.
+    assert any("near-identical images sit in different folds" in w.value for w in at.warning)
+    [models] = [m for m in at.multiselect if m.label == "Models"]
+    assert "run cv/fold-1" in models.options
+    models.set_value(["run cv/fold-1"]).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    fold_one = json.loads((out / "crossval.json").read_text())["per_fold"][0]["test_images"]
+    assert any(f"measured on its {fold_one} held-out images" in i.value for i in at.info)
     first, second = suspects["path"].iloc[0], suspects["path"].iloc[1]
     boxes = {box.label: box for box in at.selectbox}
     boxes[first].set_value("exclude")

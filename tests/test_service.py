@@ -5,6 +5,7 @@ key (401), concurrent requests answering as one at a time, and the same faces as
 from __future__ import annotations
 
 import base64
+import shutil
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 import requests
 from PIL import Image
 
+from fer_core import CLASS_NAMES
 from fer_core.paths import PROJECT_ROOT
 from fer_core.recognizer import Recognizer
 from helpers import IMAGE_CASES, free_port, moving_faces_video
@@ -324,3 +326,19 @@ def test_a_full_queue_answers_503_with_retry_after(tmp_path_factory, photos):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_a_bare_model_file_is_served_as_fer2013_and_says_so(tmp_path_factory, tiny_run, tmp_path):
+    """`fer-core serve --model FILE.keras` with no records beside the file: FER2013's classes, said
+    in one warning line when the service starts."""
+    bare = tmp_path / "bare.keras"
+    shutil.copy(tiny_run / "model.keras", bare)
+    process, url = start_server(tmp_path_factory, "--model", str(bare))
+    try:
+        assert requests.get(f"{url}/health", timeout=10).json()["classes"] == list(CLASS_NAMES)
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert (
+        "fer-core: warning: bare.keras has no records naming its classes: its 7 outputs are read as FER2013's" in output
+    )

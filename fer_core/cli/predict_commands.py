@@ -69,6 +69,11 @@ def _add_video_parser(sub) -> None:
     p.add_argument("--csv", help="write a row per face per analysed frame to this CSV file")
     p.add_argument("--output", help="write the video with the faces boxed and labelled to this MP4 file")
     p.add_argument(
+        "--explain",
+        action="store_true",
+        help="with --output: draw where the model looks inside each box (attention_cnn's attention, else Grad-CAM)",
+    )
+    p.add_argument(
         "--max-minutes",
         type=float,
         default=MAX_VIDEO_MINUTES,
@@ -87,6 +92,8 @@ def cmd_video(args) -> int:
 
     if args.output and not args.output.lower().endswith(".mp4"):
         raise FerError(f"--output must name an .mp4 file. Received: {args.output}")
+    if args.explain and not args.output:
+        raise FerError("--explain draws into the annotated video: give --output FILE.mp4 too")
     if not 1 <= args.every <= 1000:
         raise FerError(f"--every must be 1-1000 frames. Received: {args.every}")
     if not args.max_minutes > 0 or not args.max_mb > 0:
@@ -95,7 +102,7 @@ def cmd_video(args) -> int:
     probe(args.input, **limits)  # a bad file is refused before any model loads
     recognizer = Recognizer(args.model, detector=args.detector, min_face=args.min_face)
     warn_unnamed_classes(recognizer.refs)
-    result = recognizer.video(args.input, every=args.every, output=args.output, **limits)
+    result = recognizer.video(args.input, every=args.every, output=args.output, explain=args.explain, **limits)
     if args.csv:
         from fer_core.fileio import write_text_atomic
 
@@ -125,7 +132,7 @@ def cmd_video(args) -> int:
         shares = ", ".join(f"{c} {record[c]:.0%}" for c in recognizer.classes if record[c] >= 0.005)
         print(f"face {record['face']}: in {record['frames']} analysed frames; {shares}")
     if args.output:
-        print(f"annotated video: {args.output}")
+        print(f"annotated video: {args.output}" + (" (with where the model looks)" if args.explain else ""))
     return 0
 
 

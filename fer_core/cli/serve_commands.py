@@ -48,9 +48,10 @@ def cmd_serve(args) -> int:
     if args.max_queue is not None and not 1 <= args.max_queue <= 10_000:
         raise FerError(f"--max-queue must be 1-10000. Received: {args.max_queue}")
     if args.model:  # a typo is refused here, not by a server that never becomes healthy
+        from fer_core.cli.common import warn_unnamed_classes
         from fer_core.recognizer import Recognizer
 
-        Recognizer(args.model, detector=args.detector, tta=args.tta)
+        warn_unnamed_classes(Recognizer(args.model, detector=args.detector, tta=args.tta).refs)
     try:
         import uvicorn
     except ImportError:

@@ -370,5 +370,13 @@ def cmd_crossval(args) -> int:
         f"{result['folds']} folds, {result['groups'] or 'no'} groups: accuracy {accuracy['mean']:.4f} ± "
         f"{accuracy['std']:.4f}, macro-F1 {f1['mean']:.4f} ± {f1['std']:.4f}; pooled {result['pooled']['accuracy']:.4f}"
     )
+    near = result["near_identical_across_folds"]
+    if near["count"]:
+        print(
+            f"fer-core: {near['count']} group(s) of near-identical images sit in different folds "
+            f"(e.g. {', '.join(Path(f).name for f in near['examples'][0])}): the folds' numbers are inflated; "
+            "--group-by with a subject pattern keeps each person in one fold",
+            file=sys.stderr,
+        )
     print(f"written: {out / 'crossval.json'}")
     return 0

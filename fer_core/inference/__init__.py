@@ -1,14 +1,14 @@
 """The inference wing: faces in, probabilities out.
 
 Modules: `detectors` (face detectors by name: RetinaFace, BlazeFace, Haar), `faces` (which faces, crops,
-drawing), `classifier` (the fast `Classifier`,
-`classify_image`), `tta` (test-time augmentation), `onnx_engine` + `onnx_graph` (the ONNX Runtime
+drawing, the one `Face` type), `classifier` (the fast `Classifier`, `classify_images`: the one
+pipeline from pictures to faces), `tta` (test-time augmentation), `onnx_engine` + `onnx_graph` (the ONNX Runtime
 path and the graph writer), `live` (tracker, smoother, per-viewer processor, timeline). Shared by
 `fer-core predict`, evaluation, the Predict, Explain and Live pages. This face re-exports what
 callers use; `live` is imported by name (only the Live page and the bench need it).
 """
 
-from fer_core.inference.classifier import ENGINES, LARGE_BATCH, Classifier, classify_image
+from fer_core.inference.classifier import ENGINES, LARGE_BATCH, Classifier, classify_image, classify_images
 from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS, Detection, make_detector
 from fer_core.inference.faces import (
     FACE_CROP_MAX_SIDE,
@@ -36,6 +36,7 @@ __all__ = [
     "Face",
     "make_detector",
     "classify_image",
+    "classify_images",
     "crop_face",
     "draw_boxes",
     "draw_faces",

@@ -1,5 +1,5 @@
 """The fast classifier every prediction goes through (ONNX Runtime or the backend's compiled call),
-and `classify_image`: every face of an image, boxed and classified in one batch."""
+and `classify_images`: the one pipeline from pictures to classified faces, in one batch."""
 
 from __future__ import annotations
 
@@ -82,6 +82,29 @@ class Classifier:
             self._classes = unrecorded_classes(int(self.models[0].outputs[0].shape[-1]), self.models[0].name)
         return self._classes
 
+    @property
+    def gives_attention(self) -> bool:
+        """Whether `with_attention` works: one model whose fast path outputs its attention map."""
+        return len(self._calls) == 1 and hasattr(self._calls[0], "with_attention")
+
+    def with_attention(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 48, 48[, 1]) faces → (probabilities (N, classes), attention maps (N, h, w)) from one
+        forward pass through ONNX Runtime (`gives_attention`); the same probabilities `__call__` gives."""
+        if not self.gives_attention:
+            raise FerError(
+                "this classifier's fast path gives no attention map (one attention_cnn model on ONNX Runtime does)"
+            )
+        x = np.asarray(faces, dtype=np.float32)
+        x = x[..., None] if x.ndim == 3 else x
+        n = len(x)
+        size = _bucket(min(n, _BATCH_BUCKETS[-1]))
+        if n > size:
+            raise FerError(f"at most {size} faces a call. Received: {n}")
+        if size > n:
+            x = np.concatenate([x, np.zeros((size - n,) + x.shape[1:], np.float32)])
+        probabilities, maps = self._calls[0].with_attention(x)
+        return np.asarray(probabilities, np.float32)[:n], np.asarray(maps, np.float32)[:n]
+
     def __call__(self, faces: np.ndarray) -> np.ndarray:
         """(N, 48, 48[, 1]) uint8 faces → (N, 7) float32 probabilities (mean over the models)."""
         x = np.asarray(faces, dtype=np.float32)
@@ -148,15 +171,56 @@ def classify_image(
     detector,
     whole_image: bool = False,
     min_face: int = 30,
+    looks=None,
 ) -> list[Face]:
-    """Every face in a grayscale or RGB image, each with its box, the detector's score and the
-    probabilities (one batched call). The detector (`fer_core.inference.detectors`) sees the image
-    as given; the model sees grayscale 48x48 crops, turned so the eyes are level where the detector
-    gives them (`ALIGN_EYES`)."""
-    found = find_faces(image, detector, whole_image=whole_image, min_face=min_face)
-    if not found:
-        return []
-    gray = to_gray(image)  # once, not per face
-    crops = np.stack([detection_crop(gray, d) for d in found])
-    probabilities = classifier(crops)
-    return [Face(d.box, p, classifier.classes, d.score, d.cut) for d, p in zip(found, probabilities)]
+    """Every face in a grayscale or RGB image (`classify_images` for one image).
+
+    Raises:
+        FerError: a face that cannot be cropped.
+    """
+    [faces] = classify_images([image], classifier, classifier.classes, detector, whole_image, min_face, looks)
+    if isinstance(faces, FerError):
+        raise faces
+    return faces
+
+
+def classify_images(
+    images: list, classify, classes, detector, whole_image=False, min_face: int = 30, looks=None
+) -> list[list[Face] | FerError]:
+    """The one pipeline from pictures to faces: each image's faces found (`find_faces`: the
+    detector sees the image as given, or the whole image for a face crop or `whole_image`, one
+    flag or one per image), cropped to 48x48 grayscale (levelled on the eyes where the detector
+    gives them: `detection_crop`), and every crop of every image classified by `classify` in one
+    batch. Per image, in order: its faces with `classes`' names, or the FerError that stopped it
+    (the others go on); an image given as None has no faces. With `looks` (a
+    `fer_core.inference.looks.LookMaps`), the crops go through it: their maps are then kept under
+    keys 0, 1, ... in the order of the faces returned, all images together."""
+    wholes = whole_image if isinstance(whole_image, (list, tuple)) else [whole_image] * len(images)
+    found, crops = [], []
+    for image, whole in zip(images, wholes):
+        if image is None:
+            found.append([])
+            continue
+        try:
+            detections = find_faces(image, detector, whole_image=whole, min_face=min_face)
+            gray = to_gray(image) if detections else None  # once an image, not once a face
+            crops += [detection_crop(gray, d) for d in detections]
+        except FerError as exc:
+            found.append(exc)
+            continue
+        found.append(detections)
+    if not crops:
+        probabilities = np.zeros((0, len(classes)), np.float32)
+    elif looks is not None:
+        probabilities = looks.classify(np.stack(crops), list(range(len(crops))))
+    else:
+        probabilities = classify(np.stack(crops))
+    faces, start = [], 0
+    for detections in found:
+        if isinstance(detections, FerError):
+            faces.append(detections)
+            continue
+        rows = probabilities[start : start + len(detections)]
+        start += len(detections)
+        faces.append([Face.of(d.box, p, classes, d.score, d.cut) for d, p in zip(detections, rows)])
+    return faces

@@ -17,6 +17,8 @@ FACE_CROP_MAX_SIDE = 96
 # Whether crops are turned so the eyes are level, where the detector gives eyes (see crop_face;
 # docs/performance.md has the measurement that decides it).
 ALIGN_EYES = True
+# Eyes within this many degrees of level are left as they are (a turn would only blur the face).
+LEVEL_MIN_DEGREES = 1.0
 # What a cut face's crop holds where the face lies outside the picture (see fill_outside;
 # docs/performance.md has the measurement that decides it).
 CUT_FILLS = ("mirror", "edge", "mean", "black", "stretch")
@@ -37,27 +39,56 @@ FACE_COLOURS = (
 
 @dataclass(frozen=True)
 class Face:
+    """One face, the one type every path gives (the facade, the service, Live, Video): where it
+    is, how sure the detector was, and the model's probability of each of its classes."""
+
     box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
-    probabilities: np.ndarray  # one per class, in `classes` order
-    classes: tuple[str, ...]  # the model's class names
+    probabilities: dict[str, float]  # every class of the model, in the model's order
     score: float = 1.0  # the detector's confidence (1 for the whole image or Haar)
-    cut: bool = False  # part of the face lies outside the picture (`Detection.cut`)
+    # Part of the face lies outside the picture: `box` is the part inside, and the classifier saw
+    # the rest made up (CUT_FILL); such results are less sure.
+    cut: bool = False
+
+    @classmethod
+    def of(cls, box, probabilities: np.ndarray, classes, score: float = 1.0, cut: bool = False) -> Face:
+        """A face from a model's output row and its class names."""
+        if len(probabilities) != len(classes):
+            raise ValueError(f"{len(probabilities)} probabilities for {len(classes)} classes")
+        return cls(
+            tuple(int(v) for v in box),
+            {name: float(p) for name, p in zip(classes, probabilities)},
+            float(score),
+            bool(cut),
+        )
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.probabilities)
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The probabilities as an array, in the model's class order."""
+        return np.fromiter(self.probabilities.values(), dtype=np.float64, count=len(self.probabilities))
 
     @property
     def label(self) -> str:
-        return self.classes[int(np.argmax(self.probabilities))]
+        """The most probable class."""
+        return max(self.probabilities, key=self.probabilities.__getitem__)
 
     @property
     def confidence(self) -> float:
-        return float(np.max(self.probabilities))
+        """The most probable class's probability."""
+        return max(self.probabilities.values())
 
     def to_dict(self) -> dict:
+        """The JSON shape `fer-core predict --json` and the service give a face."""
         return {
             "box": [int(v) for v in self.box],
             "detector_score": round(float(self.score), 4),
             "cut": self.cut,
             "label": self.label,
-            "probabilities": {name: round(float(p), 6) for name, p in zip(self.classes, self.probabilities)},
+            "confidence": round(float(self.confidence), 6),
+            "probabilities": {name: round(float(p), 6) for name, p in self.probabilities.items()},
         }
 
 
@@ -107,7 +138,7 @@ def _level_eyes(gray: np.ndarray, box, eyes) -> np.ndarray:
 
     (rx, ry), (lx, ly) = eyes
     angle = float(np.degrees(np.arctan2(ly - ry, lx - rx)))
-    if abs(angle) < 1.0:
+    if abs(angle) < LEVEL_MIN_DEGREES:
         return gray
     x, y, w, h = box
     margin = max(w, h)  # only the neighbourhood of the box is turned: cheap on a large photo

@@ -21,15 +21,8 @@ import numpy as np
 from fer_core.errors import FerError
 from fer_core.inference.classifier import Classifier
 from fer_core.inference.faces import Face, crop_face, draw_faces
-
-# The detector runs on a copy downscaled to this longest side: its cost grows with the pixel count, and
-# faces at webcam distance stay well above its minimum size.
-LIVE_DETECTION_SIDE = 320
-# Below this normalised correlation a tracked face is taken as lost; its box then stays put until
-# the next detection decides.
-_TRACK_MIN_SCORE = 0.4
-# A track Haar misses in this many detections in a row is dropped (one miss is usually flicker).
-_MAX_MISSES = 2
+from fer_core.inference.looks import LookMaps, blend_looks
+from fer_core.inference.tracking import FaceTracker
 
 
 class Smoother:
@@ -66,6 +59,7 @@ class LiveSettings:
     min_face: int = 60  # smallest face side in camera pixels
     detect_every: int = 3  # run Haar every N frames; boxes are tracked in between
     show_fps: bool = True
+    looks: bool = False  # where the model looks, blended into each face's box (`fer_core.inference.looks`)
 
     def validate(self) -> LiveSettings:
         if not 0 <= self.smoothing < 1:
@@ -75,118 +69,6 @@ class LiveSettings:
         if not 1 <= self.detect_every <= 60:
             raise FerError(f"detection interval must be 1-60 frames. Received: {self.detect_every}")
         return self
-
-
-@dataclass
-class Track:
-    track_id: int
-    box: tuple[int, int, int, int]  # x, y, w, h in camera-frame pixels
-    template: np.ndarray  # the face as last detected, on the downscaled frame
-    misses: int = 0
-
-
-def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = w * h
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
-class FaceTracker:
-    """The detector's boxes when asked to detect; in between, each box follows its face by template
-    matching around its last place on the downscaled frame (a millisecond or two, several times
-    cheaper than detecting).
-
-    Detections are matched to tracks by overlap, so a face keeps its id (and its smoothing) while
-    it moves. Used by one thread at a time.
-    """
-
-    def __init__(self, detector, max_side: int = LIVE_DETECTION_SIDE):
-        self.detector = detector
-        self.max_side = max_side
-        self.tracks: list[Track] = []
-        self._next_id = 1
-
-    def update(self, gray: np.ndarray, detect: bool, min_face: int, colour: np.ndarray | None = None) -> list[Track]:
-        """The tracks on this frame, largest face first; `colour`: the same frame in RGB, for a
-        detector that reads colour (the tracker itself works on grayscale)."""
-        import cv2
-
-        height, width = gray.shape[:2]
-        scale = min(1.0, self.max_side / max(height, width))
-        small = (
-            cv2.resize(gray, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-            if scale < 1
-            else gray
-        )
-        if detect:
-            seen = small
-            if colour is not None:
-                seen = (
-                    cv2.resize(colour, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)
-                    if scale < 1
-                    else colour
-                )
-            found = self.detector.detect(seen, min_face=max(12, round(min_face * scale)), max_side=max(small.shape))
-            self._match([tuple(round(v / scale) for v in d.box) for d in found], small, scale)
-        else:
-            for track in self.tracks:
-                track.box = self._follow(track, small, scale)
-        self.tracks.sort(key=lambda t: t.box[2] * t.box[3], reverse=True)
-        return list(self.tracks)
-
-    def _match(self, boxes: list[tuple[int, int, int, int]], small: np.ndarray, scale: float) -> None:
-        pairs = sorted(
-            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
-        )
-        matched_tracks, matched_boxes = set(), set()
-        for overlap, ti, bi in pairs:
-            if overlap < 0.3 or ti in matched_tracks or bi in matched_boxes:
-                continue
-            matched_tracks.add(ti)
-            matched_boxes.add(bi)
-            track = self.tracks[ti]
-            track.box, track.template, track.misses = boxes[bi], _patch(small, boxes[bi], scale), 0
-        kept = []
-        for ti, track in enumerate(self.tracks):
-            if ti not in matched_tracks:
-                track.misses += 1
-                if track.misses >= _MAX_MISSES:
-                    continue
-                track.box = self._follow(track, small, scale)
-            kept.append(track)
-        for bi, box in enumerate(boxes):
-            if bi not in matched_boxes:
-                kept.append(Track(self._next_id, box, _patch(small, box, scale)))
-                self._next_id += 1
-        self.tracks = kept
-
-    @staticmethod
-    def _follow(track: Track, small: np.ndarray, scale: float) -> tuple[int, int, int, int]:
-        import cv2
-
-        th, tw = track.template.shape[:2]
-        x, y, w, h = (round(v * scale) for v in track.box)
-        margin_x, margin_y = max(4, w // 2), max(4, h // 2)
-        x0, y0 = max(0, x - margin_x), max(0, y - margin_y)
-        x1, y1 = min(small.shape[1], x + w + margin_x), min(small.shape[0], y + h + margin_y)
-        window = small[y0:y1, x0:x1]
-        if th < 4 or tw < 4 or window.shape[0] < th or window.shape[1] < tw:
-            return track.box
-        scores = cv2.matchTemplate(window, track.template, cv2.TM_CCOEFF_NORMED)
-        _, best, _, (bx, by) = cv2.minMaxLoc(scores)
-        if best < _TRACK_MIN_SCORE:
-            return track.box
-        return round((x0 + bx) / scale), round((y0 + by) / scale), track.box[2], track.box[3]
-
-
-def _patch(small: np.ndarray, box: tuple[int, int, int, int], scale: float) -> np.ndarray:
-    x, y, w, h = (round(v * scale) for v in box)
-    x0, y0 = max(0, x), max(0, y)
-    return small[y0 : min(small.shape[0], y + h), x0 : min(small.shape[1], x + w)].copy()
 
 
 @dataclass
@@ -210,6 +92,8 @@ class LiveView:
     faces: tuple[Face, ...]  # as drawn, the largest first
     frame_ms: float  # processing time a frame, averaged (LiveStats.mean_frame_ms)
     fps: float
+    look_kind: str | None = None  # the maps drawn: "attention", "gradcam", or None (overlay off)
+    look_age_s: float | None = None  # the oldest map drawn on the frame, in seconds
 
     @property
     def latest(self) -> Face | None:
@@ -240,6 +124,7 @@ class LiveProcessor:
         self._last_frame_at: float | None = None
         self.stats = LiveStats()
         self.view: LiveView | None = None  # the last frame's results (None: nothing shown yet, or cleared)
+        self._looks = None  # the maps of where the model looks, made when the overlay is first on
 
     def configure(
         self, classifier: Classifier | None = None, settings: LiveSettings | None = None, detector=None
@@ -263,26 +148,55 @@ class LiveProcessor:
         detect = self.stats.frames % settings.detect_every == 0
         colour = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB) if detect and detector.reads_colour else None
         tracks = self._tracker.update(gray, detect=detect, min_face=settings.min_face, colour=colour)
+        keys = [t.track_id for t in tracks]
+        looks = self._looks_for(classifier) if settings.looks else None
         faces = []
         if tracks:
-            probabilities = classifier(np.stack([crop_face(gray, t.box) for t in tracks]))
+            crops = np.stack([crop_face(gray, t.box) for t in tracks])
+            probabilities = looks.classify(crops, keys) if looks is not None else classifier(crops)
             self._smoother.alpha = settings.smoothing
             faces = [
-                Face(t.box, self._smoother(t.track_id, p), classifier.classes) for t, p in zip(tracks, probabilities)
+                Face.of(t.box, self._smoother(t.track_id, p), classifier.classes) for t, p in zip(tracks, probabilities)
             ]
-        self._smoother.forget({t.track_id for t in tracks})
+        self._smoother.forget(set(keys))
         now = self.clock()
         for track, face in zip(tracks, faces):
-            self._put((now, track.track_id, face.label, *(float(p) for p in face.probabilities)))
-        annotated = draw_faces(frame_bgr, faces, min_side=0)
+            self._put((now, track.track_id, face.label, *face.probabilities.values()))
+        picture, look_age = frame_bgr, None
+        if looks is not None:
+            looks.forget(set(keys))
+            maps = looks.maps(keys)
+            picture = blend_looks(frame_bgr, [t.box for t in tracks], [heat for heat, _ in maps])
+            look_age = max((age for _, age in maps if age is not None), default=None)
+        annotated = draw_faces(picture, faces, min_side=0)
         self._count(started, skipped, len(faces))
         # One assignment: a reader on another thread sees this frame's results or the last one's.
-        self.view = LiveView(now, tuple(faces), self.stats.mean_frame_ms, self.stats.fps)
+        self.view = LiveView(
+            now,
+            tuple(faces),
+            self.stats.mean_frame_ms,
+            self.stats.fps,
+            looks.kind if looks is not None else None,
+            look_age,
+        )
         if settings.show_fps:  # the numbers the page's panel shows, in the same words
             text = f"{self.stats.fps:.1f} frames/s, {self.stats.mean_frame_ms:.0f} ms a frame"
             cv2.putText(annotated, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(annotated, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
         return annotated
+
+    def _looks_for(self, classifier: Classifier) -> LookMaps:
+        """This stream's maps, made again when the model changes (a map belongs to its model)."""
+        if self._looks is None or self._looks.classifier is not classifier:
+            if self._looks is not None:
+                self._looks.close()
+            self._looks = LookMaps(classifier)
+        return self._looks
+
+    def close(self) -> None:
+        """Stop the maps' worker thread, if one runs (the stream ended)."""
+        if self._looks is not None:
+            self._looks.close()
 
     @property
     def latest(self) -> Face | None:

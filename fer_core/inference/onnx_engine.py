@@ -119,9 +119,20 @@ def _checked_call(model, data: bytes) -> Callable[[np.ndarray], np.ndarray]:
 
     session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
+    outputs = [output.name for output in session.get_outputs()]
 
     def call(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        return session.run(outputs[:1], {input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    if "attention" in outputs:  # the attention map from the same forward pass (onnx_graph)
+
+        def with_attention(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            probabilities, maps = session.run(
+                [outputs[0], "attention"], {input_name: np.ascontiguousarray(x, dtype=np.float32)}
+            )
+            return probabilities, maps
+
+        call.with_attention = with_attention
 
     probe = _probe()
     difference = float(np.abs(call(probe) - np.asarray(model(probe, training=False))).max())

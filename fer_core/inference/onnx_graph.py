@@ -12,7 +12,9 @@ tf2onnx's graphs by `tools/onnx_writers.py`; numbers in docs/performance.md):
 - a squeeze-and-excitation gate read by max pooling alone multiplies after the pooling, on a
   quarter of the values (exact: the gate is a sigmoid, positive, and rounding is monotonic, so
   max(g*x) == g*max(x));
-- the spatial softmax attention runs over the last axis of (batch, channels, positions).
+- the spatial softmax attention runs over the last axis of (batch, channels, positions), and its
+  map (the weights' mean over channels, what Explain draws) is the graph's second output,
+  `attention` (batch, H, W), so Live and Video read it from the same forward pass.
 
 Only the layer kinds the registry's models use are written (ResNet50's residual adds, strided
 convs, zero padding and bilinear upscaling included); anything else raises UnsupportedLayer and
@@ -24,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 # Bump when the graph written for the same model changes, so cached files are rebuilt.
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2
 _OPSET = 18  # Resize by named axes
 
 
@@ -47,12 +49,18 @@ def keras_to_onnx(model):
         if type(layer).__name__ != "InputLayer" and id(layer) not in graph.done:
             graph.write(layer)
     graph.nodes.append(helper.make_node("Identity", [graph.name_of(model.outputs[0])], ["probabilities"]))
+    outputs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", model.outputs[0].shape[-1]])]
+    if graph.attention is not None:
+        value, height, width = graph.attention
+        shape = graph.constant(np.array([0, height, width], np.int64))
+        graph.nodes.append(helper.make_node("Reshape", [value, shape], ["attention"]))
+        outputs.append(helper.make_tensor_value_info("attention", TensorProto.FLOAT, ["batch", height, width]))
     onnx_model = helper.make_model(
         helper.make_graph(
             graph.nodes,
             model.name,
             [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["batch", *input_shape[1:]])],
-            [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", model.outputs[0].shape[-1]])],
+            outputs,
             graph.initializers,
         ),
         opset_imports=[helper.make_opsetid("", _OPSET)],
@@ -69,6 +77,7 @@ class _Graph:
         self.nodes, self.initializers = [], []
         self.names: dict[int, str] = {}  # id(KerasTensor) -> ONNX value name
         self.done: set[int] = set()  # ids of layers already written as part of an earlier one
+        self.attention: tuple[str, int, int] | None = None  # a spatial attention map: (value, H, W)
         # Who reads each tensor: a fold or reordering is exact only where one layer alone does.
         self.readers: dict[int, list] = {}
         for layer in _operations(model):
@@ -198,6 +207,12 @@ class _Graph:
             positions_last = self.constant(np.array([0, 0, -1], np.int64))  # (batch, C, H*W)
             scores = self.node("Reshape", [self.node("Mul", [query, key]), positions_last])
             weights = self.node("Softmax", [scores], axis=-1)
+            height, width = (int(v) for v in _inputs(layer)[0].shape[1:3])
+            self.attention = (
+                self.node("ReduceMean", [weights, self.constant(np.array([1], np.int64))], keepdims=0),
+                height,
+                width,
+            )
             values = self.node("Reshape", [x, positions_last])
             x = self.node(
                 "ReduceSum",

@@ -16,6 +16,8 @@ import numpy as np
 
 from fer_core.errors import FerError
 from fer_core.inference.classifier import classify_image
+from fer_core.inference.looks import LookMaps, blend_looks
+from fer_core.inference.tracking import FaceTracks
 from fer_core.inference.faces import draw_boxes
 
 MAX_VIDEO_BYTES = 500 * 2**20
@@ -26,12 +28,6 @@ MAX_VIDEO_PIXELS = 3840 * 2160  # a frame's; larger is refused before decoding
 def row_columns(classes) -> tuple[str, ...]:
     """A row's columns for a model with these classes."""
     return ("time", "frame", "face", "x", "y", "w", "h", "cut", "label", *classes, "model", "detector")
-
-
-# A face unseen in this many sampled frames in a row ends its track; one seen again later gets a
-# new id (an id never jumps between people who cross paths: boxes must overlap to continue).
-MAX_MISSED_SAMPLES = 3
-MIN_OVERLAP = 0.3
 
 
 @dataclass(frozen=True)
@@ -89,48 +85,6 @@ def probe(path: str | Path, max_bytes: int = MAX_VIDEO_BYTES, max_minutes: float
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:160]
-
-
-@dataclass
-class _Track:
-    face_id: int
-    box: tuple[int, int, int, int]
-    missed: int = 0
-
-
-class FaceTracks:
-    """Stable face ids across sampled frames: each detection continues the track whose last box it
-    overlaps most (IoU above MIN_OVERLAP), else starts a new one."""
-
-    def __init__(self):
-        self.tracks: list[_Track] = []
-        self._next_id = 1
-
-    def update(self, boxes: list[tuple[int, int, int, int]]) -> list[int]:
-        """The face id of each box, in the boxes' order."""
-        from fer_core.inference.live import iou
-
-        pairs = sorted(
-            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
-        )
-        ids: dict[int, int] = {}
-        used: set[int] = set()
-        for overlap, ti, bi in pairs:
-            if overlap < MIN_OVERLAP or ti in used or bi in ids:
-                continue
-            used.add(ti)
-            ids[bi] = self.tracks[ti].face_id
-            self.tracks[ti].box, self.tracks[ti].missed = boxes[bi], 0
-        for ti, track in enumerate(self.tracks):
-            if ti not in used:
-                track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed < MAX_MISSED_SAMPLES]
-        for bi, box in enumerate(boxes):
-            if bi not in ids:
-                ids[bi] = self._next_id
-                self.tracks.append(_Track(self._next_id, box))
-                self._next_id += 1
-        return [ids[bi] for bi in range(len(boxes))]
 
 
 @dataclass
@@ -199,9 +153,12 @@ def analyze(
     max_minutes: float = MAX_VIDEO_MINUTES,
     max_bytes: int = MAX_VIDEO_BYTES,
     classes: tuple[str, ...] | None = None,
+    explain: bool = False,
 ) -> VideoResult:
     """Faces of every `every`-th frame, found by `detector`, classified by `classifier`, tracked
-    with stable ids; with `output`, an MP4 (H.264) of every frame with the latest boxes drawn.
+    with stable ids; with `output`, an MP4 (H.264) of every frame with the latest boxes drawn, and
+    with `explain` the map of where the model looks blended into each box (attention_cnn's
+    attention, else Grad-CAM: `fer_core.inference.looks`), made afresh on every analysed frame.
 
     Raises:
         FerError: the file is refused by `probe`, holds no frame, or breaks off before any frame
@@ -218,6 +175,8 @@ def analyze(
     tracks, rows = FaceTracks(), []
     read = analysed = 0
     drawn: tuple[list, list[str], list[int]] = ([], [], [])
+    looks = LookMaps(classifier, background=False) if explain else None
+    heat: list = []  # the maps of the faces drawn
     detector_name = getattr(detector, "name", "")
     encoder = _Encoder(output, info) if output else None
     cancelled = False
@@ -232,14 +191,15 @@ def analyze(
                         break
                     rgb = frame.to_ndarray(format="rgb24")
                     if read % every == 0:
-                        faces = classify_image(rgb, classifier, detector, min_face=min_face)
-                        labels = [classes[int(np.argmax(f.probabilities))] for f in faces]
+                        faces = classify_image(rgb, classifier, detector, min_face=min_face, looks=looks)
+                        heat = [m for m, _ in looks.maps(range(len(faces)))] if looks is not None else []
+                        labels = [f.label for f in faces]
                         ids = tracks.update([f.box for f in faces])  # also ages the tracks of a faceless frame
                         seconds = float(frame.time) if frame.time is not None else read / info.fps
                         for face, face_id, label in zip(faces, ids, labels):
                             rows.append(
                                 (round(seconds, 3), read, face_id, *face.box, face.cut, label)
-                                + tuple(float(p) for p in face.probabilities)
+                                + tuple(face.probabilities.values())
                                 + (model_name, detector_name)
                             )
                         drawn = (
@@ -249,7 +209,10 @@ def analyze(
                         )
                         analysed += 1
                     if encoder is not None:
-                        encoder.write(draw_boxes(rgb, drawn[0], drawn[1], min_side=0, rgb=True, colour_index=drawn[2]))
+                        picture = blend_looks(rgb, drawn[0], heat, rgb=True) if looks is not None else rgb
+                        encoder.write(
+                            draw_boxes(picture, drawn[0], drawn[1], min_side=0, rgb=True, colour_index=drawn[2])
+                        )
                     read += 1
                     progress.frames_done = read
             except av.error.FFmpegError as exc:
@@ -356,7 +319,7 @@ def face_at(path: str | Path, frame_index: int, box: tuple[int, int, int, int], 
     from fer_core.inference.detectors import to_gray
     from fer_core.inference.detectors.common import Detection
     from fer_core.inference.faces import crop_face, detection_crop, find_faces
-    from fer_core.inference.live import iou
+    from fer_core.inference.tracking import iou
 
     try:
         with av.open(str(path)) as container:

