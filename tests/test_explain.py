@@ -27,6 +27,26 @@ def test_gradcam_every_model(name):
     assert (explained.attention is not None) == bool(get_spec(name).attention_layer)
 
 
+def test_a_batch_of_faces_gets_each_faces_own_gradcam():
+    """Live's and Video's maps come in one pass for every face waiting: each the map that face
+    alone gets, for its own predicted class or the class asked."""
+    from fer_core.artifacts import load_model
+    from fer_core.explain import gradcam_batch
+    from fer_core.paths import PROJECT_ROOT
+    from helpers import synthetic_face
+
+    model = load_model(PROJECT_ROOT / "trained" / "vgg_fer")
+    faces = np.stack([synthetic_face(label, 2) for label in (0, 3, 6)])
+    heats, probs = gradcam_batch(model, faces)
+    for face, heat, prob in zip(faces, heats, probs):
+        alone, alone_probs = gradcam(model, face)
+        np.testing.assert_allclose(heat, alone, atol=1e-4)
+        np.testing.assert_allclose(prob, alone_probs, atol=1e-5)
+    asked, _ = gradcam_batch(model, faces, class_indices=[1, 1, 1])
+    np.testing.assert_allclose(asked[2], gradcam(model, faces[2], class_index=1)[0], atol=1e-4)
+    assert np.abs(heats - asked).max() > 0.05  # another class, another map
+
+
 def test_attention_map_only_for_attention_models():
     face = np.full((48, 48), 120, np.uint8)
     heat, probs = attention_map(build_model("attention_cnn", **SMALL["attention_cnn"]), face)

@@ -76,10 +76,10 @@ class LookMaps:
         probabilities = self.classifier(crops)
         now = time.monotonic()
         if not self.background:
-            for key, crop in zip(keys, crops):
-                heat = self._gradcam(crop)
-                with self._lock:
-                    self._maps[key] = (heat, time.monotonic())
+            heats, made = self._gradcam(np.asarray(crops)), time.monotonic()
+            with self._lock:
+                for key, heat in zip(keys, heats):
+                    self._maps[key] = (heat, made)
             return probabilities
         with self._lock:
             for key, crop in zip(keys, crops):
@@ -122,29 +122,32 @@ class LookMaps:
             self._wake.wait(timeout=1.0)
             self._wake.clear()
             while not self._closed:
-                with self._lock:
+                with self._lock:  # every face waiting, in one pass
                     if not self._pending:
                         break
-                    key = next(iter(self._pending))
-                    crop = self._pending.pop(key)
+                    keys, crops = list(self._pending), np.stack(list(self._pending.values()))
+                    self._pending.clear()
                 try:
-                    heat = self._gradcam(crop)
+                    heats = self._gradcam(crops)
                 except Exception:  # noqa: BLE001 - a failed map must never end the stream; drawn without
                     continue
+                made = time.monotonic()
                 with self._lock:
-                    if key in self._asked:  # still followed
-                        self._maps[key] = (heat, time.monotonic())
-                self.maps_made += 1
+                    for key, heat in zip(keys, heats):
+                        if key in self._asked:  # still followed
+                            self._maps[key] = (heat, made)
+                self.maps_made += len(keys)
 
-    def _gradcam(self, crop: np.ndarray) -> np.ndarray:
-        from fer_core.explain import gradcam, gradcam_layer_for
+    def _gradcam(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 48, 48) maps of (N, 48, 48) crops, one compiled pass (`gradcam_batch`)."""
+        from fer_core.explain import gradcam_batch, gradcam_layer_for
 
         inner = self.classifier
         while not hasattr(inner, "models"):  # through a test-time augmentation wrapper
             inner = inner.classify
         model = inner.models[0]  # an ensemble's maps are its first model's
-        heat, _ = gradcam(model, crop, layer_name=gradcam_layer_for(model))
-        return heat
+        heats, _ = gradcam_batch(model, crops, layer_name=gradcam_layer_for(model))
+        return heats
 
 
 def unit(raw: np.ndarray) -> np.ndarray:
