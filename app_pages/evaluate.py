@@ -1,13 +1,8 @@
 """Evaluate & compare: metrics from fer_core's one evaluation routine, cached; interactive views."""
 
-import threading
-import time
-from collections import OrderedDict
-
 import pandas as pd
 import streamlit as st
 
-from fer_core.artifacts import model_classes
 from fer_core.catalog import dataset_name, model_dataset
 from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
@@ -15,12 +10,12 @@ from fer_core.evaluation import ensemble_of, selection_warning
 from fer_core.evaluation.evaluate import unseen_by
 from fer_core.evaluation.paper import MEASURED_SOURCE, comparison_rows
 from fer_core.words import sentence
+from dashboard.evaluation_runs import evaluate_selected
 from dashboard.gallery import cell_gallery
 from dashboard.charts import confusion_matrix_figure, history_curves, reliability_figure
-from dashboard.shared import by_accuracy, dataset_or_stop, load_model, metrics_table, models_or_stop, tta_picker
+from dashboard.shared import by_accuracy, dataset_or_stop, metrics_table, models_or_stop, tta_picker
 
 ENSEMBLE = "ensemble of the selected"
-MAX_EVALUATIONS = 32  # kept in this server, the least recently shown dropped first
 
 st.title("Evaluate & compare")
 dataset = dataset_or_stop()
@@ -44,62 +39,6 @@ if not selected:
     st.stop()
 
 
-@st.cache_resource(show_spinner=False)
-def _evaluations() -> tuple[OrderedDict, threading.Lock]:
-    """This server's evaluations, shared by its sessions: one per model file version, dataset,
-    split and TTA setting (the probabilities are also kept once per machine, by fer_core's disk
-    cache, keyed by the file's content). Not st.cache_data: an evaluation drives the page's
-    progress bar, and Streamlit forbids updating an element from inside a cached function."""
-    return OrderedDict(), threading.Lock()
-
-
-def _key(label: str) -> tuple:
-    ref = refs[label]
-    return (str(ref.model_file), ref.version, dataset.root, len(dataset), split, tta, classes_of[label])
-
-
-def evaluate_one(label: str, number: int, bar):
-    """One model's evaluation, from this server's store or measured now with its faces counted
-    on `bar` (a Cancel click reruns the page, which ends the measuring at the next count)."""
-    store, lock = _evaluations()
-    key = _key(label)
-    with lock:
-        if key in store:
-            store.move_to_end(key)
-            return store[key]
-    ref, started = refs[label], time.monotonic()
-
-    def progress(done: int, total: int) -> None:
-        text = f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}: {done:,} of {total:,} faces"
-        elapsed = time.monotonic() - started
-        if 0 < done < total and elapsed > 2:
-            # The models after this one counted at this one's pace: a rough whole, said as one.
-            faces_left = (total - done) + total * (len(selected) - number - 1)
-            text += f", about {elapsed / done * faces_left:.0f} s left in all"
-        bar.progress((number + done / max(total, 1)) / len(selected), text=text)
-
-    from fer_core.evaluation import evaluate_model_file
-
-    # The model loads before its first faces are counted: say which one it is meanwhile.
-    bar.progress(number / len(selected), text=f"Evaluating {label} ({number + 1} of {len(selected)}) on {split}...")
-    view, view_split, _note = unseen_by(ref, dataset, split)  # never the faces it trained on
-    result = evaluate_model_file(
-        ref.model_file,
-        view,
-        split=view_split,
-        tta=tta,
-        name=ref.name,
-        load=lambda _file: load_model(ref),
-        classes=classes_of[label],
-        progress=progress,
-    )
-    with lock:
-        store[key] = result
-        while len(store) > MAX_EVALUATIONS:
-            store.popitem(last=False)
-    return result
-
-
 for label in selected:
     warning = selection_warning(label, refs[label].metrics, dataset, split)
     try:
@@ -112,45 +51,8 @@ for label in selected:
     elif warning:
         st.warning(warning)
 
-# One model at a time, with its faces counted: a cold ResNet50 with TTA takes minutes on 2 cores.
-# A Cancel leaves the page with the models measured so far, until the choice changes or
-# "Evaluate" is pressed.
-settings = (tuple(selected), split, tta, dataset.root)
-store, _lock = _evaluations()
-try:  # each model's classes read once a run: they come from its records on disk
-    classes_of = {label: model_classes(refs[label]) for label in selected}
-    pending = [label for label in selected if _key(label) not in store]
-except FerError as exc:  # a model whose records cannot be read
-    st.error(sentence(exc))
-    st.stop()
-cancel_slot = st.empty()  # the Cancel button, while there is something to cancel
-if pending and st.session_state.get("evaluation_cancelled") != settings:
-    if cancel_slot.button("Cancel", help="Stops measuring; the models measured so far stay shown"):
-        st.session_state["evaluation_cancelled"] = settings
-        st.rerun()
-if pending and st.session_state.get("evaluation_cancelled") == settings:
-    st.info(
-        f"Evaluation cancelled: {', '.join(pending)} not measured. Press Evaluate to measure "
-        f"{'it' if len(pending) == 1 else 'them'}, or change the models, split or TTA."
-    )
-    if st.button("Evaluate"):
-        st.session_state.pop("evaluation_cancelled", None)
-        st.rerun()
-    selected = [label for label in selected if label not in pending]
-    if not selected:
-        st.stop()
-else:
-    st.session_state.pop("evaluation_cancelled", None)
-
-results, bar = {}, st.progress(0.0)
-for number, label in enumerate(selected):
-    try:
-        results[label] = evaluate_one(label, number, bar)
-    except FerError as exc:
-        st.error(sentence(exc))
-        st.stop()
-bar.empty()
-cancel_slot.empty()
+results = evaluate_selected(refs, selected, dataset, split, tta)
+selected = list(results)  # a Cancel leaves the models measured so far
 for label, result in results.items():
     if result.metrics.get("left_out_classes"):
         st.warning(
