@@ -129,6 +129,12 @@ def test_a_dataset_zip_uploaded_in_the_browser_becomes_the_dataset_in_use(ck_ser
     page.get_by_text("refused: the path leads outside").wait_for(timeout=60_000)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 1
     uploader.set_input_files([str(good)])
+    # The click must reach the rerun that holds the new file (its name proposed as the dataset's),
+    # not the one before it, which still holds the refused zip.
+    page.get_by_text("lab2.zip").first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input')].some(i => i.value === 'lab2')", timeout=60_000
+    )
     settle(page)
     page.get_by_role("button", name="Add dataset", exact=True).click()
     page.get_by_text("Added lab2: 8 images, now the dataset in use.").wait_for(timeout=60_000)

@@ -279,3 +279,26 @@ def test_gradcam_maps_come_from_a_worker_and_follow_their_faces(small_classifier
         processor.process(face_frame([]))
     assert processor.view.look_age_s is None and not looks._maps
     processor.close()
+
+
+def test_the_gradcam_worker_ends_when_idle_and_starts_again(small_classifier, monkeypatch):
+    """No thread is left behind by a stream that stopped: the worker ends after WORKER_IDLE_S
+    without a face to explain, and the next face starts another."""
+    import time
+
+    from fer_core.inference import looks as looks_module
+    from helpers import synthetic_face
+
+    monkeypatch.setattr(looks_module, "WORKER_IDLE_S", 0.2)
+    maps = looks_module.LookMaps(small_classifier, refresh_s=0.0)
+    for round_ in range(2):
+        maps.classify(synthetic_face(3, round_)[None], [1])
+        deadline = time.monotonic() + 20
+        while maps.maps_made <= round_ and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert maps.maps_made == round_ + 1
+        worker = maps._worker
+        deadline = time.monotonic() + 10
+        while maps._worker is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert maps._worker is None and not worker.is_alive()

@@ -30,6 +30,8 @@ LOOK_OPACITY = 0.45
 # A tracked face's Grad-CAM is recomputed when older than this: about three maps a second a face,
 # which two cores keep up with beside a 25-frame/s stream (`fer-core bench`, live.*.overlay_*).
 GRADCAM_REFRESH_S = 0.3
+# The Grad-CAM worker ends after this long without a face to explain.
+WORKER_IDLE_S = 5.0
 
 
 class LookMaps:
@@ -112,14 +114,20 @@ class LookMaps:
         self._wake.set()
 
     def _start_worker(self) -> None:
-        with self._lock:
+        with self._lock:  # the worker clears `_worker` under this lock as it ends: never two
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="fer-look-maps", daemon=True)
                 self._worker.start()
 
     def _work(self) -> None:
+        """Explain what waits until nothing has for WORKER_IDLE_S: the thread then ends (a stream
+        that stopped, a viewer gone) and the next request starts another."""
         while not self._closed:
-            self._wake.wait(timeout=1.0)
+            if not self._wake.wait(timeout=WORKER_IDLE_S):
+                with self._lock:
+                    if not self._pending:
+                        self._worker = None
+                        return
             self._wake.clear()
             while not self._closed:
                 with self._lock:  # every face waiting, in one pass
