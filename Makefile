@@ -11,7 +11,7 @@ FER_DATA ?= $(wildcard ../shared/fer2013)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
 	$(BIN)/python -m pip uninstall --quiet --yes retinaface 2>/dev/null || true
 	$(BIN)/python -m pip check
 	touch $(STAMP)

@@ -9,9 +9,10 @@ test_e2e's deep link, which fails with the folder renamed). What pages share is 
 import dashboard  # noqa: F401  first: loads pylibsrtp before anything can import TensorFlow (see its docstring)
 import streamlit as st
 
-from dashboard.shared import data_path_widget, free_session_on_close
+from dashboard.shared import ICON, data_path_widget, free_session_on_close, remember_in_url
 
-st.set_page_config(page_title="FER Studio", page_icon=":material/mood:", layout="wide")
+# The tab's icon is a shipped file: a ":material/...:" page icon is fetched from a font CDN.
+st.set_page_config(page_title="FER Studio", page_icon=str(ICON), layout="wide")
 
 PAGES = [
     st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -22,9 +23,13 @@ PAGES = [
     st.Page("app_pages/predict.py", title="Predict", icon=":material/photo_camera:"),
     st.Page("app_pages/video.py", title="Video", icon=":material/movie:"),
     st.Page("app_pages/live.py", title="Live", icon=":material/videocam:"),
+    st.Page("app_pages/batch.py", title="Batch", icon=":material/dataset_linked:"),
 ]
 
 free_session_on_close()
 page = st.navigation(PAGES)
 data_path_widget()  # in the entrypoint, so the dataset path is kept across pages
-page.run()
+try:
+    page.run()
+finally:  # what the page chose (a subject pattern) into the address too, even when it stopped early
+    remember_in_url()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from fer_core.errors import FerError
 from fer_core.words import sentence
+from dashboard.shared import dataset_key
 
 
 def use_dataset(path: Path) -> None:
@@ -75,15 +76,15 @@ def subject_pattern(dataset) -> None:
     from fer_core.data.groups import group_preview, propose_group_pattern
 
     proposed = propose_group_pattern(dataset) or ""
+    patterns = st.session_state.setdefault("subject_patterns", {})
     pattern = st.text_input(
         "Subject pattern (a regular expression; its first group names the person in each file name)",
-        value=proposed,
+        value=patterns.get(dataset_key(dataset.root), proposed),  # the one kept in the address, after a reload
         key=f"group_by-{dataset.root}",
         help="Images of one person then never sit on both sides of a split or fold (Train's held-out share, "
         "cross-validation). Proposed when the file names share prefixes.",
     )
-    patterns = st.session_state.setdefault("subject_patterns", {})
-    patterns.pop(_key(dataset.root), None)
+    patterns.pop(dataset_key(dataset.root), None)
     if not pattern:
         st.caption("No pattern: each image counts as its own subject.")
         return
@@ -92,18 +93,14 @@ def subject_pattern(dataset) -> None:
     except FerError as exc:
         st.error(sentence(exc))
     else:
-        patterns[_key(dataset.root)] = pattern  # the Train page trains and folds with it
-
-
-def _key(path) -> str:
-    return str(Path(str(path)).expanduser().resolve())
+        patterns[dataset_key(dataset.root)] = pattern  # the Train page trains and folds with it
 
 
 def chosen_subject_pattern(data_path: str | None) -> str | None:
     """The subject pattern the Dataset page holds for this dataset, if any."""
     if not data_path:
         return None
-    return st.session_state.get("subject_patterns", {}).get(_key(data_path))
+    return st.session_state.get("subject_patterns", {}).get(dataset_key(data_path))
 
 
 def zero_shot_section(dataset) -> None:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from fer_core.artifacts import model_classes
 from fer_core.errors import FerError
-from fer_core.evaluation.evaluate import unseen_by
+from fer_core.evaluation.unseen import unseen_by
 from fer_core.words import sentence
 from dashboard.shared import load_model
 

@@ -19,6 +19,7 @@ from fer_core.words import sentence
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Beside a checkout, the shared copy of FER2013 is the natural default.
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "fer2013"
+ICON = Path(__file__).with_name("icon.png")  # the tab's icon (drawn for this project)
 
 
 def free_session_on_close() -> None:
@@ -48,8 +49,12 @@ def default_data_path() -> str:
 def data_path_widget() -> str:
     """The sidebar's dataset path field. Rendered by app.py on every run, so its value survives
     page switches (a widget that only some pages render loses its state on the others)."""
-    if "data_path" not in st.session_state:
-        st.session_state["data_path"] = default_data_path()
+    if "data_path" not in st.session_state:  # a new session: a reload or a dropped connection
+        st.session_state["data_path"] = st.query_params.get("data") or default_data_path()
+        if st.query_params.get("subjects"):
+            st.session_state["subject_patterns"] = {
+                dataset_key(st.session_state["data_path"]): st.query_params["subjects"]
+            }
     if "next_data_path" in st.session_state:  # a page chose a dataset (the field cannot be set once drawn)
         st.session_state["data_path"] = st.session_state.pop("next_data_path")
     path = st.sidebar.text_input(
@@ -59,7 +64,27 @@ def data_path_widget() -> str:
         "(with or without train/ val/ test/), or a CSV of label,path or label,pixels",
     ).strip()
     _stored_datasets()
+    remember_in_url()
     return path
+
+
+def dataset_key(path) -> str:
+    return str(Path(str(path)).expanduser().resolve())
+
+
+def remember_in_url() -> None:
+    """The dataset and its subject pattern in the address (?data=...&subjects=...): a session
+    is not kept across a dropped connection (free_session_on_close) or a reload, the address is.
+    Set on every run, before the page and after it: a page switch starts from a bare address."""
+    path = data_path()
+    wanted = {}
+    if path and path != default_data_path():
+        wanted["data"] = path
+    pattern = st.session_state.get("subject_patterns", {}).get(dataset_key(path)) if path else None
+    if pattern:
+        wanted["subjects"] = pattern
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
 
 
 def _stored_datasets() -> None:

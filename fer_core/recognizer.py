@@ -1,7 +1,7 @@
 """The Python face of FER Studio: emotions of the faces in images and videos, in three lines.
 
     from fer_core import Recognizer
-    recognizer = Recognizer()                  # the best trained model, the RetinaFace detector
+    recognizer = Recognizer()                  # the default model (fer-core default), RetinaFace
     faces = recognizer.analyze("photo.jpg")    # a path, bytes, a PIL image or a numpy array
 
 `fer-core predict` and `fer-core video`, the Predict page and the HTTP service all go through it,
@@ -50,8 +50,8 @@ class Recognizer:
 
     Args:
         model: a trained model's name, a run folder, a `.keras` file, a `ModelRef`, or a list of
-            them (an ensemble: their probabilities averaged); default: the trained model with the
-            best reported accuracy.
+            them (an ensemble: their probabilities averaged); default: the default model
+            (`fer-core default`; else the best measured on FER2013's reported split).
         detector: a face detector's name (`fer_core.inference.DETECTORS`), or one already made by
             `make_detector` (shared: it keeps one interpreter per thread).
         tta: test-time augmentation (`fer_core.inference.TTA_MODES`).

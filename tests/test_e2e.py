@@ -50,6 +50,7 @@ PAGES = [
     ("explain", "Explain", "predicted"),
     ("video", "Video", "Upload a video"),
     ("live", "Live", "Camera not working?"),
+    ("batch", "Batch", "No batch job yet"),
 ]
 
 
@@ -131,6 +132,7 @@ def upload_to_predict(browser, url: str, upload: Path, seconds: float = 120):
 def test_every_page_in_chromium(server, browser, path, title, ready):
     url, _base, _pid = server
     page = browser.new_page(viewport=VIEWPORT)
+    outside = block_outside_requests(page)
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
     page.get_by_text(ready).first.wait_for(timeout=120_000)
@@ -147,7 +149,24 @@ def test_every_page_in_chromium(server, browser, path, title, ready):
     page.set_viewport_size({"width": 800, "height": VIEWPORT["height"]})
     page.wait_for_timeout(1000)
     page.screenshot(path=str(SCREENSHOTS / f"{path or 'home'}-800.png"), full_page=True)
+    assert outside == [], "the page asked the internet for something (offline it would be missing)"
     page.close()
+
+
+def block_outside_requests(page) -> list[str]:
+    """Refuse every request that leaves this machine (a font CDN, an icon, telemetry), as an
+    offline machine would; returns the list they are recorded in."""
+    outside: list[str] = []
+
+    def only_local(route):
+        if urllib.parse.urlparse(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    return outside
 
 
 # What the browser cut in the main area: a choice longer than its box (a select's input scrolls,

@@ -5,6 +5,7 @@ confusion matrix and Predict's bars and CSV use the model's classes."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -137,10 +138,56 @@ def test_a_dataset_zip_uploaded_in_the_browser_becomes_the_dataset_in_use(ck_ser
     )
     settle(page)
     page.get_by_role("button", name="Add dataset", exact=True).click()
-    page.get_by_text("Added lab2: 8 images, now the dataset in use.").wait_for(timeout=60_000)
+    # Said on the page (under load seen drawn while a rerun still had it hidden), and in use:
+    page.get_by_text("Added lab2: 8 images, now the dataset in use.").wait_for(state="attached", timeout=60_000)
     sidebar = page.locator('[data-testid="stSidebar"]')
     sidebar.get_by_text("2 classes (contempt, happy)").wait_for(timeout=60_000)
     datasets = Path(os.environ["FER_DATASETS_DIR"])
     assert sorted(p.name for p in datasets.iterdir()) == ["lab2"]
     assert page.locator('[data-testid="stException"]').count() == 0
+    page.close()
+
+
+def test_a_corrected_copy_is_measured_on_the_held_out_faces_only_and_a_reload_keeps_it(ck_server, browser):
+    """The label review's corrected copy (the same files less two, as a labelled CSV) chosen as the
+    dataset: Evaluate measures the model trained on the folder on its held-out faces only (its
+    training faces recognised by their pixels), its heading counts those, no paper table beside
+    another dataset's numbers; a reload (a new session) keeps the dataset."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+
+    from fer_core.data.corrections import EXCLUDE, write_corrected_copy
+
+    url, data = ck_server
+    held = (data.parent / "trained" / "ck_cnn" / "held_out.txt").read_text().split()
+    images = [(str(p.relative_to(data)), p.parent.name, p.name[:4]) for p in sorted(data.rglob("*.png"))]
+    learned = [path for path, _label, _group in images if path not in held]
+    copy = write_corrected_copy(data, images, {held[0]: EXCLUDE, learned[0]: EXCLUDE}, CK_CLASSES)
+    page = open_page(browser, url, f"evaluate?data={quote(str(copy))}", "Reliability diagram")
+    kept = len(held) - 1
+    assert page.get_by_text(f"measured on its {kept} held-out images", exact=False).count() >= 1
+    assert page.get_by_text(f"Measured here on held-out ({kept} images)").count() == 1
+    assert page.get_by_text("The paper's Table 4", exact=False).count() == 0
+    field = page.get_by_role("textbox", name="Dataset (a folder or CSV)")
+    assert field.input_value() == str(copy)
+    page.reload()
+    expect(page.get_by_role("textbox", name="Dataset (a folder or CSV)")).to_have_value(str(copy), timeout=120_000)
+    assert page.get_by_text(f"measured on its {kept} held-out images", exact=False).first.is_visible()
+    # The subject pattern typed on the Dataset page survives a reload too.
+    page.goto(f"{url}/dataset?data={quote(str(copy))}")
+    pattern = page.get_by_role("textbox", name=re.compile("^Subject pattern"))
+    pattern.wait_for(timeout=120_000)
+    pattern.fill(r"^S01(\d)_")
+    pattern.press("Enter")
+    page.get_by_text("6 subjects; 0 from", exact=False).first.wait_for(timeout=60_000)
+    # The address holds it once the run ends (until then it holds the proposed pattern).
+    page.wait_for_function(
+        "p => new URLSearchParams(location.search).get('subjects') === p", arg=r"^S01(\d)_", timeout=60_000
+    )
+    page.reload()
+    expect(page.get_by_role("textbox", name=re.compile("^Subject pattern"))).to_have_value(
+        r"^S01(\d)_", timeout=120_000
+    )
+    page.get_by_text("6 subjects; 0 from", exact=False).first.wait_for(timeout=60_000)
     page.close()

@@ -248,12 +248,47 @@ def test_evaluating_on_the_selection_or_training_split_is_flagged(folder_dataset
     assert selection_warning("cnn", selected_on_public, kaggle, "PrivateTest") is None
 
 
+def test_a_face_it_learned_is_left_out_whatever_path_or_split_it_comes_through(tiny_run, folder_dataset, tmp_path):
+    """A copy of the dataset elsewhere, with one training face also copied into PublicTest under
+    another name: that face is left out of PublicTest (said in one line), and the copy's Training
+    split, every face of which it learned, is refused."""
+    import json
+    import shutil
+
+    from helpers import PER_CLASS, assert_one_line_error, run_cli
+
+    copy = shutil.copytree(folder_dataset, tmp_path / "copy" / "fer")
+    learned = sorted((copy / "train" / "happy").iterdir())[0]
+    shutil.copy(learned, copy / "test" / "happy" / "PublicTest_999.png")
+    code, out, err = run_cli("evaluate", "--model", tiny_run, "--data", copy, "--split", "PublicTest", "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    assert metrics["n"] == len(CLASS_NAMES) * PER_CLASS and metrics["split"] == "PublicTest"
+    total = len(CLASS_NAMES) * PER_CLASS + 1
+    assert f"measured on its {total - 1} held-out images: 1 of the {total} images of PublicTest" in err
+    code, _out, err = run_cli("evaluate", "--model", tiny_run, "--data", copy, "--split", "Training")
+    assert_one_line_error(code, err, "trained or selected on all", "recognised by their pixels")
+
+
+def test_image_hashes_are_exact_content():
+    from fer_core.evaluation.unseen import image_hashes
+    from helpers import synthetic_face
+
+    faces = np.stack([synthetic_face(3, 0), synthetic_face(3, 1), synthetic_face(3, 0)])
+    hashes = image_hashes(faces)
+    assert hashes[0] == hashes[2] != hashes[1]
+    assert image_hashes(faces[..., None]).tolist() == hashes.tolist()  # (N, 48, 48, 1) as training holds them
+    brighter = faces.copy()
+    brighter[0, 0, 0] ^= 1  # one pixel's lowest bit: another image
+    assert image_hashes(brighter)[0] != hashes[0]
+
+
 def test_the_cli_refuses_a_run_on_the_split_it_trained_on(tiny_run, folder_dataset, capsys):
     from fer_core.cli import main
 
     assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "Training"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "trained on Training of this dataset and held none of them out" in err
+    assert err.count("\n") == 1 and "trained or selected on all" in err
     assert main(["evaluate", "--model", str(tiny_run), "--data", str(folder_dataset), "--split", "PublicTest"]) == 0
     assert "warning" not in capsys.readouterr().err
 

@@ -212,6 +212,22 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     assert measured["split"] == "held-out" and measured["n"] == metrics["n"]
     assert measured["accuracy"] == pytest.approx(again["accuracy"], abs=1e-6)
     assert f"measured on its {metrics['n']} held-out images" in err
+    # Through the label review's corrected copy (a labelled CSV naming the same files, less two)
+    # of a copy of the folder, the faces it learned are recognised by their pixels: only its
+    # held-out faces are measured, never the ones it trained or selected on.
+    from fer_core.data.corrections import EXCLUDE, write_corrected_copy
+
+    moved = shutil.copytree(ck_folder, tmp_path / "elsewhere" / "ck")
+    held = (promoted / "held_out.txt").read_text().split()
+    images = [(str(p.relative_to(moved)), p.parent.name, p.name[:4]) for p in sorted(moved.rglob("*.png"))]
+    learned = next(path for path, _label, _group in images if path not in held)
+    copy = write_corrected_copy(moved, images, {held[0]: EXCLUDE, learned: EXCLUDE}, CK_CLASSES)
+    code, out, err = run_cli("evaluate", "--model", promoted, "--data", copy, "--json")
+    assert code == 0, err
+    through_copy = json.loads(out)
+    assert through_copy["split"] == "held-out" and through_copy["n"] == len(held) - 1
+    assert f"measured on its {len(held) - 1} held-out images: {len(images) - len(held) - 1} of the" in err
+    assert "recognised by their pixels" in err
 
 
 def test_transfer_to_three_classes_builds_a_new_head(valence_folder, tiny_run, tmp_path):

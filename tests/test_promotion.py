@@ -138,6 +138,7 @@ def test_promote_replaces_atomically_and_loads(tiny_run, tmp_path):
         "lineage",
         "metrics.json",
         "model.keras",
+        "seen_images.npy",
     ]
     first_bytes = (final / "model.keras").read_bytes()
     promote(tiny_run, "tiny", dest_root=dest, replace=True)  # again: replaced, not duplicated

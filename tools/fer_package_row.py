@@ -7,7 +7,8 @@ evaluation routine, for trained/RESULTS.md. Not a dependency of the product.
 The package crops a detected face, resizes it to 64x64 with OpenCV and scales pixels to [-1, 1]
 (fer/fer.py). FER2013 images are already face crops, so the whole 48x48 image is the face here;
 the resize and scaling run inside a wrapping Keras model so `fer_core.evaluation.evaluate` sees the
-same (N, 48, 48, 1) uint8 input as for our models. Its labels are FER2013's order (fer/fer.py).
+same (N, 48, 48, 1) uint8 input as for our models, on the same images (the split less its copies of
+Training faces). Its labels are FER2013's order (fer/fer.py).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def main(argv=None) -> int:
 
     model = wrapped_fer_model(args.model_file)
     dataset = load_dataset(args.data)
+    # The images our models are measured on: the split less the faces that are pixel copies of
+    # Training faces (FER2013 repeats 280 in PublicTest), so the rows compare on the same faces.
+    from fer_core.data import default_training_split
+    from fer_core.evaluation.unseen import image_hashes, leave_out_seen
+
+    training = dataset.split(default_training_split(dataset))
+    dataset, split, _left_out, _of = leave_out_seen(dataset, args.split, image_hashes(training.images), "fer")
+    args.split = split
     rows = {}
     for tta, key in (("none", "plain"), ("flip", "with_tta"), ("flip+zoom", "with_flip_zoom")):
         metrics = evaluate([model], dataset, split=args.split, tta=tta, names=["fer package"]).metrics

@@ -1,11 +1,11 @@
-"""`fer-core` (also `python -m fer_core`): stats, train, evaluate, predict, runs, stop, promote, compact,
-serve, export.
+"""`fer-core` (also `python -m fer_core`): stats, train, evaluate, predict, video, batch, runs, stop,
+promote, compact, serve, export.
 
 User errors exit with code 2 and one line on stderr, never a traceback (FER_DEBUG=1 shows one).
 Keras is imported only by the commands that need it, so `stats` starts fast.
 
 Each command group is a module owning its flags and handlers (`add_parsers`): data_commands,
-train_commands, evaluate_commands, predict_commands, model_commands, serve_commands.
+train_commands, evaluate_commands, predict_commands, batch_commands, model_commands, serve_commands.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import traceback
 
 from fer_core import __version__
 from fer_core.cli import (
+    batch_commands,
     data_commands,
     evaluate_commands,
     model_commands,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.add_parsers(sub)
     evaluate_commands.add_parsers(sub)
     predict_commands.add_parsers(sub)
+    batch_commands.add_parsers(sub)
     model_commands.add_parsers(sub)
     serve_commands.add_parsers(sub)
     return parser

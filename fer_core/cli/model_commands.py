@@ -38,6 +38,16 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--data", help="a FER2013 copy whose PublicTest faces the detection benchmark pastes (default: drawn faces)"
     )
+    p.add_argument(
+        "--batch-inputs",
+        type=int,
+        default=0,
+        help="also time fer-core batch (local and Ray, 1 and 2 workers) against predict and video on this many "
+        "built photos and crops (default 0: skip)",
+    )
+    p.add_argument(
+        "--batch-only", action="store_true", help="only the batch section (with --batch-inputs), and its memory check"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_bench)
 
@@ -113,7 +123,11 @@ def cmd_bench(args) -> int:
 
     if args.repeats < 1 or args.train_images < 1 or args.train_rounds < 1:
         raise FerError("--repeats, --train-images and --train-rounds must be >= 1")
+    if args.batch_inputs < 0 or (args.batch_only and not args.batch_inputs):
+        raise FerError("--batch-inputs must be >= 1 with --batch-only (and never negative)")
     refs = [r.strip() for r in args.models.split(",") if r.strip()] if args.models else None
+    if args.batch_only:
+        return _bench_batch(args, refs)
     train_models = [m.strip() for m in args.train_models.split(",") if m.strip()]
     result = bench.run(
         refs,
@@ -125,6 +139,10 @@ def cmd_bench(args) -> int:
         detection=not args.no_detection,
         data=args.data,
     )
+    if args.batch_inputs:
+        from fer_core.batch.bench import bench_batch
+
+        result["batch"] = bench_batch(_bench_model(refs), inputs=args.batch_inputs)
     if args.json:
         print_json(result)
         return 0
@@ -173,4 +191,38 @@ def cmd_bench(args) -> int:
             f"training {name}: fer-core {ips['fer_core']:.0f} img/s vs model.fit {ips['keras_fit']:.0f} img/s "
             f"(ratio {ips['ratio']:.3f})"
         )
+    return 0
+
+
+def _bench_model(refs) -> str:
+    from fer_core.catalog import default_or_error
+
+    return refs[0] if refs else default_or_error().name
+
+
+def _bench_batch(args, refs) -> int:
+    from fer_core.backend import environment
+    from fer_core.batch.bench import bench_batch, bench_memory
+
+    model = _bench_model(refs)
+    result = {"environment": environment(), "batch": bench_batch(model, inputs=args.batch_inputs)}
+    result["batch"]["memory_by_inputs"] = bench_memory(model)
+    if args.json:
+        print_json(result)
+        return 0
+    env = result["environment"]
+    print(f"{env['cpu']} ({env['cores']} cores), {env['backend']} backend; model {model}")
+    for corpus in ("photos", "crops", "video"):
+        rows = result["batch"].get(corpus, {})
+        unit = "frames/s" if corpus == "video" else "inputs/s"
+        print(
+            f"{corpus}: "
+            + ", ".join(
+                f"{name} {row['per_second']:.1f} {unit} (peak {row['peak_mb']} MB)" for name, row in rows.items()
+            )
+        )
+    memory = result["batch"]["memory_by_inputs"]
+    print(
+        "memory, one local worker over crops: " + ", ".join(f"{n} inputs {r['peak_mb']} MB" for n, r in memory.items())
+    )
     return 0

@@ -20,8 +20,7 @@ def _add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify the faces in image files (or every image in a folder)")
     p.add_argument(
         "--model",
-        help="NAME_OR_DIR[,NAME_OR_DIR...]; several = ensemble (default: the trained model with the best "
-        "reported accuracy)",
+        help="NAME_OR_DIR[,NAME_OR_DIR...]; several = ensemble (default: the default model, fer-core default)",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--csv", help="also write a row per face to this CSV file (with the model and TTA used)")
@@ -31,7 +30,7 @@ def _add_predict_parser(sub) -> None:
         "--detector",
         default=DEFAULT_DETECTOR,
         choices=list(DETECTORS),
-        help=f"face detector (default {DEFAULT_DETECTOR}: the most accurate; haar: the fastest)",
+        help=f"face detector (default {DEFAULT_DETECTOR}: the most accurate)",
     )
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation (see evaluate --help)")
     p.add_argument("--json", action="store_true")
@@ -62,7 +61,7 @@ def _add_video_parser(sub) -> None:
 
     p = sub.add_parser("video", help="classify the faces of a video file, frame by frame, with stable face ids")
     p.add_argument("input", metavar="VIDEO")
-    p.add_argument("--model", help="NAME_OR_DIR[,...] (default: the best trained model)")
+    p.add_argument("--model", help="NAME_OR_DIR[,...] (default: the default model, fer-core default)")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS), help="face detector")
     p.add_argument("--every", type=int, default=5, help="analyse every N-th frame (default 5)")
     p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")

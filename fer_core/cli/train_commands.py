@@ -52,7 +52,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_runs)
 
-    p = sub.add_parser("stop", help="ask a running training run (or cross-validation) to stop after its current batch")
+    p = sub.add_parser(
+        "stop",
+        help="ask a running training run, cross-validation or batch job to stop (a batch job after the units in flight)",
+    )
     p.add_argument("run_dir", help="a run folder, or a cross-validation's")
     p.set_defaults(handler=cmd_stop)
 
@@ -261,7 +264,11 @@ def cmd_stop(args) -> int:
     from fer_core.training.crossval_runs import is_crossval, request_crossval_stop
     from fer_core.training.runs import request_stop
 
-    if is_crossval(args.run_dir):
+    from fer_core.batch.job import is_job, request_stop as request_job_stop
+
+    if is_job(args.run_dir):
+        request_job_stop(args.run_dir)
+    elif is_crossval(args.run_dir):
         request_crossval_stop(args.run_dir)
     else:
         request_stop(args.run_dir)

@@ -26,9 +26,9 @@ def image_groups(dataset: Dataset, group_by: str | None = None) -> np.ndarray | 
     try:
         pattern = re.compile(group_by)
     except re.error as exc:
-        raise FerError(f"--group-by is not a valid regular expression ({exc}). Received: {group_by}") from None
+        raise FerError(f"the subject pattern `{group_by}` is not a valid regular expression ({exc})") from None
     if pattern.groups < 1:
-        raise FerError(f"--group-by needs a (group) in the expression, e.g. '^(S\\d+)_'. Received: {group_by}")
+        raise FerError(f"the subject pattern `{group_by}` needs a (group) naming the person, e.g. `^(S\\d+)_`")
     names = [PurePosixPath(str(source).replace("\\", "/")).name for source in dataset.sources]
     groups, unmatched = [], []
     for name in names:
@@ -39,11 +39,11 @@ def image_groups(dataset: Dataset, group_by: str | None = None) -> np.ndarray | 
         else:
             groups.append(match.group(1))
     if len(unmatched) == len(names):
-        raise FerError(f"--group-by '{group_by}' matches no file name (e.g. {names[0]})")
+        raise FerError(f"the subject pattern `{group_by}` matches no file name (e.g. `{names[0]}`)")
     if unmatched:
         raise FerError(
-            f"--group-by '{group_by}' matches {len(names) - len(unmatched)} of {len(names)} file names; "
-            f"not e.g. {', '.join(unmatched[:3])}"
+            f"the subject pattern `{group_by}` matches {len(names) - len(unmatched)} of {len(names)} file names; "
+            f"not e.g. {', '.join(f'`{name}`' for name in unmatched[:3])}"
         )
     return np.array(groups, dtype=str)
 
@@ -58,12 +58,16 @@ def propose_group_pattern(dataset: Dataset) -> str | None:
     None: the first of GROUP_PATTERNS that matches every name and gives two or more groups,
     averaging two or more images each."""
     names = [PurePosixPath(str(source).replace("\\", "/")).name for source in dataset.sources]
+    not_people = {name.lower() for name in [*dataset.split_names, *dataset.classes]}
     for pattern in GROUP_PATTERNS:
         compiled = re.compile(pattern)
         matches = [compiled.search(name) for name in names]
         if not names or not all(matches):
             continue
         groups = {match.group(1) for match in matches}
+        # A prefix that names a split or a class (FER2013's Training_/PublicTest_) names no person.
+        if {group.lower() for group in groups} & not_people:
+            continue
         if 2 <= len(groups) <= len(names) / 2:
             return pattern
     return None

@@ -38,6 +38,9 @@ def write_ensemble_record(dataset, split: str | None = None, root: str | os.Path
         raise FerError(
             f"an ensemble needs two or more trained models of the data's classes; such models: {', '.join(names) or 'none'}"
         )
+    from fer_core.evaluation.unseen import unseen_by
+
+    dataset, split, _note = unseen_by(refs, dataset, split)  # less any face one of them learned
     record: dict = {}
     for mode, key in TTA_KEYS.items():
         members = [evaluate_model_file(r.model_file, dataset, split=split, tta=mode, name=r.name) for r in refs]

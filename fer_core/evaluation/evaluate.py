@@ -16,6 +16,7 @@ from fer_core.errors import FerError
 from fer_core.evaluation.cache import cached_probabilities
 from fer_core.evaluation.metrics import compute_metrics
 from fer_core.evaluation.predict import predict_probabilities
+from fer_core.evaluation.unseen import unseen_by
 from fer_core.inference import tta_mode
 
 
@@ -34,42 +35,6 @@ def selection_warning(name: str, metrics: dict, dataset: Dataset, split: str | N
             f"the honest figure is on {metrics.get('split', 'the reported split')}"
         )
     return None
-
-
-HELD_OUT_FILE = "held_out.txt"  # a run's held-out images of a one-pool dataset, one file a line
-HELD_OUT_SPLIT = "held-out"
-
-
-def unseen_by(ref, dataset: Dataset, split: str | None) -> tuple[Dataset, str | None, str | None]:
-    """(dataset, split, note): what to measure `ref` (a ModelRef) on so it is never measured on
-    images it trained or selected on. A model trained on this very dataset (its config names the
-    same data) is measured on its own held-out images (held_out.txt, a split of their own),
-    said in the note; a split that held out nothing for it is refused. Other models: unchanged.
-
-    Raises:
-        FerError: the model trained on this dataset's `split` and held out no images of it.
-    """
-    from pathlib import Path
-
-    data = (ref.config or {}).get("data")
-    if not data or not dataset.root or Path(str(data)).resolve() != Path(dataset.root).resolve():
-        return dataset, split, None
-    held_file = ref.folder / HELD_OUT_FILE if ref.folder is not None else None
-    if held_file is not None and held_file.is_file():
-        held = {line.strip() for line in held_file.read_text(encoding="utf-8").splitlines() if line.strip()}
-        keep = np.isin(dataset.sources.astype(str), list(held))
-        if keep.any():
-            view = dataset.subset(keep)
-            view = dataclasses.replace(view, splits=np.full(len(view), HELD_OUT_SPLIT))
-            note = f"{ref.name} trained on this dataset: measured on its {int(keep.sum()):,} held-out images ({HELD_OUT_FILE})"
-            return view, HELD_OUT_SPLIT, note
-    chosen = dataset.split_name(split) if split is not None else default_evaluation_split(dataset)
-    if chosen is None or chosen == default_training_split(dataset):
-        raise FerError(
-            f"{ref.name} trained on {chosen or 'all the images'} of this dataset and held none of them out: "
-            "measuring it there would count faces it learned; choose a split it never saw"
-        )
-    return dataset, split, None
 
 
 @dataclass
@@ -294,7 +259,11 @@ def zero_shot(dataset: Dataset, refs: list, progress=None) -> list[dict]:
         matches = class_matches(classes, dataset.classes)
         if not matches:
             continue
-        metrics = evaluate_model_file(ref.model_file, dataset, split=None, name=ref.name, classes=classes).metrics
+        try:  # never on faces it learned, should the data hold some (a copy of FER2013's)
+            view, split, _note = unseen_by(ref, dataset, None)
+        except FerError:
+            continue
+        metrics = evaluate_model_file(ref.model_file, view, split=split, name=ref.name, classes=classes).metrics
         rows.append(
             {
                 "model": ref.name,

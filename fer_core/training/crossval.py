@@ -172,7 +172,7 @@ def _write_fold_predictions(run_dir: Path, fold_data, k: int) -> None:
     from fer_core.evaluation import evaluate_model_file
     from fer_core.fileio import write_atomic
 
-    from fer_core.evaluation.evaluate import HELD_OUT_FILE
+    from fer_core.evaluation.unseen import HELD_OUT_FILE
     from fer_core.fileio import write_text_atomic
 
     test = fold_data.split("test")

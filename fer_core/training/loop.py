@@ -53,7 +53,7 @@ from fer_core.training.recipe import (
     set_body_trainable,
 )
 from fer_core.training.recipe import precision_policy
-from fer_core.evaluation.evaluate import HELD_OUT_FILE
+from fer_core.evaluation.unseen import HELD_OUT_FILE, write_seen
 from fer_core.training.reporting import measure_best_model, read_config, write_reported_metrics
 from fer_core.training.splits import (
     TrainingData,
@@ -214,6 +214,8 @@ def _fit(
         leftover.unlink(missing_ok=True)
     if config.held_out:  # the held-out faces by name, so the reported numbers can be recomputed
         write_text_atomic(path / HELD_OUT_FILE, "".join(f"{f}\n" for f in dataset.split("test").sources))
+    # The faces it trains and selects on, by their pixels: no measurement counts them, by any path.
+    write_seen(path, data.x_train, data.x_val)
     stop = StopRequest(path)
     stop.install()
     write_progress(

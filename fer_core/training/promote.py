@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fer_core.artifacts import MODEL_FILE
 from fer_core.errors import FerError
+from fer_core.evaluation.unseen import HELD_OUT_FILE, SEEN_FILE
 from fer_core.fileio import read_json
 from fer_core.paths import trained_dir
 from fer_core.rundir import minutes_trained, read_history
@@ -20,8 +21,9 @@ from fer_core.training.runs import RunInfo, read_run
 
 # Files a promoted model carries (MODEL_CARD.md is written by the promotion when missing).
 PROMOTED_FILES = ("model.keras", "config.json", "history.csv", "metrics.json")
-# Copied where the run has them: a one-pool dataset's held-out images, which evaluation keeps to.
-OPTIONAL_FILES = ("held_out.txt",)
+# Copied where the run has them: a one-pool dataset's held-out images, and the faces it learned
+# (evaluation leaves both kinds out, `evaluation.unseen`).
+OPTIONAL_FILES = (HELD_OUT_FILE, SEEN_FILE)
 # A run stopped on request has no metrics.json: promotion measures its model instead.
 MEASURED_ON_PROMOTION = ("metrics.json",)
 # The records of the runs behind a model's weights, one folder each (see `lineage_name`).
@@ -302,6 +304,19 @@ def _exchange(a: Path, b: Path) -> bool:
     return result == 0
 
 
+def reported_line(metrics: dict) -> str:
+    """The card's line of reported numbers, with the faces it learned that the split held again."""
+    tta, zoom = metrics.get("with_tta"), metrics.get("with_flip_zoom")
+    left_out = metrics.get("left_out_learned")
+    return (
+        f"- Reported on {metrics.get('split', '?')} ({metrics.get('n', '?')} images"
+        + (f"; {left_out} pixel copies of faces it trained or selected on left out" if left_out else "")
+        + f"): accuracy {metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f}"
+        + (f"; with flip TTA {tta['accuracy']:.4f} / {tta['macro_f1']:.4f}" if tta else "")
+        + (f"; with flip+zoom TTA {zoom['accuracy']:.4f} / {zoom['macro_f1']:.4f}" if zoom else "")
+    )
+
+
 def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = None, data: str | None = None) -> str:
     """MODEL_CARD.md from the run's own records: data and splits, recipe, time and hardware
     (cumulative over warm starts), the reported accuracy and the weakest classes. `metrics`:
@@ -317,8 +332,6 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     per_class = metrics.get("per_class", {})
     weakest = sorted(per_class.items(), key=lambda kv: kv[1].get("f1", 0.0))[:3]
     classes = c.get("classes") or metrics.get("classes") or []
-    tta = metrics.get("with_tta") or {}
-    zoom = metrics.get("with_flip_zoom") or {}
     budget = f"{c['minutes']:g}-minute budget" if c.get("minutes") else f"{c.get('epochs')} epochs"
     lines = [
         f"# {info.model} (run {info.name})",
@@ -375,10 +388,7 @@ def model_card(info: RunInfo, name: str | None = None, metrics: dict | None = No
     lines += [
         f"- Backend: {p.get('backend', '?')}; machine: {_describe(p.get('environment'), p.get('host'))}",
         *([f"- Devices: {_devices(c['layout'], c.get('batch_size'))}"] if c.get("layout") else []),
-        f"- Reported on {metrics.get('split', '?')} ({metrics.get('n', '?')} images): accuracy "
-        f"{metrics.get('accuracy', float('nan')):.4f}, macro-F1 {metrics.get('macro_f1', float('nan')):.4f}"
-        + (f"; with flip TTA {tta['accuracy']:.4f} / {tta['macro_f1']:.4f}" if tta else "")
-        + (f"; with flip+zoom TTA {zoom['accuracy']:.4f} / {zoom['macro_f1']:.4f}" if zoom else ""),
+        reported_line(metrics),
     ]
     if metrics.get("reported_on_selection_split"):
         lines.append(

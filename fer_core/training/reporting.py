@@ -51,13 +51,17 @@ def measure_best_model(
     from fer_core.catalog import dataset_tag
     from fer_core.data import default_evaluation_split
     from fer_core.evaluation import classifier_for, compute_metrics, evaluate, predict_probabilities
+    from fer_core.evaluation.unseen import leave_out_seen, write_seen
 
     classify = classifier_for(load_model(path / "model.keras"))  # built once for both passes
     dataset = dataset.head(config.limit)
     split = default_evaluation_split(dataset)
     honest = split is not None and split != data.val_split
     names = [name or path.name]
-    if honest:
+    seen = write_seen(path, data.x_train, data.x_val)  # the faces it learned, by their pixels
+    left_out = 0
+    if honest:  # less any face it learned that the reported split holds again (a copy, a duplicate)
+        dataset, split, left_out, _of = leave_out_seen(dataset, split, seen, names[0])
         metrics = evaluate([classify], dataset, split=split, names=names).metrics
         for key, tta in (("with_tta", "flip"), ("with_flip_zoom", "flip+zoom")):
             augmented = evaluate([classify], dataset, split=split, tta=tta, names=names).metrics
@@ -66,6 +70,7 @@ def measure_best_model(
         metrics = compute_metrics(data.y_val, predict_probabilities(classify, data.x_val), dataset.classes)
         metrics.update(split=data.val_split, tta=False, models=names)
     metrics["selection_split"] = data.val_split
+    metrics["left_out_learned"] = left_out
     metrics["reported_on_selection_split"] = not honest
     metrics["dataset"] = dataset_tag(dataset, metrics["split"]).to_dict()
     write_json_atomic(path / "metrics.json", metrics)
