@@ -110,7 +110,7 @@ def export_model(model, format: str, quantize: str | None = None, output=None, d
         fails or disagrees with the model.
     """
     from fer_core.artifacts import load_model, resolve_model
-    from fer_core.recognizer import model_classes
+    from fer_core.artifacts import model_classes
 
     if format not in FORMATS:
         raise FerError(f"unknown export format {format!r}; choose one of {', '.join(FORMATS)}")

@@ -5,7 +5,7 @@ Two sources, chosen by the classifier:
 - "attention": attention_cnn's spatial attention map, read from the same ONNX Runtime forward pass
   that gives the probabilities (`Classifier.with_attention`): fresh on every frame, at no cost
   beyond the blend.
-- "gradcam": Grad-CAM (`fer_core.explain.gradcam`) for any other model. A backward pass costs
+- "gradcam": Grad-CAM (`fer_core.inference.gradcam`) for any other model. A backward pass costs
   tens of milliseconds, more than a live frame can spare, so it runs on one worker thread off the
   frame path: each frame hands the worker the crops of the faces whose map is older than
   `refresh_s` and draws the last map each face has (its age is reported, the page says it).
@@ -148,7 +148,7 @@ class LookMaps:
 
     def _gradcam(self, crops: np.ndarray) -> np.ndarray:
         """(N, 48, 48) maps of (N, 48, 48) crops, one compiled pass (`gradcam_batch`)."""
-        from fer_core.explain import gradcam_batch, gradcam_layer_for
+        from fer_core.inference.gradcam import gradcam_batch, gradcam_layer_for
 
         inner = self.classifier
         while not hasattr(inner, "models"):  # through a test-time augmentation wrapper

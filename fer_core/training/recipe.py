@@ -122,7 +122,7 @@ def describe_init(spec: str, model_name: str) -> dict:
         FerError: not found, or a model of another registry family.
     """
     from fer_core.artifacts import resolve_model
-    from fer_core.recognizer import model_classes
+    from fer_core.artifacts import model_classes
 
     ref = resolve_model(spec)
     source_config = ref.config
