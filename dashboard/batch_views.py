@@ -66,14 +66,11 @@ def job_results(state) -> None:
         st.dataframe(failed[["source", "error"]], hide_index=True)
     faces = batch.load(state.folder)
     c1, c2, c3 = st.columns(3)
-    c1.download_button("Faces (CSV)", faces.to_csv(index=False, float_format="%.4f"), "faces.csv", "text/csv")
-    c2.download_button("Files (CSV)", files.to_csv(index=False), "files.csv", "text/csv")
-    c3.download_button(
-        "Files (Parquet)",
-        (state.folder / "files.parquet").read_bytes() if (state.folder / "files.parquet").is_file() else b"",
-        "files.parquet",
-        disabled=not (state.folder / "files.parquet").is_file(),
-    )
+    # Made when clicked, not on every rerun: a study's faces run to millions of rows.
+    parquet = state.folder / "files.parquet"
+    c1.download_button("Faces (CSV)", lambda: faces.to_csv(index=False, float_format="%.4f"), "faces.csv", "text/csv")
+    c2.download_button("Files (CSV)", lambda: files.to_csv(index=False), "files.csv", "text/csv")
+    c3.download_button("Files (Parquet)", parquet.read_bytes, "files.parquet", disabled=not parquet.is_file())
     if faces.empty:
         return
     st.subheader("Share of each emotion")

@@ -226,6 +226,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_dashboard(process, log) -> None:
+    """End a server `start_dashboard` started (a kill after 10 s) and close its log."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
 def start_dashboard(base: Path, trained: Path, data: Path):
     """A real `streamlit run app.py` on a free port, its folders under `base`, once healthy:
     (process, url, log file). The caller stops the process and closes the log."""

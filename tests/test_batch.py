@@ -366,18 +366,12 @@ def test_the_batch_page_runs_a_job_and_shows_its_results(batch_server, width):
 
 @pytest.fixture(scope="module")
 def batch_server(corpus, tiny_run, tmp_path_factory):
-    import subprocess
 
     from fer_core.training.promote import promote
-    from helpers import start_dashboard
+    from helpers import start_dashboard, stop_dashboard
 
     base = tmp_path_factory.mktemp("batch_e2e")
     promote(tiny_run, "cnn", dest_root=base / "trained")
     process, url, log = start_dashboard(base, base / "trained", corpus.parent)
     yield url, corpus
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    stop_dashboard(process, log)

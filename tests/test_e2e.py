@@ -6,7 +6,6 @@ Screenshots go to test-output/e2e/ (kept after the run, ignored by git).
 from __future__ import annotations
 
 import json
-import subprocess
 import re
 import time
 import urllib.error
@@ -18,7 +17,7 @@ import pytest
 
 from fer_core import CLASS_NAMES
 from fer_core.training.promote import promote
-from helpers import start_dashboard
+from helpers import start_dashboard, stop_dashboard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -62,12 +61,7 @@ def server(tiny_run, folder_dataset, tmp_path_factory):
     promote(tiny_run, "cnn", dest_root=trained)
     process, url, log = start_dashboard(base, trained, folder_dataset)
     yield url, base, process.pid
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    stop_dashboard(process, log)
 
 
 @pytest.fixture(scope="module")

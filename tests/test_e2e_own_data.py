@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from helpers import start_dashboard
+from helpers import start_dashboard, stop_dashboard
 from test_e2e import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, download_csv, settle, upload_to_predict
 from test_own_data import CK_CLASSES, write_ck_folder
 
@@ -41,12 +40,7 @@ def ck_server(tmp_path_factory):
     promote(run, "ck_cnn", dest_root=base / "trained")
     process, url, log = start_dashboard(base, base / "trained", data)
     yield url, data
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    stop_dashboard(process, log)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ pool of `--workers` actors, on an existing cluster or an embedded one). Both yie
 (`job.run_job`) writes them, so the rows are the same whichever engine ran them, and only the
 machine that owns the output folder writes it (workers need the inputs, not the folder).
 
-We use a process pool rather than Ray for the embedded default: it starts in a second and needs
-nothing beyond the standard library; Ray is an optional extra for more than one machine.
+We use a process pool rather than Ray for the embedded default: it needs nothing beyond the
+standard library and no servers of its own; Ray is an optional extra for more than one machine.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from fer_core.batch import store
 from fer_core.batch.inputs import Input, media_kind, video_segments
 from fer_core.batch.worker import Settings
 from fer_core.errors import FerError
-from fer_core.fileio import read_json, write_json_atomic
+from fer_core.fileio import file_sha256, read_json, write_json_atomic
 
 IMAGES_PER_UNIT = 32  # a chunk's faces go through the classifier in one batch
 PROGRESS_SECONDS = 1.0  # job.json's progress is rewritten at most this often
@@ -70,7 +70,7 @@ def run_job(
     if not settings.segment_seconds > 0:
         raise FerError(f"--segment-seconds must be above 0. Received: {settings.segment_seconds}")
     recognizer = Recognizer(settings.model, settings.detector, settings.tta, settings.min_face)  # checks the options
-    model_hash = "+".join(_sha256(ref.model_file) for ref in recognizer.refs)
+    model_hash = "+".join(file_sha256(ref.model_file) for ref in recognizer.refs)
     out = Path(out)
     record = store.claim(out, identity(settings, model_hash))
     store.sweep(out)
@@ -116,12 +116,6 @@ def run_job(
 
 
 _FACE_HEAD = ["source", "frame", "time", "face", "x", "y", "w", "h", "cut", "score", "label"]
-
-
-def _sha256(path) -> str:
-    from fer_core.fileio import file_sha256
-
-    return file_sha256(path)
 
 
 def _versions(version: str, engine: str) -> dict:
