@@ -12,7 +12,6 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
-	$(BIN)/python -m pip uninstall --quiet --yes retinaface 2>/dev/null || true
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 
@@ -44,10 +43,10 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
-# Everything except the slow tests (training, trained-model fixtures, AppTests, servers,
-# subprocesses that import Keras), for a quick loop while editing.
+# Everything except the slow tests (AppTests, servers, subprocesses that import Keras) and those
+# that train (`trains`: in the test or through a fixture), for a quick loop while editing.
 test-fast: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m "not slow"
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m "not slow and not trains"
 
 clean-venv:
 	rm -rf $(VENV)

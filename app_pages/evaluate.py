@@ -6,7 +6,7 @@ import streamlit as st
 from fer_core.catalog import FER2013, dataset_name, model_dataset
 from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
-from fer_core.evaluation import ensemble_of, selection_warning
+from fer_core.evaluation import ensemble_of, ensemble_refusal, selection_warning
 from fer_core.evaluation.unseen import unseen_by
 from fer_core.evaluation.paper import MEASURED_SOURCE, comparison_rows
 from fer_core.words import sentence
@@ -62,12 +62,9 @@ for label, result in results.items():
     if result.metrics.get("matched_by_synonym"):
         pairs = ", ".join(f"{data} as {model}" for data, model in result.metrics["matched_by_synonym"].items())
         st.caption(f"{label}: the data's classes matched by synonym: {pairs}; the others by name.")
-same_classes = len({tuple(r.metrics["classes"]) for r in results.values()}) == 1
-same_images = len({(r.metrics["split"], r.metrics["n"]) for r in results.values()}) == 1
-if len(selected) > 1 and not same_classes:
-    st.info("No ensemble row: the chosen models predict different classes.")
-elif len(selected) > 1 and not same_images:
-    st.info("No ensemble row: the chosen models were measured on different images (a model's own held-out ones).")
+refusal = ensemble_refusal(list(results.values())) if len(selected) > 1 else "one model"
+if len(selected) > 1 and refusal:
+    st.info(f"No ensemble row: {refusal}.")
 elif len(selected) > 1:
     # The members' cached probabilities, averaged: the same numbers as `fer-core evaluate
     # --model a,b,c` without predicting every image again.

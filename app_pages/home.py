@@ -3,9 +3,14 @@
 import streamlit as st
 
 from fer_core.artifacts import saved_models
-from fer_core.catalog import FER2013, default_model, default_reason, models_by_dataset, set_default_model
+from fer_core.catalog import FER2013, default_model, default_reason, model_summary, models_by_dataset, set_default_model
 from fer_core.paths import trained_dir
 from dashboard.shared import data_path, metrics_table
+
+
+# "validation" is the slice of the training data a run holds out to pick its epoch (FER2013's own
+# runs take it from Training; a dataset of one pool from that pool).
+SELECTED_ON = {"validation": "a held-out slice of its training data"}
 
 
 def _count(number) -> str:
@@ -32,17 +37,17 @@ def ensemble_record(versions: tuple):
 def model_rows(members) -> list[dict]:
     rows = []
     for ref in members:
-        metrics = ref.metrics
+        summary = model_summary(ref, default.name)
         rows.append(
             {
-                "model": ref.name + (" (default)" if ref.name == default.name else ""),
-                "accuracy": metrics.get("accuracy"),
-                "flip TTA": (metrics.get("with_tta") or {}).get("accuracy"),
-                "flip+zoom TTA": (metrics.get("with_flip_zoom") or {}).get("accuracy"),
-                "macro-F1": metrics.get("macro_f1"),
-                "reported on": f"{metrics.get('split', '?')} ({_count(metrics.get('n'))} images)",
-                "selected on": {"validation": "a held-out slice of Training"}.get(
-                    metrics.get("selection_split"), metrics.get("selection_split", "not recorded")
+                "model": ref.name + (" (default)" if summary["default"] else ""),
+                "accuracy": summary["accuracy"],
+                "flip TTA": summary["flip_accuracy"],
+                "flip+zoom TTA": summary["flip_zoom_accuracy"],
+                "macro-F1": summary["macro_f1"],
+                "reported on": f"{summary['split'] or '?'} ({_count(summary['n'])} images)",
+                "selected on": SELECTED_ON.get(
+                    summary["selection_split"], summary["selection_split"] or "not recorded"
                 ),
             }
         )

@@ -55,6 +55,8 @@ def live_panel(processor, timeline) -> None:
             title=f"Largest face: {latest.label} ({latest.confidence:.0%})",
         )
         st.plotly_chart(bars, width="stretch", key="live-bars")
+        if latest.cut:  # its missing part was made up for the model: less sure than it looks
+            st.caption("The largest face is cut by the picture's edge: its missing part was mirrored in.")
     elif view is not None:
         st.info("No face in view: face the camera, or lower the smallest face size.")
     if view is not None and view.look_kind is not None:

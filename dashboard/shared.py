@@ -181,19 +181,15 @@ def classifier(refs):
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _classifier(model_files: tuple[str, ...], versions, _refs):
-    from fer_core.artifacts import model_classes
-    from fer_core.errors import FerError
+    from fer_core.artifacts import shared_classes
     from fer_core.inference import Classifier
 
-    classes = {model_classes(r) for r in _refs}
-    if len(classes) > 1:
-        raise FerError("an ensemble needs models with the same classes; these predict different ones")
-    return Classifier([load_model(r) for r in _refs], classes=classes.pop())
+    return Classifier([load_model(r) for r in _refs], classes=shared_classes(_refs))
 
 
 @st.cache_resource(show_spinner=False)
 def face_detector(name: str, live: bool = False):
-    """Shared across sessions: each detector keeps one cascade or interpreter per thread."""
+    """Shared across sessions: every detector is safe to call from several threads at once."""
     from fer_core.inference import make_detector
 
     return make_detector(name, live=live)
@@ -218,7 +214,8 @@ def detector_picker(container=st, key: str = "detector") -> str:
         key=key,
         help=(
             "retinaface: a neural network trained on crowds, finds the most faces (close, small, cut by the "
-            "edge) and no phantoms; blazeface: a smaller one, faster; haar: the fastest, misses turned faces"
+            "edge) and no phantoms, and the fastest on a photo; blazeface: a smaller one; haar: OpenCV's "
+            "cascade, misses turned faces"
         ),
     )
 

@@ -20,6 +20,10 @@ from fer_core.paths import trained_dir
 MODEL_FILE = "model.keras"
 
 
+class UnknownModel(FerError):
+    """A reference that names no saved model (the service answers it with 404)."""
+
+
 def list_trained() -> list[str]:
     root = trained_dir()
     if not root.is_dir():
@@ -132,7 +136,51 @@ def resolve_model(ref: str | os.PathLike) -> ModelRef:
     if "/" not in text and (named / MODEL_FILE).is_file():
         return ModelRef(text, named / MODEL_FILE, named)
     available = ", ".join(list_trained()) or "none yet"
-    raise FerError(f"no model {text!r}: not a trained model name (trained: {available}), a run folder or a .keras file")
+    raise UnknownModel(
+        f"no model {text!r}: not a trained model name (trained: {available}), a run folder or a .keras file"
+    )
+
+
+def resolve_models(spec, names_only: bool = False) -> list[ModelRef]:
+    """One model or an ensemble's: a `ModelRef`, a name, folder or `.keras` file, a comma list of
+    them, or a list (the default model, when none is named, is `fer_core.catalog`'s). `names_only` accepts trained models' names alone
+    (the service reads no paths).
+
+    Raises:
+        FerError: nothing given, or a path where names only are accepted.
+        UnknownModel: a part that names no saved model.
+    """
+    if isinstance(spec, (str, os.PathLike)):
+        spec = str(spec).split(",") if isinstance(spec, str) else [spec]
+    parts = [part for part in spec if isinstance(part, ModelRef) or str(part).strip()]
+    if not parts:
+        raise FerError("no model given (NAME_OR_DIR[,NAME_OR_DIR...])")
+    refs = []
+    for part in parts:
+        if isinstance(part, ModelRef):
+            refs.append(part)
+            continue
+        text = str(part).strip()
+        if names_only and ("/" in text or "\\" in text or text.startswith(".")):
+            raise FerError("model: name a trained model (GET /v1/models); paths are not accepted")
+        if names_only and text not in list_trained():
+            raise UnknownModel(f"no model {text!r}; models: {', '.join(list_trained()) or 'none yet'}")
+        refs.append(resolve_model(text))
+    return refs
+
+
+def shared_classes(refs: list[ModelRef]) -> tuple[str, ...]:
+    """The classes all of `refs` predict, in their one order: an ensemble averages its members'
+    probabilities class by class, so they must agree.
+
+    Raises:
+        FerError: models whose classes differ, each named with its classes.
+    """
+    classes = {model_classes(ref) for ref in refs}
+    if len(classes) > 1:
+        named = "; ".join(f"{ref.name}: {', '.join(model_classes(ref))}" for ref in refs)
+        raise FerError(f"an ensemble needs models with the same classes in the same order ({named})")
+    return classes.pop()
 
 
 def load_model(ref: str | os.PathLike | ModelRef):

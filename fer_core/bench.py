@@ -323,12 +323,16 @@ def run(
     }
     result["live_model"] = next(iter(loaded))
     result["live_gradcam_model"] = gradcam_name
-    result.update(bench_video(first, gradcam_model=gradcam_companion(loaded, gradcam_name)))
+    # The clip and the detection timings scale down with `repeats` (a quick check of the keys),
+    # and are the full 100 frames and 20 rounds at the default.
+    clip_frames = max(20, min(100, repeats // 2))
+    result.update(bench_video(first, frames=clip_frames, gradcam_model=gradcam_companion(loaded, gradcam_name)))
     if detection:
         from fer_core.detection_bench import bench_detectors, benchmark_faces
 
         faces, described = benchmark_faces(data)
-        result["detection"] = {"faces_pasted": described, **bench_detectors(faces)}
+        rounds = max(2, min(20, repeats // 10))
+        result["detection"] = {"faces_pasted": described, **bench_detectors(faces, repeats=rounds)}
     if train:
         per_model = {name: bench_training(name, images=train_images, rounds=train_rounds) for name in names}
         result.update(per_model[names[0]])

@@ -172,3 +172,24 @@ def default_or_error() -> ModelRef:
     if ref is None:
         raise FerError("no trained models yet: name one (a trained model, a run folder or a .keras file)")
     return ref
+
+
+def model_summary(ref: ModelRef, default_name: str | None = None) -> dict:
+    """The one summary of a trained model that `fer-core models`, GET /v1/models and Home show:
+    its numbers with the dataset and split they were measured on (never compared across
+    datasets), what picked its epoch, and whether it answers when no model is named."""
+    metrics = ref.metrics
+    return {
+        "name": ref.name,
+        "family": ref.config.get("model"),
+        "classes": list(model_classes(ref)),
+        "dataset": model_dataset(ref).name,
+        "split": metrics.get("split"),
+        "n": metrics.get("n"),
+        "accuracy": metrics.get("accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
+        "flip_accuracy": (metrics.get("with_tta") or {}).get("accuracy"),
+        "flip_zoom_accuracy": (metrics.get("with_flip_zoom") or {}).get("accuracy"),
+        "selection_split": metrics.get("selection_split"),
+        "default": default_name is not None and ref.name == default_name,
+    }

@@ -37,7 +37,7 @@ def preprocessing(classes, model_name: str) -> dict:
     from fer_core.inference.detectors import DEFAULT_DETECTOR
     from fer_core.inference.detectors.common import CUT_SHARE, MIN_INSIDE_SHARE
     from fer_core.inference.faces import ALIGN_EYES, CUT_FILL, FACE_CROP_MAX_SIDE, LEVEL_MIN_DEGREES
-    from fer_core.recognizer import DEFAULT_MIN_FACE
+    from fer_core.inference.options import DEFAULT_MIN_FACE
 
     return {
         "model": model_name,

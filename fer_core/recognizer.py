@@ -8,7 +8,8 @@
 so a face's fields, its JSON shape and the rows of a table or CSV are built here once. Creating a
 Recognizer checks its options and names its model without importing Keras; the model loads on the
 first call. One Recognizer is safe to share between threads (the service's requests): the
-classifier holds no per-call state, and the detectors keep one cascade or interpreter per thread.
+classifier holds no per-call state, and every detector is safe to share (Haar and BlazeFace keep one
+cascade or interpreter per thread; RetinaFace's one session runs one search at a time).
 """
 
 from __future__ import annotations
@@ -23,14 +24,9 @@ import numpy as np
 from fer_core.artifacts import model_classes
 from fer_core.errors import FerError
 from fer_core.inference.faces import Face
+from fer_core.inference.options import DEFAULT_MIN_FACE, check_detector, check_min_face, check_tta
 
-__all__ = ["Face", "FaceResult", "ImageResult", "Recognizer", "model_classes", "results_table", "to_rgb_array"]
-
-DEFAULT_MIN_FACE = 30
-
-
-# The facade's faces are the one Face type every path gives; the old name still works.
-FaceResult = Face
+__all__ = ["DEFAULT_MIN_FACE", "Face", "ImageResult", "Recognizer", "model_classes", "results_table", "to_rgb_array"]
 
 
 @dataclass
@@ -53,7 +49,7 @@ class Recognizer:
             them (an ensemble: their probabilities averaged); default: the default model
             (`fer-core default`; else the best measured on FER2013's reported split).
         detector: a face detector's name (`fer_core.inference.DETECTORS`), or one already made by
-            `make_detector` (shared: it keeps one interpreter per thread).
+            `make_detector` (safe to share between threads and recognizers).
         tta: test-time augmentation (`fer_core.inference.TTA_MODES`).
         min_face: the smallest face side, in pixels, the detector reports.
         engine: the classifier's engine ("auto", "onnx" or "keras").
@@ -73,25 +69,22 @@ class Recognizer:
         engine: str = "auto",
         classifier=None,
     ):
-        from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
-        from fer_core.inference.tta import TTA_MODES
+        from fer_core.artifacts import resolve_models, shared_classes
+        from fer_core.inference.detectors import DEFAULT_DETECTOR
 
         detector_object = None
         if detector is not None and not isinstance(detector, str):  # a detector already made
             detector_object, detector = detector, getattr(detector, "name", "")
-        detector = detector or DEFAULT_DETECTOR
-        if detector not in DETECTORS:
-            raise FerError(f"unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}")
-        if tta not in TTA_MODES:
-            raise FerError(f"unknown TTA mode {tta!r}; choose one of {', '.join(TTA_MODES)}")
-        if not isinstance(min_face, int) or not 8 <= min_face <= 4096:
-            raise FerError(f"min_face must be a whole number of pixels, 8-4096. Received: {min_face!r}")
-        self.refs = _resolve(model)
-        classes = {model_classes(ref) for ref in self.refs}
-        if len(classes) > 1:
-            named = "; ".join(f"{ref.name}: {', '.join(model_classes(ref))}" for ref in self.refs)
-            raise FerError(f"an ensemble needs models with the same classes in the same order ({named})")
-        self.classes: tuple[str, ...] = classes.pop()
+        detector = check_detector(detector or DEFAULT_DETECTOR)
+        check_tta(tta)
+        check_min_face(min_face)
+        if model is None:
+            from fer_core.catalog import default_or_error
+
+            self.refs = [default_or_error()]
+        else:
+            self.refs = resolve_models(model)
+        self.classes: tuple[str, ...] = shared_classes(self.refs)
         self.detector_name, self.tta, self.min_face, self.engine = detector, tta, min_face, engine
         self._classifier = None
         if classifier is not None:
@@ -288,20 +281,6 @@ def results_table(results: list[ImageResult], classes, used: dict) -> list[dict]
                 }
             )
     return rows
-
-
-def _resolve(model) -> list:
-    from fer_core.artifacts import ModelRef, resolve_model
-    from fer_core.catalog import default_or_error
-
-    if model is None:
-        return [default_or_error()]
-    if isinstance(model, str) and "," in model:
-        model = [part for part in model.split(",") if part.strip()]
-    parts = list(model) if isinstance(model, (list, tuple)) else [model]
-    if not parts:
-        raise FerError("no model given")
-    return [part if isinstance(part, ModelRef) else resolve_model(part) for part in parts]
 
 
 def _name_of(image, index: int) -> str:

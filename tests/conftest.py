@@ -66,15 +66,21 @@ def tiny_run(tmp_path_factory, folder_dataset) -> Path:
     return train(config, out=base / "runs", dataset=dataset, echo=False)
 
 
-# Fixtures that train a model (seconds each on the 2-core CPU) or open the dashboard on trained
-# models: a test using one is slow whatever its own body does.
-TRAINING_FIXTURES = {"tiny_run", "tiny_attention_run", "dashboard"}
+# Fixtures that train a model (seconds each on the 2-core CPU): a test using one, even through
+# another fixture, trains and is slow whatever its own body does. Tests that train in their own
+# body carry @pytest.mark.trains (`make test-fast` runs neither).
+TRAINING_FIXTURES = {"tiny_run", "tiny_attention_run", "ck_crossval"}
+# Fixtures that open the dashboard on trained models: slow.
+SLOW_FIXTURES = TRAINING_FIXTURES | {"dashboard"}
 
 
 def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason=f"{SHARED_DATA} is not present")
     for item in items:
-        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if TRAINING_FIXTURES & fixtures:
+            item.add_marker(pytest.mark.trains)
+        if SLOW_FIXTURES & fixtures or "trains" in item.keywords:
             item.add_marker(pytest.mark.slow)
         if "shared_data" in item.keywords and not SHARED_DATA.is_dir():
             item.add_marker(skip)

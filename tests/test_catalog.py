@@ -118,10 +118,10 @@ def test_fer_core_default_shows_sets_and_refuses_in_one_line():
 
 
 def test_the_recognizer_without_a_model_takes_the_default():
-    from fer_core.recognizer import _resolve
+    from fer_core.recognizer import Recognizer
 
     write_model("vgg_fer", 0.688)
     write_model("ck_model", 0.847, classes=CK_CLASSES, split="held_out", dataset="ck")
-    assert [ref.name for ref in _resolve(None)] == ["vgg_fer"]
+    assert [ref.name for ref in Recognizer().refs] == ["vgg_fer"]
     set_default_model("ck_model")
-    assert [ref.name for ref in _resolve(None)] == ["ck_model"]
+    assert [ref.name for ref in Recognizer().refs] == ["ck_model"]

@@ -167,6 +167,7 @@ def test_predict_and_evaluate_agree_under_flip_zoom_tta(tiny_run, folder_dataset
     assert not np.allclose(expected, plain, rtol=0, atol=1e-7), "the views change what a trained model answers"
 
 
+@pytest.mark.trains
 def test_train_then_runs_listing(folder_dataset, tmp_path, capsys):
     out = tmp_path / "runs"
     assert (

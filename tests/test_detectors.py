@@ -354,3 +354,23 @@ def test_retinaface_drops_a_confident_box_whose_landmarks_are_no_face(astronaut,
     assert len(detector.candidates(astronaut)) == 2  # the network gives both
     [face] = detector.detect(astronaut)
     assert match([face.box], PHOTOS["astronaut"]) == (1, 0)
+
+
+def test_a_cut_detection_is_dropped_when_both_eyes_lie_far_beyond_the_edge():
+    """The phantom of a group photo: a tall box reaching far above the picture over a ceiling
+    lamp, its 'eyes' a third of its height above the top edge, is dropped; a face cut in half at
+    the top (eyes just above the edge) or at the side (one eye inside) is kept and marked cut; a
+    whole face is left as it is."""
+    from fer_core.inference.detectors.common import Detection, inside
+
+    phantom = Detection((300, -420, 578, 578), 0.987, ((450.0, -200.0), (700.0, -190.0)))
+    assert inside(phantom, 1200, 800) is None
+    top_half = Detection((500, -80, 160, 160), 0.99, ((540.0, -15.0), (620.0, -15.0)))
+    assert inside(top_half, 1200, 800).cut
+    half = Detection((-60, 200, 160, 160), 0.99, ((-20.0, 250.0), (40.0, 250.0)))
+    kept = inside(half, 1200, 800)
+    assert kept is not None and kept.cut and kept.box == (0, 200, 100, 160) and kept.full_box == half.box
+    whole = Detection((100, 100, 120, 120), 0.99, ((140.0, 150.0), (180.0, 150.0)))
+    assert inside(whole, 1200, 800) is whole
+    no_landmarks = Detection((300, -100, 300, 300), 1.0)  # Haar gives no eyes: the share rule alone
+    assert inside(no_landmarks, 1200, 800).cut

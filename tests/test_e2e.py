@@ -651,7 +651,7 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
     import pandas as pd
 
     rows = pd.read_csv(timeline)
-    assert len(rows) > 0 and list(rows.columns[:3]) == ["time", "face", "label"], caption
+    assert len(rows) > 0 and list(rows.columns[:4]) == ["time", "face", "cut", "label"], caption
     # The server survived: TensorFlow (Predict) and then streamlit-webrtc in one process.
     assert urllib.request.urlopen(f"{url}/_stcore/health", timeout=5).read() == b"ok"
 

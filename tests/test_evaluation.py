@@ -132,7 +132,7 @@ def test_ensemble_of_evaluated_models_equals_evaluating_them_together(folder_dat
         combined = ensemble_of(members)
         assert combined.metrics == together.metrics
         np.testing.assert_array_equal(combined.probabilities, together.probabilities)
-    with pytest.raises(FerError, match="same split and TTA"):
+    with pytest.raises(FerError, match="same images with the same TTA"):
         ensemble_of(
             [evaluate([noisy], dataset, split="PublicTest"), evaluate([noisy], dataset, split="PublicTest", tta=True)]
         )

@@ -151,6 +151,7 @@ def test_model_with_wrong_shapes_is_refused(tmp_path):
 # ---- training: the disk fills up mid-run ------------------------------------------------------
 
 
+@pytest.mark.trains
 def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset, tmp_path, monkeypatch):
     from fer_core.training import callback
     from fer_core.training.loop import train

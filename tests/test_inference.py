@@ -207,18 +207,6 @@ def test_expand_uploads_reads_zips_in_memory_and_refuses_escapes():
         decode_grayscale(by_name["faces.zip/bad.jpg"][0], name="faces.zip/bad.jpg")
 
 
-def test_main_face_falls_back_to_the_whole_image_and_says_so():
-    from fer_core.inference import main_face
-
-    detector = HaarDetector()
-    blank = np.full((240, 320), 128, np.uint8)  # large enough for detection; no face in it
-    face, found = main_face(blank, detector)
-    assert not found and face.shape == (48, 48) and (face == 128).all()
-    crop = synthetic_face(3, 0)  # a 48x48 crop is a face by size alone
-    face, found = main_face(crop, detector)
-    assert found and np.array_equal(face, crop)
-
-
 def test_draw_faces_gives_rgb_for_display():
     image = np.zeros((100, 100), np.uint8)
     probs = np.eye(7)[3]

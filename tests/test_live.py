@@ -103,7 +103,7 @@ def test_a_model_of_three_classes_is_labelled_with_its_own_everywhere(detector):
     timeline = Timeline(classes)
     timeline.extend(processor.drain())
     table = pd.read_csv(io.BytesIO(timeline.to_csv()))
-    assert tuple(table.columns) == ("time", "face", "label", *classes) and set(table["label"]) <= set(classes)
+    assert tuple(table.columns) == ("time", "face", "cut", "label", *classes) and set(table["label"]) <= set(classes)
     unnamed = LiveProcessor(Classifier(model), detector, LiveSettings(smoothing=0, min_face=60))
     with pytest.raises(FerError, match=r"outputs 3 probabilities and nothing names its classes; put a config.json"):
         unnamed.process(face_frame([(340, 90, 200)]))
@@ -147,13 +147,13 @@ def test_smoothing_is_an_exponential_moving_average(detector):
     frame = face_frame([(200, 100, 180)])
     for _ in range(3):
         processor.process(frame)
-    got = np.array([row[3:] for row in processor.drain()])
+    got = np.array([row[4:] for row in processor.drain()])
     expected = [a, 0.5 * a + 0.5 * b, 0.5 * (0.5 * a + 0.5 * b) + 0.5 * a]
     np.testing.assert_allclose(got, expected, atol=1e-6)
 
     processor.configure(settings=LiveSettings(smoothing=0, detect_every=1))
     processor.process(frame)
-    np.testing.assert_allclose(processor.drain()[0][3:], b, atol=1e-6)  # off: the raw output
+    np.testing.assert_allclose(processor.drain()[0][4:], b, atol=1e-6)  # off: the raw output
 
 
 def test_timeline_rows_queue_and_csv(small_classifier, detector):
@@ -174,7 +174,7 @@ def test_timeline_rows_queue_and_csv(small_classifier, detector):
     recent = timeline.frame(last_seconds=1.0)
     assert len(recent) == 3  # rows at t-1.0, t-0.5 and t
     table = pd.read_csv(io.BytesIO(timeline.to_csv()))
-    assert tuple(table.columns) == ("time", "face", "label", *CLASS_NAMES)
+    assert tuple(table.columns) == ("time", "face", "cut", "label", *CLASS_NAMES)
     assert len(table) == 6 and set(table["face"]) == {1}
     np.testing.assert_allclose(table[list(CLASS_NAMES)].sum(axis=1), 1.0, atol=1e-4)
     assert (table["label"] == [CLASS_NAMES[i] for i in table[list(CLASS_NAMES)].to_numpy().argmax(axis=1)]).all()
@@ -302,3 +302,59 @@ def test_the_gradcam_worker_ends_when_idle_and_starts_again(small_classifier, mo
         while maps._worker is not None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert maps._worker is None and not worker.is_alive()
+
+
+@pytest.fixture(scope="module")
+def retinaface():
+    return make_detector("retinaface", live=True)
+
+
+@pytest.fixture(scope="module")
+def saved_small(tmp_path_factory):
+    """A small untrained model saved as a bare file, and its classifier: the facade names the file."""
+    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    path = tmp_path_factory.mktemp("live_model") / "small.keras"
+    model.save(path)
+    return path, Classifier(model)
+
+
+def _rotated(frame: np.ndarray, degrees: float) -> np.ndarray:
+    import cv2
+
+    height, width = frame.shape[:2]
+    turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+    return cv2.warpAffine(frame, turn, (width, height), borderValue=(118, 118, 118))
+
+
+@pytest.mark.parametrize(
+    "case, faces, turn",
+    [("upright", [(120, 60, 120)], 0), ("tilted", [(120, 60, 120)], 20), ("cut by the edge", [(-40, 60, 130)], 0)],
+)
+def test_live_faces_are_the_facades_faces(saved_small, retinaface, case, faces, turn):
+    """One pipeline: a frame on Live's processor gives the facade's boxes, cut marks and
+    probabilities (levelled on the eyes, a cut face completed), and its timeline row says cut."""
+    from fer_core.detection_bench import photo_frame
+    from fer_core.inference.faces import detection_crop
+    from fer_core.inference.detectors import to_gray
+    from fer_core.recognizer import Recognizer
+
+    # 320 px wide: the tracker detects on the frame itself (its copy is 320 px on the longest side).
+    frame_bgr = _rotated(photo_frame(faces, width=320, height=240), turn)
+    path, classifier = saved_small
+    processor = LiveProcessor(classifier, retinaface, LiveSettings(smoothing=0, min_face=30))
+    processor.process(frame_bgr)
+    live = list(processor.view.faces)
+    facade = Recognizer(path, detector=retinaface, min_face=30, classifier=classifier)
+    expected = facade.analyze(frame_bgr, bgr=True)
+    assert len(live) == len(expected) == 1, case
+    assert live[0].box == expected[0].box and live[0].cut == expected[0].cut == (case == "cut by the edge")
+    np.testing.assert_allclose(live[0].vector, expected[0].vector, atol=1e-5)
+    [row] = processor.drain()
+    assert row[2] == live[0].cut
+    if case == "tilted":  # levelled: the crop differs from the box cut out as it lies
+        [track] = processor._tracker.tracks
+        gray = to_gray(frame_bgr[..., ::-1])
+        from fer_core.inference.faces import crop_face
+
+        assert track.detection.eyes is not None
+        assert not np.array_equal(detection_crop(gray, track.detection), crop_face(gray, track.box))

@@ -25,6 +25,7 @@ def test_bad_hyperparameter_is_refused():
 
 
 @pytest.mark.parametrize("name", model_params(list_models()))
+@pytest.mark.trains
 def test_builds_trains_and_round_trips(name, tmp_path):
     import keras
 

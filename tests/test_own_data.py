@@ -300,6 +300,7 @@ def ck_crossval(ck_folder, tmp_path_factory):
     return out, out_text, err, code
 
 
+@pytest.mark.trains
 def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, ck_folder, tmp_path):
     out, out_text, err, code = ck_crossval
     assert code == 0, err
@@ -433,6 +434,7 @@ def test_suspect_labels_are_reviewed_on_the_evaluate_page_and_saved_as_a_correct
     written.unlink()
 
 
+@pytest.mark.trains
 def test_a_stopped_crossval_resumes_from_its_finished_folds(ck_folder, tmp_path, monkeypatch):
     """Stopped after its first fold (the real stop request), the cross-validation says how to go
     on; `--resume` trains only the second fold and leaves the first as it was."""
@@ -518,6 +520,7 @@ def test_photos_that_are_not_face_crops_go_through_the_detector(tmp_path):
     assert face_match > 0.7 > np.corrcoef(shrunk.ravel(), by_hand.ravel())[0, 1]
 
 
+@pytest.mark.trains
 def test_a_crossval_is_launched_stopped_and_resumed_from_the_train_page(ck_folder, tmp_path, monkeypatch):
     """The Train page launches a 2-fold cross-validation as its own process; its Stop ends it
     with the finished folds kept (no crossval.json); Resume trains the rest; it ends with every

@@ -188,3 +188,13 @@ def test_a_face_cut_by_the_edge_is_found_marked_and_classified_from_its_mirrored
     assert code == 0, err
     rows = pd.read_csv(photo / "cut_group.csv")
     assert sorted(rows["cut"]) == [False, False, True]
+
+
+def test_the_services_face_schema_is_the_face_types_json():
+    """One face shape: the service's pydantic `Face` holds exactly what `Face.to_dict` gives."""
+    from fer_core.inference.faces import Face
+    from fer_core.serve.schemas import Face as FaceSchema
+
+    face = Face.of((1, 2, 30, 40), np.array([0.25, 0.75]), ("calm", "surprised"), score=0.5, cut=True)
+    assert set(FaceSchema.model_fields) == set(face.to_dict())
+    assert FaceSchema.model_validate(face.to_dict()).model_dump() == face.to_dict()

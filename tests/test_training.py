@@ -165,6 +165,7 @@ def test_stop_then_resume_continues_from_the_last_epoch(folder_dataset, tmp_path
     assert again.returncode == 2 and "already finished" in err and "Traceback" not in err
 
 
+@pytest.mark.trains
 def test_same_seed_same_run_on_one_backend(folder_dataset, tmp_path):
     dataset = load_dataset(folder_dataset)
     config = TrainConfig(
@@ -182,6 +183,7 @@ def test_same_seed_same_run_on_one_backend(folder_dataset, tmp_path):
     assert read_json(first / "config.json")["seed"] == 11
 
 
+@pytest.mark.trains
 def test_a_run_with_a_time_budget_ends_by_itself_with_its_best_model(folder_dataset, tmp_path):
     config = TrainConfig(
         model="cnn",
@@ -211,6 +213,7 @@ def test_selection_is_on_a_training_slice_with_the_folder_layout(folder_dataset)
     assert data.val_split == "validation" and len(data.y_val) + len(data.y_train) == 42
 
 
+@pytest.mark.trains
 def test_selection_is_on_public_test_and_reporting_on_private_test_with_the_csv(csv_dataset, tmp_path):
     dataset = load_dataset(csv_dataset)
     data = prepare_data(TrainConfig(batch_size=8), dataset)
@@ -248,6 +251,7 @@ def test_a_run_killed_after_its_last_epoch_is_wrapped_up_by_resume(tiny_run, tmp
         resume(run, echo=False)
 
 
+@pytest.mark.trains
 def test_a_prepared_run_trains_from_its_config_json(folder_dataset, tmp_path):
     from fer_core.training.loop import start_prepared
 
@@ -301,6 +305,7 @@ def test_every_registered_model_trains_and_reports(name, folder_dataset, tmp_pat
     assert load_model(run / "model.keras").name == name
 
 
+@pytest.mark.trains
 def test_time_left_comes_from_finished_epochs_and_the_wrap_up_says_what_it_does(folder_dataset, tmp_path, monkeypatch):
     """No time left is said during the first epoch (its batches include compiling the graph);
     while the best model is measured at the end, the run says so and gives no time left."""

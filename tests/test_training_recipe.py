@@ -88,6 +88,7 @@ def test_the_schedule_follows_the_budget_when_there_is_one():
     assert learning_rate_at(by_epoch, epoch=6, elapsed_seconds=1e9) == pytest.approx(0.5e-3)  # no budget: epochs
 
 
+@pytest.mark.trains
 def test_the_warm_up_rises_step_by_step_from_near_zero(folder_dataset, tmp_path, monkeypatch):
     one_epoch = TrainConfig(learning_rate=1e-3, epochs=3, warmup_epochs=1)
     assert learning_rate_at(one_epoch, epoch=0, epoch_fraction=0.25) == pytest.approx(0.25e-3)
@@ -258,6 +259,7 @@ def test_the_cli_refuses_a_bad_distillation_in_one_line(tiny_run, folder_dataset
     assert len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.trains
 def test_a_narrower_attention_cnn_warm_starts_from_a_wider_one_by_pruning_its_dead_channels(folder_dataset, tmp_path):
     source = _attention_cnn_with_dead_channels([8, 16, 32], [6, 12, 24], se_ratio=2)
     source.save(tmp_path / "wide.keras")

@@ -174,7 +174,7 @@ def _empty_mp4(path):
         (_empty_mp4, [], "holds no video frames"),
         (None, ["--max-minutes", "0.01"], "over the 0.01-minute limit"),
         (None, ["--max-mb", "0.001"], "over the 0.001 MiB limit"),
-        (None, ["--every", "0"], "--every must be 1-1000"),
+        (None, ["--every", "0"], "every must be a whole number of frames, 1-1000"),
         (None, ["--output", "out.avi"], "--output must name an .mp4 file"),
         (None, ["--explain"], "--explain draws into the annotated video: give --output"),
     ],

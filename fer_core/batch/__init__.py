@@ -9,7 +9,8 @@ Modules: `inputs` (files, folders, globs, a manifest; images and videos told apa
 video segments), `worker` (one Recognizer a worker: the facade does the work), `engines` (local
 processes; Ray Data), `job` (units, shards as results come in, track ids joined across segments,
 progress in job.json), `store` (the folder: atomic shards, the ledger that makes a rerun skip
-what is done, `load`, `load_files`), `summary`. `fer-core batch` and the Batch page call `run_job`.
+what is done, `load`, `load_files`), `summary`, `launch` (a dashboard job in its own process: start,
+resume, stop) and `bench` (the benchmark's batch section). `fer-core batch` and the Batch page call `run_job`.
 """
 
 from fer_core.batch.store import load, load_files

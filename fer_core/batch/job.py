@@ -59,14 +59,14 @@ def run_job(
     """
     from fer_core import __version__
     from fer_core.batch.engines import ENGINES, run_local, run_ray
+    from fer_core.inference.options import check_every
     from fer_core.recognizer import Recognizer
 
     if engine not in ENGINES:
         raise FerError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     if not isinstance(workers, int) or not 1 <= workers <= 256:
         raise FerError(f"--workers must be 1-256. Received: {workers!r}")
-    if not 1 <= settings.every <= 1000:
-        raise FerError(f"--every must be 1-1000 frames. Received: {settings.every}")
+    check_every(settings.every)
     if not settings.segment_seconds > 0:
         raise FerError(f"--segment-seconds must be above 0. Received: {settings.segment_seconds}")
     recognizer = Recognizer(settings.model, settings.detector, settings.tta, settings.min_face)  # checks the options

@@ -5,7 +5,8 @@ User errors exit with code 2 and one line on stderr, never a traceback (FER_DEBU
 Keras is imported only by the commands that need it, so `stats` starts fast.
 
 Each command group is a module owning its flags and handlers (`add_parsers`): data_commands,
-train_commands, evaluate_commands, predict_commands, batch_commands, model_commands, serve_commands.
+train_commands, evaluate_commands, predict_commands, batch_commands, model_commands, serve_commands;
+`common` holds what they share (JSON output, load-report warnings, model lists).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from fer_core.inference.tta import TTA_MODES
 
 def add_parsers(sub) -> None:
     from fer_core.batch.engines import ENGINES
-    from fer_core.recognizer import DEFAULT_MIN_FACE
+    from fer_core.inference.options import DEFAULT_EVERY, DEFAULT_MIN_FACE
 
     p = sub.add_parser(
         "batch",
@@ -27,7 +27,9 @@ def add_parsers(sub) -> None:
     )
     p.add_argument("--model", help="NAME_OR_DIR[,...] (default: the default model, `fer-core default`)")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS), help="face detector")
-    p.add_argument("--every", type=int, default=5, help="videos: analyse every N-th frame (default 5)")
+    p.add_argument(
+        "--every", type=int, default=DEFAULT_EVERY, help="videos: analyse every N-th frame (default %(default)s)"
+    )
     p.add_argument("--tta", default="none", choices=TTA_MODES, help="test-time augmentation")
     p.add_argument("--min-face", type=int, default=DEFAULT_MIN_FACE, help="smallest face side in pixels")
     p.add_argument("--whole-image", action="store_true", help="the inputs are face crops: no detection")

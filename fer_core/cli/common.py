@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import sys
 
-from fer_core.errors import FerError
-
 
 def print_json(data) -> None:
     print(json.dumps(data, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
@@ -19,11 +17,9 @@ def warn_report(dataset) -> None:
 
 def load_models(spec: str):
     """Comma-separated model references → (loaded models, their ModelRefs)."""
-    from fer_core.artifacts import load_model, resolve_model
+    from fer_core.artifacts import load_model, resolve_models
 
-    refs = [resolve_model(part.strip()) for part in spec.split(",") if part.strip()]
-    if not refs:
-        raise FerError("no model given (--model NAME_OR_DIR[,NAME_OR_DIR...])")
+    refs = resolve_models(spec or [])
     return [load_model(r) for r in refs], refs
 
 

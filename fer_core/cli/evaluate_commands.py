@@ -56,20 +56,15 @@ def cmd_evaluate(args) -> int:
     names = [ref.name for ref in refs]
     dataset = load_dataset(args.data)
     warn_report(dataset)
-    from fer_core.artifacts import model_classes
+    from fer_core.artifacts import shared_classes
 
-    classes = {model_classes(ref) for ref in refs}
-    if len(classes) > 1:
-        raise FerError(
-            "an ensemble needs models with the same classes: "
-            + "; ".join(f"{ref.name}: {', '.join(model_classes(ref))}" for ref in refs)
-        )
+    classes = shared_classes(refs)
     from fer_core.evaluation.unseen import unseen_by
 
     dataset, split, note = unseen_by(refs, dataset, args.split)  # never a face one of them learned
     if note:
         print(f"fer-core: {note}", file=sys.stderr)
-    result = evaluate(models, dataset, split=split, tta=args.tta, names=names, classes=classes.pop())
+    result = evaluate(models, dataset, split=split, tta=args.tta, names=names, classes=classes)
     metrics = result.metrics
     if metrics.get("left_out_classes"):
         print(

@@ -24,7 +24,12 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=cmd_compact)
     p = sub.add_parser("bench", help="measure inference latency/throughput, the live frame path and training speed")
     p.add_argument("--models", help="NAME_OR_DIR[,...] (default: every trained model, else untrained builds)")
-    p.add_argument("--repeats", type=int, default=200, help="timed calls per latency measurement")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=200,
+        help="timed calls per latency measurement (the video clip and the detection timings scale with it; default %(default)s)",
+    )
     p.add_argument(
         "--train-images",
         type=int,
@@ -54,21 +59,13 @@ def add_parsers(sub) -> None:
 
 def cmd_models(args) -> int:
     from fer_core.artifacts import saved_models
-    from fer_core.catalog import default_model, model_dataset, models_by_dataset
+    from fer_core.catalog import default_model, model_summary, models_by_dataset
     from fer_core.models import get_spec, list_models
 
     registered = {name: get_spec(name).description for name in list_models()}
     refs = saved_models()
     default = default_model(refs)
-    trained = {
-        ref.name: {
-            "accuracy": ref.metrics.get("accuracy"),
-            "split": ref.metrics.get("split"),
-            "dataset": model_dataset(ref).to_dict(),
-            "default": default is not None and ref.name == default.name,
-        }
-        for ref in refs
-    }
+    trained = {ref.name: model_summary(ref, getattr(default, "name", None)) for ref in refs}
     if args.json:
         print_json({"registered": registered, "trained": trained})
         return 0
@@ -79,9 +76,9 @@ def cmd_models(args) -> int:
     for tag, members in models_by_dataset(refs).items():
         listed = []
         for ref in members:
-            accuracy = trained[ref.name]["accuracy"]
-            said = f"{ref.name} ({accuracy:.4f} on {trained[ref.name]['split']})" if accuracy else ref.name
-            listed.append(said + (" [default]" if trained[ref.name]["default"] else ""))
+            row = trained[ref.name]
+            said = f"{ref.name} ({row['accuracy']:.4f} on {row['split']})" if row["accuracy"] else ref.name
+            listed.append(said + (" [default]" if row["default"] else ""))
         print(f"trained on {tag.title}: {', '.join(listed)}")
     return 0
 

@@ -9,6 +9,7 @@ from fer_core.cli.common import print_json, warn_unnamed_classes
 from fer_core.errors import FerError
 from fer_core.inference.detectors import DEFAULT_DETECTOR, DETECTORS
 from fer_core.inference.tta import TTA_MODES
+from fer_core.inference.options import DEFAULT_EVERY, DEFAULT_MIN_FACE
 
 
 def add_parsers(sub) -> None:
@@ -25,7 +26,7 @@ def _add_predict_parser(sub) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
     p.add_argument("--csv", help="also write a row per face to this CSV file (with the model and TTA used)")
     p.add_argument("--whole-image", action="store_true", help="classify each whole image as one face")
-    p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument("--min-face", type=int, default=DEFAULT_MIN_FACE, help="smallest face side in pixels")
     p.add_argument(
         "--detector",
         default=DEFAULT_DETECTOR,
@@ -63,8 +64,8 @@ def _add_video_parser(sub) -> None:
     p.add_argument("input", metavar="VIDEO")
     p.add_argument("--model", help="NAME_OR_DIR[,...] (default: the default model, fer-core default)")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=list(DETECTORS), help="face detector")
-    p.add_argument("--every", type=int, default=5, help="analyse every N-th frame (default 5)")
-    p.add_argument("--min-face", type=int, default=30, help="smallest face side in pixels")
+    p.add_argument("--every", type=int, default=DEFAULT_EVERY, help="analyse every N-th frame (default %(default)s)")
+    p.add_argument("--min-face", type=int, default=DEFAULT_MIN_FACE, help="smallest face side in pixels")
     p.add_argument("--csv", help="write a row per face per analysed frame to this CSV file")
     p.add_argument("--output", help="write the video with the faces boxed and labelled to this MP4 file")
     p.add_argument(
@@ -87,14 +88,14 @@ def _add_video_parser(sub) -> None:
 
 def cmd_video(args) -> int:
     from fer_core.inference.video import probe
+    from fer_core.inference.options import check_every
     from fer_core.recognizer import Recognizer
 
     if args.output and not args.output.lower().endswith(".mp4"):
         raise FerError(f"--output must name an .mp4 file. Received: {args.output}")
     if args.explain and not args.output:
         raise FerError("--explain draws into the annotated video: give --output FILE.mp4 too")
-    if not 1 <= args.every <= 1000:
-        raise FerError(f"--every must be 1-1000 frames. Received: {args.every}")
+    check_every(args.every)
     if not args.max_minutes > 0 or not args.max_mb > 0:
         raise FerError("--max-minutes and --max-mb must be > 0")
     limits = {"max_minutes": args.max_minutes, "max_bytes": round(args.max_mb * 2**20)}

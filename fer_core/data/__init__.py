@@ -11,7 +11,10 @@ load of the full dataset is a file read.
 
 Modules: `dataset` (types, split conventions), `folder` and `kaggle_csv` (the two loaders), `cache`,
 `loading` (`load_dataset`, `split_counts`), `images` (safe decoding of user images), `stats`,
-`synthetic` (drawn faces for tests and benchmarks). This face re-exports what callers use.
+`synthetic` (drawn faces for tests and benchmarks), `labelled_csv` (a CSV of labelled faces with
+the dataset's own classes), `groups` (subjects from file names or a column), `corrections` (a
+corrected copy from the label review), `store` (datasets brought as zips). This face re-exports
+what callers use.
 """
 
 from fer_core.data.dataset import Dataset, LoadReport, default_evaluation_split, default_training_split

@@ -193,6 +193,24 @@ def evaluate_model_file(
     )
 
 
+def ensemble_refusal(evaluations: list[Evaluation]) -> str | None:
+    """Why these evaluations cannot be averaged into an ensemble's, or None: its members must
+    predict the same classes and have been measured on the same images with the same TTA."""
+    first = evaluations[0]
+    for other in evaluations[1:]:
+        if other.metrics.get("classes") != first.metrics.get("classes"):
+            return "an ensemble needs models with the same classes; these predict different ones"
+        keys = ("split", "tta", "data", "n")
+        if any(other.metrics.get(k) != first.metrics.get(k) for k in keys) or not np.array_equal(
+            other.labels, first.labels
+        ):
+            return (
+                "an ensemble needs its models measured on the same images with the same TTA setting "
+                "(a model's own held-out images differ from another's)"
+            )
+    return None
+
+
 def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -> Evaluation:
     """The ensemble of models already evaluated on the same images: their mean probabilities,
     exactly what `evaluate` computes for those models together, without predicting again.
@@ -202,16 +220,10 @@ def ensemble_of(evaluations: list[Evaluation], names: list[str] | None = None) -
     """
     if not evaluations:
         raise FerError("no model to evaluate")
+    refusal = ensemble_refusal(evaluations)
+    if refusal:
+        raise FerError(refusal)
     first = evaluations[0]
-    keys = ("split", "tta", "data", "n")
-    for other in evaluations[1:]:
-        if any(other.metrics.get(k) != first.metrics.get(k) for k in keys) or not np.array_equal(
-            other.labels, first.labels
-        ):
-            raise FerError(
-                "an ensemble needs its models evaluated on the same split and TTA setting, with the same classes"
-                + ("" if other.metrics.get("classes") == first.metrics.get("classes") else " (their classes differ)")
-            )
     names = list(names) if names else [n for e in evaluations for n in e.metrics.get("models", [])]
     probabilities = np.mean([e.probabilities for e in evaluations], axis=0)
     return _evaluation(

@@ -3,7 +3,9 @@
 Modules: `detectors` (face detectors by name: RetinaFace, BlazeFace, Haar), `faces` (which faces, crops,
 drawing, the one `Face` type), `classifier` (the fast `Classifier`, `classify_images`: the one
 pipeline from pictures to faces), `tta` (test-time augmentation), `onnx_engine` + `onnx_graph` (the ONNX Runtime
-path and the graph writer), `live` (tracker, smoother, per-viewer processor, timeline). Shared by
+path and the graph writer), `options` (the checks of detector, TTA, min_face and every), `tracking`
+(faces followed across frames), `video` (video files), `live` (smoother, per-viewer processor,
+timeline), `gradcam` and `looks` (where the model looks, on one face and over moving pictures). Shared by
 `fer-core predict`, evaluation, the Predict, Explain and Live pages. This face re-exports what
 callers use; `live` is imported by name (only the Live page and the bench need it).
 """
@@ -18,7 +20,6 @@ from fer_core.inference.faces import (
     draw_faces,
     face_crop,
     find_faces,
-    main_face,
     to_face,
 )
 from fer_core.inference.tta import TTA_MODES, ZOOM_CROPS, tta_mode, tta_views, with_tta
@@ -42,7 +43,6 @@ __all__ = [
     "draw_faces",
     "face_crop",
     "find_faces",
-    "main_face",
     "to_face",
     "tta_mode",
     "tta_views",

@@ -10,6 +10,7 @@ import numpy as np
 from fer_core.errors import FerError
 from fer_core.inference.detectors import to_gray
 from fer_core.inference.faces import Face, detection_crop, find_faces
+from fer_core.inference.options import DEFAULT_MIN_FACE
 
 # Batch sizes the classifier pads to, so a compiled function sees only a few input shapes.
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -170,7 +171,7 @@ def classify_image(
     classifier: Classifier,
     detector,
     whole_image: bool = False,
-    min_face: int = 30,
+    min_face: int = DEFAULT_MIN_FACE,
     looks=None,
 ) -> list[Face]:
     """Every face in a grayscale or RGB image (`classify_images` for one image).
@@ -185,7 +186,7 @@ def classify_image(
 
 
 def classify_images(
-    images: list, classify, classes, detector, whole_image=False, min_face: int = 30, looks=None
+    images: list, classify, classes, detector, whole_image=False, min_face: int = DEFAULT_MIN_FACE, looks=None
 ) -> list[list[Face] | FerError]:
     """The one pipeline from pictures to faces: each image's faces found (`find_faces`: the
     detector sees the image as given, or the whole image for a face crop or `whole_image`, one

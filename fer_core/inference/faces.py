@@ -10,6 +10,7 @@ import numpy as np
 from fer_core import IMAGE_SIZE
 from fer_core.errors import FerError
 from fer_core.inference.detectors import Detection, to_gray
+from fer_core.inference.options import DEFAULT_MIN_FACE
 
 # An image no larger than this on its longest side is taken to be a face crop already (FER2013's
 # are 48x48); Haar needs a face of ~30 px and a margin around it, which such crops lack.
@@ -166,7 +167,9 @@ def to_face(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)
 
 
-def find_faces(image: np.ndarray, detector, whole_image: bool = False, min_face: int = 30) -> list[Detection]:
+def find_faces(
+    image: np.ndarray, detector, whole_image: bool = False, min_face: int = DEFAULT_MIN_FACE
+) -> list[Detection]:
     """The faces to classify: the whole image for face crops (or when asked), else the detector's
     (`fer_core.inference.detectors`), largest first."""
     height, width = image.shape[:2]
@@ -201,24 +204,14 @@ def dataset_face_finder(detector_name: str | None = None, min_face: int = 20):
     return find_face
 
 
-def main_face(image: np.ndarray, detector, min_face: int = 30, index: int = 0) -> tuple[np.ndarray, bool]:
-    """One face of an image as a 48x48 crop (the largest, or the `index`-th largest), and whether
-    a face was found; where none is, the whole image stands in for it (the Explain page says so)."""
-    gray = to_gray(image)
-    found = find_faces(image, detector, min_face=min_face)
-    if not found:
-        return to_face(gray), False
-    return face_crop(image, found[min(index, len(found) - 1)]), True
-
-
 def draw_faces(
     image: np.ndarray, faces: list[Face], min_side: int = 320, rgb: bool = False, numbered: bool = False
 ) -> np.ndarray:
-    """A copy of the image with each face's box and "label NN%" drawn on it, one colour a face
-    (`FACE_COLOURS`), and with `numbered` its number first ("1 happy 93%"), to match a table of
-    faces. See `draw_boxes` for the image's colour order and size."""
+    """A copy of the image with each face's box and "label NN%" drawn on it ("(cut)" after it for a
+    face cut by the edge), one colour a face (`FACE_COLOURS`), and with `numbered` its number first
+    ("1 happy 93%"), to match a table of faces. See `draw_boxes` for the image's colour order and size."""
     texts = [
-        f"{k} {face.label} {face.confidence:.0%}" if numbered else f"{face.label} {face.confidence:.0%}"
+        (f"{k} " if numbered else "") + f"{face.label} {face.confidence:.0%}" + (" (cut)" if face.cut else "")
         for k, face in enumerate(faces, start=1)
     ]
     return draw_boxes(image, [face.box for face in faces], texts, min_side=min_side, rgb=rgb)

@@ -20,9 +20,12 @@ import numpy as np
 
 from fer_core.errors import FerError
 from fer_core.inference.classifier import Classifier
-from fer_core.inference.faces import Face, crop_face, draw_faces
+from fer_core.inference.faces import Face, detection_crop, draw_faces
 from fer_core.inference.looks import LookMaps, blend_looks
 from fer_core.inference.tracking import FaceTracker
+
+
+WARM_UP_FRAMES = 3
 
 
 class Smoother:
@@ -152,16 +155,18 @@ class LiveProcessor:
         looks = self._looks_for(classifier) if settings.looks else None
         faces = []
         if tracks:
-            crops = np.stack([crop_face(gray, t.box) for t in tracks])
+            # Each face cropped as on every other path: levelled on its eyes, a cut face completed.
+            crops = np.stack([detection_crop(gray, t.detection) for t in tracks])
             probabilities = looks.classify(crops, keys) if looks is not None else classifier(crops)
             self._smoother.alpha = settings.smoothing
             faces = [
-                Face.of(t.box, self._smoother(t.track_id, p), classifier.classes) for t, p in zip(tracks, probabilities)
+                Face.of(t.box, self._smoother(t.track_id, p), classifier.classes, t.detection.score, t.detection.cut)
+                for t, p in zip(tracks, probabilities)
             ]
         self._smoother.forget(set(keys))
         now = self.clock()
         for track, face in zip(tracks, faces):
-            self._put((now, track.track_id, face.label, *face.probabilities.values()))
+            self._put((now, track.track_id, face.cut, face.label, *face.probabilities.values()))
         picture, look_age = frame_bgr, None
         if looks is not None:
             looks.forget(set(keys))
@@ -221,10 +226,14 @@ class LiveProcessor:
         stats.frame_ms = (now - started) * 1000
         # Averaged as fps is: frames that detect cost several times those that only track, so the
         # last frame's time jumps between the two.
-        stats.mean_frame_ms = stats.frame_ms if stats.frames == 0 else 0.9 * stats.mean_frame_ms + 0.1 * stats.frame_ms
+        # The first frames build the model's compiled call and the detector's session (seconds):
+        # averaged in, they would linger for dozens of frames beside a frame rate that is already
+        # right ("27 frames/s, 156 ms a frame"), so both averages start after them.
+        warming = stats.frames < WARM_UP_FRAMES
+        stats.mean_frame_ms = stats.frame_ms if warming else 0.9 * stats.mean_frame_ms + 0.1 * stats.frame_ms
         if self._last_frame_at is not None:
             rate = 1.0 / max(now - self._last_frame_at, 1e-6)
-            stats.fps = rate if stats.fps == 0 else 0.9 * stats.fps + 0.1 * rate
+            stats.fps = rate if warming or stats.fps == 0 else 0.9 * stats.fps + 0.1 * rate
         self._last_frame_at = now
         stats.frames += 1
         stats.skipped += skipped
@@ -244,7 +253,7 @@ class LiveProcessor:
                     pass
 
     def drain(self, limit: int | None = None) -> list[tuple]:
-        """Timeline rows (time, face, label, 7 probabilities) produced since the last drain."""
+        """Timeline rows (time, face, cut, label, a probability per class) produced since the last drain."""
         rows = []
         while limit is None or len(rows) < limit:
             try:
@@ -271,7 +280,7 @@ class Timeline:
         return len(self._rows)
 
     def frame(self, last_seconds: float | None = None, now: float | None = None):
-        """A pandas DataFrame (time, face, label, a column per class); `time` as UTC datetimes."""
+        """A pandas DataFrame (time, face, cut, label, a column per class); `time` as UTC datetimes."""
         import pandas as pd
 
         if last_seconds is not None and self._rows:
@@ -281,7 +290,7 @@ class Timeline:
             rows = list(itertools.takewhile(lambda r: r[0] >= since, reversed(self._rows)))[::-1]
         else:
             rows = list(self._rows)
-        frame = pd.DataFrame(rows, columns=["time", "face", "label", *self.classes])
+        frame = pd.DataFrame(rows, columns=["time", "face", "cut", "label", *self.classes])
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
         return frame
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer_core.inference.detectors.common import Detection, inside
+
 # The detector runs on a copy downscaled to this longest side: its cost grows with the pixel count, and
 # faces at webcam distance stay well above its minimum size.
 LIVE_DETECTION_SIDE = 320
@@ -26,9 +28,15 @@ MIN_OVERLAP = 0.3
 @dataclass
 class Track:
     track_id: int
-    box: tuple[int, int, int, int]  # x, y, w, h in camera-frame pixels
+    # The detector's last word on this face in camera-frame pixels (box, eyes, whole box of a cut
+    # face), moved with the face between detections: Live crops it as every other path does.
+    detection: Detection
     template: np.ndarray  # the face as last detected, on the downscaled frame
     misses: int = 0
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:  # x, y, w, h in camera-frame pixels
+        return self.detection.box
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -77,41 +85,44 @@ class FaceTracker:
                     else colour
                 )
             found = self.detector.detect(seen, min_face=max(12, round(min_face * scale)), max_side=max(small.shape))
-            self._match([tuple(round(v / scale) for v in d.box) for d in found], small, scale)
+            self._match([d.scaled(1 / scale) for d in found], small, scale)
         else:
             for track in self.tracks:
-                track.box = self._follow(track, small, scale)
+                self._follow(track, small, scale)
         self.tracks.sort(key=lambda t: t.box[2] * t.box[3], reverse=True)
         return list(self.tracks)
 
-    def _match(self, boxes: list[tuple[int, int, int, int]], small: np.ndarray, scale: float) -> None:
+    def _match(self, found: list[Detection], small: np.ndarray, scale: float) -> None:
         pairs = sorted(
-            ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
+            ((iou(t.box, d.box), ti, di) for ti, t in enumerate(self.tracks) for di, d in enumerate(found)),
+            reverse=True,
         )
-        matched_tracks, matched_boxes = set(), set()
-        for overlap, ti, bi in pairs:
-            if overlap < 0.3 or ti in matched_tracks or bi in matched_boxes:
+        matched_tracks, matched_found = set(), set()
+        for overlap, ti, di in pairs:
+            if overlap < 0.3 or ti in matched_tracks or di in matched_found:
                 continue
             matched_tracks.add(ti)
-            matched_boxes.add(bi)
+            matched_found.add(di)
             track = self.tracks[ti]
-            track.box, track.template, track.misses = boxes[bi], _patch(small, boxes[bi], scale), 0
+            track.detection, track.template, track.misses = found[di], _patch(small, found[di].box, scale), 0
         kept = []
         for ti, track in enumerate(self.tracks):
             if ti not in matched_tracks:
                 track.misses += 1
                 if track.misses >= _MAX_MISSES:
                     continue
-                track.box = self._follow(track, small, scale)
+                self._follow(track, small, scale)
             kept.append(track)
-        for bi, box in enumerate(boxes):
-            if bi not in matched_boxes:
-                kept.append(Track(self._next_id, box, _patch(small, box, scale)))
+        for di, detection in enumerate(found):
+            if di not in matched_found:
+                kept.append(Track(self._next_id, detection, _patch(small, detection.box, scale)))
                 self._next_id += 1
         self.tracks = kept
 
     @staticmethod
-    def _follow(track: Track, small: np.ndarray, scale: float) -> tuple[int, int, int, int]:
+    def _follow(track: Track, small: np.ndarray, scale: float) -> None:
+        """The track moved to where its template matches best around its last place (left where
+        it was when nothing matches well enough)."""
         import cv2
 
         th, tw = track.template.shape[:2]
@@ -121,12 +132,17 @@ class FaceTracker:
         x1, y1 = min(small.shape[1], x + w + margin_x), min(small.shape[0], y + h + margin_y)
         window = small[y0:y1, x0:x1]
         if th < 4 or tw < 4 or window.shape[0] < th or window.shape[1] < tw:
-            return track.box
+            return
         scores = cv2.matchTemplate(window, track.template, cv2.TM_CCOEFF_NORMED)
         _, best, _, (bx, by) = cv2.minMaxLoc(scores)
         if best < _TRACK_MIN_SCORE:
-            return track.box
-        return round((x0 + bx) / scale), round((y0 + by) / scale), track.box[2], track.box[3]
+            return
+        to_x, to_y = round((x0 + bx) / scale), round((y0 + by) / scale)
+        moved = track.detection.moved(to_x - track.box[0], to_y - track.box[1])
+        # Clipped to the picture again and marked cut or not by the detectors' own rule.
+        height, width = round(small.shape[0] / scale), round(small.shape[1] / scale)
+        whole = Detection(moved.full_box or moved.box, moved.score, moved.eyes)
+        track.detection = inside(whole, width, height) or track.detection
 
 
 def _patch(small: np.ndarray, box: tuple[int, int, int, int], scale: float) -> np.ndarray:

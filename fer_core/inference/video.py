@@ -19,6 +19,7 @@ from fer_core.inference.classifier import classify_image
 from fer_core.inference.looks import LookMaps, blend_looks
 from fer_core.inference.tracking import FaceTracks
 from fer_core.inference.faces import draw_boxes
+from fer_core.inference.options import DEFAULT_MIN_FACE, check_every
 
 MAX_VIDEO_BYTES = 500 * 2**20
 MAX_VIDEO_MINUTES = 30.0
@@ -147,7 +148,7 @@ def analyze(
     every: int = 5,
     output: str | Path | None = None,
     model_name: str = "",
-    min_face: int = 30,
+    min_face: int = DEFAULT_MIN_FACE,
     progress: VideoProgress | None = None,
     cancel: threading.Event | None = None,
     max_minutes: float = MAX_VIDEO_MINUTES,
@@ -166,8 +167,7 @@ def analyze(
     """
     import av
 
-    if not 1 <= every <= 1000:
-        raise FerError(f"--every must be 1-1000 frames. Received: {every}")
+    check_every(every)
     classes = tuple(classes or classifier.classes)
     info = probe(path, max_bytes=max_bytes, max_minutes=max_minutes)
     progress = progress or VideoProgress()
@@ -277,13 +277,6 @@ class VideoJob:
     @property
     def running(self) -> bool:
         return self.thread.is_alive()
-
-
-def start_analysis(path: str | Path, classifier, detector, **options) -> VideoJob:
-    """`analyze` on a daemon thread; the job's `result` or `error` (one line) is set when it ends."""
-    return start_job(
-        lambda progress, cancel: analyze(path, classifier, detector, progress=progress, cancel=cancel, **options)
-    )
 
 
 def start_job(analyse) -> VideoJob:

@@ -2,6 +2,9 @@
 
 Registering a builder (the `register_model` decorator) is all it takes for a model to be
 trainable from the CLI and dashboard and to be covered by the registry-parametrized tests.
+
+Modules: `cnn` (the paper's §3.3.1), `attention_cnn` (SE channel attention and the §4.1 spatial
+softmax attention), `resnet50`, `vgg` (our vgg_fer), `layers` (the layers they share).
 """
 
 from __future__ import annotations

@@ -1,9 +1,65 @@
-"""The service's requests and answers as pydantic models: what /openapi.json and /docs show, and
-what every endpoint returns (validated on the way out)."""
+"""The service's requests and answers as pydantic models and field types: what FastAPI validates
+(422), what /openapi.json and /docs show, and what every endpoint returns (validated on the way
+out). The options are checked by fer_core's own rules (`fer_core.inference.options`), the same
+the facade and the CLI apply."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, Field
+
+from fer_core.errors import FerError
+from fer_core.inference.detectors import DETECTORS
+from fer_core.inference.options import (
+    DEFAULT_MIN_FACE,
+    EVERY_RANGE,
+    MIN_FACE_RANGE,
+    check_detector,
+    check_every,
+    check_min_face,
+    check_tta,
+)
+from fer_core.inference.tta import TTA_MODES
+
+
+def _rule(check):
+    """A fer_core check as a pydantic validator: its one line becomes the 422's message; an empty
+    form field means "the service's default"."""
+
+    def validate(value):
+        if value in (None, ""):
+            return None
+        try:
+            return check(value)
+        except FerError as exc:
+            raise ValueError(str(exc)) from None
+
+    return AfterValidator(validate)
+
+
+ModelName = Annotated[
+    str | None,
+    Field(description="a trained model's name, or several joined by commas (GET /v1/models); empty: the default"),
+]
+DetectorName = Annotated[str | None, Field(json_schema_extra={"enum": list(DETECTORS)}), _rule(check_detector)]
+TTAMode = Annotated[str | None, Field(json_schema_extra={"enum": list(TTA_MODES)}), _rule(check_tta)]
+MinFace = Annotated[
+    int | None,
+    Field(
+        description=f"the smallest face side, in pixels (default {DEFAULT_MIN_FACE})",
+        json_schema_extra={"minimum": MIN_FACE_RANGE[0], "maximum": MIN_FACE_RANGE[1]},
+    ),
+    _rule(check_min_face),
+]
+Every = Annotated[
+    int,
+    Field(
+        description="analyse every N-th frame",
+        json_schema_extra={"minimum": EVERY_RANGE[0], "maximum": EVERY_RANGE[1]},
+    ),
+    _rule(check_every),
+]
 
 
 class ErrorAnswer(BaseModel):
@@ -24,7 +80,11 @@ class ModelInfo(BaseModel):
     accuracy: float | None = Field(None, description="on `split` of `dataset`; never compare across datasets")
     split: str | None = None
     dataset: str
+    n: int | None = Field(None, description="the images `accuracy` was measured on")
     macro_f1: float | None = None
+    flip_accuracy: float | None = Field(None, description="with flip test-time augmentation")
+    flip_zoom_accuracy: float | None = Field(None, description="with flip+zoom test-time augmentation")
+    selection_split: str | None = Field(None, description="the split that picked its best epoch")
     family: str | None = None
     default: bool = Field(description="the model that answers when a request names none")
 
@@ -58,14 +118,14 @@ class Analysis(BaseModel):
 
 
 class ImagesJSON(BaseModel):
-    """The JSON form of POST /v1/analyze (multipart `files` is the other)."""
+    """POST /v1/analyze/base64: the images as base64 strings (POST /v1/analyze takes files)."""
 
     images: list[str] = Field(description="base64 images (data URLs accepted)")
-    names: list[str] | None = None
-    model: str | None = None
-    detector: str | None = None
-    tta: str | None = None
-    min_face: int | None = None
+    names: list[str] | None = Field(None, description="one name per image, used in the answer")
+    model: ModelName = None
+    detector: DetectorName = None
+    tta: TTAMode = None
+    min_face: MinFace = None
 
 
 class VideoAnalysis(BaseModel):
@@ -81,13 +141,4 @@ class VideoAnalysis(BaseModel):
 
 
 # The error answers each endpoint documents.
-ERRORS = {code: {"model": ErrorAnswer} for code in (400, 401, 404, 413, 415, 422)}
-
-
-def request_body(fields: dict, required: str, json_schema: dict | None = None) -> dict:
-    """The OpenAPI request body of an endpoint that reads its multipart form (or JSON) itself:
-    what /docs shows and "Try it out" sends."""
-    content = {"multipart/form-data": {"schema": {"type": "object", "properties": fields, "required": [required]}}}
-    if json_schema is not None:
-        content["application/json"] = {"schema": json_schema}
-    return {"requestBody": {"content": content, "required": True}}
+ERRORS = {code: {"model": ErrorAnswer} for code in (400, 401, 404, 413, 415, 422, 503)}

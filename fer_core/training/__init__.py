@@ -4,6 +4,8 @@ Modules: `config` (`TrainConfig`, validated when made), `recipe` (what a config 
 and augmentation, optimizer, schedule, warm starts, distillation targets, class weights), `loop`
 (`train`, `start_prepared`, `resume`; selection and reporting splits; metrics.json), `runs` (the
 read side, stop), `launch`, `promote` (kept versions, restore), `estimate` (a run's length before
-launch). Import them by name: this face imports nothing, so `fer_core.training.config` stays light
+launch), `callback` (the Keras callback that makes `fit` a run), `state` (a run's bookkeeping for
+resume), `devices` (where it trains; data parallelism), `crossval` and `crossval_runs` (K folds by
+subject, and their read side). Import them by name: this face imports nothing, so `fer_core.training.config` stays light
 enough for the CLI to refuse a bad number before Keras loads.
 """

@@ -153,12 +153,13 @@ def describe_teachers(spec: str, weight: float) -> dict:
     Raises:
         FerError: a reference that names no saved model.
     """
-    from fer_core.artifacts import resolve_model
+    from fer_core.artifacts import resolve_models
     from fer_core.fileio import file_sha256
 
+    if not str(spec or "").replace(",", "").strip():
+        raise FerError("no teacher given (--teacher NAME[,NAME...])")
     teachers = []
-    for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
-        ref = resolve_model(part)
+    for ref in resolve_models(str(spec)):
         metrics = ref.metrics
         teachers.append(
             {
@@ -169,8 +170,6 @@ def describe_teachers(spec: str, weight: float) -> dict:
                 "reported_accuracy": metrics.get("accuracy"),
             }
         )
-    if not teachers:
-        raise FerError("no teacher given (--teacher NAME[,NAME...])")
     return {"weight": weight, "tta": "flip", "teachers": teachers}
 
 

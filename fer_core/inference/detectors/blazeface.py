@@ -27,6 +27,7 @@ from fer_core.inference.detectors.common import (
     tflite_interpreter,
     to_rgb,
 )
+from fer_core.inference.options import DEFAULT_MIN_FACE
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,9 @@ class BlazeFaceDetector:
             interpreters[model] = tflite_interpreter(self._paths[model])
         return interpreters[model]
 
-    def detect(self, image: np.ndarray, min_face: int = 30, max_side: int | None = None) -> list[Detection]:
+    def detect(
+        self, image: np.ndarray, min_face: int = DEFAULT_MIN_FACE, max_side: int | None = None
+    ) -> list[Detection]:
         """Faces in `image`, largest first, from every view (see the module's notes); boxes
         clipped to the picture, with `full_box` where a face reaches outside it. `max_side` is
         ignored (each model sees a small copy of a view).

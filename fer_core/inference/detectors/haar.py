@@ -1,5 +1,6 @@
-"""OpenCV's frontal-face Haar cascade: no extra dependency and the fastest, but it takes collars,
-windows and textures for faces and misses turned or small ones."""
+"""OpenCV's frontal-face Haar cascade: no extra dependency, but it takes collars, windows and
+textures for faces and misses turned or small ones (on a still picture RetinaFace is faster:
+docs/performance.md, Finding faces)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from fer_core.errors import FerError
 from fer_core.inference.detectors.common import Detection, largest_first, to_gray
+from fer_core.inference.options import DEFAULT_MIN_FACE
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 # Haar's pyramid step for live video: coarser than the still-image 1.1 (half the levels), since a
@@ -46,7 +48,7 @@ class HaarDetector:
             cascade = self._local.cascade = cv2.CascadeClassifier(self._path)
         return cascade
 
-    def detect(self, image: np.ndarray, min_face: int = 30, max_side: int = 640) -> list[Detection]:
+    def detect(self, image: np.ndarray, min_face: int = DEFAULT_MIN_FACE, max_side: int = 640) -> list[Detection]:
         """Faces in `image`, largest first; `max_side`: the image is downscaled so its longest
         side is at most this before detection (`min_face` is in the image's own pixels)."""
         import cv2

