@@ -1,5 +1,7 @@
-"""Batch: a corpus (a folder on the server or a manifest) in one job of its own process
+"""Batch: a corpus (a folder on the server, a manifest, or a zip brought here) in one job of its own process
 (`fer-core batch`), its progress, Stop and Resume, and the study's results."""
+
+import time
 
 import streamlit as st
 
@@ -20,6 +22,7 @@ with st.form("batch_form"):
     source = st.text_input(
         "Inputs: a folder on the server, or a manifest CSV (a `path` column and any others, e.g. participant)"
     )
+    upload = st.file_uploader("Or a zip of photos and videos (with a manifest CSV beside them, if any)", type=["zip"])
     models = model_picker(st)
     c1, c2, c3 = st.columns(3)
     detector = detector_picker(c1, key="batch_detector")
@@ -35,23 +38,25 @@ with st.form("batch_form"):
 if launched:
     from pathlib import Path
 
-    arguments = ["--manifest", source] if source.lower().endswith(".csv") else [source]
+    job_name = name.strip() or time.strftime("%Y%m%d-%H%M%S")
     model = ",".join(ref.name if ref.name and not ref.name.startswith("run ") else str(ref.folder) for ref in models)
-    arguments += ["--model", model, "--detector", detector, "--every", str(int(every))]
-    arguments += ["--engine", engine, "--workers", str(int(workers))] + (["--whole-image"] if whole else [])
-    arguments += ["--address", address.strip()] if address.strip() and engine == "ray" else []
-    if not source.strip() or not Path(source.strip()).expanduser().exists():
-        st.error(f"No such folder or manifest on the server: {source.strip() or '(empty)'}")
-    else:
-        try:
-            folder = launch.start(arguments, name.strip() or None)
-            st.session_state["batch_job"] = folder.name
-        except FerError as exc:
-            st.error(sentence(exc))
+    options = ["--model", model, "--detector", detector, "--every", str(int(every))]
+    options += ["--engine", engine, "--workers", str(int(workers))] + (["--whole-image"] if whole else [])
+    options += ["--address", address.strip()] if address.strip() and engine == "ray" else []
+    try:
+        if upload is not None:
+            inputs = launch.unpack_inputs(upload.getvalue(), job_name)
+        elif source.strip() and Path(source.strip()).expanduser().exists():
+            inputs = ["--manifest", source.strip()] if source.strip().lower().endswith(".csv") else [source.strip()]
+        else:
+            raise FerError(f"no such folder or manifest on the server: {source.strip() or '(empty)'}")
+        st.session_state["batch_job"] = launch.start(inputs + options, job_name).name
+    except FerError as exc:
+        st.error(sentence(exc))
 
 jobs = launch.jobs()
 if not jobs:
-    st.info("No batch job yet: name a folder or a manifest above and press Start.")
+    st.info("No batch job yet: name a folder or a manifest above, or bring a zip, and press Start.")
     st.stop()
 names = [job.name for job in jobs]
 chosen = st.session_state.get("batch_job")

@@ -226,7 +226,8 @@ def bench_training(model_name: str = "cnn", images: int = TRAIN_IMAGES, batch_si
     keras = load_keras()
     from fer_core.training.recipe import build_training_model
     from fer_core.training.config import TrainConfig
-    from fer_core.training.callback import StopRequest, run_callback
+    from fer_core.training.callback import RunCallback
+    from fer_core.training.stop_request import StopRequest
     from fer_core.training.state import RunState
 
     import logging
@@ -250,7 +251,7 @@ def bench_training(model_name: str = "cnn", images: int = TRAIN_IMAGES, batch_si
             if arm == "fer_core":
                 state = RunState()
                 callbacks = [
-                    run_callback(
+                    RunCallback(
                         Path(folder), config, model, state, StopRequest(Path(folder)), -(-images // batch_size), log
                     )
                 ]

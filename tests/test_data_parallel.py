@@ -96,7 +96,7 @@ def test_the_run_records_its_layout_and_the_model_evaluates_under_tensorflow_ali
         "per_device_batch": 4,
         "processes": 1,
     }
-    from fer_core.training.promote import model_card
+    from fer_core.training.model_card import model_card
     from fer_core.training.runs import read_run
 
     assert "data parallel over 2 cpu devices: 4 images of each batch a device" in open(f"{run}/train.log").read()

@@ -198,7 +198,7 @@ def test_the_model_card_names_the_gpu_a_run_trained_on(tiny_run, tmp_path):
 
     from fer_core.backend import environment
     from fer_core.training.runs import read_run
-    from fer_core.training.promote import model_card
+    from fer_core.training.model_card import model_card
 
     assert "gpus" not in environment() and "tensorflow" in environment()  # the suite's CPU backend
     run = tmp_path / "gpu-run"

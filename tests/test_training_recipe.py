@@ -188,7 +188,7 @@ def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target
     from fer_core.artifacts import load_model
     from fer_core.evaluation import predict_probabilities
     from fer_core.training.recipe import describe_teachers, distillation_targets
-    from fer_core.training.promote import model_card
+    from fer_core.training.model_card import model_card
     from fer_core.training.loop import TEACHER_FILE
 
     distill = describe_teachers(str(tiny_run), 0.6)
@@ -275,7 +275,7 @@ def test_a_narrower_attention_cnn_warm_starts_from_a_wider_one_by_pruning_its_de
     assert [w.shape for w in model.get_weights()] != [w.shape for w in source.get_weights()]
     faces = np.random.default_rng(5).integers(0, 256, (8, 48, 48, 1)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(model(faces)), np.asarray(source(faces)), atol=1e-5)
-    from fer_core.training.promote import model_card
+    from fer_core.training.model_card import model_card
 
     run = train(
         TrainConfig(**{**config.to_dict(), "epochs": 1, "batch_size": 16}),

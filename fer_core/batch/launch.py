@@ -44,6 +44,42 @@ class JobState:
         return "stopped (ended unexpectedly)" if status == "running" and not self.running else status
 
 
+def inputs_dir() -> Path:
+    """Where the corpora brought as zips are unpacked: FER_RUNS_DIR/batch-inputs/<name>/."""
+    return runs_dir() / "batch-inputs"
+
+
+def unpack_inputs(data: bytes, name: str) -> list[str]:
+    """An uploaded zip of photos and videos unpacked into `inputs_dir()/NAME` (safely, whole or not
+    at all: `fer_core.data.archives`); the job's input arguments: the folder, or `--manifest CSV`
+    where the zip holds one CSV beside its files (its `path` column relative to it).
+
+    Raises:
+        FerError: a bad name or one taken, not a zip, an unsafe or oversized one, or no files.
+    """
+    import shutil
+
+    from fer_core.data.archives import hidden, open_zip, single_top_folder, unpack_into
+    from fer_core.data.store import check_name
+
+    final = inputs_dir() / check_name(name)
+    if final.exists():
+        raise FerError(f"inputs named {name!r} were unpacked already: choose another job name")
+    archive, entries = open_zip(data)
+    prefix = single_top_folder([e.filename for e in entries])
+    members = [(e, e.filename[len(prefix) :]) for e in entries if not hidden(e.filename) and e.filename[len(prefix) :]]
+    if not members:
+        raise FerError("the archive holds no files")
+    staging = unpack_into(archive, members, inputs_dir())
+    try:
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    manifests = [relative for _entry, relative in members if "/" not in relative and relative.lower().endswith(".csv")]
+    return ["--manifest", str(final / manifests[0])] if len(manifests) == 1 else [str(final)]
+
+
 def start(arguments: list[str], name: str | None = None) -> Path:
     """Start `fer-core batch ARGUMENTS --out jobs_dir()/NAME` in its own process; returns the folder.
 

@@ -13,7 +13,8 @@ Modules: `dataset` (types, split conventions), `folder` and `kaggle_csv` (the tw
 `loading` (`load_dataset`, `split_counts`), `images` (safe decoding of user images), `stats`,
 `synthetic` (drawn faces for tests and benchmarks), `labelled_csv` (a CSV of labelled faces with
 the dataset's own classes), `groups` (subjects from file names or a column), `corrections` (a
-corrected copy from the label review), `store` (datasets brought as zips). This face re-exports
+corrected copy from the label review), `store` (datasets brought as zips), `archives` (zips read
+safely, for datasets and batch corpora). This face re-exports
 what callers use.
 """
 

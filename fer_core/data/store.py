@@ -4,31 +4,23 @@ staging folder, loaded once as a dataset to prove it is one, and only then renam
 
 What a zip may hold: class folders (with or without train/val/test folders above them), or a
 labelled CSV (`label,path[,split,group]`) with the images it names; one folder wrapping it all is
-looked through. What it may not: a path outside its folder (absolute, `..`), a link, more than
-MAX_FILES files or MAX_TOTAL_BYTES unpacked, a member that inflates more than MAX_RATIO times (a
-zip bomb). Files that are neither images nor CSVs are skipped and named.
+looked through. What it may not: what `archives` refuses (paths outside, links, zip bombs, too
+many files or bytes). Files that are neither images nor CSVs are skipped and named.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
-import stat
-import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer_core.data.images import IMAGE_EXTENSIONS, unsafe_archive_path
+from fer_core.data.archives import hidden, open_zip, single_top_folder, unpack_into
+from fer_core.data.images import IMAGE_EXTENSIONS
 from fer_core.errors import FerError
 from fer_core.paths import datasets_dir
 
-MAX_FILES = 100_000
-MAX_TOTAL_BYTES = 2 * 1024**3
-MAX_RATIO = 200  # a member's unpacked size over its compressed size; images barely compress
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-STAGING_PREFIX = ".unpacking-"
 
 
 @dataclass
@@ -83,19 +75,14 @@ def unpack_dataset(data: bytes, name: str) -> Unpacked:
     final = root / name
     if final.exists():
         raise FerError(f"a dataset named {name!r} exists already: choose another name, or delete that one first")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = [e for e in archive.infolist() if not e.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise FerError(f"not a readable zip archive ({' '.join(str(exc).split())[:120]})") from None
-    _check_archive(entries)
+    archive, entries = open_zip(data)
     prefix = _common_folder([e.filename for e in entries])
     wanted = IMAGE_EXTENSIONS + (".csv",)
     skipped: dict[str, list[str]] = {}
     keep = []
     for entry in entries:
         relative = entry.filename[len(prefix) :]
-        if not relative or relative.split("/")[-1].startswith(".") or "__MACOSX" in entry.filename:
+        if not relative or hidden(entry.filename):
             continue
         if not relative.lower().endswith(wanted):
             skipped.setdefault("files that are neither images nor a CSV", []).append(entry.filename)
@@ -104,14 +91,8 @@ def unpack_dataset(data: bytes, name: str) -> Unpacked:
     images = sum(1 for _entry, relative in keep if relative.lower().endswith(IMAGE_EXTENSIONS))
     if not images:
         raise FerError("the archive holds no images (class folders of .jpg/.png, or a CSV with its images)")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+    staging = unpack_into(archive, keep, root)
     try:
-        for entry, relative in keep:
-            target = staging / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(entry) as source, open(target, "wb") as sink:
-                _copy_bounded(source, sink, entry)
         try:
             dataset = load_dataset(str(_data_path(staging)), use_cache=False)
         except FerError as exc:
@@ -123,46 +104,14 @@ def unpack_dataset(data: bytes, name: str) -> Unpacked:
     return Unpacked(name, final, _data_path(final), len(dataset), {**skipped, **dataset.report.skipped})
 
 
-def _check_archive(entries: list[zipfile.ZipInfo]) -> None:
-    if len(entries) > MAX_FILES:
-        raise FerError(f"the archive holds {len(entries):,} files, over the {MAX_FILES:,} limit")
-    total = 0
-    for entry in entries:
-        if unsafe_archive_path(entry.filename):
-            raise FerError(f"{entry.filename}: refused: the path leads outside the dataset's folder")
-        if stat.S_ISLNK(entry.external_attr >> 16):
-            raise FerError(f"{entry.filename}: refused: links are not unpacked")
-        if entry.file_size > MAX_RATIO * max(entry.compress_size, 1) and entry.file_size > 1024**2:
-            raise FerError(
-                f"{entry.filename}: refused: it unpacks {entry.file_size / max(entry.compress_size, 1):.0f} times its "
-                f"packed size (a zip bomb?); the limit is {MAX_RATIO}"
-            )
-        total += entry.file_size
-        if total > MAX_TOTAL_BYTES:
-            raise FerError(f"the archive unpacks to over {MAX_TOTAL_BYTES / 1024**3:.0f} GiB, the limit")
-
-
-def _copy_bounded(source, sink, entry: zipfile.ZipInfo) -> None:
-    """Copy a member, refusing one that inflates past the size its header declared (headers lie)."""
-    written = 0
-    while chunk := source.read(1 << 20):
-        written += len(chunk)
-        if written > entry.file_size:
-            raise FerError(f"{entry.filename}: refused: it unpacks past the size its header declares")
-        sink.write(chunk)
-
-
 def _common_folder(names: list[str]) -> str:
     """'top/' when every member lies in one folder `top` that is not itself a class folder (a zip
     of the dataset's folder), else ''."""
-    names = [name for name in names if not name.startswith("__MACOSX/")]
-    tops = {name.split("/")[0] for name in names}
-    if len(tops) != 1 or not all("/" in name for name in names):
-        return ""
-    direct = [name for name in names if name.count("/") == 1]
+    top = single_top_folder(names)
+    direct = [name for name in names if top and name.startswith(top) and name.count("/") == 1]
     if direct and all(name.lower().endswith(IMAGE_EXTENSIONS) for name in direct):
         return ""  # images right under it: `top` is a class
-    return f"{tops.pop()}/"
+    return top
 
 
 def rename_dataset(name: str, new_name: str) -> Path:

@@ -127,103 +127,114 @@ class _Graph:
 
     def write(self, layer) -> None:
         """Write `layer` (and any layer folded into it), naming the ONNX value of its output."""
-        from fer_core.models.layers import SpatialSoftmaxAttention, SqueezeExcitation
-
         kind = type(layer).__name__
-        inputs = [self.name_of(tensor) for tensor in _inputs(layer)]
-        rank = len(_inputs(layer)[0].shape)
-        produced = layer  # the layer whose output the written value is (a folded reader's, where one is)
+        writer = _WRITERS.get(kind)
+        if kind in _OWN_LAYERS and type(layer).__module__ != "fer_core.models.layers":
+            writer = None  # another package's layer of the same name
+        if writer is None:
+            raise UnsupportedLayer(f"layer {layer.name} ({kind})")
         if len(_outputs(layer)) > 1 and any(self.readers.get(id(t)) for t in _outputs(layer)[1:]):
             raise UnsupportedLayer(f"layer {layer.name}: a second output is read")
-        x = inputs[0]
-        if kind == "Dropout":
-            pass
-        elif kind == "Rescaling":
-            if np.any(np.asarray(layer.offset) != 0) or np.size(layer.scale) != 1:
-                raise UnsupportedLayer("a Rescaling with an offset or per-channel scale")
-            conv = self.only_reader(layer, "Conv2D")
-            if conv is not None:  # folded into the conv's kernel
-                x, produced = self._conv(conv, x, scale=float(np.asarray(layer.scale)))
-                self.done.add(id(conv))
-            else:
-                x = self.node("Mul", [x, self.constant(np.float32(np.asarray(layer.scale)))])
-        elif kind == "Conv2D":
-            x, produced = self._conv(layer, x)
-        elif kind == "Dense":
-            if rank != 2:
-                raise UnsupportedLayer(f"dense {layer.name} on a feature map")
-            kernel, bias = _dense_weights(layer)
-            batch_norm = self.only_reader(layer, "BatchNormalization")
-            if batch_norm is not None and layer.activation.__name__ == "linear":
-                kernel, bias = _fold_batch_norm(batch_norm, kernel, bias, channel_axis=1)
-                produced = batch_norm
-            x = self.node("Gemm", [x, self.constant(kernel), self.constant(bias)])
-            x = self.activation(x, layer.activation, axis=-1)
-        elif kind == "BatchNormalization":
-            scale, shift = _batch_norm_affine(layer)
-            if rank == 4:  # ONNX Runtime runs this one inside its blocked conv layout
-                zeros, ones = np.zeros_like(scale), np.ones_like(scale)
-                x = self.node("BatchNormalization", [x, *map(self.constant, (scale, shift, zeros, ones))], epsilon=0.0)
-            else:
-                x = self.node("Add", [self.node("Mul", [x, self.constant(scale)]), self.constant(shift)])
-        elif kind == "Activation":
-            x = self.activation(x, layer.activation, axis=1 if rank == 4 else -1)
-        elif kind == "MaxPooling2D":
-            x = self.node("MaxPool", [x], **_pool_attributes(layer))
-        elif kind == "ZeroPadding2D":
-            (top, bottom), (left, right) = layer.padding
-            if layer.data_format != "channels_last":
-                raise UnsupportedLayer(f"padding {layer.name}: channels_first")
-            x = self.node("Pad", [x, self.constant(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))])
-        elif kind == "Resizing":
-            config = layer.get_config()
-            if config["interpolation"] != "bilinear" or config["crop_to_aspect_ratio"] or config["pad_to_aspect_ratio"]:
-                raise UnsupportedLayer(f"resizing {layer.name}: only plain bilinear")
-            if config["antialias"] and (config["height"] < _inputs(layer)[0].shape[1]):
-                raise UnsupportedLayer(f"resizing {layer.name}: antialiased downscaling")
-            size = self.constant(np.array([config["height"], config["width"]], np.int64))
-            # TensorFlow's resize samples at pixel centres: ONNX's "half_pixel".
-            x = self.node(
-                "Resize", [x, "", "", size], axes=[2, 3], mode="linear", coordinate_transformation_mode="half_pixel"
-            )
-        elif kind == "Add":
-            x = self.node("Sum", inputs)
-        elif kind == "Concatenate":
-            if layer.axis not in (-1, rank - 1) or rank != 4:
-                raise UnsupportedLayer(f"concatenate {layer.name} over axis {layer.axis}")
-            x = self.node("Concat", inputs, axis=1)
-        elif kind == "Flatten":
-            # Keras flattens channels-last: back to (batch, H, W, C) first, a few thousand values.
-            x = self.node("Flatten", [self.node("Transpose", [x], perm=[0, 2, 3, 1])], axis=1)
-        elif kind == "GlobalAveragePooling2D":
-            if layer.keepdims:
-                raise UnsupportedLayer(f"pooling {layer.name}: keepdims")
-            x = self.node("Flatten", [self.node("GlobalAveragePool", [x])], axis=1)
-        elif isinstance(layer, SqueezeExcitation):
-            x, produced = self._squeeze_excitation(layer, x)
-        elif isinstance(layer, SpatialSoftmaxAttention):
-            query = self.node("Conv", [x, *map(self.constant, _conv_weights(layer.query))], kernel_shape=[1, 1])
-            key = self.node("Conv", [x, *map(self.constant, _conv_weights(layer.key))], kernel_shape=[1, 1])
-            positions_last = self.constant(np.array([0, 0, -1], np.int64))  # (batch, C, H*W)
-            scores = self.node("Reshape", [self.node("Mul", [query, key]), positions_last])
-            weights = self.node("Softmax", [scores], axis=-1)
-            height, width = (int(v) for v in _inputs(layer)[0].shape[1:3])
-            self.attention = (
-                self.node("ReduceMean", [weights, self.constant(np.array([1], np.int64))], keepdims=0),
-                height,
-                width,
-            )
-            values = self.node("Reshape", [x, positions_last])
-            x = self.node(
-                "ReduceSum",
-                [self.node("Mul", [weights, values]), self.constant(np.array([-1], np.int64))],
-                keepdims=0,
-            )
-        else:
-            raise UnsupportedLayer(f"layer {layer.name} ({kind})")
+        inputs = [self.name_of(tensor) for tensor in _inputs(layer)]
+        written = writer(self, layer, inputs, len(_inputs(layer)[0].shape))
+        # A writer returns the ONNX value, or it and the reader folded into it (whose output it is).
+        x, produced = written if isinstance(written, tuple) else (written, layer)
         if produced is not layer:
             self.done.add(id(produced))
         self.names[id(_outputs(produced)[0])] = x
+
+    # One writer per Keras layer type (the table `_WRITERS` below): (layer, its inputs' ONNX
+    # values, the rank of its first input) -> the output's value, or (value, folded reader).
+
+    def _dropout(self, layer, inputs, rank):
+        return inputs[0]
+
+    def _rescaling(self, layer, inputs, rank):
+        if np.any(np.asarray(layer.offset) != 0) or np.size(layer.scale) != 1:
+            raise UnsupportedLayer("a Rescaling with an offset or per-channel scale")
+        conv = self.only_reader(layer, "Conv2D")
+        if conv is not None:  # folded into the conv's kernel
+            self.done.add(id(conv))
+            return self._conv(conv, inputs[0], scale=float(np.asarray(layer.scale)))
+        return self.node("Mul", [inputs[0], self.constant(np.float32(np.asarray(layer.scale)))])
+
+    def _conv2d(self, layer, inputs, rank):
+        return self._conv(layer, inputs[0])
+
+    def _dense(self, layer, inputs, rank):
+        if rank != 2:
+            raise UnsupportedLayer(f"dense {layer.name} on a feature map")
+        kernel, bias = _dense_weights(layer)
+        produced = layer
+        batch_norm = self.only_reader(layer, "BatchNormalization")
+        if batch_norm is not None and layer.activation.__name__ == "linear":
+            kernel, bias = _fold_batch_norm(batch_norm, kernel, bias, channel_axis=1)
+            produced = batch_norm
+        x = self.node("Gemm", [inputs[0], self.constant(kernel), self.constant(bias)])
+        return self.activation(x, layer.activation, axis=-1), produced
+
+    def _batch_normalization(self, layer, inputs, rank):
+        scale, shift = _batch_norm_affine(layer)
+        if rank == 4:  # ONNX Runtime runs this one inside its blocked conv layout
+            zeros, ones = np.zeros_like(scale), np.ones_like(scale)
+            constants = map(self.constant, (scale, shift, zeros, ones))
+            return self.node("BatchNormalization", [inputs[0], *constants], epsilon=0.0)
+        return self.node("Add", [self.node("Mul", [inputs[0], self.constant(scale)]), self.constant(shift)])
+
+    def _activation(self, layer, inputs, rank):
+        return self.activation(inputs[0], layer.activation, axis=1 if rank == 4 else -1)
+
+    def _max_pooling2d(self, layer, inputs, rank):
+        return self.node("MaxPool", inputs[:1], **_pool_attributes(layer))
+
+    def _zero_padding2d(self, layer, inputs, rank):
+        (top, bottom), (left, right) = layer.padding
+        if layer.data_format != "channels_last":
+            raise UnsupportedLayer(f"padding {layer.name}: channels_first")
+        return self.node("Pad", [inputs[0], self.constant(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64))])
+
+    def _resizing(self, layer, inputs, rank):
+        config = layer.get_config()
+        if config["interpolation"] != "bilinear" or config["crop_to_aspect_ratio"] or config["pad_to_aspect_ratio"]:
+            raise UnsupportedLayer(f"resizing {layer.name}: only plain bilinear")
+        if config["antialias"] and (config["height"] < _inputs(layer)[0].shape[1]):
+            raise UnsupportedLayer(f"resizing {layer.name}: antialiased downscaling")
+        size = self.constant(np.array([config["height"], config["width"]], np.int64))
+        # TensorFlow's resize samples at pixel centres: ONNX's "half_pixel".
+        return self.node(
+            "Resize", [inputs[0], "", "", size], axes=[2, 3], mode="linear", coordinate_transformation_mode="half_pixel"
+        )
+
+    def _add(self, layer, inputs, rank):
+        return self.node("Sum", inputs)
+
+    def _concatenate(self, layer, inputs, rank):
+        if layer.axis not in (-1, rank - 1) or rank != 4:
+            raise UnsupportedLayer(f"concatenate {layer.name} over axis {layer.axis}")
+        return self.node("Concat", inputs, axis=1)
+
+    def _flatten(self, layer, inputs, rank):
+        # Keras flattens channels-last: back to (batch, H, W, C) first, a few thousand values.
+        return self.node("Flatten", [self.node("Transpose", inputs[:1], perm=[0, 2, 3, 1])], axis=1)
+
+    def _global_average_pooling2d(self, layer, inputs, rank):
+        if layer.keepdims:
+            raise UnsupportedLayer(f"pooling {layer.name}: keepdims")
+        return self.node("Flatten", [self.node("GlobalAveragePool", inputs[:1])], axis=1)
+
+    def _spatial_softmax_attention(self, layer, inputs, rank):
+        x = inputs[0]
+        query = self.node("Conv", [x, *map(self.constant, _conv_weights(layer.query))], kernel_shape=[1, 1])
+        key = self.node("Conv", [x, *map(self.constant, _conv_weights(layer.key))], kernel_shape=[1, 1])
+        positions_last = self.constant(np.array([0, 0, -1], np.int64))  # (batch, C, H*W)
+        scores = self.node("Reshape", [self.node("Mul", [query, key]), positions_last])
+        weights = self.node("Softmax", [scores], axis=-1)
+        height, width = (int(v) for v in _inputs(layer)[0].shape[1:3])
+        mean = self.node("ReduceMean", [weights, self.constant(np.array([1], np.int64))], keepdims=0)
+        self.attention = (mean, height, width)
+        values = self.node("Reshape", [x, positions_last])
+        weighted = self.node("Mul", [weights, values])
+        return self.node("ReduceSum", [weighted, self.constant(np.array([-1], np.int64))], keepdims=0)
 
     def _conv(self, layer, x: str, scale: float = 1.0) -> tuple[str, object]:
         """A Conv2D on its input scaled by `scale`, with the batch normalization reading it alone
@@ -244,7 +255,8 @@ class _Graph:
         )
         return self.activation(x, layer.activation, axis=1), produced
 
-    def _squeeze_excitation(self, layer, x: str):
+    def _squeeze_excitation(self, layer, inputs, rank):
+        x = inputs[0]
         gate = self.node("Flatten", [self.node("GlobalAveragePool", [x])], axis=1)
         for dense in (layer.squeeze, layer.excite):
             kernel, bias = _dense_weights(dense)
@@ -257,6 +269,28 @@ class _Graph:
             # max(g*x) == g*max(x) for g > 0 (rounding is monotonic): gate a quarter of the values.
             return self.node("Mul", [self.node("MaxPool", [x], **_pool_attributes(pool)), gate]), pool
         return self.node("Mul", [x, gate]), layer
+
+
+# Keyed by class name; any other layer is refused by name. The two attention layers are
+# fer_core's own (`fer_core.models.layers`): a layer of another package named alike is refused.
+_OWN_LAYERS = {"SqueezeExcitation", "SpatialSoftmaxAttention"}
+_WRITERS = {
+    "Dropout": _Graph._dropout,
+    "Rescaling": _Graph._rescaling,
+    "Conv2D": _Graph._conv2d,
+    "Dense": _Graph._dense,
+    "BatchNormalization": _Graph._batch_normalization,
+    "Activation": _Graph._activation,
+    "MaxPooling2D": _Graph._max_pooling2d,
+    "ZeroPadding2D": _Graph._zero_padding2d,
+    "Resizing": _Graph._resizing,
+    "Add": _Graph._add,
+    "Concatenate": _Graph._concatenate,
+    "Flatten": _Graph._flatten,
+    "GlobalAveragePooling2D": _Graph._global_average_pooling2d,
+    "SqueezeExcitation": _Graph._squeeze_excitation,
+    "SpatialSoftmaxAttention": _Graph._spatial_softmax_attention,
+}
 
 
 def _operations(model) -> list:

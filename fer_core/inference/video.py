@@ -174,10 +174,9 @@ def analyze(
     progress.frames_total = info.frames
     tracks, rows = FaceTracks(), []
     read = analysed = 0
-    drawn: tuple[list, list[str], list[int]] = ([], [], [])
+    overlay = _Overlay()
     looks = LookMaps(classifier, background=False) if explain else None
-    heat: list = []  # the maps of the faces drawn
-    detector_name = getattr(detector, "name", "")
+    tags = (model_name, getattr(detector, "name", ""))  # the last columns of every row
     encoder = _Encoder(output, info) if output else None
     cancelled = False
     try:
@@ -191,28 +190,14 @@ def analyze(
                         break
                     rgb = frame.to_ndarray(format="rgb24")
                     if read % every == 0:
-                        faces = classify_image(rgb, classifier, detector, min_face=min_face, looks=looks)
-                        heat = [m for m, _ in looks.maps(range(len(faces)))] if looks is not None else []
-                        labels = [f.label for f in faces]
-                        ids = tracks.update([f.box for f in faces])  # also ages the tracks of a faceless frame
                         seconds = float(frame.time) if frame.time is not None else read / info.fps
-                        for face, face_id, label in zip(faces, ids, labels):
-                            rows.append(
-                                (round(seconds, 3), read, face_id, *face.box, face.cut, label)
-                                + tuple(face.probabilities.values())
-                                + (model_name, detector_name)
-                            )
-                        drawn = (
-                            [f.box for f in faces],
-                            [f"face {i} {label} {f.confidence:.0%}" for f, i, label in zip(faces, ids, labels)],
-                            [i - 1 for i in ids],
+                        frame_rows, overlay = _analyse_frame(
+                            rgb, read, seconds, classifier, detector, tracks, min_face, looks, tags
                         )
+                        rows.extend(frame_rows)
                         analysed += 1
                     if encoder is not None:
-                        picture = blend_looks(rgb, drawn[0], heat, rgb=True) if looks is not None else rgb
-                        encoder.write(
-                            draw_boxes(picture, drawn[0], drawn[1], min_side=0, rgb=True, colour_index=drawn[2])
-                        )
+                        encoder.write(overlay.draw(rgb))
                     read += 1
                     progress.frames_done = read
             except av.error.FFmpegError as exc:
@@ -231,6 +216,37 @@ def analyze(
     if not cancelled:
         progress.frames_total = read  # the container's count was an estimate; this is the count
     return VideoResult(info, rows, read, analysed, cancelled, Path(output) if output else None, tuple(classes))
+
+
+@dataclass
+class _Overlay:
+    """What the annotated video shows on every frame until the next analysed one."""
+
+    boxes: list = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    colours: list[int] = field(default_factory=list)  # one per track id, stable across frames
+    heat: list | None = None  # the maps of where the model looks, with `explain`
+
+    def draw(self, rgb: np.ndarray) -> np.ndarray:
+        picture = blend_looks(rgb, self.boxes, self.heat, rgb=True) if self.heat is not None else rgb
+        return draw_boxes(picture, self.boxes, self.labels, min_side=0, rgb=True, colour_index=self.colours)
+
+
+def _analyse_frame(rgb, index, seconds, classifier, detector, tracks, min_face, looks, tags):
+    """One sampled frame: its faces classified and tracked; their rows, and the overlay to draw."""
+    faces = classify_image(rgb, classifier, detector, min_face=min_face, looks=looks)
+    ids = tracks.update([f.box for f in faces])  # also ages the tracks of a faceless frame
+    rows = [
+        (round(seconds, 3), index, face_id, *face.box, face.cut, face.label) + tuple(face.probabilities.values()) + tags
+        for face, face_id in zip(faces, ids)
+    ]
+    overlay = _Overlay(
+        [f.box for f in faces],
+        [f"face {i} {f.label} {f.confidence:.0%}" for f, i in zip(faces, ids)],
+        [i - 1 for i in ids],
+        [m for m, _ in looks.maps(range(len(faces)))] if looks is not None else None,
+    )
+    return rows, overlay
 
 
 class _Encoder:

@@ -40,7 +40,7 @@ from fer_core.rundir import (
     write_progress,
     write_progress_quietly,
 )
-from fer_core.training.callback import StopRequest, run_callback
+from fer_core.training.stop_request import StopRequest
 from fer_core.training.config import TrainConfig
 from fer_core.training.devices import distribution_scope, local_share, resolve_devices, split_evenly
 from fer_core.training.devices import real_rows_only
@@ -290,6 +290,7 @@ def _training_targets(path: Path, config: TrainConfig, data: TrainingData, log) 
 def _fit_on_devices(path, config, data, y_train, state, stop, training_model, model, log) -> None:
     """The weights and arrays of one fit, cut to split evenly over the devices, and the fit."""
     from fer_core.backend import load_keras
+    from fer_core.training.callback import RunCallback  # loads Keras: imported when it fits
 
     keras = load_keras()
     # Class weights as per-image weights from the true labels: Keras' class_weight would read
@@ -318,7 +319,7 @@ def _fit_on_devices(path, config, data, y_train, state, stop, training_model, mo
     batch_size = config.batch_size // processes
     real_rows = len(data.y_val)  # the whole cluster's, like the metrics Keras reports
     callbacks = [real_rows_only(real_rows, fit.padded)] if config.devices > 1 else []
-    callbacks.append(run_callback(path, config, model, state, stop, math.ceil(len(fit.y_train) / batch_size), log))
+    callbacks.append(RunCallback(path, config, model, state, stop, math.ceil(len(fit.y_train) / batch_size), log))
     validation = (fit.x_val, fit.y_val) if fit.val_weights is None else (fit.x_val, fit.y_val, fit.val_weights)
     # A transfer's frozen-body epochs are a fit of their own: Keras reads `trainable` when it
     # compiles, so the body is freed and the model compiled again between the two.
