@@ -10,7 +10,7 @@ from dashboard.shared import detector_picker, model_picker
 from fer_core.batch import launch
 from fer_core.batch.engines import ENGINES
 from fer_core.errors import FerError
-from fer_core.words import sentence
+from dashboard.text import said
 
 st.title("Batch")
 st.caption(
@@ -52,7 +52,7 @@ if launched:
             raise FerError(f"no such folder or manifest on the server: {source.strip() or '(empty)'}")
         st.session_state["batch_job"] = launch.start(inputs + options, job_name).name
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
 
 jobs = launch.jobs()
 if not jobs:

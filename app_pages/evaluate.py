@@ -9,7 +9,7 @@ from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, ensemble_refusal, selection_warning
 from fer_core.evaluation.unseen import unseen_by
 from fer_core.evaluation.paper import MEASURED_SOURCE, comparison_rows
-from fer_core.words import sentence
+from dashboard.text import said
 from dashboard.evaluation_runs import evaluate_selected
 from dashboard.gallery import cell_gallery
 from dashboard.charts import confusion_matrix_figure, history_curves, reliability_figure
@@ -44,7 +44,7 @@ for label in selected:
     try:
         note = unseen_by(refs[label], dataset, split)[2]
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
         st.stop()
     if note:
         st.info(note + "; the table's other rows are on the split chosen above.")

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from fer_core.artifacts import model_classes
-from fer_core.words import sentence
+from dashboard.text import said
 from fer_core.errors import FerError
 from dashboard.charts import probability_bars
 from dashboard.shared import by_accuracy, load_model, models_or_stop
@@ -58,7 +58,7 @@ def face_from_upload():
         image = decode_image(upload.getvalue(), name=upload.name)
         found = find_faces(image, face_detector(detector))
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
         st.stop()
     if not found:
         st.warning(f"{upload.name}: no face found; explaining the whole image.")
@@ -99,7 +99,7 @@ for label in selected:
         ref = refs[label]
         explained[label] = explain_face(load_model(ref), face, ref.spec, classes=model_classes(ref))
     except FerError as exc:
-        st.error(f"{label}: {exc}")
+        st.error(said(f"{label}: {exc}"))
 shown = list(explained)
 if shown:
     for column, label in zip(st.columns(len(shown)), shown):

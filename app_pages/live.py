@@ -13,7 +13,7 @@ from dashboard.live_views import live_panel, looks_key
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker
 from fer_core.errors import FerError
 from fer_core.inference.live import LiveProcessor, LiveSettings, Timeline
-from fer_core.words import sentence
+from dashboard.text import said
 
 st.title("Live")
 # Four controls a row, the FPS switch under them: five in a row cut its label even at 1400 px.
@@ -45,7 +45,7 @@ try:
     settings = LiveSettings(smoothing, int(min_face), int(detect_every), show_fps, looks).validate()
     classify, detector = classifier(models), face_detector(detector_name, live=True)
 except FerError as exc:
-    st.error(sentence(exc))
+    st.error(said(exc))
     st.stop()
 
 processor = st.session_state.get("live_processor")

@@ -9,7 +9,7 @@ from fer_core.inference import draw_faces
 from fer_core.recognizer import ImageResult, Recognizer, results_table
 from dashboard.charts import probability_bars
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker, png_bytes, tta_picker
-from fer_core.words import sentence
+from dashboard.text import said
 
 DETAILED_FILES = 20  # files shown with image and bars; every file is in the results table
 
@@ -39,7 +39,7 @@ try:
         classifier=classifier(models),
     )
 except FerError as exc:
-    st.error(sentence(exc))
+    st.error(said(exc))
     st.stop()
 
 # Recorded in every row, so a downloaded CSV says what produced it.
@@ -53,7 +53,7 @@ for index, (name, data, error) in enumerate(expand_uploads([(f.name, f.getvalue(
             error = str(exc)
     if error:
         failures += 1
-        st.error(error)
+        st.error(said(error))
         continue
     whole = st.session_state.get(f"whole-{index}-{name}", False)
     faces = recognizer.classify_arrays([rgb], whole_image=whole)[0]

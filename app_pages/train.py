@@ -6,18 +6,19 @@ reload or another tab never touches the process.
 
 import streamlit as st
 
-from dashboard.crossval_views import current_crossval, launch_crossval_button, show_crossval
-from dashboard.run_views import promote_form, restore_form, runs_table, show_run
+from dashboard.crossval_views import launch_crossval_button, show_crossval
+from dashboard.run_list import training_table, watch, watched
+from dashboard.run_views import promote_form, restore_form, show_run
 from dashboard.shared import data_path
 from dashboard.train_form import settings_form
 from fer_core.errors import FerError
 from fer_core.paths import runs_dir
 from fer_core.training.config import TrainConfig
-from fer_core.training.crossval_runs import crossval_progress
+from fer_core.training.crossval_runs import crossval_progress, list_crossval_folders as crossvals
 from fer_core.training.estimate import estimate_run
 from fer_core.training.launch import launch
 from fer_core.training.runs import list_runs
-from fer_core.words import sentence
+from dashboard.text import said
 
 st.title("Train")
 
@@ -37,7 +38,7 @@ try:
     length = estimate_run(config, counts=split_counts(config.data) if config.data else None)
 except FerError as exc:
     config, length = None, None
-    st.error(sentence(exc))
+    st.error(said(exc))
 if length is not None:
     st.caption(f"Estimated length: {length.describe(config.epochs)}.")
     if not config.minutes and (length.minutes is None or length.minutes > 60):
@@ -54,10 +55,11 @@ mode = st.radio("Launch", ["one run", "a cross-validation"], horizontal=True, ke
 if mode == "one run":
     if st.button("Launch", type="primary", disabled=config is None, key="launch"):
         try:
-            st.session_state["run_dir"] = str(launch(config))
-            st.success(f"Launched: {st.session_state['run_dir']}")
+            launched = launch(config)
+            watch(launched)
+            st.success(f"Launched: {launched}")
         except FerError as exc:
-            st.error(sentence(exc))
+            st.error(said(exc))
 else:
     folds = int(st.number_input("Folds", min_value=2, max_value=20, value=5, step=1, key="folds"))
     if config is not None:
@@ -66,32 +68,22 @@ else:
     launch_crossval_button(config, folds)
 
 
-# The run to show: the one training now, else the one this session launched or picked, else the
-# newest on disk, so a reload or a new tab lands on the same run.
+st.subheader("Runs and cross-validations")
 runs = list_runs()  # newest first
-running = next((r for r in runs if r.active), None)
-current = str(running.path) if running else st.session_state.get("run_dir") or (str(runs[0].path) if runs else None)
-# Poll the run's files every 2 s while one trains; otherwise render once.
-poll = 2.0 if running is not None else None
-
-st.subheader("Current run")
-if current:
-    st.fragment(run_every=poll)(show_run)(current)
+folders = crossvals()
+busy = any(r.active for r in runs) or any(crossval_progress(f).status in ("running", "stopping") for f in folders)
+if runs or folders:
+    # Polled every 2 s while anything trains; otherwise rendered once.
+    st.fragment(run_every=2.0 if busy else None)(training_table)()
 else:
-    st.caption("No run yet in this session. Launch one above.")
-
-cv = current_crossval()
-if cv:
-    st.subheader("Cross-validation")
-    busy = crossval_progress(cv).status in ("running", "stopping")
-    st.fragment(run_every=2.0 if busy else None)(show_crossval)(cv)
-
-st.subheader("Past runs")
-if runs:
-    st.fragment(run_every=poll)(runs_table)()
-    finished = [r.name for r in runs if not r.active and (r.path / "model.keras").is_file()]
-    if finished:
-        promote_form(finished)
-else:
-    st.caption(f"No runs in {runs_dir()}.")
+    st.caption(f"No runs or cross-validations in {runs_dir()} yet. Launch one above.")
+shown = watched()
+if shown is not None:
+    kind, folder = shown
+    view = show_run if kind == "run" else show_crossval
+    st.fragment(run_every=2.0 if busy else None)(view)(folder)
+finished = [r.name for r in runs if not r.active and (r.path / "model.keras").is_file()]
+if finished:
+    st.subheader("Promote")
+    promote_form(finished)
 restore_form()

@@ -18,7 +18,7 @@ from fer_core.errors import FerError
 from fer_core.inference.video import MAX_VIDEO_MINUTES
 from fer_core.recognizer import Recognizer
 from fer_core.paths import cache_dir
-from fer_core.words import sentence
+from dashboard.text import said
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
 KEPT_UPLOADS = 8
@@ -57,7 +57,7 @@ if upload is not None and st.button("Analyse", type="primary", disabled=bool(job
             classifier=classifier(models),
         )
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
         st.stop()
     job = recognizer.start_video(source, every=int(every), output=folder / "annotated.mp4", explain=explain)
     st.session_state.update(video_job=job, video_folder=str(folder), video_name=upload.name)
@@ -86,7 +86,7 @@ progress_panel()
 if job.running:
     st.stop()
 if job.error:
-    st.error(job.error)
+    st.error(said(job.error))
     st.stop()
 
 result, name = job.result, st.session_state.get("video_name", "video")

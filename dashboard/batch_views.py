@@ -11,7 +11,7 @@ from dashboard.charts import emotion_timeline
 from fer_core import batch
 from fer_core.batch import launch
 from fer_core.errors import FerError
-from fer_core.words import sentence
+from dashboard.text import said
 
 FILE_COLUMNS = ["source", "kind", "status", "frames", "faces", "seconds"]
 
@@ -36,14 +36,14 @@ def job_progress(state) -> None:
         c3.metric("Faces/s", f"{progress.get('faces_per_second', 0):.1f}")
         c4.metric("Done before", f"{progress.get('skipped', 0):,}")
         if current.record.get("error"):
-            st.error(current.record["error"])
+            st.error(said(current.record["error"]))
         if current.running and st.button("Stop", help="After the units in flight; Resume goes on"):
             launch.stop(state.folder)
         if not current.running and current.status != "finished" and st.button("Resume"):
             try:
                 launch.resume(state.folder)
             except FerError as exc:
-                st.error(sentence(exc))
+                st.error(said(exc))
             st.rerun()
 
     st.fragment(run_every=1.0 if state.running else None)(show)()
@@ -78,7 +78,7 @@ def job_results(state) -> None:
     try:
         shares = batch.summary(state.folder, by=by)
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
         return
     st.plotly_chart(shares_figure(shares, by), width="stretch")
     st.caption("Bars: the share of the group's faces; whiskers: 95% intervals from resampling its files.")

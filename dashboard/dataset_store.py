@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from fer_core.errors import FerError
-from fer_core.words import sentence
+from dashboard.text import said
 from dashboard.shared import dataset_key
 
 
@@ -18,10 +18,10 @@ def use_dataset(path: Path) -> None:
 
 
 def bring_a_dataset() -> None:
-    from fer_core.data.store import delete_dataset, list_datasets, rename_dataset, unpack_dataset
+    from fer_core.data.store import dataset_folders, delete_dataset, rename_dataset, unpack_dataset
     from fer_core.paths import datasets_dir
 
-    stored = list_datasets()
+    stored = dataset_folders()
     with st.expander("Your datasets: bring one from your computer", expanded=not stored):
         for line in st.session_state.pop("dataset_added", []):  # said after the rerun that switched to it
             (st.success if line.startswith("Added") else st.warning)(line)
@@ -38,7 +38,7 @@ def bring_a_dataset() -> None:
                 with st.spinner("Unpacking and checking..."):
                     unpacked = unpack_dataset(upload.getvalue(), name)
             except FerError as exc:
-                st.error(sentence(exc))
+                st.error(said(exc))
             else:
                 st.session_state["dataset_added"] = [
                     f"Added {unpacked.name}: {unpacked.images:,} images, now the dataset in use.",
@@ -54,21 +54,21 @@ def bring_a_dataset() -> None:
             return
         st.markdown("**Rename or delete**")
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-        chosen = c1.selectbox("Dataset", list(stored), key="manage_dataset")
+        chosen = c1.selectbox("Dataset", stored, key="manage_dataset")
         new_name = c2.text_input("New name", value=chosen, key=f"rename-{chosen}")
         if c3.button("Rename", disabled=new_name == chosen, key="dataset_rename"):
             try:
                 use_dataset(rename_dataset(chosen, new_name))
                 st.rerun()
             except FerError as exc:
-                st.error(sentence(exc))
+                st.error(said(exc))
         sure = st.checkbox(f"Yes, delete {chosen} and its files", key=f"sure-{chosen}")
         if st.button(f"Delete {chosen}", disabled=not sure, key="dataset_delete"):
             try:
                 delete_dataset(chosen)
                 st.rerun()
             except FerError as exc:
-                st.error(sentence(exc))
+                st.error(said(exc))
 
 
 def subject_pattern(dataset) -> None:
@@ -91,7 +91,7 @@ def subject_pattern(dataset) -> None:
     try:
         st.caption(("Proposed: " if pattern == proposed else "") + group_preview(dataset, pattern))
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
     else:
         patterns[dataset_key(dataset.root)] = pattern  # the Train page trains and folds with it
 
@@ -125,7 +125,7 @@ def zero_shot_section(dataset) -> None:
             with st.spinner("Measuring..."):
                 st.session_state[key] = zero_shot(dataset, others)
         except FerError as exc:
-            st.error(sentence(exc))
+            st.error(said(exc))
     rows = st.session_state.get(key)
     if rows is not None:
         from dashboard.shared import metrics_table

@@ -13,7 +13,7 @@ import streamlit as st
 from fer_core.artifacts import model_classes
 from fer_core.errors import FerError
 from fer_core.evaluation.unseen import unseen_by
-from fer_core.words import sentence
+from dashboard.text import said
 from dashboard.shared import load_model
 
 MAX_EVALUATIONS = 32  # kept in this server, the least recently shown dropped first
@@ -34,7 +34,7 @@ def evaluate_selected(refs: dict, selected: list[str], dataset, split: str, tta:
     try:  # each model's classes read once a run: they come from its records on disk
         classes_of = {label: model_classes(refs[label]) for label in selected}
     except FerError as exc:  # a model whose records cannot be read
-        st.error(sentence(exc))
+        st.error(said(exc))
         st.stop()
 
     def key(label: str) -> tuple:
@@ -111,7 +111,7 @@ def evaluate_selected(refs: dict, selected: list[str], dataset, split: str, tta:
         try:
             results[label] = evaluate_one(label, number, len(selected), bar)
         except FerError as exc:
-            st.error(sentence(exc))
+            st.error(said(exc))
             st.stop()
     bar.empty()
     cancel_slot.empty()

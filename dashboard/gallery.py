@@ -76,7 +76,7 @@ def open_moment_in_explain(picked, rows, result, name: str) -> None:
     if c2.button("Open in Explain", key="video_explain"):
         from fer_core.errors import FerError
         from fer_core.inference.video import face_at
-        from fer_core.words import sentence
+        from dashboard.text import said
 
         from dashboard.shared import face_detector
 
@@ -86,7 +86,7 @@ def open_moment_in_explain(picked, rows, result, name: str) -> None:
             detector = face_detector(st.session_state.get("video_detector") or "retinaface")
             crop = face_at(source, int(row["frame"]), tuple(int(row[k]) for k in "xywh"), detector)
         except (FerError, TypeError) as exc:
-            st.error(sentence(exc) if isinstance(exc, FerError) else "The video's file is gone: analyse it again.")
+            st.error(said(exc) if isinstance(exc, FerError) else "The video's file is gone: analyse it again.")
             return
         st.session_state["explain_face"] = (crop, f"{name}, face {face} at {row['time']:.2f} s (frame {row['frame']})")
         st.switch_page("app_pages/explain.py")

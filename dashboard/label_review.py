@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from fer_core.errors import FerError
-from fer_core.words import sentence
+from dashboard.text import said
 
 PAGE = 12  # suspects a page
 
@@ -81,6 +81,6 @@ def suspects_section(folder: Path, result: dict) -> None:
         try:
             written = write_corrected_copy(data, labelled_images(folder), changed, classes)
         except FerError as exc:
-            st.error(sentence(exc))
+            st.error(said(exc))
         else:
             st.success(f"Written {written}: set it as the dataset in the sidebar to train on it.")

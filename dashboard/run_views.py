@@ -1,4 +1,4 @@
-"""The Train page's views of runs: the current run live, every run in a table, promotion with its
+"""The Train page's views of runs: the watched run live (stop, resume), promotion with its
 confirmation, and restoring a kept version. They only read run folders (`fer_core.training.runs`);
 the training process is the only writer."""
 
@@ -9,10 +9,12 @@ import streamlit as st
 from fer_core.training.devices import devices_text
 
 from dashboard.charts import history_curves
+from dashboard.run_list import watch
 from fer_core.artifacts import list_trained
 from fer_core.errors import FerError
 from fer_core.paths import runs_dir, trained_dir
-from fer_core.rundir import read_history
+from fer_core.rundir import CHECKPOINT_FILE, read_history
+from fer_core.training.launch import launch_resume
 from fer_core.training.promote import (
     default_promote_name,
     list_versions,
@@ -21,8 +23,8 @@ from fer_core.training.promote import (
     replacement_summary,
     restore,
 )
-from fer_core.training.runs import list_runs, progress_view, read_run, request_stop, run_log
-from fer_core.words import sentence
+from fer_core.training.runs import progress_view, read_run, request_stop, run_log
+from dashboard.text import said
 
 
 def show_run(run_dir: str) -> None:
@@ -30,9 +32,9 @@ def show_run(run_dir: str) -> None:
     try:
         info = read_run(run_dir)
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
         return
-    # The run just ended: rerun the whole page, so Past runs and Promote see it too.
+    # The run just ended: rerun the whole page, so the runs table and Promote see it too.
     if st.session_state.get("watched_active") == run_dir and not info.active:
         st.session_state["watched_active"] = None
         st.rerun()
@@ -42,7 +44,7 @@ def show_run(run_dir: str) -> None:
         f"**{info.name}**: {info.model}, status **{info.status}**" + (f"; on {devices_text(layout)}" if layout else "")
     )
     if info.progress.get("error"):
-        st.error(info.progress["error"])
+        st.error(said(info.progress["error"]))
     view = progress_view(info)
     st.progress(view.fraction, text=view.text)
     if info.active and info.status != "stopping":
@@ -55,7 +57,7 @@ def show_run(run_dir: str) -> None:
                 request_stop(info.path)
                 st.info("Stop requested: the run ends after the current batch.")
             except FerError as exc:
-                st.error(sentence(exc))
+                st.error(said(exc))
     best_epoch = info.progress.get("best_epoch")
     if info.status == "stopped" and not (info.path / "metrics.json").is_file() and best_epoch:
         st.info(
@@ -70,31 +72,15 @@ def show_run(run_dir: str) -> None:
     if log is not None:
         with st.expander("Log", expanded=info.active):
             st.code(log or "(empty)")
-    if info.status in ("failed", "interrupted") and history:
-        st.warning("This run did not finish; resume it with `fer-core train --resume " + str(info.path) + "`.")
-
-
-def runs_table() -> None:
-    """Every run, read again on each poll, so statuses move with the current run."""
-    runs = list_runs()
-    st.dataframe(
-        [
-            {
-                "run": r.name,  # <time>-<model>: the model is in the name (a column of its own cut the table at 800 px)
-                "status": r.status,
-                "epoch": f"{r.epoch}/{r.epochs}",
-                "selection accuracy": r.best_val_accuracy,
-                "selected on": r.progress.get("val_split"),
-            }
-            for r in runs
-        ],
-        hide_index=True,
-        column_config={
-            "selection accuracy": st.column_config.NumberColumn(
-                format="%.4f", help="best accuracy on the split that picked the epoch (not a reported result)"
-            )
-        },
-    )
+    resumable = info.status in ("stopped", "failed", "interrupted") and (info.path / CHECKPOINT_FILE).is_file()
+    if resumable and info.progress.get("stop_reason") not in ("epochs", "early_stop", "budget"):
+        st.caption(f"It goes on from epoch {info.epoch}'s checkpoint (`fer-core train --resume {info.path}`).")
+        if st.button("Resume", key=f"resume-{info.name}"):
+            try:
+                launch_resume(info.path)
+                st.rerun()
+            except FerError as exc:
+                st.error(said(exc))
 
 
 def promote_form(finished: list[str]) -> None:
@@ -129,9 +115,9 @@ def promote_form(finished: list[str]) -> None:
             st.session_state.pop(f"replace-{chosen}-{name}", None)
             st.rerun()
         except FerError as exc:
-            st.error(sentence(exc))
-    if c2.button("Show this run"):
-        st.session_state["run_dir"] = str(runs_dir() / chosen)
+            st.error(said(exc))
+    if c2.button("Watch this run"):
+        watch(runs_dir() / chosen)
         st.rerun()
 
 
@@ -172,4 +158,4 @@ def restore_form() -> None:
                 st.session_state.pop(f"restore-{name}-{version}", None)
                 st.rerun()
             except FerError as exc:
-                st.error(sentence(exc))
+                st.error(said(exc))

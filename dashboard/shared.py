@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import streamlit as st
 
 from fer_core.errors import FerError
-from fer_core.words import sentence
+from dashboard.text import said
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Beside a checkout, the shared copy of FER2013 is the natural default.
@@ -153,7 +153,7 @@ def dataset_or_stop():
             _datasets[path] = dataset
     except FerError as exc:
         bar.empty()
-        st.error(sentence(exc))
+        st.error(said(exc))
         st.stop()
     bar.empty()
     _name_in_sidebar(dataset)

@@ -11,7 +11,7 @@ from fer_core.errors import FerError
 from fer_core.models import list_models
 from fer_core.training.config import TrainConfig
 from fer_core.training.devices import describe_training_devices, devices_text
-from fer_core.words import sentence
+from dashboard.text import said
 
 # Fields where 0 means "none" (the config's None): no budget, every image.
 ZERO_IS_NONE = ("minutes", "limit")
@@ -44,6 +44,8 @@ RECIPE_FIELDS = [
     ("flip", "Horizontal flip", None, None),
 ]
 
+START_FROM, FROZEN_EPOCHS = "start_from_choice", "frozen_epochs_choice"  # session state
+
 
 def settings_form(dataset_path: str | None) -> dict:
     """The launch settings as TrainConfig keyword arguments (TrainConfig checks them). Plain
@@ -52,7 +54,7 @@ def settings_form(dataset_path: str | None) -> dict:
         with st.spinner("Looking at the devices training can use..."):
             found = describe_training_devices()
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
         found = {"backend": "?", "count": 1, "kind": "?", "processes": 1}
     with st.container(border=True):
         settings = _fields(MAIN_FIELDS)
@@ -115,23 +117,30 @@ def _start_from(model: str) -> dict:
 
     scratch = "nothing: train from scratch"
     left, right = st.columns([2, 1])
+    options = [scratch, *list_trained()]
+    # Remembered apart from the widgets: a promotion adds an option, which makes a new widget
+    # (back at its first option) of the box; the launch after it must not train from scratch.
+    remembered = st.session_state.get(START_FROM, scratch)
     start = left.selectbox(
         "Start from",
-        [scratch, *list_trained()],
+        options,
+        index=options.index(remembered) if remembered in options else 0,
         help="A trained model of the same family: its weights are the start; for a dataset with other "
         "classes its body is kept and a new head built (transfer)",
     )
+    st.session_state[START_FROM] = start
     if start == scratch:
         return {}
     frozen = right.number_input(
         "Frozen-body epochs",
         min_value=0,
-        value=0,
+        value=st.session_state.get(FROZEN_EPOCHS, 0),
         step=1,
         help="Train only the new head this many epochs, then every layer at a tenth of the rate",
     )
+    st.session_state[FROZEN_EPOCHS] = int(frozen)
     try:
         return {"init_from": describe_init(start, model), "freeze_epochs": int(frozen)}
     except FerError as exc:
-        st.error(sentence(exc))
+        st.error(said(exc))
         return {}

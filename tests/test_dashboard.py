@@ -281,6 +281,85 @@ def test_launch_runs_to_finished_refuses_a_second_and_relaunches_after(dashboard
     assert second != run_dir and wait_until_ended(second) == "finished"
 
 
+@pytest.mark.trains
+def test_any_session_watches_every_run_and_crossval_and_resumes_a_stopped_run(dashboard, folder_dataset):
+    """A new session (a reload, another tab) lists every run and cross-validation in the runs
+    folder, the one training by default; a run stopped on Stop is resumed by its Resume button
+    from its checkpoint and ends finished, its epochs counted once."""
+    from fer_core.rundir import CHECKPOINT_FILE, STOP_FILE, read_history
+    from fer_core.training.config import TrainConfig
+    from fer_core.paths import runs_dir
+    from fer_core.training.crossval import crossval_folder, write_crossval_settings
+
+    # A cross-validation whose process ended before its first fold: on the list, stopped.
+    folder = crossval_folder("cnn", runs_dir())
+    write_crossval_settings(folder, TrainConfig(model="cnn", data=str(folder_dataset)), 2, None)
+    at = open_page("app_pages/train.py")
+    form = {n.label: n for n in at.number_input}
+    form["Epochs"].set_value(400)
+    form["Batch size"].set_value(8)
+    form["Images per split (0 = all)"].set_value(14)
+    form["Early-stopping patience (0 = off)"].set_value(0)
+    at.button(key="launch").click().run()
+    run_dir = Path(at.success[0].value.removeprefix("Launched: "))
+    deadline = time.time() + 180
+    while not (run_dir / CHECKPOINT_FILE).is_file():
+        assert time.time() < deadline, "no epoch finished in 180 s"
+        time.sleep(0.5)
+
+    other = open_page("app_pages/train.py")  # a session that launched nothing
+    watch = next(s for s in other.selectbox if s.label == "Watch")
+    assert watch.value == str(run_dir)  # the one training
+    assert set(watch.options) == {f"{run_dir.name} (running)", f"{folder.name} (cross-validation, stopped)"}
+    assert set(other.dataframe[0].value["run"]) == {run_dir.name, folder.name}
+    next(b for b in other.button if b.label == "Stop").click().run()
+    assert wait_until_ended(str(run_dir)) == "stopped"
+    stopped_at = len(read_history(run_dir))
+
+    again = open_page("app_pages/train.py")
+    assert next(s for s in again.selectbox if s.label == "Watch").value == str(run_dir)
+    again.button(key=f"resume-{run_dir.name}").click().run()
+    assert not again.exception and not again.error, [e.value for e in again.error]
+    deadline = time.time() + 60
+    while read_run(run_dir).status != "running":  # going on from its checkpoint, then stopped again
+        assert time.time() < deadline, read_run(run_dir).status
+        time.sleep(0.5)
+    while len(read_history(run_dir)) <= stopped_at:
+        assert time.time() < deadline + 120, "the resumed run finished no epoch"
+        time.sleep(0.5)
+    (run_dir / STOP_FILE).write_text("stop requested\n")
+    assert wait_until_ended(str(run_dir)) == "stopped"
+    epochs = [row["epoch"] for row in read_history(run_dir)]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > stopped_at
+    # Watching the cross-validation: its own view, its Resume offered.
+    again = open_page("app_pages/train.py")
+    next(s for s in again.selectbox if s.label == "Watch").set_value(str(folder)).run()
+    assert any("stopped with 0 of 2 folds finished" in str(p.proto) for p in again.get("progress"))
+    assert [b for b in again.button if b.key == "resume_cv"]
+
+
+def test_promoting_keeps_the_start_from_model_and_its_frozen_epochs(dashboard, tiny_run, tmp_path, monkeypatch):
+    """A promotion adds a model to "Start from": the box keeps the chosen model and the frozen
+    epochs, so the next launch is not silently from scratch."""
+    from fer_core.paths import runs_dir
+
+    # The module's models stay as they are; this copy lacks the one the run was promoted as.
+    shutil.copytree(dashboard / "trained", tmp_path / "trained", ignore=shutil.ignore_patterns("cnn"))
+    monkeypatch.setenv("FER_TRAINED_DIR", str(tmp_path / "trained"))
+    shutil.copytree(tiny_run, runs_dir() / Path(tiny_run).name)
+    at = open_page("app_pages/train.py")
+    next(s for s in at.selectbox if s.label == "Model").set_value("attention_cnn").run()
+    next(s for s in at.selectbox if s.label == "Start from").set_value("attention_cnn").run()
+    next(n for n in at.number_input if n.label == "Frozen-body epochs").set_value(2).run()
+    next(t for t in at.text_input if t.label == "Promote as trained/").set_value("cnn-again").run()
+    next(b for b in at.button if b.label == "Promote").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(s.value.startswith("Promoted to") for s in at.success)
+    start = next(s for s in at.selectbox if s.label == "Start from")
+    assert "cnn-again" in start.options and start.value == "attention_cnn"
+    assert next(n for n in at.number_input if n.label == "Frozen-body epochs").value == 2
+
+
 @pytest.mark.slow
 def test_the_train_page_offers_the_training_backends_devices_and_launches_on_them(dashboard, monkeypatch):
     """FER_TRAIN_BACKEND=jax: the page stays on TensorFlow, its runs train on JAX, here on two
@@ -454,3 +533,29 @@ def test_explain_shows_a_face_opened_from_a_videos_timeline(dashboard):
     assert sum(c.startswith("Grad-CAM: ") for c in captions) == 2  # both models, over that face
     at.button(key="drop_video_face").click().run()
     assert "explain_face" not in at.session_state and not at.exception
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        r"the subject pattern ^([^_]+)_ gives 2 subjects (Training, PublicTest); not e.g. _S010_ or S011_002_3.png",
+        r"the subject pattern `^(S\d+)_` matches no file name (e.g. `S010_004_1.png`)",
+        "a *starred* name, $5 and [a link](x) <b>bold</b> | a cell # and an unmatched ` backtick",
+    ],
+)
+def test_an_error_box_shows_a_message_as_written(message):
+    """Streamlit reads an error box as Markdown (CommonMark, as markdown-it reads it here): no
+    character of the message turns into markup; code spans stay code."""
+    import html
+    import re
+
+    from markdown_it import MarkdownIt
+
+    from dashboard.text import said
+    from fer_core.words import sentence
+
+    rendered = MarkdownIt("commonmark").render(said(message))
+    assert not re.search(r"<(em|strong|a|b|h\d|table)\b", rendered), rendered
+    text = html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip()
+    assert text == sentence(message).replace("`", "") if message.count("`") % 2 == 0 else sentence(message)
+    assert rendered.count("<code>") == message.count("`") // 2 * (message.count("`") % 2 == 0)

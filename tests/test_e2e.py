@@ -44,7 +44,7 @@ PAGES = [
     ("predict", "Predict", "A face crop"),
     ("", "FER Studio", "Pages"),
     ("dataset", "Dataset", "Blank and near-constant images"),
-    ("train", "Train", "Past runs"),
+    ("train", "Train", "Runs and cross-validations"),
     ("evaluate", "Evaluate & compare", "Reliability diagram"),
     ("explain", "Explain", "predicted"),
     ("video", "Video", "Upload a video"),
@@ -712,7 +712,7 @@ def test_train_relaunch_after_a_finished_run_and_promote_with_confirmation(serve
             time.sleep(1)
         else:
             pytest.fail(f"runs did not finish: {statuses}")
-        # The page sees the end by itself (no reload): the current run and Past runs say finished.
+        # The page sees the end by itself (no reload): the watched run and the runs table say finished.
         page.get_by_text("status finished").wait_for(timeout=30_000)
 
     launch_and_wait(1)

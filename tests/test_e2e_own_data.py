@@ -75,7 +75,7 @@ def test_dataset_page_names_the_datasets_classes(ck_server, browser):
 
 def test_train_page_offers_a_model_to_start_from(ck_server, browser):
     url, _data = ck_server
-    page = open_page(browser, url, "train", "Past runs")
+    page = open_page(browser, url, "train", "Runs and cross-validations")
     page.get_by_role("combobox", name="Start from").click()
     # The trained model is offered (the label alone is there with no model at all).
     assert page.get_by_role("option", name="ck_cnn").count() == 1

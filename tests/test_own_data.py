@@ -70,6 +70,16 @@ def test_fer2013_folders_load_as_before(folder_dataset):
     assert dataset.split_names == ["Training", "PublicTest"]
 
 
+def test_a_subject_pattern_is_proposed_only_where_the_names_name_people(ck_folder, folder_dataset):
+    """CK+'s `S010_004_...` names its subjects; FER2013's `Training_123.jpg` names its split."""
+    from fer_core.data.groups import group_preview, propose_group_pattern
+
+    ck = load_dataset(ck_folder, use_cache=False)
+    assert propose_group_pattern(ck) == r"^([A-Za-z]+\d+)[_-]"
+    assert group_preview(ck, propose_group_pattern(ck)).startswith("6 subjects; S010 from S010_")
+    assert propose_group_pattern(load_dataset(folder_dataset, use_cache=False)) is None
+
+
 def test_valence_classes_keep_their_splits(valence_folder):
     dataset = load_dataset(valence_folder)
     assert dataset.classes == ("negative", "neutral", "positive")
@@ -556,7 +566,7 @@ def test_a_crossval_is_launched_stopped_and_resumed_from_the_train_page(ck_folde
     assert any("A run a fold" in c.value for c in at.caption)
     at.button(key="launch_cv").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    folder = Path(at.session_state["crossval_dir"])
+    folder = Path(at.session_state["watching"])
     wait_for(lambda: (folder / "fold-1" / "progress.json").is_file(), 180, "the first fold to start")
     at.run()
     at.button(key="stop_cv").click().run()

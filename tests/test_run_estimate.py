@@ -29,10 +29,13 @@ def test_training_images_follow_the_selection_split(folder_dataset, csv_dataset)
             assert training_images(config) == len(prepare_data(config, load_dataset(path)).y_train)
 
 
-def write_record(folder, model="cnn", precision="float32", seconds=(30.0, 10.0, 12.0), images=1200, host=None):
+def write_record(
+    folder, model="cnn", precision="float32", seconds=(30.0, 10.0, 12.0), images=1200, host=None, **progress
+):
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"model": model, "precision": precision, "model_params": {}}))
-    (folder / "progress.json").write_text(json.dumps({"train_images": images, "host": host or socket.gethostname()}))
+    progress = {"train_images": images, "host": host or socket.gethostname(), **progress}
+    (folder / "progress.json").write_text(json.dumps(progress))
     rows = "".join(f"{i + 1},1,0.5,1,0.5,0.001,{s}\n" for i, s in enumerate(seconds))
     (folder / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n" + rows)
 
@@ -47,8 +50,28 @@ def test_an_estimate_comes_from_a_recorded_speed_or_is_not_made_up(folder_datase
     assert known.images_per_second == pytest.approx(1200 / 11)
     assert known.minutes == pytest.approx(10 * known.train_images / (1200 / 11) / 60)
     assert "on this machine" in known.source
+    assert "start-up and the final measurement not timed here yet" in known.describe(10)
     budgeted = estimate_run(TrainConfig(**{**config.to_dict(), "epochs": 10**6, "minutes": 5.0}), roots=[tmp_path])
     assert budgeted.minutes == 5.0
+
+
+def test_every_run_is_a_record_folds_included_and_the_whole_is_said(folder_dataset, tmp_path):
+    """A cross-validation's folds count as timed runs; a run on a GPU says nothing of this CPU;
+    the start-up and final measurement the runs recorded are added, once per fold."""
+    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=10, precision="float32")
+    timed = {"status": "finished", "setup_seconds": 20.0, "wrap_up_seconds": 10.0}
+    write_record(tmp_path / "crossval-20261207T100000-cnn" / "fold-1", **timed)
+    write_record(tmp_path / "crossval-20261207T100000-cnn" / "fold-2", **timed)
+    write_record(tmp_path / "on-a-gpu", seconds=(1.0, 1.0), environment={"gpus": ["NVIDIA H200"]}, **timed)
+    estimate = estimate_run(config, roots=[tmp_path])
+    assert estimate.images_per_second == pytest.approx(1200 / 11) and "median of 2 runs" in estimate.source
+    assert estimate.besides_minutes == pytest.approx(0.5)
+    assert estimate.whole_minutes == pytest.approx(estimate.minutes + 0.5)
+    assert estimate.describe(10).endswith("to start, load the data and measure the result (as those runs did)")
+    long = {**config.to_dict(), "epochs": 10**6, "minutes": 3.0}
+    folds = estimate_run(TrainConfig(**long), roots=[tmp_path], folds=5)
+    assert folds.minutes == 3.0 and folds.besides_minutes == pytest.approx(2.5)  # a 3-minute budget, 5.5 in all
+    assert folds.describe(10**6).startswith("about 5.5 min in all: about 3.0 min of training")
 
 
 def test_an_estimate_needs_a_dataset():

@@ -67,6 +67,44 @@ def test_a_zip_of_a_labelled_csv_with_its_images_lists_the_csv():
     assert list_datasets()["csvset"] == unpacked.data
 
 
+def test_a_corrected_copy_is_listed_and_follows_its_dataset_through_rename_and_delete(datasets_folder):
+    """The label review's copy sits beside the dataset it corrects, naming its images through the
+    dataset's name: listed under its own name, renamed with it (still loading the same faces),
+    deleted with it; only folders are offered to rename or delete."""
+    from fer_core.data import load_dataset
+    from fer_core.data.corrections import EXCLUDE, write_corrected_copy
+    from fer_core.data.store import dataset_folders
+
+    unpacked = unpack_dataset(zipped(class_folders("mine/", per_class=3)), "lab")
+    dataset = load_dataset(unpacked.data, use_cache=False)
+    images = [(str(source), dataset.classes[label], "") for source, label in zip(dataset.sources, dataset.labels)]
+    copy = write_corrected_copy(unpacked.data, images, {images[0][0]: EXCLUDE}, dataset.classes)
+    assert list_datasets() == {"lab": datasets_folder / "lab", "lab-corrected": copy}
+    assert dataset_folders() == ["lab"]
+    assert len(load_dataset(copy, use_cache=False)) == 5
+    rename_dataset("lab", "lab2")
+    assert list_datasets() == {
+        "lab2": datasets_folder / "lab2",
+        "lab2-corrected": datasets_folder / "lab2-corrected.csv",
+    }
+    assert len(load_dataset(datasets_folder / "lab2-corrected.csv", use_cache=False)) == 5
+    delete_dataset("lab2")
+    assert list_datasets() == {} and list(datasets_folder.iterdir()) == []
+
+
+def test_a_csv_datasets_corrected_copy_is_listed_beside_its_csv():
+    entries = {f"img/{k}_{i}.png": png(k, i) for k in range(2) for i in range(3)}
+    entries["labels.csv"] = (
+        "label,path\n" + "".join(f"{'ab'[k]},img/{k}_{i}.png\n" for k in range(2) for i in range(3))
+    ).encode()
+    unpacked = unpack_dataset(zipped(entries), "csvset")
+    (unpacked.folder / "labels-corrected.csv").write_text("label,path\na,img/0_0.png\nb,img/1_0.png\n")
+    assert list_datasets() == {
+        "csvset": unpacked.data,
+        "csvset/labels-corrected": unpacked.folder / "labels-corrected.csv",
+    }
+
+
 def bomb() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -53,6 +53,8 @@ def test_a_finished_run_has_every_file(tiny_run, folder_dataset):
     assert all(np.isfinite(row["val_loss"]) for row in history)
     info = read_run(tiny_run)
     assert info.status == "finished" and info.epoch == 2
+    # What the process did besides training, timed for the next run's estimate.
+    assert info.progress["setup_seconds"] > 0 and info.progress["wrap_up_seconds"] > 0
     # The best checkpoint is the epoch with the best accuracy on the selection split.
     assert info.best_val_accuracy == pytest.approx(max(row["val_accuracy"] for row in history), abs=1e-6)
     # metrics.json reports that model on PublicTest, which played no part in choosing it.

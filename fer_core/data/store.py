@@ -10,6 +10,8 @@ many files or bytes). Files that are neither images nor CSVs are skipped and nam
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from pathlib import Path
 from fer_core.data.archives import hidden, open_zip, single_top_folder, unpack_into
 from fer_core.data.images import IMAGE_EXTENSIONS
 from fer_core.errors import FerError
+from fer_core.fileio import write_text_atomic
 from fer_core.paths import datasets_dir
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -45,19 +48,42 @@ def check_name(name: str) -> str:
 
 
 def list_datasets() -> dict[str, Path]:
-    """name -> the path to load (the folder, or the labelled CSV inside it), sorted by name."""
+    """name -> the path to load, sorted by name: each folder (or the labelled CSV inside it), and
+    each corrected copy the label review saved (`<name>-corrected.csv`, beside the folder or
+    beside the CSV inside it) under its own name."""
     root = datasets_dir()
     if not root.is_dir():
         return {}
     found = {}
-    for folder in sorted(root.iterdir()):
-        if folder.is_dir() and not folder.name.startswith("."):
-            found[folder.name] = _data_path(folder)
-    return found
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            found[entry.name] = _data_path(entry)
+            found |= {f"{entry.name}/{copy.stem}": copy for copy in _corrected_copies(entry)}
+        elif _is_corrected_copy(entry):
+            found[entry.stem] = entry
+    return dict(sorted(found.items()))
+
+
+def dataset_folders() -> list[str]:
+    """The names of the datasets that are folders of their own: what can be renamed or deleted
+    (a corrected copy is a file beside its dataset, and goes with it)."""
+    return [name for name in list_datasets() if "/" not in name and (datasets_dir() / name).is_dir()]
+
+
+def _is_corrected_copy(path: Path) -> bool:
+    """A labelled CSV the label review wrote (`fer_core.data.corrections.corrected_copy_path`)."""
+    return path.is_file() and path.suffix == ".csv" and re.search(r"-corrected(-\d+)?$", path.stem) is not None
+
+
+def _corrected_copies(folder: Path) -> list[Path]:
+    return [csv for csv in sorted(folder.glob("*.csv")) if _is_corrected_copy(csv)]
 
 
 def _data_path(folder: Path) -> Path:
-    csvs = sorted(folder.glob("*.csv"))
+    """The folder's one labelled CSV (its corrected copies aside), else the folder itself."""
+    csvs = [csv for csv in sorted(folder.glob("*.csv")) if not _is_corrected_copy(csv)]
     return csvs[0] if len(csvs) == 1 else folder
 
 
@@ -115,22 +141,57 @@ def _common_folder(names: list[str]) -> str:
 
 
 def rename_dataset(name: str, new_name: str) -> Path:
-    """Raises: FerError: no such dataset, a bad new name, or one taken."""
+    """The folder renamed, and its corrected copies beside it with it (they name its images
+    through its name: `<name>/class/file.png`).
+
+    Raises:
+        FerError: no such dataset, a bad new name, or one taken.
+    """
     old, new = datasets_dir() / check_name(name), datasets_dir() / check_name(new_name)
     if not old.is_dir():
         raise FerError(f"no dataset named {name!r}")
     if new.exists():
         raise FerError(f"a dataset named {new_name!r} exists already")
+    copies = _copies_beside(name)
+    moved = {copy: copy.with_name(new_name + copy.name[len(name) :]) for copy in copies}
+    for copy, target in moved.items():  # the new copies first: a rename cut short loses none
+        write_text_atomic(target, _renamed_paths(copy.read_text(encoding="utf-8"), name, new_name))
     old.rename(new)
+    for copy in copies:
+        copy.unlink(missing_ok=True)
     return new
 
 
 def delete_dataset(name: str) -> None:
-    """Raises: FerError: no such dataset."""
+    """The folder deleted, and its corrected copies beside it (they name its images).
+
+    Raises:
+        FerError: no such dataset.
+    """
     folder = datasets_dir() / check_name(name)
     if not folder.is_dir():
         raise FerError(f"no dataset named {name!r}")
     # Renamed first, so a delete cut short leaves a hidden folder, never half a dataset under its name.
     doomed = folder.with_name(f".deleting-{folder.name}")
     folder.rename(doomed)
+    for copy in _copies_beside(name):
+        copy.unlink(missing_ok=True)
     shutil.rmtree(doomed, ignore_errors=True)
+
+
+def _copies_beside(name: str) -> list[Path]:
+    """The corrected copies of the folder `name` the label review wrote beside it."""
+    pattern = re.compile(rf"{re.escape(name)}-corrected(-\d+)?\.csv")
+    return [p for p in sorted(datasets_dir().glob(f"{name}-corrected*.csv")) if pattern.fullmatch(p.name)]
+
+
+def _renamed_paths(text: str, name: str, new_name: str) -> str:
+    """A corrected copy's rows with their image paths under `new_name/` instead of `name/`."""
+    rows = list(csv.reader(io.StringIO(text)))
+    column = rows[0].index("path")
+    for row in rows[1:]:
+        if row[column].startswith(f"{name}/"):
+            row[column] = f"{new_name}/" + row[column][len(name) + 1 :]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()

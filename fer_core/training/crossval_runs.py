@@ -137,12 +137,17 @@ def _minutes(run: Path) -> float:
     return float(state.get("seconds") or 0) / 60
 
 
-def list_unfinished(root: str | os.PathLike | None = None) -> list[Path]:
-    """Cross-validation folders in the runs folder without a crossval.json, newest first."""
+def list_crossval_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """Every cross-validation folder in the runs folder (running, stopped, failed or finished),
+    newest first: their names begin with the time they were made."""
     from fer_core.paths import runs_dir
 
     base = Path(root) if root is not None else runs_dir()
     if not base.is_dir():
         return []
-    found = [p.parent for p in base.glob(f"*/{SETTINGS_FILE}") if read_crossval(p.parent) is None]
-    return sorted(found, key=lambda p: p.name, reverse=True)
+    return sorted((p.parent for p in base.glob(f"*/{SETTINGS_FILE}")), key=lambda p: p.name, reverse=True)
+
+
+def list_unfinished(root: str | os.PathLike | None = None) -> list[Path]:
+    """Cross-validation folders in the runs folder without a crossval.json, newest first."""
+    return [folder for folder in list_crossval_folders(root) if read_crossval(folder) is None]

@@ -1,6 +1,9 @@
 """How long a run will take, said before it starts: its training images and epochs at the speed
 recorded for the same model, settings and precision on this machine (or one with the same
-processor features and cores). No record, no number: the page then says so instead of guessing."""
+processor features and cores), and the minutes each run's process spends besides training
+(start-up, loading the data, the final measurement) as recorded by the same runs. Every run is a
+record: a cross-validation's folds too, and the shipped models' timed runs (their lineage). No
+record, no number: the page then says so instead of guessing."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import math
 import os
 import socket
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +33,16 @@ SHIPPED_LINEAGE = PROJECT_ROOT / "trained"
 class RunEstimate:
     train_images: int
     images_per_second: float | None  # None: no record of this model on this kind of machine
-    minutes: float | None  # the whole run, capped by its time budget
+    minutes: float | None  # the training, capped by its time budget
     source: str  # where the speed comes from, in words
+    besides_minutes: float | None = None  # start-up and the final measurement, all runs together
+
+    @property
+    def whole_minutes(self) -> float | None:
+        """The whole: training and what each run's process does besides, where both are recorded."""
+        if self.minutes is None or self.besides_minutes is None:
+            return None
+        return self.minutes + self.besides_minutes
 
     def describe(self, epochs: int) -> str:
         if self.minutes is None:
@@ -38,17 +50,46 @@ class RunEstimate:
                 f"{self.train_images:,} training images x {counted(epochs, 'epoch')}; no timed run of this model and "
                 f"precision on this machine yet ({self.source}), so no estimate: the first epoch will tell"
             )
-        length = (
-            "under a minute"
-            if self.minutes < 1
-            else f"about {self.minutes:.1f} min"
-            if self.minutes < 90
-            else f"about {self.minutes / 60:.1f} hours"
+        training = (
+            f"{_length(self.minutes)} of training: {self.train_images:,} training images x {counted(epochs, 'epoch')} "
+            f"at {self.images_per_second:.0f} images/s ({self.source})"
         )
+        if self.whole_minutes is None:
+            return f"{training}; start-up and the final measurement not timed here yet"
         return (
-            f"{length} of training: {self.train_images:,} training images x {counted(epochs, 'epoch')} at "
-            f"{self.images_per_second:.0f} images/s ({self.source})"
+            f"{_length(self.whole_minutes)} in all: {training}, and {_length(self.besides_minutes)} "
+            "to start, load the data and measure the result (as those runs did)"
         )
+
+
+def _length(minutes: float) -> str:
+    if minutes < 1:
+        return "under a minute"
+    return f"about {minutes:.1f} min" if minutes < 90 else f"about {minutes / 60:.1f} hours"
+
+
+# When this process ended its last run: the next run's start-up counts from there (a
+# cross-validation trains its folds in one process), the first run's from the process's start.
+_last_run_ended: float | None = None
+
+
+def setup_seconds() -> float | None:
+    """A run's start-up so far (importing the backend, loading the data): since this process
+    started (from Linux's /proc; None elsewhere), or since its previous run ended."""
+    if _last_run_ended is not None:
+        return round(time.monotonic() - _last_run_ended, 2)
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return round(uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_ended() -> None:
+    """Mark the end of a run in this process (for the next one's `setup_seconds`)."""
+    global _last_run_ended
+    _last_run_ended = time.monotonic()
 
 
 def training_images(config: TrainConfig, counts: dict[str, int] | None = None, folds: int | None = None) -> int:
@@ -71,10 +112,21 @@ def training_images(config: TrainConfig, counts: dict[str, int] | None = None, f
     return max(0, train - max(1, round(train * config.validation_split)))
 
 
-def recorded_speed(config: TrainConfig, precision: str, roots: list[Path] | None = None) -> tuple[float, str] | None:
-    """(images/s, where from): the median of the records of this model, settings and precision on
-    this host, else the median of those on machines with this one's processor features and core
-    count; None without any."""
+@dataclass(frozen=True)
+class Recorded:
+    """What the records of one model, settings and precision say about this machine."""
+
+    images_per_second: float
+    source: str  # which records, in words
+    besides_seconds: float | None  # a run's process besides its training (start-up, final measurement)
+
+
+def recorded_speed(
+    config: TrainConfig, precision: str, roots: list[Path] | None = None, gpus: list[str] | None = None
+) -> Recorded | None:
+    """The median of the records of this model, settings and precision on this host, else the
+    median of those on machines with this one's processor features and core count; only those
+    that trained on the same GPUs (`gpus`; none: on the CPU). None without any."""
     host, flags, cores = socket.gethostname(), sorted(set(SPEED_FLAGS) & cpu_flags()), os.cpu_count()
     same_host, same_kind = [], []
     for folder in _record_folders(roots):
@@ -87,26 +139,30 @@ def recorded_speed(config: TrainConfig, precision: str, roots: list[Path] | None
         ):
             continue
         speed = _images_per_second(folder, progress)
-        if speed is None:
-            continue
         environment = progress.get("environment") or {}
-        if progress.get("host") == host:
-            same_host.append((folder.name, speed))
-        elif (
-            not environment.get("gpus")
-            and environment.get("cores") == cores
-            and sorted(environment.get("cpu_flags") or []) == flags
-        ):
-            same_kind.append(speed)
-    if same_host:  # the median: a run that shared the processor with other work is slower
-        speeds = [speed for _name, speed in same_host]
-        runs = f"run {same_host[0][0]}" if len(speeds) == 1 else f"median of {len(speeds)} runs"
-        return statistics.median(speeds), f"{runs} on this machine"
+        if speed is None or (environment.get("gpus") or []) != (gpus or []):  # a GPU's speed says nothing of a CPU's
+            continue
+        record = (folder.name, speed, _besides_seconds(progress))
+        if progress.get("host") == host and environment.get("cores", cores) == cores:
+            same_host.append(record)
+        elif environment.get("cores") == cores and sorted(environment.get("cpu_flags") or []) == flags:
+            same_kind.append(record)
+    # The median: a run that shared the processor with other work is slower.
+    if same_host:
+        runs = f"run {same_host[0][0]}" if len(same_host) == 1 else f"median of {len(same_host)} runs"
+        return _summarised(same_host, f"{runs} on this machine")
     if same_kind:
-        return statistics.median(
-            same_kind
-        ), f"median of {len(same_kind)} recorded runs on {cores}-core CPUs like this one"
+        return _summarised(same_kind, f"median of {len(same_kind)} recorded runs on {cores}-core CPUs like this one")
     return None
+
+
+def _summarised(records: list[tuple[str, float, float | None]], source: str) -> Recorded:
+    besides = [b for _name, _speed, b in records if b is not None]
+    return Recorded(
+        statistics.median(speed for _name, speed, _b in records),
+        source,
+        statistics.median(besides) if besides else None,
+    )
 
 
 def estimate_run(
@@ -118,7 +174,8 @@ def estimate_run(
 ) -> RunEstimate:
     """The run's length before launch (`precision` resolved, default: as `auto` would pick on a
     CPU; `counts`: the dataset's images per split, when already known); with `folds`, the whole
-    cross-validation's (a run a fold, the time budget shared by them).
+    cross-validation's (a run a fold, the time budget shared by their training, each fold's
+    start-up and final measurement besides).
 
     Raises:
         FerError: the dataset path does not exist.
@@ -132,23 +189,34 @@ def estimate_run(
     found = recorded_speed(config, precision, roots)
     if found is None:
         return RunEstimate(images, None, None, f"{config.model}, {precision}")
-    speed, source = found
-    minutes = config.epochs * images / speed / 60.0 * (folds or 1)
-    if config.minutes:
+    minutes = config.epochs * images / found.images_per_second / 60.0 * (folds or 1)
+    if config.minutes:  # the budget bounds the training; each fold's process starts and measures besides
         minutes = min(minutes, config.minutes)
-    return RunEstimate(images, speed, minutes, source)
+    besides = found.besides_seconds * (folds or 1) / 60.0 if found.besides_seconds is not None else None
+    return RunEstimate(images, found.images_per_second, minutes, found.source, besides)
 
 
 def _record_folders(roots: list[Path] | None) -> list[Path]:
+    """Every run folder under the roots (default: the runs folder and the trained models'
+    lineage), a cross-validation's fold runs included."""
     if roots is None:
         trained = {trained_dir().resolve(), SHIPPED_LINEAGE.resolve()}
         roots = [runs_dir(), *(lineage for folder in sorted(trained) for lineage in folder.glob("*/lineage"))]
-    bases = roots
     folders = []
-    for base in bases:
-        if Path(base).is_dir():
-            folders += [p for p in Path(base).iterdir() if (p / CONFIG_FILE).is_file()]
+    for base in map(Path, roots):
+        if base.is_dir():
+            folders += [p for p in base.iterdir() if (p / CONFIG_FILE).is_file()]
+            folders += [p for p in base.glob("*/fold-*") if (p / CONFIG_FILE).is_file()]
     return folders
+
+
+def _besides_seconds(progress: dict) -> float | None:
+    """A finished run's process besides its training: start-up to the first epoch, and the
+    wrap-up (the final measurement); None for a run that did not record both."""
+    setup, wrap_up = progress.get("setup_seconds"), progress.get("wrap_up_seconds")
+    if progress.get("status") != "finished" or setup is None or wrap_up is None:
+        return None
+    return float(setup) + float(wrap_up)
 
 
 def _images_per_second(folder: Path, progress: dict) -> float | None:

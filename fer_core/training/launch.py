@@ -13,7 +13,7 @@ from fer_core.backend import resolve_precision
 from fer_core.errors import FerError
 from fer_core.fileio import write_json_atomic
 from fer_core.paths import runs_dir
-from fer_core.rundir import CONFIG_FILE, CONSOLE_FILE, create_run_dir
+from fer_core.rundir import CONFIG_FILE, CONSOLE_FILE, create_run_dir, write_progress
 from fer_core.training.config import TrainConfig
 from fer_core.training.devices import describe_training_devices, resolve_devices, training_environment
 from fer_core.training.runs import LAUNCH_LOCK, active_run, launched_process_alive
@@ -42,6 +42,28 @@ def launch(config: TrainConfig, root: str | os.PathLike | None = None) -> Path:
         return path, ["train", "--start", str(path), "--quiet"]
 
     return _launch(root, prepare)
+
+
+def launch_resume(run_dir: str | os.PathLike) -> Path:
+    """Go on with a stopped or interrupted run from its last completed epoch (`fer-core train
+    --resume RUN_DIR`) in its own process, as `launch` does; one training at a time per runs folder.
+
+    Raises:
+        FerError: the run is running, finished, or has no completed epoch to go on from.
+    """
+    from fer_core.training.loop import resumable_state
+    from fer_core.training.reporting import read_config
+
+    path = Path(run_dir)
+
+    def prepare(base: Path) -> tuple[Path, list[str]]:
+        resumable_state(path, read_config(path))  # refused in one line before a process starts
+        # "starting" with no process of its own yet: the run reads as launched (not as the
+        # stopped run it was) until the child writes its pid.
+        write_progress(path, status="starting", pid=None, error=None)
+        return path, ["train", "--resume", str(path), "--quiet"]
+
+    return _launch(path.parent, prepare)
 
 
 def launch_crossval(

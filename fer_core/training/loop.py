@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ from fer_core.training.stop_request import StopRequest
 from fer_core.training.config import TrainConfig
 from fer_core.training.devices import distribution_scope, local_share, resolve_devices, split_evenly
 from fer_core.training.devices import real_rows_only
+from fer_core.training.estimate import run_ended, setup_seconds
 from fer_core.training.recipe import (
     build_training_model,
     class_weight_map,
@@ -109,7 +111,7 @@ def resume(run_dir: str | os.PathLike, dataset: Dataset | None = None, echo: boo
     """Continue an interrupted or stopped run from its last completed epoch."""
     path = Path(run_dir)
     config = read_config(path)
-    state = _resumable_state(path, config)
+    state = resumable_state(path, config)
     config, dataset, data = _prologue(config, dataset)
     if state.all_epochs_done(config.epochs):  # killed after its last epoch, before its wrap-up
         return _finish(path, config, dataset, data, state, _run_logger(path, echo))
@@ -153,9 +155,9 @@ def _prologue(config: TrainConfig, dataset: Dataset | None) -> tuple[TrainConfig
     return config, dataset, prepare_data(config, dataset)
 
 
-def _resumable_state(path: Path, config: TrainConfig) -> RunState:
+def resumable_state(path: Path, config: TrainConfig) -> RunState:
     """The state to continue from, or a one-line refusal: still running, nothing to resume from,
-    or already finished."""
+    or already finished (checked by the launch too, before a process starts)."""
     progress = read_progress(path)
     if (
         progress.get("status") == "running"
@@ -233,6 +235,7 @@ def _fit(
         val_images=int(len(data.y_val)),
         val_split=data.val_split,
         environment=environment(),
+        setup_seconds=setup_seconds(),  # what the estimate adds to the training, with the wrap-up
     )
     log.info(
         "run %s: %s on %d training / %d validation (%s) images, backend %s",
@@ -353,6 +356,7 @@ def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingDat
     """The run's wrap-up after its last epoch: metrics.json on the reported split, final status.
     A run stopped on request ends at once, unmeasured: whoever stopped it is waiting, and its
     best model is measured when it is promoted (or by `fer-core evaluate`)."""
+    wrap_up_start = time.monotonic()
     status = "stopped" if state.stopped else "finished"
     if not state.stop_reason and not state.stopped:
         state.stop_reason = "epochs"
@@ -376,10 +380,12 @@ def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingDat
         phase=None,
         stop_reason=state.stop_reason,
         finished_at=now(),
+        wrap_up_seconds=round(time.monotonic() - wrap_up_start, 2),
         best_val_accuracy=state.best_val_accuracy,
         best_epoch=state.best_epoch,
         minutes_spent=round(state.seconds / 60.0, 2),
     )
+    run_ended()
     best = (
         f"best val_accuracy {state.best_val_accuracy:.4f} at epoch {state.best_epoch}"
         if state.best_epoch

@@ -54,14 +54,17 @@ def read_run(run_dir: str | os.PathLike) -> RunInfo:
     progress = read_progress(path)
     config = read_json(path / CONFIG_FILE, {}) or {}
     status = progress.get("status", "unknown")
-    launching = not progress and (path / CONSOLE_FILE).exists()  # launched; the child has not begun training
+    # Launched, the child not begun yet: a new run has no progress, a resumed one says "starting"
+    # without a pid of its own.
+    launching = (not progress or (status == "starting" and not progress.get("pid"))) and (path / CONSOLE_FILE).exists()
     if launching:
         if launched_process_alive(path.parent):
             status = "starting"  # its pid is the launch lock's, checked just now
         else:
             output = launch_output(path).strip()
             status = "failed"
-            progress = {"error": output.splitlines()[-1] if output else "the training process ended before it began"}
+            error = output.splitlines()[-1] if output else "the training process ended before it began"
+            progress = {**progress, "error": error}
     elif status in ACTIVE and progress.get("host", socket.gethostname()) == socket.gethostname():
         if not pid_alive(progress.get("pid")):
             status = "interrupted"
