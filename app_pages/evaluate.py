@@ -3,17 +3,17 @@
 import pandas as pd
 import streamlit as st
 
-from fer_core.catalog import FER2013, dataset_name, model_dataset
+from fer_core.catalog import dataset_name, model_dataset
 from fer_core.data import default_evaluation_split
 from fer_core.errors import FerError
 from fer_core.evaluation import ensemble_of, ensemble_refusal, selection_warning
 from fer_core.evaluation.unseen import unseen_by
-from fer_core.evaluation.paper import MEASURED_SOURCE, comparison_rows
 from dashboard.text import said
 from dashboard.evaluation_runs import evaluate_selected
-from dashboard.gallery import cell_gallery
-from dashboard.charts import confusion_matrix_figure, history_curves, reliability_figure
-from dashboard.shared import by_accuracy, dataset_or_stop, metrics_table, models_or_stop, tta_picker
+from dashboard.comparison import comparison_section
+from dashboard.gallery import confusion_section
+from dashboard.charts import history_curves, reliability_figure
+from dashboard.shared import by_accuracy, dataset_or_stop, models_or_stop, tta_picker
 
 ENSEMBLE = "ensemble of the selected"
 
@@ -70,62 +70,13 @@ elif len(selected) > 1:
     # --model a,b,c` without predicting every image again.
     results[ENSEMBLE] = ensemble_of(list(results.values()), names=selected)
 
-# ---- comparison with the paper
-st.subheader("Comparison")
-epochs = {label: len(refs[label].history) or None for label in selected}
-rows = comparison_rows(results, epochs)
-# Two tables of five and four columns rather than one of seven: one with a source and a split
-# column scrolled sideways at 800 px. The split and the source go in the captions.
-measured = [row for row in rows if row["source"] == MEASURED_SOURCE]
-on = {row["model"]: f"{row['split']} ({results[row['model']].metrics['n']:,} images)" for row in measured}
-same = len(set(on.values())) == 1
-st.caption(
-    f"Measured here on {next(iter(on.values()))}"
-    if same
-    else "Measured here: " + "; ".join(f"{label} on {where}" for label, where in on.items())
-)
-metrics_table(
-    [{k: row[k] for k in ("model", "accuracy", "macro-F1", "loss", "epochs")} for row in measured],
-    four_decimals=("accuracy", "macro-F1", "loss"),
-)
-if here == FER2013:  # the paper's numbers are FER2013's: beside another dataset's they compare nothing
-    st.caption("The paper's Table 4, as reported (its test split not named, no macro-F1)")
-    metrics_table(
-        [
-            {k: row[k] for k in ("model", "accuracy", "loss", "epochs")}
-            for row in rows
-            if row["source"] != MEASURED_SOURCE
-        ],
-        four_decimals=("accuracy", "loss"),
-    )
-    st.caption(
-        "The paper's numbers are as reported; its per-class tables are at chance level, which a shuffled "
-        "evaluation order produces. Ours are computed in the dataset's fixed order."
-    )
+comparison_section(results, refs, selected, here)
 
 focus = st.selectbox("Details for", list(results), index=0)  # the best model (first by accuracy)
 chosen = results[focus]
 metrics = chosen.metrics
 
-# ---- confusion matrix (click a cell to see those faces)
-st.subheader("Confusion matrix")
-normalised = st.radio("Values", ["counts", "row-normalised"], horizontal=True) == "row-normalised"
-# A click (read from the chart's state before it is drawn again) picks the gallery's cell, once:
-# the pickers under the matrix can move on from it. The gallery's cell is outlined.
-points = (st.session_state.get(f"cm-{focus}") or {}).get("selection", {}).get("points", [])
-clicked = (points[0]["y"], points[0]["x"]) if points else None
-if clicked and clicked != st.session_state.get("clicked_cell"):
-    st.session_state["true_class"], st.session_state["predicted_class"] = clicked
-st.session_state["clicked_cell"] = clicked
-matrix_classes = list(metrics["classes"])
-chosen_cell = (
-    st.session_state.get("true_class") or matrix_classes[0],
-    st.session_state.get("predicted_class") or matrix_classes[0],
-)
-figure = confusion_matrix_figure(metrics, normalised, chosen=chosen_cell)
-st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"cm-{focus}")
-
-cell_gallery(dataset, chosen)  # the chosen cell's faces, under the matrix
+confusion_section(dataset, focus, chosen)
 
 # ---- per class
 st.subheader("Per class")

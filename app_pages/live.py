@@ -53,9 +53,8 @@ if processor is None:
     processor = st.session_state["live_processor"] = LiveProcessor(classify, detector, settings)
 else:
     processor.configure(classify, settings, detector)
-timeline = st.session_state.setdefault("live_timeline", Timeline(classes=classify.classes))
-if timeline.classes != classify.classes:  # another model, other classes: a timeline of its own
-    timeline = st.session_state["live_timeline"] = Timeline(classes=classify.classes)
+timeline = st.session_state.setdefault("live_timeline", Timeline(classify.classes))
+timeline.use(classify.classes, "+".join(ref.name for ref in models))  # another model: its rows go on
 
 camera_origin_warning()
 video, panel = st.columns([3, 2])

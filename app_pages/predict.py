@@ -1,12 +1,11 @@
 """Predict: upload images (or a zip of them); faces are found, boxed and classified."""
 
-import pandas as pd
 import streamlit as st
 
 from fer_core.errors import FerError
 from fer_core.data.images import decode_image, expand_uploads
 from fer_core.inference import draw_faces
-from fer_core.recognizer import ImageResult, Recognizer, results_table
+from fer_core.recognizer import ImageResult, Recognizer, results_frame
 from dashboard.charts import probability_bars
 from dashboard.shared import classifier, detector_picker, face_detector, model_picker, png_bytes, tta_picker
 from dashboard.text import said
@@ -90,7 +89,7 @@ st.caption(
 )
 if results:
     st.subheader("All results")
-    frame = pd.DataFrame(results_table(results, recognizer.classes, used)).drop(columns="error")
+    frame = results_frame(results, recognizer.classes, used).drop(columns="error")
     st.dataframe(frame, hide_index=True)
     st.download_button(
         "Download CSV",

@@ -5,23 +5,18 @@ The analysis runs on its own thread (`Recognizer.start_video`); the page polls i
 progress once a second and can cancel it, and other pages stay free meanwhile.
 """
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard.charts import emotion_timeline
 from dashboard.gallery import open_moment_in_explain
-from dashboard.shared import classifier, detector_picker, face_detector, model_picker
-from fer_core.errors import FerError
+from dashboard.shared import detector_picker, model_picker
+from dashboard.video_jobs import start_analysis
 from fer_core.inference.video import MAX_VIDEO_MINUTES
-from fer_core.recognizer import Recognizer
-from fer_core.paths import cache_dir
 from dashboard.text import said
 
 VIDEO_TYPES = ["mp4", "mov", "m4v", "webm", "mkv", "avi"]
-KEPT_UPLOADS = 8
 
 st.title("Video")
 models = model_picker(st)  # a row of its own, as on Predict: four in a row are cut at 800 px
@@ -38,29 +33,7 @@ upload = st.file_uploader(f"A video ({', '.join(VIDEO_TYPES)}; up to {MAX_VIDEO_
 job = st.session_state.get("video_job")
 
 if upload is not None and st.button("Analyse", type="primary", disabled=bool(job and job.running)):
-    if st.session_state.get("video_folder"):
-        shutil.rmtree(st.session_state["video_folder"], ignore_errors=True)  # the last video's files
-    uploads = cache_dir() / "video"
-    uploads.mkdir(parents=True, exist_ok=True)
-    # Sessions end without telling the page: the newest KEPT_UPLOADS folders stay (a closed tab's
-    # results for a while, and any analysis still running elsewhere), older ones go.
-    for old in sorted(uploads.glob("upload-*"), key=lambda p: p.stat().st_mtime)[:-KEPT_UPLOADS]:
-        shutil.rmtree(old, ignore_errors=True)
-    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
-    source = folder / Path(upload.name).name
-    source.write_bytes(upload.getvalue())
-    try:
-        recognizer = Recognizer(
-            list(models),
-            detector=face_detector(detector_name),
-            min_face=int(min_face),
-            classifier=classifier(models),
-        )
-    except FerError as exc:
-        st.error(said(exc))
-        st.stop()
-    job = recognizer.start_video(source, every=int(every), output=folder / "annotated.mp4", explain=explain)
-    st.session_state.update(video_job=job, video_folder=str(folder), video_name=upload.name)
+    job = start_analysis(upload, models, detector_name, int(every), int(min_face), explain)
 if job is None:
     st.caption("Upload a video, then Analyse: faces are found every N-th frame and followed between them.")
     st.stop()
@@ -105,8 +78,9 @@ open_moment_in_explain(picked, rows, result, name)
 st.subheader("Share of the analysed frames per emotion, per face")
 shares = list(summary.columns[2:])
 summary[shares] = summary[shares] * 100
-bars = {c: st.column_config.ProgressColumn(c, format="%.0f%%", min_value=0, max_value=100) for c in shares}
-st.dataframe(summary, hide_index=True, column_config=bars)
+# Numbers, not bars: a bar column a class ran past the table's width at 1400 px.
+percent = {c: st.column_config.NumberColumn(c, format="%.0f%%", width="small") for c in shares}
+st.dataframe(summary, hide_index=True, column_config=percent)
 c1, c2 = st.columns(2)
 stem = Path(name).stem
 # The files are made when clicked, and a click does not rerun the page: a rerun replaces the

@@ -1,6 +1,9 @@
 """What the dashboard's pages share, kept outside app_pages/ so that folder holds only pages:
-`shared` (data and model loading, pickers), `charts` (figures), and the larger widget groups of
-one page each (`train_form` and `run_views` for Train, `gallery` for Evaluate, `camera` for Live).
+`shared` (data and model loading, pickers), `charts` (figures), `text` (messages, Markdown-safe),
+and the larger widget groups of one page each: `home_models` for Home, `dataset_store` for
+Dataset, `train_form`, `run_list`, `run_views` and `crossval_views` for Train,
+`evaluation_runs`, `comparison`, `gallery` and `label_review` for Evaluate, `explain_faces` for
+Explain, `video_jobs` for Video, `batch_views` for Batch, `camera` and `live_views` for Live.
 
 Importing this package makes the Live page safe to open after any other.
 

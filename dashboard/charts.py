@@ -158,9 +158,11 @@ def emotion_timeline(rows, title: str, classes, x: str = "time", height: int = 3
     figure.update_yaxes(tickvals=list(range(len(classes))), ticktext=classes, range=[-0.5, len(classes) - 0.5])
     figure.update_layout(
         height=height,
-        margin={"t": 40, "b": 10},
+        margin={"t": 40, "b": 90},
         title={"text": title, "font": {"size": 14}},
         xaxis={"title": x},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2},  # under the plot: a narrow page keeps its width
+        # Under the plot (a narrow page keeps its width), at the foot of the figure: placed
+        # against the plot instead, it lands on the axis's title under two-line date ticks.
+        legend={"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.01},
     )
     return figure

@@ -78,6 +78,7 @@ def open_moment_in_explain(picked, rows, result, name: str) -> None:
         from fer_core.inference.video import face_at
         from dashboard.text import said
 
+        from dashboard.explain_faces import OPENED_FROM_VIDEO
         from dashboard.shared import face_detector
 
         folder = st.session_state.get("video_folder")
@@ -88,5 +89,31 @@ def open_moment_in_explain(picked, rows, result, name: str) -> None:
         except (FerError, TypeError) as exc:
             st.error(said(exc) if isinstance(exc, FerError) else "The video's file is gone: analyse it again.")
             return
-        st.session_state["explain_face"] = (crop, f"{name}, face {face} at {row['time']:.2f} s (frame {row['frame']})")
+        where = f"{name}, face {face} at {row['time']:.2f} s (frame {row['frame']})"
+        st.session_state[OPENED_FROM_VIDEO] = (crop, where, st.session_state.get("video_models", []))
         st.switch_page("app_pages/explain.py")
+
+
+def confusion_section(dataset, focus: str, chosen) -> None:
+    """The focused model's confusion matrix; a click on a cell shows that cell's faces under it."""
+    from dashboard.charts import confusion_matrix_figure
+
+    metrics = chosen.metrics
+    st.subheader("Confusion matrix")
+    normalised = st.radio("Values", ["counts", "row-normalised"], horizontal=True) == "row-normalised"
+    # A click (read from the chart's state before it is drawn again) picks the gallery's cell, once:
+    # the pickers under the matrix can move on from it. The gallery's cell is outlined.
+    points = (st.session_state.get(f"cm-{focus}") or {}).get("selection", {}).get("points", [])
+    clicked = (points[0]["y"], points[0]["x"]) if points else None
+    if clicked and clicked != st.session_state.get("clicked_cell"):
+        st.session_state["true_class"], st.session_state["predicted_class"] = clicked
+    st.session_state["clicked_cell"] = clicked
+    matrix_classes = list(metrics["classes"])
+    chosen_cell = (
+        st.session_state.get("true_class") or matrix_classes[0],
+        st.session_state.get("predicted_class") or matrix_classes[0],
+    )
+    figure = confusion_matrix_figure(metrics, normalised, chosen=chosen_cell)
+    st.plotly_chart(figure, on_select="rerun", selection_mode="points", key=f"cm-{focus}")
+
+    cell_gallery(dataset, chosen)  # the chosen cell's faces, under the matrix

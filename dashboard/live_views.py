@@ -7,7 +7,7 @@ import time
 
 import streamlit as st
 
-from dashboard.charts import emotion_timeline, probability_bars
+from dashboard.charts import emotion_timeline
 
 TIMELINE_SECONDS = 60
 
@@ -50,11 +50,11 @@ def live_panel(processor, timeline) -> None:
     )
     if view is not None and view.latest is not None:
         latest = view.latest
-        bars = probability_bars(
-            latest.probabilities,
-            title=f"Largest face: {latest.label} ({latest.confidence:.0%})",
-        )
-        st.plotly_chart(bars, width="stretch", key="live-bars")
+        st.markdown(f"**Largest face: {latest.label}** ({latest.confidence:.0%})")
+        # Bars of Streamlit's own, not a chart: a Plotly figure replaced every second was
+        # sometimes drawn blank between two polls.
+        for name, probability in latest.probabilities.items():
+            st.progress(min(1.0, max(0.0, float(probability))), text=f"{name} {probability:.0%}")
         if latest.cut:  # its missing part was made up for the model: less sure than it looks
             st.caption("The largest face is cut by the picture's edge: its missing part was mirrored in.")
     elif view is not None:

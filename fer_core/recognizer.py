@@ -26,7 +26,16 @@ from fer_core.errors import FerError
 from fer_core.inference.faces import Face
 from fer_core.inference.options import DEFAULT_MIN_FACE, check_detector, check_min_face, check_tta
 
-__all__ = ["DEFAULT_MIN_FACE", "Face", "ImageResult", "Recognizer", "model_classes", "results_table", "to_rgb_array"]
+__all__ = [
+    "DEFAULT_MIN_FACE",
+    "Face",
+    "ImageResult",
+    "Recognizer",
+    "model_classes",
+    "results_frame",
+    "results_table",
+    "to_rgb_array",
+]
 
 
 @dataclass
@@ -281,6 +290,17 @@ def results_table(results: list[ImageResult], classes, used: dict) -> list[dict]
                 }
             )
     return rows
+
+
+def results_frame(results: list[ImageResult], classes, used: dict):
+    """`results_table` as a pandas DataFrame in its column order, the boxes whole pixels (a
+    nullable integer: a file without faces leaves them empty, which would make them floats), as
+    the CLI's CSV and the Predict page's table and download write it."""
+    import pandas as pd
+
+    columns = ["file", "face", "x", "y", "w", "h", "cut", "label", *classes, *used, "error"]
+    frame = pd.DataFrame(results_table(results, classes, used), columns=columns)
+    return frame.astype({column: "Int64" for column in ("face", "x", "y", "w", "h")})
 
 
 def _name_of(image, index: int) -> str:

@@ -523,16 +523,19 @@ def test_explain_shows_a_face_opened_from_a_videos_timeline(dashboard):
     crop = crop_face(face_frame([(100, 80, 200)])[..., 0], (100, 80, 200, 200))
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()
-    at.session_state["explain_face"] = (crop, "clip.mp4, face 1 at 2.00 s (frame 20)")
+    at.session_state["explain_face"] = (crop, "clip.mp4, face 1 at 2.00 s (frame 20)", ["attention_cnn"])
     at.switch_page("app_pages/explain.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Opened from Video: clip.mp4, face 1 at 2.00 s (frame 20)" in c.value for c in at.caption)
     captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
     assert "clip.mp4, face 1 at 2.00 s (frame 20)" in captions
-    assert sum(c.startswith("Grad-CAM: ") for c in captions) == 2  # both models, over that face
+    # The model the video was analysed with, over that face; no dataset-or-upload choice beside it.
+    assert at.multiselect[0].value == ["attention_cnn"] and not at.radio
+    assert sum(c.startswith("Grad-CAM: ") for c in captions) == 1
     at.button(key="drop_video_face").click().run()
     assert "explain_face" not in at.session_state and not at.exception
+    assert [r.label for r in at.radio] == ["Face"] and len(at.multiselect[0].value) == 2  # the best ones again
 
 
 @pytest.mark.parametrize(

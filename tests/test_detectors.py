@@ -270,6 +270,25 @@ def test_labels_stay_inside_the_picture_and_off_each_other():
         assert (np.all(drawn == np.array(colour[::-1]), axis=2)).sum() > 100
 
 
+def test_in_a_crowded_photo_a_label_covers_no_other_face():
+    """Three faces side by side over a fourth: no label lies over a face that is not its own
+    (above its own box where there is room, else inside it)."""
+    from fer_core.inference.faces import FACE_COLOURS, draw_boxes
+
+    boxes = [(10, 40, 100, 100), (120, 40, 100, 100), (230, 40, 100, 100), (60, 140, 140, 120)]
+    texts = ["1 happy 90%", "2 sad 80%", "3 neutral 70%", "4 angry 60%"]
+    drawn = draw_boxes(np.full((300, 400, 3), 255, np.uint8), boxes, texts, min_side=0, rgb=True)
+    for k, (x, y, w, h) in enumerate(boxes):
+        inside = drawn[y + 3 : y + h - 2, x + 3 : x + w - 2]  # within the box's outline
+        for j, colour in enumerate(FACE_COLOURS[: len(boxes)]):
+            if j != k and not _overlap(boxes[j], boxes[k]):
+                assert not np.all(inside == np.array(colour[::-1]), axis=2).any(), (texts[j], "over face", k + 1)
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
 def test_retinaface_searches_one_picture_at_a_time_across_threads(monkeypatch):
     """Four threads detecting at once: ONNX Runtime never runs two RetinaFace searches together
     (each already keeps both cores busy, and its memory arena grows with every search in flight;

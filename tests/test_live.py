@@ -103,7 +103,8 @@ def test_a_model_of_three_classes_is_labelled_with_its_own_everywhere(detector):
     timeline = Timeline(classes)
     timeline.extend(processor.drain())
     table = pd.read_csv(io.BytesIO(timeline.to_csv()))
-    assert tuple(table.columns) == ("time", "face", "cut", "label", *classes) and set(table["label"]) <= set(classes)
+    assert tuple(table.columns) == ("time", "face", "cut", "label", *classes, "model")
+    assert set(table["label"]) <= set(classes)
     unnamed = LiveProcessor(Classifier(model), detector, LiveSettings(smoothing=0, min_face=60))
     with pytest.raises(FerError, match=r"outputs 3 probabilities and nothing names its classes; put a config.json"):
         unnamed.process(face_frame([(340, 90, 200)]))
@@ -174,7 +175,7 @@ def test_timeline_rows_queue_and_csv(small_classifier, detector):
     recent = timeline.frame(last_seconds=1.0)
     assert len(recent) == 3  # rows at t-1.0, t-0.5 and t
     table = pd.read_csv(io.BytesIO(timeline.to_csv()))
-    assert tuple(table.columns) == ("time", "face", "cut", "label", *CLASS_NAMES)
+    assert tuple(table.columns) == ("time", "face", "cut", "label", *CLASS_NAMES, "model")
     assert len(table) == 6 and set(table["face"]) == {1}
     np.testing.assert_allclose(table[list(CLASS_NAMES)].sum(axis=1), 1.0, atol=1e-4)
     assert (table["label"] == [CLASS_NAMES[i] for i in table[list(CLASS_NAMES)].to_numpy().argmax(axis=1)]).all()
@@ -358,3 +359,19 @@ def test_live_faces_are_the_facades_faces(saved_small, retinaface, case, faces, 
 
         assert track.detection.eyes is not None
         assert not np.array_equal(detection_crop(gray, track.detection), crop_face(gray, track.box))
+
+
+def test_switching_model_keeps_the_sessions_rows_each_named_by_its_model():
+    """The CSV holds every row of the session: the first model's (three classes of its own), then
+    the next one's (FER2013's), each row naming its model, each class a column."""
+    classes = ("calm", "joy", "shock")
+    timeline = Timeline(classes, model="lab")
+    timeline.extend([(1_800_000_000.0, 1, False, "joy", 0.1, 0.8, 0.1)])
+    timeline.use(CLASS_NAMES, "vgg_fer")
+    timeline.extend([(1_800_000_001.0, 1, False, "happy", *np.eye(len(CLASS_NAMES))[CLASS_NAMES.index("happy")])])
+    assert len(timeline) == 2 and timeline.classes == CLASS_NAMES and len(timeline.frame(last_seconds=60)) == 1
+    table = pd.read_csv(io.BytesIO(timeline.to_csv()))
+    assert list(table.columns) == ["time", "face", "cut", "label", *classes, *CLASS_NAMES, "model"]
+    assert list(table["model"]) == ["lab", "vgg_fer"] and list(table["label"]) == ["joy", "happy"]
+    assert table.loc[0, "joy"] == pytest.approx(0.8) and np.isnan(table.loc[0, "happy"])
+    assert np.isnan(table.loc[1, "joy"]) and table.loc[1, "happy"] == 1.0

@@ -4,6 +4,7 @@ CLI's predict goes through it (the same probabilities)."""
 
 from __future__ import annotations
 
+import re
 import io
 import json
 import shutil
@@ -16,7 +17,7 @@ from PIL import Image
 
 from fer_core.errors import FerError
 from fer_core.paths import PROJECT_ROOT
-from fer_core.recognizer import Recognizer, model_classes, results_table
+from fer_core.recognizer import Recognizer, model_classes, results_frame, results_table
 from helpers import moving_faces_video, run_cli
 
 SHIPPED = PROJECT_ROOT / "trained" / "attention_cnn"  # the smallest shipped model: quick to load
@@ -114,6 +115,10 @@ def test_bad_input_is_one_line_and_fails_only_its_own_image(recognizer, photo, t
     assert results[1].error is None and len(results[1].faces) == 1
     rows = results_table(results, recognizer.classes, {"model": recognizer.model_name})
     assert [row["file"] for row in rows] == ["broken.png", "ok.jpg"] and rows[0]["error"] and not rows[1]["error"]
+    # In a CSV the boxes stay whole pixels beside a file with none (the CLI's and the page's alike).
+    written = results_frame(results, recognizer.classes, {"model": recognizer.model_name}).to_csv(index=False)
+    broken, ok = written.splitlines()[1:]
+    assert broken.startswith("broken.png,0,,,,,") and re.match(r"ok\.jpg,1,\d+,\d+,\d+,\d+,False,", ok), ok
 
 
 @pytest.mark.parametrize(

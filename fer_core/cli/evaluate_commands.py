@@ -40,8 +40,12 @@ def add_parsers(sub) -> None:
         help="rank a cross-validated dataset's images whose given label the out-of-fold model doubts (confident learning)",
     )
     p.add_argument("crossval_dir", help="a finished cross-validation folder (fer-core crossval)")
-    p.add_argument("--csv", help="write every suspect to this CSV")
-    p.add_argument("--top", type=int, default=20, help="suspects printed (default 20; the CSV has all)")
+    p.add_argument("--csv", help="write the suspects to this CSV")
+    p.add_argument(
+        "--top",
+        type=int,
+        help="only the N most doubted, printed, in the CSV and in --json (default: 20 printed, every one in them)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_review)
 
@@ -118,18 +122,22 @@ def cmd_review(args) -> int:
     from fer_core.evaluation.label_review import review
     from fer_core.fileio import write_atomic
 
-    if args.top < 0:
+    if args.top is not None and args.top < 0:
         raise FerError(f"--top must be 0 or more. Received: {args.top}")
     suspects = review(args.crossval_dir)
+    found = len(suspects)
+    if args.top is not None:
+        suspects = suspects.head(args.top)
     if args.csv:
         write_atomic(Path(args.csv), lambda temporary: suspects.to_csv(temporary, index=False))
     if args.json:
         print_json(suspects.to_dict(orient="records"))
         return 0
-    for row in suspects.head(args.top).itertuples():
+    for row in suspects.head(20 if args.top is None else args.top).itertuples():
         print(
             f"{row.rank:>4}  {row.path}: given {row.given} ({row.quality:.0%}), "
             f"suggested {row.suggested} ({row.suggested_probability:.0%})"
         )
-    print(f"{len(suspects)} suspect labels" + (f"; written: {args.csv}" if args.csv else ""))
+    shown = f"; the {len(suspects)} most doubted" if len(suspects) < found else ""
+    print(f"{found} suspect labels{shown}" + (f"; written: {args.csv}" if args.csv else ""))
     return 0

@@ -174,9 +174,6 @@ def cmd_predict(args) -> int:
 
 def predictions_csv(results, classes, used: dict) -> str:
     """A row per face (a file without faces: one row saying so; a refused file: its error)."""
-    import pandas as pd
+    from fer_core.recognizer import results_frame
 
-    from fer_core.recognizer import results_table
-
-    rows = pd.DataFrame(results_table(results, classes, used))
-    return rows[["file", "face", "x", "y", "w", "h", "cut", "label", *classes, *used, "error"]].to_csv(index=False)
+    return results_frame(results, classes, used).to_csv(index=False)

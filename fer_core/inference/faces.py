@@ -238,16 +238,20 @@ def draw_boxes(
     side = max(image.shape[:2])
     thickness = max(1, side // 300)
     scale = max(0.45, side / 1000)
+    corners = []  # each box as (x0, y0, x1, y1) in the picture
+    for box in boxes:
+        x, y, w, h = (int(v) * zoom for v in box)
+        corners.append((max(0, x), max(0, y), min(x + w, image.shape[1] - 1), min(y + h, image.shape[0] - 1)))
     placed: list[tuple[int, int, int, int]] = []  # the labels drawn so far (x0, y0, x1, y1)
-    for number, (box, text) in enumerate(zip(boxes, texts)):
+    for number, ((x0, y0, x1, y1), text) in enumerate(zip(corners, texts)):
         colour = FACE_COLOURS[(colour_index[number] if colour_index is not None else number) % len(FACE_COLOURS)]
         colour = colour[::-1] if rgb else colour
-        x, y, w, h = (int(v) * zoom for v in box)
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(x + w, image.shape[1] - 1), min(y + h, image.shape[0] - 1)
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        left, top = _label_place((x0, y0, x1, y1), (tw + 4, th + base + 4), image.shape[1], image.shape[0], placed)
+        others = corners[:number] + corners[number + 1 :]
+        left, top = _label_place(
+            (x0, y0, x1, y1), (tw + 4, th + base + 4), image.shape[1], image.shape[0], placed, others
+        )
         placed.append((left, top, left + tw + 4, top + th + base + 4))
         cv2.rectangle(image, (left, top), (left + tw + 4, top + th + base + 4), colour, -1)
         cv2.putText(
@@ -256,26 +260,31 @@ def draw_boxes(
     return image
 
 
-def _label_place(box, size, width: int, height: int, placed) -> tuple[int, int]:
-    """Where a label of `size` goes for a box (x0, y0, x1, y1): inside the picture, and over no
-    label already `placed`: above the box, else just inside its top edge, below it, or inside
-    its bottom edge; if all of those cross another label, stepped down from above the box until
-    one is free (the first free row, however far; the top spot if none)."""
+def _label_place(box, size, width: int, height: int, placed, others=()) -> tuple[int, int]:
+    """Where a label of `size` goes for a box (x0, y0, x1, y1): inside the picture and over no
+    label already `placed`. Beside its box first, over no `others` box either (the other faces of
+    a crowded photo): above it, just inside its top edge, below it, inside its bottom edge, each
+    from the box's left edge, then ending at its right edge; else inside its own box (over its
+    own face, and another's only where the label is the wider); else stepped down from above the
+    box until a row is free of labels; else inside its top edge."""
     x0, y0, x1, y1 = box
     label_w, label_h = size
-    left = min(max(0, x0), max(0, width - label_w))
+    lefts = [min(max(0, edge), max(0, width - label_w)) for edge in (x0, x1 - label_w)]
 
-    def fits(top: int) -> bool:
+    def free(left: int, top: int, avoid) -> bool:
         if top < 0 or top + label_h > height:
             return False
         return all(
-            left >= px1 or left + label_w <= px0 or top >= py1 or top + label_h <= py0 for px0, py0, px1, py1 in placed
+            left >= px1 or left + label_w <= px0 or top >= py1 or top + label_h <= py0 for px0, py0, px1, py1 in avoid
         )
 
-    for top in (y0 - label_h, y0, y1, y1 - label_h):
-        if fits(top):
-            return left, top
-    for top in range(max(0, y0 - label_h), height - label_h + 1, max(1, label_h // 4)):
-        if fits(top):
-            return left, top
-    return left, min(max(0, y0 - label_h), max(0, height - label_h))
+    for tops, avoid in (
+        ((y0 - label_h, y0, y1, y1 - label_h), [*placed, *others]),
+        ((y0, y1 - label_h), placed),
+        (range(max(0, y0 - label_h), height - label_h + 1, max(1, label_h // 4)), placed),
+    ):
+        for top in tops:
+            for left in lefts:
+                if free(left, top, avoid):
+                    return left, top
+    return lefts[0], min(max(0, y0), max(0, height - label_h))

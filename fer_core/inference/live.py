@@ -264,23 +264,40 @@ class LiveProcessor:
 
 
 class Timeline:
-    """A viewing session's rows: all of them (up to `max_rows`) for the CSV, recent ones for charts;
-    a probability column per class of the model (`classes`)."""
+    """A viewing session's rows: all of them (up to `max_rows` a model) for the CSV, recent ones
+    for charts; a probability column per class of the model (`classes`). Switching to another
+    model (`use`) keeps the rows so far: the CSV names each row's model, and holds a column per
+    class any of them had (empty where a row's model has no such class)."""
 
-    def __init__(self, classes, max_rows: int = 200_000):
+    def __init__(self, classes, model: str = "", max_rows: int = 200_000):
+        self.max_rows = max_rows
+        self._earlier: list = []  # DataFrames of the models used before, with other classes
+        self._start(tuple(classes), model)
+
+    def _start(self, classes: tuple, model: str) -> None:
         from collections import deque
 
-        self._rows: deque = deque(maxlen=max_rows)
-        self.classes = tuple(classes)
+        self._rows: deque = deque(maxlen=self.max_rows)
+        self.classes, self.model = classes, model
+
+    def use(self, classes, model: str) -> None:
+        """Go on with `model`: rows from now on are its; those so far stay in the CSV."""
+        classes = tuple(classes)
+        if (classes, model) == (self.classes, self.model):
+            return
+        if self._rows:
+            self._earlier.append(self.frame())
+        self._start(classes, model)
 
     def extend(self, rows: list[tuple]) -> None:
         self._rows.extend(rows)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._rows) + sum(len(frame) for frame in self._earlier)
 
     def frame(self, last_seconds: float | None = None, now: float | None = None):
-        """A pandas DataFrame (time, face, cut, label, a column per class); `time` as UTC datetimes."""
+        """The current model's rows as a pandas DataFrame (time, face, cut, label, a column per
+        class, model); `time` as UTC datetimes."""
         import pandas as pd
 
         if last_seconds is not None and self._rows:
@@ -292,10 +309,16 @@ class Timeline:
             rows = list(self._rows)
         frame = pd.DataFrame(rows, columns=["time", "face", "cut", "label", *self.classes])
         frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        frame["model"] = self.model
         return frame
 
     def to_csv(self) -> bytes:
-        frame = self.frame()
+        import pandas as pd
+
+        frames = [*self._earlier, self.frame()]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        classes = list(dict.fromkeys(c for part in frames for c in part.columns[4:-1]))
+        frame = frame[["time", "face", "cut", "label", *classes, "model"]].copy()
         frame["time"] = [
             datetime.fromtimestamp(t.timestamp(), timezone.utc).isoformat(timespec="milliseconds")
             for t in frame["time"]
