@@ -59,13 +59,15 @@ if not jobs:
     st.info("No batch job yet: name a folder or a manifest above, or bring a zip, and press Start.")
     st.stop()
 names = [job.name for job in jobs]
-chosen = st.session_state.get("batch_job")
+# The job in the address too: a reload, or the link sent to a colleague, opens the same job.
+chosen = st.session_state.get("batch_job") or st.query_params.get("job")
 picked = st.selectbox(
     "Job",
     names,
     index=names.index(chosen) if chosen in names else 0,
     format_func=lambda n: f"{n} ({next(j.status for j in jobs if j.name == n)})",
 )
+st.query_params["job"] = picked
 state = next(job for job in jobs if job.name == picked)
 job_progress(state)
 job_results(state)

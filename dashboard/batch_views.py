@@ -21,6 +21,8 @@ def job_progress(state) -> None:
 
     def show():
         current = launch.state_of(state.folder)
+        if state.running and not current.running:
+            st.rerun()  # the whole page: its results, drawn outside this fragment, are ready
         progress = current.progress
         total = max(1, progress.get("inputs", 0))
         finished = progress.get("skipped", 0) + progress.get("done", 0) + progress.get("failed", 0)

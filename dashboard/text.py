@@ -1,4 +1,4 @@
-"""Messages from fer_core as the page shows them: a sentence, Markdown-safe. Streamlit reads an
+r"""Messages from fer_core as the page shows them: a sentence, Markdown-safe. Streamlit reads an
 error box's text as Markdown, where a subject pattern `^(S\d+)_` outside backticks loses its
 underscores and turns italic, and a file name `S010_004_1.png` loses its own."""
 

@@ -581,6 +581,7 @@ def test_live_webcam_after_a_model_was_loaded(server, playwright, folder_dataset
         page.get_by_text("Largest face:").first.wait_for(timeout=120_000)
         # Its probabilities as a bar per class, each named with its share.
         bars = page.locator('[data-testid="stProgress"]')
+        bars.nth(6).wait_for(timeout=60_000)  # drawn just after the heading, in the same run
         assert bars.count() == 7 and bars.filter(has_text=re.compile(r"neutral \d+%")).count() == 1
         page.wait_for_function(
             "() => /([1-9][0-9,]*) timeline rows this session/.test(document.body.innerText)", timeout=60_000
