@@ -5,9 +5,9 @@ import streamlit as st
 from fer_core.errors import FerError
 from fer_core.data.images import decode_image, expand_uploads
 from fer_core.inference import draw_faces
-from fer_core.recognizer import ImageResult, Recognizer, results_frame
+from fer_core.recognizer import ImageResult, results_frame
 from dashboard.charts import probability_bars
-from dashboard.shared import classifier, detector_picker, face_detector, model_picker, png_bytes, tta_picker
+from dashboard.shared import detector_picker, make_recognizer, model_picker, png_bytes, tta_picker
 from dashboard.text import said
 
 DETAILED_FILES = 20  # files shown with image and bars; every file is in the results table
@@ -29,17 +29,7 @@ if not files:
     st.caption("A face crop (like FER2013's 48x48) is classified as a whole; larger images go through face detection.")
     st.stop()
 
-try:
-    recognizer = Recognizer(
-        list(models),
-        detector=face_detector(detector_name),
-        tta=tta,
-        min_face=int(min_face),
-        classifier=classifier(models),
-    )
-except FerError as exc:
-    st.error(said(exc))
-    st.stop()
+recognizer = make_recognizer(models, detector_name, tta=tta, min_face=int(min_face))
 
 # Recorded in every row, so a downloaded CSV says what produced it.
 used = {"model": recognizer.model_name, "tta": tta, "detector": detector_name}

@@ -7,17 +7,15 @@ reload or another tab never touches the process.
 import streamlit as st
 
 from dashboard.crossval_views import launch_crossval_button, show_crossval
-from dashboard.run_list import training_table, watch, watched
+from dashboard.run_list import listing, training_table, watch, watched
 from dashboard.run_views import promote_form, restore_form, show_run
 from dashboard.shared import data_path
 from dashboard.train_form import settings_form
 from fer_core.errors import FerError
 from fer_core.paths import runs_dir
 from fer_core.training.config import TrainConfig
-from fer_core.training.crossval_runs import crossval_progress, list_crossval_folders as crossvals
 from fer_core.training.estimate import estimate_run
 from fer_core.training.launch import launch
-from fer_core.training.runs import list_runs
 from dashboard.text import said
 
 st.title("Train")
@@ -69,20 +67,19 @@ else:
 
 
 st.subheader("Runs and cross-validations")
-runs = list_runs()  # newest first
-folders = crossvals()
-busy = any(r.active for r in runs) or any(crossval_progress(f).status in ("running", "stopping") for f in folders)
-if runs or folders:
-    # Polled every 2 s while anything trains; otherwise rendered once.
-    st.fragment(run_every=2.0 if busy else None)(training_table)()
+listed = listing()
+# Polled every 2 s while anything trains; otherwise rendered once.
+poll = 2.0 if listed.busy else None
+if listed.runs or listed.crossvals:
+    st.fragment(run_every=poll)(training_table)()
 else:
     st.caption(f"No runs or cross-validations in {runs_dir()} yet. Launch one above.")
-shown = watched()
+shown = watched(listed)
 if shown is not None:
     kind, folder = shown
     view = show_run if kind == "run" else show_crossval
-    st.fragment(run_every=2.0 if busy else None)(view)(folder)
-finished = [r.name for r in runs if not r.active and (r.path / "model.keras").is_file()]
+    st.fragment(run_every=poll)(view)(folder)
+finished = [r.name for r in listed.runs if not r.active and (r.path / "model.keras").is_file()]
 if finished:
     st.subheader("Promote")
     promote_form(finished)

@@ -11,8 +11,6 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from fer_core import CLASS_NAMES
-
 
 def probability_bars(probabilities: dict, title: str | None = None, height: int = 260) -> go.Figure:
     """Horizontal bars, one per class in the model's order top to bottom, on a 0..1 axis.
@@ -69,7 +67,7 @@ def confusion_matrix_figure(
     clickable (the Evaluate page opens the cell's faces), the `chosen` cell (true class,
     predicted class) outlined."""
     matrix = np.array(metrics["confusion_matrix_normalized" if normalised else "confusion_matrix"])
-    classes = list(metrics.get("classes") or CLASS_NAMES)
+    classes = list(metrics.get("classes") or map(str, range(len(matrix))))  # unnamed: numbered
     figure = go.Figure(
         go.Heatmap(
             z=matrix,

@@ -86,6 +86,8 @@ def face_from_video():
     crop, where, _models = st.session_state[OPENED_FROM_VIDEO]
     c1, c2 = st.columns([3, 1])
     c1.caption(f"Opened from Video: {where}")
+    # The sidebar's dataset stays (other pages use it), but says it has no part in this face.
+    st.sidebar.caption("Explain shows a face from the video: the dataset above is not used here.")
     if c2.button("Pick another face", key="drop_video_face"):
         st.session_state.pop(OPENED_FROM_VIDEO)
         st.rerun()

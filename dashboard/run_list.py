@@ -4,6 +4,7 @@ watch, stop or resume any of them. Read from their folders on each poll; never w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
@@ -25,17 +26,37 @@ def watch(folder: Path | str) -> None:
     st.session_state[WATCHING] = str(folder)
 
 
-def watched() -> tuple[str, str] | None:
+ACTIVE = ("starting", "running", "stopping")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Every run and every cross-validation's progress, read once for a render of the page."""
+
+    runs: list  # RunInfo, newest first
+    crossvals: dict  # folder -> CrossvalProgress
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything trains now (the page then polls)."""
+        return any(r.active for r in self.runs) or any(p.status in ACTIVE for p in self.crossvals.values())
+
+
+def listing() -> Listing:
+    return Listing(list_runs(), {folder: crossval_progress(folder) for folder in list_crossval_folders()})
+
+
+def watched(listed: Listing) -> tuple[str, str] | None:
     """("run" or "crossval", folder) the page shows, picked in a box that lists them all. By
     default the one this session launched or picked, else the one training now, else the newest,
     so a reload or a new tab lands on the training one."""
-    runs, crossvals = list_runs(), list_crossval_folders()
-    kinds = {str(r.path): "run" for r in runs} | {str(folder): "crossval" for folder in crossvals}
+    kinds = {str(r.path): "run" for r in listed.runs} | {str(folder): "crossval" for folder in listed.crossvals}
     if not kinds:
         return None
-    statuses = {str(r.path): r.status for r in runs} | {str(f): crossval_progress(f).status for f in crossvals}
+    statuses = {str(r.path): r.status for r in listed.runs}
+    statuses |= {str(folder): progress.status for folder, progress in listed.crossvals.items()}
     folders = sorted(kinds, key=lambda f: _made(Path(f).name), reverse=True)
-    busy = next((f for f in folders if statuses[f] in ("starting", "running", "stopping")), None)
+    busy = next((f for f in folders if statuses[f] in ACTIVE), None)
     chosen = st.session_state.get(WATCHING)
     default = chosen if chosen in kinds else busy or folders[0]
     folder = st.selectbox(
@@ -51,7 +72,8 @@ def watched() -> tuple[str, str] | None:
 
 
 def training_table() -> None:
-    """Every run and cross-validation, newest first, read again on each poll so their statuses move."""
+    """Every run and cross-validation, newest first, read again on each poll (it is the page's
+    fragment that polls) so their statuses move."""
     rows = [
         {
             "run": r.name,  # <time>-<model>: the model is in the name (a column of its own cut the table at 800 px)

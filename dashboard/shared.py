@@ -195,6 +195,19 @@ def face_detector(name: str, live: bool = False):
     return make_detector(name, live=live)
 
 
+def make_recognizer(models, detector_name: str, **options):
+    """The chosen models (ModelRefs) with the chosen detector, their cached classifier and detector
+    shared with every session; `options` as `Recognizer` takes them (tta, min_face). A model that
+    cannot be used is an error box, and the page stops."""
+    from fer_core.recognizer import Recognizer
+
+    try:
+        return Recognizer(list(models), detector=face_detector(detector_name), classifier=classifier(models), **options)
+    except FerError as exc:
+        st.error(said(exc))
+        st.stop()
+
+
 def png_bytes(rgb) -> bytes:
     """An RGB image as PNG file bytes, for a download button."""
     import cv2

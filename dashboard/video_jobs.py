@@ -10,11 +10,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.shared import classifier, face_detector
-from dashboard.text import said
-from fer_core.errors import FerError
+from dashboard.shared import make_recognizer
 from fer_core.paths import cache_dir
-from fer_core.recognizer import Recognizer
 
 KEPT_UPLOADS = 8
 
@@ -32,17 +29,9 @@ def start_analysis(upload, models, detector_name: str, every: int, min_face: int
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=uploads))
     source = folder / Path(upload.name).name
     source.write_bytes(upload.getvalue())
-    try:
-        recognizer = Recognizer(
-            list(models),
-            detector=face_detector(detector_name),
-            min_face=min_face,
-            classifier=classifier(models),
-        )
-    except FerError as exc:
-        st.error(said(exc))
-        st.stop()
-    job = recognizer.start_video(source, every=every, output=folder / "annotated.mp4", explain=explain)
+    job = make_recognizer(models, detector_name, min_face=min_face).start_video(
+        source, every=every, output=folder / "annotated.mp4", explain=explain
+    )
     # The models go with a face opened in Explain (this page's own model box is dropped there).
     st.session_state.update(
         video_job=job, video_folder=str(folder), video_name=upload.name, video_models=[ref.name for ref in models]

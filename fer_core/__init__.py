@@ -8,9 +8,10 @@ from fer_core.errors import FerError
 
 __version__ = "0.1.0"
 
-# FER2013's own label order; every array of labels or probabilities in the project uses it.
+# FER2013's classes in its label order: what the FER2013 loaders (its CSV, its class folders) give
+# a dataset, and what a model file without records is taken to be only when it has seven outputs.
+# Every other dataset brings its own classes, and models, metrics and tables take theirs.
 CLASS_NAMES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 48
 
 # FER2013's Usage values, in the order the dataset defines them.
@@ -27,4 +28,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'fer_core' has no attribute {name!r}")
 
 
-__all__ = ["CLASS_NAMES", "NUM_CLASSES", "IMAGE_SIZE", "FER_SPLITS", "FerError", "Recognizer", "__version__"]
+__all__ = ["CLASS_NAMES", "IMAGE_SIZE", "FER_SPLITS", "FerError", "Recognizer", "__version__"]

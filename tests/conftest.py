@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # pylibsrtp loaded first, see dashboard/__init__.py.
 import dashboard  # noqa: E402,F401
 from fer_core import CLASS_NAMES  # noqa: E402
-from helpers import SHARED_DATA, csv_text, synthetic_face, write_folder_dataset  # noqa: E402
+from helpers import SHARED_DATA, csv_text, synthetic_face, tiny_config, write_folder_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -47,21 +47,11 @@ def csv_dataset(tmp_path_factory) -> Path:
 def tiny_run(tmp_path_factory, folder_dataset) -> Path:
     """A real finished training run (cnn, 2 epochs on the synthetic folder), shared by tests."""
     from fer_core.data import load_dataset
-    from fer_core.training.config import TrainConfig
     from fer_core.training.loop import train
 
     base = tmp_path_factory.mktemp("tiny_run")
     os.environ["FER_CACHE_DIR"] = str(base / "cache")
-    # float32 whatever the processor ("auto" would pick bf16 on some), so the suite computes alike everywhere.
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=2,
-        batch_size=16,
-        seed=3,
-        precision="float32",
-        model_params={"filters": [8, 16, 32], "dense_units": 32},
-    )
+    config = tiny_config(folder_dataset, epochs=2, batch_size=16, seed=3)
     dataset = load_dataset(folder_dataset, use_cache=False)
     return train(config, out=base / "runs", dataset=dataset, echo=False)
 
@@ -84,3 +74,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if "shared_data" in item.keywords and not SHARED_DATA.is_dir():
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="module")
+def playwright():
+    from chromium import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as instance:  # one per thread: every browser of a module comes from it
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    from chromium import CHROMIUM, CHROMIUM_ARGS
+
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()

@@ -25,6 +25,7 @@ def main(data: str, out: str) -> None:
     from fer_core.errors import FerError
     from fer_core.training.config import TrainConfig
     from fer_core.training.loop import train
+    from helpers import TINY_RUN
 
     shards = []
     distribute = jax_distribution.distribute_data_input
@@ -37,15 +38,7 @@ def main(data: str, out: str) -> None:
         return placed
 
     jax_distribution.distribute_data_input = recording  # what Keras' JAX trainer calls for each batch
-    settings = dict(
-        model="cnn",
-        data=data,
-        epochs=3,
-        batch_size=8,
-        seed=7,
-        precision="float32",
-        model_params={"filters": [8, 16, 32], "dense_units": 16},
-    )
+    settings = {**TINY_RUN, "data": data, "epochs": 3, "seed": 7}
     runs = {}
     for devices in (1, 2):
         count = len(shards)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import os
 import struct
 import subprocess
@@ -99,6 +100,38 @@ def assert_one_line_error(code, err, *fragments):
     assert "Traceback" not in err
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+# The model the tests train: the registry's cnn at the smallest widths (a second an epoch on the
+# synthetic folder, 2-core CPU). float32 whatever the processor: "auto" picks bf16 where the CPU
+# has it, and the suite should compute alike on every machine.
+TINY_RUN = {
+    "model": "cnn",
+    "epochs": 1,
+    "batch_size": 8,
+    "precision": "float32",
+    "model_params": {"filters": [8, 16, 32], "dense_units": 32},
+}
+
+
+def tiny_config(data, **settings):
+    """A `TrainConfig` for a tiny run on `data`; `settings` override any field of TINY_RUN or the config."""
+    from fer_core.training.config import TrainConfig
+
+    return TrainConfig(**{**TINY_RUN, "data": str(data), **settings})
+
+
+def tiny_flags(data, **settings) -> list[str]:
+    """`fer-core train`'s flags for the run `tiny_config(data, **settings)` describes."""
+    fields = {**TINY_RUN, "data": str(data), **settings}
+    flags = []
+    for name, value in fields.items():
+        if name == "model_params":
+            for param, setting in value.items():
+                flags += ["--param", f"{param}={json.dumps(setting, separators=(',', ':'))}"]
+        else:
+            flags += [f"--{name.replace('_', '-')}", str(value)]
+    return flags
 
 
 # Small widths keep the suite fast; the architecture (layers, names, wiring) is the registry's.
@@ -215,6 +248,16 @@ def moving_faces_video(path, frames: int = 30, fps: int = 10) -> Path:
         for k in range(frames)
     ]
     return write_video(path, images, fps=fps)
+
+
+def wait_until(condition, seconds: float, what: str, every: float = 0.5) -> None:
+    """Poll `condition()` until it holds; fail after `seconds`, naming what was waited for."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds:g} s for {what}"
+        time.sleep(every)
 
 
 def free_port() -> int:

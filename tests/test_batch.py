@@ -19,7 +19,6 @@ from PIL import Image
 from fer_core.errors import FerError
 
 from helpers import (
-    PROJECT_ROOT,
     assert_one_line_error,
     moving_faces_video,
     png_declaring,
@@ -29,7 +28,6 @@ from helpers import (
 )
 
 pytestmark = pytest.mark.slow
-SCREENSHOTS = PROJECT_ROOT / "test-output" / "e2e"
 
 
 def write_corpus(root: Path) -> Path:
@@ -336,41 +334,39 @@ def test_a_two_node_ray_cluster_gives_the_local_rows_and_survives_a_killed_worke
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("width", [1400, 800])
-def test_the_batch_page_runs_a_job_and_shows_its_results(batch_server, width):
-    from playwright.sync_api import expect, sync_playwright
+def test_the_batch_page_runs_a_job_and_shows_its_results(batch_server, browser, width):
+    from playwright.sync_api import expect
 
-    from test_e2e import CHROMIUM, CHROMIUM_ARGS, settle
+    from chromium import SCREENSHOTS, settle
 
     url, corpus = batch_server
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": width, "height": 2400})
-        page.goto(f"{url}/batch")
-        field = page.get_by_role("textbox", name=re.compile("^Inputs"))
-        field.wait_for(timeout=120_000)
-        if width == 1400:  # the wide visit names the manifest on the server, the narrow one brings it as a zip
-            field.fill(str(corpus))
-            page.get_by_role("textbox", name="Job name").fill("study")
-        else:
-            page.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(str(zipped(corpus)))
-            page.get_by_role("textbox", name="Job name").fill("zipped")
-        page.get_by_role("button", name="Start").click()
-        # Its results appear by themselves when it ends (the earlier job's, shown before, do not count).
-        job = "study" if width == 1400 else "zipped"
-        picked = page.get_by_role("combobox", name="Job")
-        expect(picked).to_have_value(f"{job} (finished)", timeout=240_000)
-        page.get_by_text("Failed inputs (6)").wait_for(timeout=120_000)
-        page.reload()  # the address names the job: the same one opens
-        expect(picked).to_have_value(f"{job} (finished)", timeout=120_000)
-        page.get_by_text("Failed inputs (6)").wait_for(timeout=120_000)
-        settle(page)
-        main = page.locator('[data-testid="stMain"]')
-        expect(main.get_by_text("Share of each emotion")).to_be_visible()
-        expect(main.get_by_text("notes.txt").first).to_be_attached()
-        assert page.locator('[data-testid="stException"]').count() == 0
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"batch-{width}.png"), full_page=True)
-        browser.close()
+    page = browser.new_page(viewport={"width": width, "height": 2400})
+    page.goto(f"{url}/batch")
+    field = page.get_by_role("textbox", name=re.compile("^Inputs"))
+    field.wait_for(timeout=120_000)
+    if width == 1400:  # the wide visit names the manifest on the server, the narrow one brings it as a zip
+        field.fill(str(corpus))
+        page.get_by_role("textbox", name="Job name").fill("study")
+    else:
+        page.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(str(zipped(corpus)))
+        page.get_by_role("textbox", name="Job name").fill("zipped")
+    page.get_by_role("button", name="Start").click()
+    # Its results appear by themselves when it ends (the earlier job's, shown before, do not count).
+    job = "study" if width == 1400 else "zipped"
+    picked = page.get_by_role("combobox", name="Job")
+    expect(picked).to_have_value(f"{job} (finished)", timeout=240_000)
+    page.get_by_text("Failed inputs (6)").wait_for(timeout=120_000)
+    page.reload()  # the address names the job: the same one opens
+    expect(picked).to_have_value(f"{job} (finished)", timeout=120_000)
+    page.get_by_text("Failed inputs (6)").wait_for(timeout=120_000)
+    settle(page)
+    main = page.locator('[data-testid="stMain"]')
+    expect(main.get_by_text("Share of each emotion")).to_be_visible()
+    expect(main.get_by_text("notes.txt").first).to_be_attached()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"batch-{width}.png"), full_page=True)
+    page.close()
 
 
 def zipped(manifest: Path) -> Path:
@@ -412,11 +408,10 @@ def test_a_zipped_corpus_is_unpacked_whole_with_its_manifest_or_refused(corpus, 
 @pytest.fixture(scope="module")
 def batch_server(corpus, tiny_run, tmp_path_factory):
 
+    from chromium import dashboard_server
     from fer_core.training.promote import promote
-    from helpers import start_dashboard, stop_dashboard
 
     base = tmp_path_factory.mktemp("batch_e2e")
     promote(tiny_run, "cnn", dest_root=base / "trained")
-    process, url, log = start_dashboard(base, base / "trained", corpus.parent)
-    yield url, corpus
-    stop_dashboard(process, log)
+    with dashboard_server(base, base / "trained", corpus.parent) as (url, _pid):
+        yield url, corpus

@@ -13,7 +13,7 @@ import pytest
 from fer_core.training.runs import read_run
 
 from fer_core.training.promote import promote
-from helpers import APP, app_pages
+from helpers import APP, app_pages, tiny_config, wait_until
 
 APP = str(APP)
 PAGES = app_pages()  # page file -> navigation title, as app.py declares them
@@ -24,16 +24,9 @@ HEADINGS = {**PAGES, "app_pages/home.py": "FER Studio"}
 @pytest.fixture(scope="session")
 def tiny_attention_run(tmp_path_factory, folder_dataset):
     from fer_core.data import load_dataset
-    from fer_core.training.config import TrainConfig
     from fer_core.training.loop import train
 
-    config = TrainConfig(
-        model="attention_cnn",
-        data=str(folder_dataset),
-        epochs=1,
-        batch_size=16,
-        model_params={"filters": [8, 16, 16], "dense_units": 16},
-    )
+    config = tiny_config(folder_dataset, model="attention_cnn", batch_size=16)
     return train(
         config,
         out=tmp_path_factory.mktemp("att_run"),
@@ -302,10 +295,7 @@ def test_any_session_watches_every_run_and_crossval_and_resumes_a_stopped_run(da
     form["Early-stopping patience (0 = off)"].set_value(0)
     at.button(key="launch").click().run()
     run_dir = Path(at.success[0].value.removeprefix("Launched: "))
-    deadline = time.time() + 180
-    while not (run_dir / CHECKPOINT_FILE).is_file():
-        assert time.time() < deadline, "no epoch finished in 180 s"
-        time.sleep(0.5)
+    wait_until((run_dir / CHECKPOINT_FILE).is_file, 180, "an epoch to finish")
 
     other = open_page("app_pages/train.py")  # a session that launched nothing
     watch = next(s for s in other.selectbox if s.label == "Watch")
@@ -320,13 +310,9 @@ def test_any_session_watches_every_run_and_crossval_and_resumes_a_stopped_run(da
     assert next(s for s in again.selectbox if s.label == "Watch").value == str(run_dir)
     again.button(key=f"resume-{run_dir.name}").click().run()
     assert not again.exception and not again.error, [e.value for e in again.error]
-    deadline = time.time() + 60
-    while read_run(run_dir).status != "running":  # going on from its checkpoint, then stopped again
-        assert time.time() < deadline, read_run(run_dir).status
-        time.sleep(0.5)
-    while len(read_history(run_dir)) <= stopped_at:
-        assert time.time() < deadline + 120, "the resumed run finished no epoch"
-        time.sleep(0.5)
+    # Going on from its checkpoint, then stopped again.
+    wait_until(lambda: read_run(run_dir).status == "running", 60, "the resumed run to start")
+    wait_until(lambda: len(read_history(run_dir)) > stopped_at, 180, "an epoch of the resumed run")
     (run_dir / STOP_FILE).write_text("stop requested\n")
     assert wait_until_ended(str(run_dir)) == "stopped"
     epochs = [row["epoch"] for row in read_history(run_dir)]
@@ -528,6 +514,7 @@ def test_explain_shows_a_face_opened_from_a_videos_timeline(dashboard):
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Opened from Video: clip.mp4, face 1 at 2.00 s (frame 20)" in c.value for c in at.caption)
+    assert any("the dataset above is not used here" in c.value for c in at.sidebar.caption)
     captions = [i.caption for element in at.get("image") for i in element.proto.imgs]
     assert "clip.mp4, face 1 at 2.00 s (frame 20)" in captions
     # The model the video was analysed with, over that face; no dataset-or-upload choice beside it.
@@ -536,6 +523,7 @@ def test_explain_shows_a_face_opened_from_a_videos_timeline(dashboard):
     at.button(key="drop_video_face").click().run()
     assert "explain_face" not in at.session_state and not at.exception
     assert [r.label for r in at.radio] == ["Face"] and len(at.multiselect[0].value) == 2  # the best ones again
+    assert not any("not used here" in c.value for c in at.sidebar.caption)
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import pytest
 from fer_core.errors import FerError
 from fer_core.paths import PROJECT_ROOT
 from fer_core.training.config import TrainConfig
-from helpers import write_folder_dataset
+from helpers import tiny_flags, write_folder_dataset
 
 # Loss curves on 1 and 2 devices may differ by the order of float sums (XLA all-reduces the two
 # halves' gradients), nothing more: the batch-norm statistics are the whole batch's on both.
@@ -152,9 +152,16 @@ def test_two_processes_train_as_one_cluster(tmp_path):
         "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}",
         "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
     }
-    command = [sys.executable, "-m", "fer_core", "train", "--model", "cnn", "--data", str(data), "--devices", "all"]
-    command += ["--epochs", "2", "--batch-size", "8", "--seed", "7", "--precision", "float32", "--quiet"]
-    command += ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
+    command = [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "train",
+        *tiny_flags(data, epochs=2, seed=7),
+        "--devices",
+        "all",
+        "--quiet",
+    ]
     nodes = [
         subprocess.Popen(
             [*command, "--run-dir", str(tmp_path / f"node{rank}")],

@@ -17,28 +17,20 @@ import pytest
 
 from fer_core import CLASS_NAMES
 from fer_core.training.promote import promote
-from helpers import start_dashboard, stop_dashboard
+from chromium import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    VIEWPORT,
+    dashboard_server,
+    download_csv,
+    settle,
+    upload_to_predict,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "test-output" / "e2e"
-# Without these, Chromium tries Google's services, which this machine's closed network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 # (url path, title, text that appears once the page has rendered fully)
-# Streamlit scrolls inside its own container, so a full-page screenshot shows only the viewport:
-# a tall one captures whole pages.
-VIEWPORT = {"width": 1400, "height": 2600}
 # A deep link comes first: on a fresh server it must still run through app.py's navigation.
 PAGES = [
     ("predict", "Predict", "A face crop"),
@@ -59,67 +51,8 @@ def server(tiny_run, folder_dataset, tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
     trained = base / "trained"
     promote(tiny_run, "cnn", dest_root=trained)
-    process, url, log = start_dashboard(base, trained, folder_dataset)
-    yield url, base, process.pid
-    stop_dashboard(process, log)
-
-
-@pytest.fixture(scope="module")
-def playwright():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as instance:  # one per thread: every browser of this module comes from it
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def browser(playwright):
-    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-
-
-def download_csv(page, button: str, path: Path, tries: int = 3) -> None:
-    """Click a download button and save what it downloads to `path`.
-
-    Under load (the suite's other worker busy) the Live page's button after Stop has been seen
-    disabled for over a minute, and a first click has downloaded nothing; a user waits and clicks
-    again, and so does this, a few times before it fails, leaving a screenshot of the page."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    for attempt in range(tries):
-        try:
-            with page.expect_download(timeout=60_000) as download:
-                page.get_by_role("button", name=button).click(timeout=60_000)
-            download.value.save_as(path)
-            return
-        except PlaywrightTimeout:
-            if attempt == tries - 1:
-                SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(SCREENSHOTS / f"download-failed-{path.stem}.png"), full_page=True)
-                raise
-            settle(page)
-
-
-def settle(page) -> None:
-    """Wait until lazily drawn elements (tables, charts) have replaced their loading skeletons."""
-    page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=\"stSkeleton\"]').length === 0", timeout=60_000
-    )
-    page.wait_for_timeout(1500)
-
-
-def upload_to_predict(browser, url: str, upload: Path, seconds: float = 120):
-    """A new tab on Predict with `upload` dropped in, once its results table is drawn."""
-    page = browser.new_page(viewport=VIEWPORT)
-    page.goto(f"{url}/predict")
-    page.get_by_text("A face crop").wait_for(timeout=120_000)
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files([str(upload)])
-    page.get_by_text("Download CSV").wait_for(timeout=seconds * 1000)
-    settle(page)
-    return page
+    with dashboard_server(base, trained, folder_dataset) as (url, pid):
+        yield url, base, pid
 
 
 @pytest.mark.parametrize("path, title, ready", PAGES)
@@ -497,9 +430,11 @@ def test_explain_bad_upload_is_an_error_box(server, browser, tmp_path):
 def confirm_then_click(page, confirm: str, button) -> None:
     """A button that waits for its confirming tick: disabled until `confirm` is ticked, then
     clicked (after the rerun the tick starts has drawn it enabled)."""
+    from playwright.sync_api import expect
+
     assert button.is_disabled()
     page.get_by_text(confirm).click()
-    page.wait_for_timeout(700)
+    expect(button).to_be_enabled(timeout=60_000)
     button.click()
 
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import start_dashboard, stop_dashboard
-from test_e2e import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, download_csv, settle, upload_to_predict
+from chromium import VIEWPORT, dashboard_server, download_csv, settle, upload_to_predict
 from test_own_data import CK_CLASSES, write_ck_folder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -20,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def ck_server(tmp_path_factory):
-    from fer_core.training.config import TrainConfig
+    from helpers import tiny_config
     from fer_core.training.loop import train
     from fer_core.training.promote import promote
 
@@ -28,31 +27,11 @@ def ck_server(tmp_path_factory):
     data = write_ck_folder(base / "ck")
     os.environ["FER_CACHE_DIR"] = str(base / "cache")
     os.environ["FER_DATASETS_DIR"] = str(base / "datasets")  # the server's, where uploads go
-    config = TrainConfig(
-        model="cnn",
-        data=str(data),
-        epochs=2,
-        batch_size=8,
-        precision="float32",
-        model_params={"filters": [8, 16, 32], "dense_units": 16},
-    )
+    config = tiny_config(data, epochs=2)
     run = train(config, out=base / "runs", echo=False)
     promote(run, "ck_cnn", dest_root=base / "trained")
-    process, url, log = start_dashboard(base, base / "trained", data)
-    yield url, data
-    stop_dashboard(process, log)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with dashboard_server(base, base / "trained", data) as (url, _pid):
+        yield url, data
 
 
 def open_page(browser, url: str, path: str, ready: str):

@@ -36,7 +36,7 @@ def test_metrics_are_consistent(folder_dataset):
     test = dataset.split("PublicTest")
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(7), size=len(test))
-    m = compute_metrics(test.labels, probs)
+    m = compute_metrics(test.labels, probs, dataset.classes)
     matrix = np.array(m["confusion_matrix"])
     assert np.trace(matrix) / matrix.sum() == pytest.approx(m["accuracy"])
     assert [m["per_class"][c]["support"] for c in CLASS_NAMES] == np.bincount(test.labels, minlength=7).tolist()
@@ -301,14 +301,14 @@ def test_evaluation_predicts_through_the_fast_classifier_for_every_model(name, f
     from fer_core.models import build_model
     from helpers import SMALL
 
-    model = build_model(name, **SMALL[name])
+    model = build_model(name, num_classes=7, **SMALL[name])
     assert isinstance(classifier_for(model), Classifier)
     dataset = load_dataset(folder_dataset)
     test = dataset.split("PublicTest")
     result = evaluate([model], dataset, split="PublicTest")
     direct = np.asarray(model(test.images[..., None].astype(np.float32), training=False))
     assert np.abs(result.probabilities - direct).max() < 1e-4
-    assert result.metrics["loss"] == pytest.approx(compute_metrics(test.labels, direct)["loss"], abs=1e-3)
+    assert result.metrics["loss"] == pytest.approx(compute_metrics(test.labels, direct, test.classes)["loss"], abs=1e-3)
 
 
 def test_the_comparison_puts_measured_rows_above_the_papers(folder_dataset):
@@ -394,7 +394,20 @@ def test_a_dataset_of_other_names_is_matched_by_name_and_synonym(folder_dataset)
     renamed = dataclasses.replace(renamed, labels=np.array([as_ck[k] for k in renamed.labels]), classes=ck)
     aligned, left_out = align_to_model(renamed, CLASS_NAMES)
     assert left_out == ["contempt"] and list(aligned.labels) == list(fer.labels[keep])
-    model = build_model("cnn", filters=(4, 8, 8), dense_units=8)
+    model = build_model("cnn", num_classes=7, filters=(4, 8, 8), dense_units=8)
     metrics = evaluate([model], renamed, classes=CLASS_NAMES).metrics
     assert metrics["matched_by_synonym"] == {"anger": "angry", "sadness": "sad"}
     assert metrics["left_out_classes"] == ["contempt"] and metrics["n"] == int(keep.sum())
+
+
+def test_no_faces_give_no_rows_in_the_models_own_columns():
+    """An empty input's probabilities have the model's width (three classes here), whichever way
+    the model comes: a Keras model, the fast classifier, or a function."""
+    from fer_core.evaluation.predict import predict_probabilities
+    from fer_core.inference import Classifier
+    from fer_core.models import build_model
+
+    model = build_model("cnn", num_classes=3, filters=(4, 8, 8), dense_units=8)
+    none = np.zeros((0, 48, 48), np.uint8)
+    for classify in (model, Classifier(model), lambda faces: np.full((len(faces), 3), 1 / 3)):
+        assert predict_probabilities(classify, none, tta="flip").shape == (0, 3)

@@ -13,7 +13,7 @@ from helpers import SMALL, model_params
 
 @pytest.mark.parametrize("name", model_params(list_models()))
 def test_gradcam_every_model(name):
-    model = build_model(name, **SMALL[name])
+    model = build_model(name, num_classes=7, **SMALL[name])
     face = np.random.default_rng(1).integers(0, 256, (48, 48)).astype(np.uint8)
     heat, probs = gradcam(model, face)
     assert heat.shape == (48, 48) and heat.dtype == np.float32
@@ -49,10 +49,10 @@ def test_a_batch_of_faces_gets_each_faces_own_gradcam():
 
 def test_attention_map_only_for_attention_models():
     face = np.full((48, 48), 120, np.uint8)
-    heat, probs = attention_map(build_model("attention_cnn", **SMALL["attention_cnn"]), face)
+    heat, probs = attention_map(build_model("attention_cnn", num_classes=7, **SMALL["attention_cnn"]), face)
     assert heat.shape == (48, 48) and probs.shape == (7,)
     with pytest.raises(FerError, match="no attention layer"):
-        attention_map(build_model("cnn", **SMALL["cnn"]), face)
+        attention_map(build_model("cnn", num_classes=7, **SMALL["cnn"]), face)
 
 
 def test_overlay_is_rgb_and_opacity_zero_is_the_face():

@@ -95,7 +95,7 @@ def test_every_gpu_recipe_is_a_valid_training_config(monkeypatch):
             if config.init_from:  # and a recipe's own warm start must load (narrowing, for the smaller ones)
                 assert build_training_model(config)[1].count_params() > 0, name
             else:
-                assert build_model(model, **config.model_params).count_params() > 0, name
+                assert build_model(model, num_classes=7, **config.model_params).count_params() > 0, name
         assert train_all.SLOTS.get(name, model).startswith(model), name  # a slot is one registry model's
         if "--teacher" in flags:
             assert [t["model"] for t in config.distill_from["teachers"]] == ["cnn", "attention_cnn", "vgg_fer"], name

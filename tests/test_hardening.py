@@ -20,7 +20,7 @@ from PIL import Image
 
 from fer_core import FerError
 from fer_core.data.images import decode_grayscale, expand_uploads
-from helpers import FACE, IMAGE_CASES, assert_one_line_error, encode, run_cli, synthetic_face
+from helpers import FACE, IMAGE_CASES, assert_one_line_error, encode, run_cli, synthetic_face, tiny_config, tiny_flags
 
 
 @pytest.mark.parametrize("name", list(IMAGE_CASES))
@@ -107,7 +107,7 @@ def test_model_files_that_ask_for_code_are_refused(tmp_path):
 
     from fer_core.models import build_model
 
-    build_model("cnn", filters=(4, 4, 4), dense_units=4).save(tmp_path / "ok.keras")
+    build_model("cnn", num_classes=7, filters=(4, 4, 4), dense_units=4).save(tmp_path / "ok.keras")
 
     def unknown_class(config):
         config["config"]["layers"][1]["class_name"] = "Backdoor"
@@ -158,7 +158,6 @@ def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset
     from fer_core.artifacts import load_model
     from fer_core.data import load_dataset
     from fer_core.training.runs import read_run
-    from fer_core.training.config import TrainConfig
 
     real_save = callback.save_model_atomic
     saves = []
@@ -170,14 +169,7 @@ def test_disk_full_mid_run_fails_cleanly_and_keeps_the_best_model(folder_dataset
         real_save(model, path)
 
     monkeypatch.setattr(callback, "save_model_atomic", save_then_fill_the_disk)
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=3,
-        batch_size=8,
-        patience=0,
-        model_params={"filters": [4, 8, 8], "dense_units": 8},
-    )
+    config = tiny_config(folder_dataset, epochs=3, patience=0)
     with pytest.raises(FerError, match="disk is full"):
         train(config, run_dir=tmp_path / "run", dataset=load_dataset(folder_dataset), echo=False)
     info = read_run(tmp_path / "run")
@@ -248,29 +240,8 @@ def test_sigkill_leaves_a_readable_resumable_run(folder_dataset, tmp_path, kill_
     run = tmp_path / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fer_core",
-            "train",
-            "--model",
-            "cnn",
-            "--data",
-            str(folder_dataset),
-            "--epochs",
-            "6",
-            "--batch-size",
-            "4",
-            "--patience",
-            "0",
-            "--run-dir",
-            str(run),
-            "--quiet",
-            "--param",
-            "filters=[8,16,16]",
-            "--param",
-            "dense_units=8",
-        ],
+        [sys.executable, "-m", "fer_core", "train", *tiny_flags(folder_dataset, epochs=6, batch_size=4, patience=0)]
+        + ["--run-dir", str(run), "--quiet"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

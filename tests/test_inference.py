@@ -19,7 +19,7 @@ from fer_core.models import build_model, list_models
 
 @pytest.fixture(scope="module")
 def small_cnn():
-    return build_model("cnn", filters=(8, 16, 32), dense_units=16)
+    return build_model("cnn", num_classes=7, filters=(8, 16, 32), dense_units=16)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -42,7 +42,7 @@ def test_classifier_matches_the_model_and_keeps_order(small_cnn):
 def test_every_engine_gives_the_models_probabilities(name, engine):
     from helpers import SMALL
 
-    model = build_model(name, **SMALL[name])
+    model = build_model(name, num_classes=7, **SMALL[name])
     faces = np.random.default_rng(3).integers(0, 256, (5, 48, 48)).astype(np.uint8)
     classify = Classifier(model, engine=engine)
     expected = np.asarray(model(faces[..., None].astype(np.float32), training=False))
@@ -59,9 +59,9 @@ def test_onnx_engine_is_used_for_the_cnn_and_a_bad_cache_entry_falls_back():
     def cached(model, ext):  # written by fer_core.onnx_graph, not tf2onnx
         return onnx_dir() / f"{model_key(model)}.graph{GRAPH_VERSION}.{ext}"
 
-    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    model = build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16)
     assert Classifier(model).engines == ["onnx"] and cached(model, "onnx").exists()  # written, checked, cached
-    other = build_model("cnn", filters=(8, 16, 16), dense_units=16)  # same shapes, other weights
+    other = build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16)  # same shapes, other weights
     Classifier(other)
     # A stale or tampered cache entry: the first model's file now holds the second's graph.
     cached(other, "onnx").replace(cached(model, "onnx"))
@@ -84,7 +84,7 @@ def test_the_onnx_cache_prefers_a_good_file_to_a_failure_marker_and_works_unwrit
     from fer_core.inference import onnx_engine
     from fer_core.inference.onnx_graph import GRAPH_VERSION
 
-    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    model = build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16)
     assert Classifier(model).engines == ["onnx"]
     stem = onnx_engine.onnx_dir() / f"{onnx_engine.model_key(model)}.graph{GRAPH_VERSION}"
     stem.with_suffix(".failed").write_text("MemoryError: once, while another worker converted\n")
@@ -93,7 +93,7 @@ def test_the_onnx_cache_prefers_a_good_file_to_a_failure_marker_and_works_unwrit
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("FER_CACHE_DIR", str(blocker / "cache"))
-    other = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    other = build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16)
     with caplog.at_level("WARNING", logger="fer_core.inference.onnx_engine"):
         assert Classifier(other).engines == ["onnx"]
         assert Classifier(other).engines == ["onnx"]
@@ -129,14 +129,14 @@ def test_a_crash_in_the_graph_writer_costs_speed_not_the_prediction(monkeypatch)
         raise RuntimeError("a bug in the writer")
 
     monkeypatch.setattr(fer_core.inference.onnx_graph, "keras_to_onnx", broken)
-    model = build_model("cnn", filters=(4, 8, 8), dense_units=8)
+    model = build_model("cnn", num_classes=7, filters=(4, 8, 8), dense_units=8)
     classify = Classifier(model)  # tf2onnx where the backend has it, else the compiled call
     faces = np.random.default_rng(6).integers(0, 256, (2, 48, 48)).astype(np.uint8)
     assert np.abs(classify(faces) - np.asarray(model(faces[..., None].astype(np.float32)))).max() < 1e-4
 
 
 def test_ensemble_classifier_is_the_mean(small_cnn):
-    other = build_model("cnn", filters=(4, 8, 8), dense_units=8)
+    other = build_model("cnn", num_classes=7, filters=(4, 8, 8), dense_units=8)
     faces = np.stack([synthetic_face(1, i) for i in range(3)])
     both = Classifier([small_cnn, other])(faces)
     np.testing.assert_allclose(both, (Classifier(small_cnn)(faces) + Classifier(other)(faces)) / 2, atol=1e-6)
@@ -219,7 +219,7 @@ def test_auto_runs_onnx_for_a_few_faces_and_the_compiled_call_for_large_batches(
     pytest.importorskip("onnxruntime")
     from fer_core.inference import LARGE_BATCH
 
-    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    model = build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16)
     classify = Classifier(model)
     assert classify.engines_for(1) == classify.engines_for(LARGE_BATCH // 2) == ["onnx"]
     assert classify.engines_for(LARGE_BATCH // 2 + 1) == ["keras"]  # padded up to LARGE_BATCH

@@ -1,4 +1,6 @@
-"""fer_core never imports streamlit: the dashboard depends on the core, never the reverse."""
+"""fer_core's layers: it never imports streamlit (the dashboard depends on the core, never the
+reverse), its imports point down the wing order of docs/architecture.md, FastAPI stays in the
+service, and no import knots into a cycle."""
 
 from __future__ import annotations
 
@@ -64,11 +66,11 @@ def test_a_bad_training_number_is_refused_before_keras_loads():
     assert done.stdout.strip().splitlines() == ["epochs must be >= 1. Received: epochs=0", "False"], done.stderr
 
 
-def _internal_imports() -> dict[str, set[str]]:
+def _internal_imports(core: Path = CORE) -> dict[str, set[str]]:
     """fer_core module -> the fer_core modules it imports, at module or function level."""
     modules = {
-        ".".join(("fer_core", *p.relative_to(CORE).with_suffix("").parts)).removesuffix(".__init__"): p
-        for p in CORE.rglob("*.py")
+        ".".join(("fer_core", *p.relative_to(core).with_suffix("").parts)).removesuffix(".__init__"): p
+        for p in core.rglob("*.py")
     }
     edges: dict[str, set[str]] = {m: set() for m in modules}
     for module, path in modules.items():
@@ -112,3 +114,78 @@ def test_fer_core_has_no_import_cycle():
         if module not in state:
             visit(module, [module])
     assert cycles == [], "\n".join(" -> ".join(c) for c in cycles)
+
+
+# The wing order (docs/architecture.md): a module imports its own wing and those before it,
+# never one after it. Every top-level module or package of fer_core has its place here.
+WINGS = [
+    {"fer_core", "errors", "paths", "fileio", "words", "backend", "timing", "rundir"},  # base
+    {"data", "models"},
+    {"artifacts", "catalog"},  # saved models: their files, records and what they were measured on
+    {"inference"},
+    {"evaluation", "explain"},
+    {"training"},
+    {"recognizer", "export"},
+    {"serve", "cli", "bench", "detection_bench", "batch", "__main__"},
+]
+# The package's face re-exports the facade (`from fer_core import Recognizer`, resolved lazily).
+FACE = ("fer_core", "fer_core.recognizer")
+
+
+def _wing(module: str) -> int:
+    part = module.split(".")[1] if "." in module else module
+    return next(rank for rank, wing in enumerate(WINGS) if part in wing)
+
+
+def upward_imports(core: Path = CORE) -> list[str]:
+    """Each import from a module to one of a later wing, as "a -> b"."""
+    edges = _internal_imports(core)
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in edges.items()
+        for target in targets
+        if (module, target) != FACE and _wing(target) > _wing(module)
+    )
+
+
+def test_every_module_has_a_wing():
+    tops = {
+        p.stem if p.is_file() else p.name for p in CORE.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()
+    }
+    placed = set().union(*WINGS)
+    assert tops - {"__init__"} <= placed, sorted(tops - {"__init__"} - placed)
+
+
+def test_imports_point_down_the_wing_order():
+    assert upward_imports() == []
+
+
+def test_the_wing_check_catches_an_import_up(tmp_path):
+    """The check above can fail: a built package whose inference imports training (at function
+    level, where an import is easiest to miss) is caught."""
+    core = tmp_path / "fer_core"
+    for name, text in {
+        "__init__.py": "",
+        "errors.py": "",
+        "inference/__init__.py": "def f():\n    from fer_core.training.loop import train\n",
+        "training/__init__.py": "",
+        "training/loop.py": "from fer_core.inference import f\n",
+    }.items():
+        (core / name).parent.mkdir(parents=True, exist_ok=True)
+        (core / name).write_text(text)
+    assert upward_imports(core) == ["fer_core.inference -> fer_core.training.loop"]
+
+
+def test_fastapi_is_only_in_the_service():
+    """The HTTP service's framework stays in `fer_core.serve`: the core and the CLI import none of it."""
+    offenders = []
+    for path in CORE.rglob("*.py"):
+        if path.relative_to(CORE).parts[0] == "serve":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            offenders += [
+                f"{path.relative_to(CORE)}: {n}" for n in names if n.split(".")[0] in ("fastapi", "starlette")
+            ]
+    assert offenders == []

@@ -23,7 +23,7 @@ GREEN = FACE_COLOURS[0]  # the first (or only) face's
 
 @pytest.fixture(scope="module")
 def small_classifier():
-    return Classifier(build_model("cnn", filters=(8, 16, 16), dense_units=16))
+    return Classifier(build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16))
 
 
 @pytest.fixture(scope="module")
@@ -313,7 +313,7 @@ def retinaface():
 @pytest.fixture(scope="module")
 def saved_small(tmp_path_factory):
     """A small untrained model saved as a bare file, and its classifier: the facade names the file."""
-    model = build_model("cnn", filters=(8, 16, 16), dense_units=16)
+    model = build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16)
     path = tmp_path_factory.mktemp("live_model") / "small.keras"
     model.save(path)
     return path, Classifier(model)

@@ -16,12 +16,12 @@ def test_registry_lists_the_papers_models():
 
 def test_unknown_model_is_refused_with_valid_names():
     with pytest.raises(FerError, match="valid models: cnn, attention_cnn, resnet50"):
-        build_model("vgg")
+        build_model("vgg", num_classes=7)
 
 
 def test_bad_hyperparameter_is_refused():
     with pytest.raises(FerError, match="does not accept"):
-        build_model("cnn", depth=3)
+        build_model("cnn", num_classes=7, depth=3)
 
 
 @pytest.mark.parametrize("name", model_params(list_models()))
@@ -29,7 +29,7 @@ def test_bad_hyperparameter_is_refused():
 def test_builds_trains_and_round_trips(name, tmp_path):
     import keras
 
-    model = build_model(name, **SMALL[name])
+    model = build_model(name, num_classes=7, **SMALL[name])
     assert tuple(model.inputs[0].shape[1:]) == (48, 48, 1)
     x = raw_faces()
     probs = np.asarray(model(x, training=False))
@@ -54,7 +54,7 @@ def test_builds_trains_and_round_trips(name, tmp_path):
 
 
 def test_paper_cnn_architecture():
-    model = build_model("cnn")
+    model = build_model("cnn", num_classes=7)
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert [c.filters for c in convs] == [64, 128, 512]
     assert all(c.kernel_size == (3, 3) and c.padding == "same" and c.activation.__name__ == "relu" for c in convs)
@@ -77,7 +77,7 @@ def test_paper_cnn_architecture():
 def test_attention_maps_are_softmax_over_positions():
     from fer_core.models.attention_cnn import attention_map_model
 
-    model = build_model("attention_cnn", **SMALL["attention_cnn"])
+    model = build_model("attention_cnn", num_classes=7, **SMALL["attention_cnn"])
     probs, maps = attention_map_model(model)(raw_faces(2), training=False)
     maps = np.asarray(maps)
     assert maps.shape == (2, 12, 12)
@@ -91,10 +91,10 @@ def test_resnet50_imagenet_weights_offline_is_a_clear_error(monkeypatch, tmp_pat
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     # fer_core reads KERAS_HOME when asked for the weights, so the empty folder is what it searches.
     with pytest.raises(FerError, match="not available offline") as error:
-        build_model("resnet50", image_size=32, weights="imagenet")
+        build_model("resnet50", num_classes=7, image_size=32, weights="imagenet")
     assert str(tmp_path) in str(error.value)
     with pytest.raises(FerError, match="weights file not found"):
-        build_model("resnet50", image_size=32, weights=str(tmp_path / "missing.h5"))
+        build_model("resnet50", num_classes=7, image_size=32, weights=str(tmp_path / "missing.h5"))
 
 
 @pytest.mark.parametrize("name", model_params(list_models()))
@@ -106,7 +106,7 @@ def test_compacted_model_stores_float16_and_predicts_the_same(name, tmp_path):
 
     from fer_core.artifacts import compact_model_file, load_model
 
-    model = build_model(name, **SMALL[name])
+    model = build_model(name, num_classes=7, **SMALL[name])
     source = tmp_path / "model.keras"
     model.save(source)
     compact = tmp_path / "compact.keras"
@@ -132,7 +132,7 @@ def test_compacting_halves_a_full_size_model(tmp_path):
     from fer_core.artifacts import compact_model_file
 
     source = tmp_path / "model.keras"
-    build_model("cnn").save(source)
+    build_model("cnn", num_classes=7).save(source)
     report = compact_model_file(source)  # in place
     assert report["bytes_after"] < 0.55 * report["bytes_before"]
     assert source.stat().st_size == report["bytes_after"]
@@ -181,7 +181,7 @@ def test_a_model_trained_in_mixed_bfloat16_is_stored_to_compute_in_float32(tmp_p
 
     mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = build_model("cnn", **SMALL["cnn"])
+        model = build_model("cnn", num_classes=7, **SMALL["cnn"])
     finally:
         mixed_precision.set_global_policy("float32")
     assert {layer.dtype_policy.name for layer in model.layers if layer.weights} >= {"mixed_bfloat16"}

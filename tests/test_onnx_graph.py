@@ -37,7 +37,7 @@ def run(onnx_model, x):
 
 @pytest.mark.parametrize("name", model_params(list_models()))
 def test_each_registered_model_is_written_exactly(name):
-    model = trained_like(build_model(name, **SMALL[name]))
+    model = trained_like(build_model(name, num_classes=7, **SMALL[name]))
     x = raw_faces(6, seed=2)
     expected = np.asarray(model(x, training=False))
     written = run(keras_to_onnx(model), x)
@@ -49,7 +49,7 @@ def test_each_registered_model_is_written_exactly(name):
 
 
 def test_the_gate_multiplies_after_pooling_and_batches_of_one_work():
-    model = trained_like(build_model("attention_cnn", **SMALL["attention_cnn"]))
+    model = trained_like(build_model("attention_cnn", num_classes=7, **SMALL["attention_cnn"]))
     kinds = [node.op_type for node in keras_to_onnx(model).graph.node]
     # Two gated blocks pool before their gate's Mul; the third (no pooling) keeps its order.
     pooled_then_gated = sum(a == "MaxPool" and b == "Mul" for a, b in zip(kinds, kinds[1:]))

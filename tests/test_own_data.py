@@ -16,7 +16,7 @@ from PIL import Image
 from fer_core import CLASS_NAMES
 from fer_core.data import load_dataset
 from fer_core.errors import FerError
-from helpers import assert_one_line_error, run_cli, synthetic_face
+from helpers import assert_one_line_error, run_cli, synthetic_face, tiny_config, tiny_flags, wait_until
 
 CK_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 # CK+'s names onto the synthetic faces FER2013's helper draws (contempt drawn as FER's "neutral").
@@ -164,9 +164,7 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     from fer_core.artifacts import load_model, model_classes, resolve_model
     from fer_core.recognizer import Recognizer
 
-    common = ["--data", ck_folder, "--epochs", "3", "--batch-size", "8", "--precision", "float32"]
-    small = ["--param", "filters=[8,16,32]", "--param", "dense_units=32"]
-    code, _out, err = run_cli("train", "--model", "cnn", *common, *small, "--run-dir", tmp_path / "scratch")
+    code, _out, err = run_cli("train", *tiny_flags(ck_folder, epochs=3), "--run-dir", tmp_path / "scratch")
     assert code == 0, err
     config = json.loads((tmp_path / "scratch" / "config.json").read_text())
     metrics = json.loads((tmp_path / "scratch" / "metrics.json").read_text())
@@ -175,10 +173,7 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
 
     code, _out, err = run_cli(
         "train",
-        "--model",
-        "cnn",
-        *common,
-        *small,
+        *tiny_flags(ck_folder, epochs=3),
         "--init",
         tiny_run,
         "--freeze-epochs",
@@ -244,25 +239,7 @@ def test_transfer_to_three_classes_builds_a_new_head(valence_folder, tiny_run, t
     from fer_core.artifacts import load_model, resolve_model
 
     code, _out, err = run_cli(
-        "train",
-        "--model",
-        "cnn",
-        "--data",
-        valence_folder,
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--precision",
-        "float32",
-        "--param",
-        "filters=[8,16,32]",
-        "--param",
-        "dense_units=32",
-        "--init",
-        tiny_run,
-        "--run-dir",
-        tmp_path / "valence",
+        "train", *tiny_flags(valence_folder, epochs=2), "--init", tiny_run, "--run-dir", tmp_path / "valence"
     )
     assert code == 0, err
     model, source = load_model(resolve_model(tmp_path / "valence")), load_model(resolve_model(tiny_run))
@@ -284,28 +261,7 @@ def ck_crossval(ck_folder, tmp_path_factory):
     the module through the command line: (folder, what --json printed, its stderr, its exit code)."""
     out = tmp_path_factory.mktemp("ck_runs") / "cv"
     code, out_text, err = run_cli(
-        "crossval",
-        "--model",
-        "cnn",
-        "--data",
-        ck_folder,
-        "--folds",
-        "3",
-        "--group-by",
-        r"^(S\d+)_",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--precision",
-        "float32",
-        "--param",
-        "filters=[8,16,32]",
-        "--param",
-        "dense_units=16",
-        "--out",
-        out,
-        "--json",
+        "crossval", *tiny_flags(ck_folder, epochs=2), "--folds", "3", "--group-by", r"^(S\d+)_", "--out", out, "--json"
     )
     return out, out_text, err, code
 
@@ -450,7 +406,6 @@ def test_a_stopped_crossval_resumes_from_its_finished_folds(ck_folder, tmp_path,
     on; `--resume` trains only the second fold and leaves the first as it was."""
     from fer_core.training import crossval as crossval_module
     from fer_core.training.crossval_runs import request_crossval_stop
-    from fer_core.training.config import TrainConfig
 
     out = tmp_path / "cv"
     written = crossval_module._write_fold_predictions
@@ -461,14 +416,7 @@ def test_a_stopped_crossval_resumes_from_its_finished_folds(ck_folder, tmp_path,
             request_crossval_stop(out)
 
     monkeypatch.setattr(crossval_module, "_write_fold_predictions", stop_after_the_first_fold)
-    config = TrainConfig(
-        model="cnn",
-        data=str(ck_folder),
-        epochs=1,
-        batch_size=8,
-        precision="float32",
-        model_params={"filters": [8, 16, 32], "dense_units": 16},
-    )
+    config = tiny_config(ck_folder)
     with pytest.raises(FerError, match=r"stopped before fold 2 of 2; resume with fer-core crossval --resume"):
         crossval_module.crossval(config, 2, out, group_by=r"^(S\d+)_")
     first = (out / "fold-1" / "model.keras").stat().st_mtime_ns
@@ -535,7 +483,6 @@ def test_a_crossval_is_launched_stopped_and_resumed_from_the_train_page(ck_folde
     """The Train page launches a 2-fold cross-validation as its own process; its Stop ends it
     with the finished folds kept (no crossval.json); Resume trains the rest; it ends with every
     image's out-of-fold probabilities."""
-    import time
 
     import streamlit_webrtc.component
     from streamlit.testing.v1 import AppTest
@@ -546,12 +493,6 @@ def test_a_crossval_is_launched_stopped_and_resumed_from_the_train_page(ck_folde
     monkeypatch.setenv("FER_DATA", str(ck_folder))
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setattr(streamlit_webrtc.component, "get_this_session_info", lambda: None)
-
-    def wait_for(condition, seconds: float, what: str) -> None:
-        deadline = time.time() + seconds
-        while not condition():
-            assert time.time() < deadline, f"waited {seconds:g} s for {what}"
-            time.sleep(0.5)
 
     at = AppTest.from_file(APP, default_timeout=240)
     at.run()
@@ -567,16 +508,16 @@ def test_a_crossval_is_launched_stopped_and_resumed_from_the_train_page(ck_folde
     at.button(key="launch_cv").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     folder = Path(at.session_state["watching"])
-    wait_for(lambda: (folder / "fold-1" / "progress.json").is_file(), 180, "the first fold to start")
+    wait_until(lambda: (folder / "fold-1" / "progress.json").is_file(), 180, "the first fold to start")
     at.run()
     at.button(key="stop_cv").click().run()
-    wait_for(lambda: crossval_progress(folder).status == "stopped", 180, "the stop")
+    wait_until(lambda: crossval_progress(folder).status == "stopped", 180, "the stop")
     assert not (folder / "crossval.json").exists() and not (folder / "fold-2" / "metrics.json").exists()
     at.run()
     assert "stopped with" in crossval_progress(folder).text
     at.button(key="resume_cv").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    wait_for(lambda: crossval_progress(folder).status in ("finished", "failed"), 300, "the resumed cross-validation")
+    wait_until(lambda: crossval_progress(folder).status in ("finished", "failed"), 300, "the resumed cross-validation")
     assert crossval_progress(folder).status == "finished", crossval_progress(folder).text
     assert len((folder / "out_of_fold.csv").read_text().splitlines()) == 85
 

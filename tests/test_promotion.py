@@ -51,6 +51,24 @@ def test_a_plain_promote_never_replaces_and_its_default_name_is_new(tiny_run, tm
     assert (shipped / "model.keras").read_bytes() == before
 
 
+def test_two_runs_of_the_same_minute_and_settings_are_two_models(tiny_run, tmp_path):
+    """A lineage entry is named by the minute its run started and what it did: a second run of
+    that minute (another model, or the same one a few seconds later) is not "promoted already"."""
+    import shutil
+
+    dest = tmp_path / "trained"
+    promote(tiny_run, "first", dest_root=dest)
+    later = tmp_path / "later"
+    shutil.copytree(tiny_run, later)
+    progress = read_json(later / "progress.json")
+    started = progress["started_at"]
+    second = "00" if started[17:19] != "00" else "01"
+    (later / "progress.json").write_text(json.dumps({**progress, "started_at": started[:17] + second + started[19:]}))
+    assert promote(later, dest_root=dest).name == "cnn"  # its own model, named as new ones are
+    with pytest.raises(FerError, match="is promoted already, as first"):
+        promote(tiny_run, dest_root=dest)
+
+
 def test_replace_keeps_the_old_version_and_restore_brings_it_back(tiny_run, tmp_path, monkeypatch):
     from fer_core.artifacts import list_trained, saved_models
 

@@ -74,6 +74,27 @@ def test_every_run_is_a_record_folds_included_and_the_whole_is_said(folder_datas
     assert folds.describe(10**6).startswith("about 5.5 min in all: about 3.0 min of training")
 
 
+def test_runs_on_a_cpu_of_the_same_kind_with_other_cores_give_a_rough_estimate(folder_dataset, tmp_path):
+    """The shipped lineage's 2-core runs say something of an 8-core CPU with the same features:
+    their speed scaled by the cores, said to be rough; another kind of processor says nothing."""
+    import os
+
+    from fer_core.backend import SPEED_FLAGS, cpu_flags
+
+    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=10, precision="float32")
+    this_kind = sorted(set(SPEED_FLAGS) & cpu_flags())
+    cores = os.cpu_count()
+    write_record(tmp_path / "elsewhere", host="another", environment={"cores": 2 * cores, "cpu_flags": this_kind})
+    write_record(
+        tmp_path / "other-kind", host="another", seconds=(1.0, 1.0), environment={"cores": cores, "cpu_flags": ["x"]}
+    )
+    estimate = estimate_run(config, roots=[tmp_path])
+    assert estimate.images_per_second == pytest.approx(1200 / 11 / 2)
+    assert estimate.source == f"rough: 1 recorded run on {2 * cores}-core CPUs of this kind, scaled to {cores} cores"
+    write_record(tmp_path / "here", seconds=(5.0, 5.0))  # a run of this machine's own: it counts alone
+    assert estimate_run(config, roots=[tmp_path]).images_per_second == pytest.approx(1200 / 5)
+
+
 def test_an_estimate_needs_a_dataset():
     with pytest.raises(FerError, match="no dataset configured"):
         estimate_run(TrainConfig(model="cnn", data=""))

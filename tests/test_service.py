@@ -262,12 +262,10 @@ def test_serve_refuses_bad_flags_in_one_line():
     assert_one_line_error(code, err, "no model 'no_such_model'")
 
 
-def test_docs_work_offline_authorize_and_analyze_an_upload_in_chromium(keyed_server, photos):
+def test_docs_work_offline_authorize_and_analyze_an_upload_in_chromium(keyed_server, photos, browser):
     """/docs in Chromium with every request off this server refused: Swagger UI loads from the
     service's own files, takes the key in Authorize, and analyses an uploaded photo."""
-    from playwright.sync_api import sync_playwright
-
-    from test_e2e import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+    from chromium import VIEWPORT
 
     elsewhere = []
 
@@ -278,26 +276,24 @@ def test_docs_work_offline_authorize_and_analyze_an_upload_in_chromium(keyed_ser
             elsewhere.append(route.request.url)
             route.abort()
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.route("**/*", only_the_service)
-        page.goto(f"{keyed_server}/docs")
-        page.get_by_text("/v1/analyze", exact=True).first.wait_for(timeout=60_000)
-        page.get_by_role("button", name="Authorize").first.click()
-        page.locator(".modal-ux input").first.fill("s3cret-key")
-        page.locator(".modal-ux button.authorize").first.click()
-        page.locator(".modal-ux button.btn-done").first.click()
-        page.get_by_text("/v1/analyze", exact=True).first.click()
-        page.get_by_role("button", name="Try it out").first.click()
-        page.locator(".opblock-body input[type=file]").first.set_input_files(str(photos / "astronaut.jpg"))
-        page.get_by_role("button", name="Execute").first.click()
-        status = page.locator(".live-responses-table tbody .response-col_status").first
-        status.wait_for(timeout=120_000)
-        answer = page.locator(".live-responses-table tbody .microlight").first.inner_text()
-        assert status.inner_text().strip().startswith("200"), answer
-        assert '"label"' in answer and '"probabilities"' in answer
-        browser.close()
+    page = browser.new_page(viewport=VIEWPORT)
+    page.route("**/*", only_the_service)
+    page.goto(f"{keyed_server}/docs")
+    page.get_by_text("/v1/analyze", exact=True).first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Authorize").first.click()
+    page.locator(".modal-ux input").first.fill("s3cret-key")
+    page.locator(".modal-ux button.authorize").first.click()
+    page.locator(".modal-ux button.btn-done").first.click()
+    page.get_by_text("/v1/analyze", exact=True).first.click()
+    page.get_by_role("button", name="Try it out").first.click()
+    page.locator(".opblock-body input[type=file]").first.set_input_files(str(photos / "astronaut.jpg"))
+    page.get_by_role("button", name="Execute").first.click()
+    status = page.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for(timeout=120_000)
+    answer = page.locator(".live-responses-table tbody .microlight").first.inner_text()
+    assert status.inner_text().strip().startswith("200"), answer
+    assert '"label"' in answer and '"probabilities"' in answer
+    page.close()
     assert elsewhere == []
 
 

@@ -12,22 +12,19 @@ from fer_core import FerError
 from fer_core.data import load_dataset
 from fer_core.fileio import read_json
 from fer_core.models import list_models
-from helpers import model_params, start_cli
+from helpers import model_params, start_cli, tiny_config, tiny_flags, wait_until
 from fer_core.training.runs import read_run, request_stop
 from fer_core.rundir import read_history
 from fer_core.training.config import TrainConfig
 from fer_core.training.loop import prepare_data, train
 
 
-TINY_PARAMS = ["--param", "filters=[8,16,32]", "--param", "dense_units=16"]
-
-
-def _prepared_run(tmp_path, **settings):
+def _prepared_run(tmp_path, config: TrainConfig):
     from fer_core.fileio import write_json_atomic
 
     run = tmp_path / "prepared"
     run.mkdir()
-    write_json_atomic(run / "config.json", TrainConfig(**settings).to_dict())
+    write_json_atomic(run / "config.json", config.to_dict())
     return run
 
 
@@ -117,26 +114,8 @@ def test_validation_slice_when_there_is_no_public_test(tmp_path):
 @pytest.mark.slow
 def test_stop_then_resume_continues_from_the_last_epoch(folder_dataset, tmp_path):
     run = tmp_path / "run"
-    process = start_cli(
-        "train",
-        "--model",
-        "cnn",
-        "--data",
-        str(folder_dataset),
-        "--epochs",
-        "4",
-        "--batch-size",
-        "4",
-        "--run-dir",
-        str(run),
-        "--patience",
-        "0",
-        *TINY_PARAMS,
-    )
-    deadline = time.time() + 240
-    while time.time() < deadline and len(read_history(run)) < 1:
-        time.sleep(0.2)
-    assert read_history(run), "no epoch finished in time"
+    process = start_cli("train", *tiny_flags(folder_dataset, epochs=4, batch_size=4, patience=0), "--run-dir", str(run))
+    wait_until(lambda: read_history(run), 240, "the first epoch", every=0.2)
     request_stop(run)  # via the STOP file, as the dashboard does
     _out, err = process.communicate(timeout=240)
     assert process.returncode == 0, err
@@ -170,14 +149,7 @@ def test_stop_then_resume_continues_from_the_last_epoch(folder_dataset, tmp_path
 @pytest.mark.trains
 def test_same_seed_same_run_on_one_backend(folder_dataset, tmp_path):
     dataset = load_dataset(folder_dataset)
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=2,
-        batch_size=8,
-        seed=11,
-        model_params={"filters": [4, 8, 8], "dense_units": 8},
-    )
+    config = tiny_config(folder_dataset, epochs=2, seed=11)
     first = train(config, out=tmp_path / "a", dataset=dataset, echo=False)
     second = train(config, out=tmp_path / "b", dataset=dataset, echo=False)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
@@ -187,16 +159,7 @@ def test_same_seed_same_run_on_one_backend(folder_dataset, tmp_path):
 
 @pytest.mark.trains
 def test_a_run_with_a_time_budget_ends_by_itself_with_its_best_model(folder_dataset, tmp_path):
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=10_000,
-        minutes=0.1,
-        batch_size=8,
-        lr_schedule="linear",
-        patience=0,
-        model_params={"filters": [4, 8, 8], "dense_units": 8},
-    )
+    config = tiny_config(folder_dataset, epochs=10_000, minutes=0.1, lr_schedule="linear", patience=0)
     started = time.monotonic()
     run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     info = read_run(run)
@@ -220,14 +183,7 @@ def test_selection_is_on_public_test_and_reporting_on_private_test_with_the_csv(
     dataset = load_dataset(csv_dataset)
     data = prepare_data(TrainConfig(batch_size=8), dataset)
     assert data.val_split == "PublicTest" and len(data.y_train) == 28
-    config = TrainConfig(
-        model="cnn",
-        data=str(csv_dataset),
-        epochs=1,
-        batch_size=8,
-        precision="float32",
-        model_params={"filters": [4, 8, 8], "dense_units": 8},
-    )
+    config = tiny_config(csv_dataset)
     metrics = read_json(train(config, out=tmp_path, dataset=dataset, echo=False) / "metrics.json")
     assert metrics["split"] == "PrivateTest" and metrics["selection_split"] == "PublicTest" and metrics["n"] == 28
 
@@ -257,16 +213,7 @@ def test_a_run_killed_after_its_last_epoch_is_wrapped_up_by_resume(tiny_run, tmp
 def test_a_prepared_run_trains_from_its_config_json(folder_dataset, tmp_path):
     from fer_core.training.loop import start_prepared
 
-    run = _prepared_run(
-        tmp_path,
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=1,
-        batch_size=8,
-        seed=5,
-        precision="float32",
-        model_params={"filters": [4, 8, 8], "dense_units": 8},
-    )
+    run = _prepared_run(tmp_path, tiny_config(folder_dataset, seed=5))
     written = (run / "config.json").read_bytes()
     assert start_prepared(run, echo=False) == run
     assert read_run(run).status == "finished" and (run / "metrics.json").is_file()
@@ -278,7 +225,7 @@ def test_a_prepared_run_trains_from_its_config_json(folder_dataset, tmp_path):
 def test_a_prepared_run_that_cannot_train_says_why_in_its_progress(folder_dataset, tmp_path):
     from fer_core.training.loop import start_prepared
 
-    run = _prepared_run(tmp_path, model="cnn", data=str(folder_dataset), batch_size=10_000)
+    run = _prepared_run(tmp_path, tiny_config(folder_dataset, batch_size=10_000))
     with pytest.raises(FerError, match="larger than the 38 training images"):
         start_prepared(run, echo=False)
     info = read_run(run)
@@ -292,14 +239,7 @@ def test_every_registered_model_trains_and_reports(name, folder_dataset, tmp_pat
     from fer_core.artifacts import load_model
     from helpers import SMALL
 
-    config = TrainConfig(
-        model=name,
-        data=str(folder_dataset),
-        epochs=1,
-        batch_size=16,
-        precision="float32",
-        model_params=SMALL[name],
-    )
+    config = tiny_config(folder_dataset, model=name, batch_size=16, model_params=SMALL[name])
     run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     assert read_run(run).status == "finished"
     metrics = read_json(run / "metrics.json")
@@ -327,14 +267,7 @@ def test_time_left_comes_from_finished_epochs_and_the_wrap_up_says_what_it_does(
 
     monkeypatch.setattr(callback, "write_progress", recording_write)
     monkeypatch.setattr(training, "measure_best_model", recording_measure)
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=2,
-        batch_size=8,
-        precision="float32",
-        **{"model_params": {"filters": [4, 8, 8], "dense_units": 8}},
-    )
+    config = tiny_config(folder_dataset, epochs=2)
     run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     epoch = 0
     eta_by_epoch: dict[int, list] = {}

@@ -22,20 +22,12 @@ def two_sessions(tiny_run, folder_dataset, tmp_path_factory) -> Path:
     """The tiny run and a one-epoch warm start from it, as two run folders of one records folder."""
     from fer_core.data import load_dataset
     from fer_core.training.recipe import describe_init
-    from fer_core.training.config import TrainConfig
+    from helpers import tiny_config
     from fer_core.training.loop import train
 
     records = tmp_path_factory.mktemp("records")
     shutil.copytree(tiny_run, records / "first")
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=1,
-        batch_size=16,
-        precision="float32",
-        init_from=describe_init(str(tiny_run), "cnn"),
-        model_params={"filters": [8, 16, 32], "dense_units": 32},
-    )
+    config = tiny_config(folder_dataset, batch_size=16, init_from=describe_init(str(tiny_run), "cnn"))
     train(config, out=records, run_dir=records / "second", dataset=load_dataset(folder_dataset), echo=False)
     # Distinct accuracies (the synthetic faces leave a tiny model at chance) so that the best is one epoch.
     for run, accuracies in (("first", ["0.3", "0.5"]), ("second", ["0.4"])):

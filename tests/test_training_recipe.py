@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fer_core import FerError
-from helpers import start_cli
+from helpers import start_cli, tiny_config
 from fer_core.data import load_dataset
 from fer_core.fileio import read_json
 from fer_core.training.runs import read_run
@@ -27,7 +27,7 @@ def _attention_cnn_with_dead_channels(widths, kept_widths, se_ratio):
 
     keras = load_keras()
     rng = np.random.default_rng(3)
-    model = build_model("attention_cnn", filters=list(widths), se_ratio=se_ratio, dense_units=16)
+    model = build_model("attention_cnn", num_classes=7, filters=list(widths), se_ratio=se_ratio, dense_units=16)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization) and layer.name.startswith("block"):
             width = layer.get_weights()[0].shape[0]
@@ -103,15 +103,7 @@ def test_the_warm_up_rises_step_by_step_from_near_zero(folder_dataset, tmp_path,
         return rate
 
     monkeypatch.setattr(fer_core.training.callback, "learning_rate_at", recording)
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=3,
-        batch_size=8,
-        warmup_epochs=2,
-        patience=0,
-        model_params={"filters": [4, 8, 8], "dense_units": 8},
-    )
+    config = tiny_config(folder_dataset, epochs=3, warmup_epochs=2, patience=0)
     run = train(config, out=tmp_path, dataset=load_dataset(folder_dataset), echo=False)
     first_epoch = [rate for epoch, rate in seen if epoch == 0]
     batches = read_run(run).progress["batches"]
@@ -189,19 +181,11 @@ def test_distillation_mixes_the_teachers_flip_tta_probabilities_into_each_target
     from fer_core.evaluation import predict_probabilities
     from fer_core.training.recipe import describe_teachers, distillation_targets
     from fer_core.training.model_card import model_card
-    from fer_core.training.loop import TEACHER_FILE
+    from fer_core.training.fitting import TEACHER_FILE
 
     distill = describe_teachers(str(tiny_run), 0.6)
     assert distill["teachers"][0]["model"] == "cnn" and len(distill["teachers"][0]["sha256"]) == 64
-    config = TrainConfig(
-        model="cnn",
-        data=str(folder_dataset),
-        epochs=1,
-        batch_size=16,
-        precision="float32",
-        distill_from=distill,
-        model_params={"filters": [8, 16, 32], "dense_units": 32},
-    )
+    config = tiny_config(folder_dataset, batch_size=16, distill_from=distill)
     assert TrainConfig.from_dict(config.to_dict()).distill_from == distill  # round-trips through config.json
     dataset = load_dataset(folder_dataset)
     run = train(config, out=tmp_path / "runs", dataset=dataset, echo=False)

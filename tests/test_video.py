@@ -27,7 +27,7 @@ def clip(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def small_classifier():
-    return Classifier(build_model("cnn", filters=(8, 16, 16), dense_units=16))
+    return Classifier(build_model("cnn", num_classes=7, filters=(8, 16, 16), dense_units=16))
 
 
 def test_tracks_keep_their_ids_while_their_boxes_overlap():

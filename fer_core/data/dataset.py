@@ -88,9 +88,9 @@ class Dataset:
     labels: np.ndarray  # (N,) int64, indices into classes
     splits: np.ndarray  # (N,) str
     sources: np.ndarray  # (N,) str: relative file path or "csv row K"
+    classes: tuple[str, ...]  # the loader's: FER2013's seven only where the data is FER2013
     root: str = ""
     report: LoadReport = field(default_factory=LoadReport)
-    classes: tuple[str, ...] = CLASS_NAMES
     groups: np.ndarray | None = None  # (N,) str: who or what each image shows (a CSV's group column)
 
     @property
@@ -109,14 +109,14 @@ class Dataset:
 
     def subset(self, mask_or_index: np.ndarray) -> "Dataset":
         return Dataset(
-            self.images[mask_or_index],
-            self.labels[mask_or_index],
-            self.splits[mask_or_index],
-            self.sources[mask_or_index],
-            self.root,
-            self.report,
-            self.classes,
-            None if self.groups is None else self.groups[mask_or_index],
+            images=self.images[mask_or_index],
+            labels=self.labels[mask_or_index],
+            splits=self.splits[mask_or_index],
+            sources=self.sources[mask_or_index],
+            classes=self.classes,
+            root=self.root,
+            report=self.report,
+            groups=None if self.groups is None else self.groups[mask_or_index],
         )
 
     def split_name(self, name: str) -> str:

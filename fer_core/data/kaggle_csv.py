@@ -93,6 +93,7 @@ def load_csv(path: Path, progress: ProgressCallback | None, find_face=None) -> D
         labels=np.array(labels, dtype=np.int64),
         splits=np.array(splits, dtype=str),
         sources=np.array(sources, dtype=str),
+        classes=CLASS_NAMES,  # the Kaggle CSV's labels are FER2013's indices
         root=str(path),
         report=report,
     )

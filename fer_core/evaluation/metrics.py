@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core import CLASS_NAMES
 from fer_core.errors import FerError
 
 CALIBRATION_BINS = 10
 
 
-def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, classes=None) -> dict:
+def compute_metrics(labels: np.ndarray, probabilities: np.ndarray, classes) -> dict:
     """Accuracy, macro/weighted F1, loss, per-class P/R/F1/support, confusion matrices, calibration.
-    `classes`: the names of the probabilities' columns (default FER2013's seven)."""
+    `classes`: the names of the probabilities' columns (the model's)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if len(labels) == 0:
         raise FerError("nothing to evaluate: the split holds no images")
-    classes = list(classes) if classes is not None else list(CLASS_NAMES)
+    classes = list(classes)
     if probabilities.shape != (len(labels), len(classes)):
         raise FerError(
             f"the model gives {probabilities.shape[1] if probabilities.ndim == 2 else '?'} probabilities per face "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core import CLASS_NAMES
 from fer_core.inference import with_tta
 
 
@@ -17,6 +16,17 @@ def classifier_for(model):
 
         return Classifier(model)
     return model
+
+
+def _outputs(classify, classifier, empty: np.ndarray) -> int:
+    """How many probabilities `classify` gives a face: a Keras model's (or a classifier's first
+    model's) output width, else what it answers for no faces."""
+    models = getattr(classify, "models", None) or [classify]
+    shape = getattr(models[0], "output_shape", None)
+    if shape:
+        return int(shape[-1])
+    answer = np.asarray(classifier(empty))
+    return int(answer.shape[1]) if answer.ndim == 2 else 0
 
 
 # Faces classified between two `progress` calls: a few tenths of a second on the 2-core CPU with
@@ -35,9 +45,9 @@ def predict_probabilities(classify, images: np.ndarray, tta=False, progress=None
     x = np.asarray(images)
     if x.ndim == 3:
         x = x[..., None]
-    if len(x) == 0:
-        return np.zeros((0, len(CLASS_NAMES)), dtype=np.float32)
     classifier = with_tta(classifier_for(classify), tta)
+    if len(x) == 0:  # no faces: none of the model's columns
+        return np.zeros((0, _outputs(classify, classifier, x)), dtype=np.float32)
     if progress is None:
         return np.asarray(classifier(x), dtype=np.float32)
     parts = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from fer_core import IMAGE_SIZE, NUM_CLASSES
+from fer_core import IMAGE_SIZE
 from fer_core.backend import load_keras
 from fer_core.errors import FerError
 
@@ -63,8 +63,9 @@ def get_spec(name: str) -> ModelSpec:
         raise FerError(f"unknown model {name!r}; valid models: {', '.join(_REGISTRY)}") from None
 
 
-def build_model(name: str, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 1), num_classes: int = NUM_CLASSES, **hparams):
-    """Build a registered model taking raw 0..255 grayscale and returning class probabilities.
+def build_model(name: str, *, num_classes: int, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 1), **hparams):
+    """Build a registered model taking raw 0..255 grayscale and returning `num_classes`
+    probabilities (the dataset's classes: no count is assumed).
 
     Raises:
         FerError: unknown name, or hyperparameters the builder does not take.

@@ -125,10 +125,12 @@ def recorded_speed(
     config: TrainConfig, precision: str, roots: list[Path] | None = None, gpus: list[str] | None = None
 ) -> Recorded | None:
     """The median of the records of this model, settings and precision on this host, else the
-    median of those on machines with this one's processor features and core count; only those
-    that trained on the same GPUs (`gpus`; none: on the CPU). None without any."""
+    median of those on machines with this one's processor features and core count, else (a rough
+    prior: the shipped models' lineage holds 2-core runs) those on processors of the same features
+    with another core count, scaled to this one's cores. Only those that trained on the same GPUs
+    (`gpus`; none: on the CPU). None without any."""
     host, flags, cores = socket.gethostname(), sorted(set(SPEED_FLAGS) & cpu_flags()), os.cpu_count()
-    same_host, same_kind = [], []
+    same_host, same_kind, scaled, scaled_from = [], [], [], set()
     for folder in _record_folders(roots):
         config_json = read_json(folder / CONFIG_FILE, {}) or {}
         progress = read_json(folder / PROGRESS_FILE, {}) or {}
@@ -145,14 +147,24 @@ def recorded_speed(
         record = (folder.name, speed, _besides_seconds(progress))
         if progress.get("host") == host and environment.get("cores", cores) == cores:
             same_host.append(record)
-        elif environment.get("cores") == cores and sorted(environment.get("cpu_flags") or []) == flags:
+        elif sorted(environment.get("cpu_flags") or []) == flags and environment.get("cores") == cores:
             same_kind.append(record)
+        elif sorted(environment.get("cpu_flags") or []) == flags and environment.get("cores") and not gpus:
+            # Linear in the cores: more than a CPU's training gains from them, so it errs short.
+            scaled.append((folder.name, speed * cores / environment["cores"], record[2]))
+            scaled_from.add(int(environment["cores"]))
     # The median: a run that shared the processor with other work is slower.
     if same_host:
         runs = f"run {same_host[0][0]}" if len(same_host) == 1 else f"median of {len(same_host)} runs"
         return _summarised(same_host, f"{runs} on this machine")
     if same_kind:
         return _summarised(same_kind, f"median of {len(same_kind)} recorded runs on {cores}-core CPUs like this one")
+    if scaled:
+        others = " or ".join(f"{n}-core" for n in sorted(scaled_from))
+        return _summarised(
+            scaled,
+            f"rough: {counted(len(scaled), 'recorded run')} on {others} CPUs of this kind, scaled to {cores} cores",
+        )
     return None
 
 

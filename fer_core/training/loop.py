@@ -1,7 +1,7 @@
 """The training loop: one `TrainConfig` → one run directory (format: `fer_core.rundir`), written
 only by the training process. The recipe it runs (model, augmentation, optimizer, schedule,
-precision) is `fer_core.training.recipe`'s; the per-batch and per-epoch work is the callback's
-(`fer_core.training.callback`), its bookkeeping a `RunState`.
+precision) is `fer_core.training.recipe`'s; the fit itself `fer_core.training.fitting`'s; the per-batch and
+per-epoch work is the callback's (`fer_core.training.callback`), its bookkeeping a `RunState`.
 
 The best epoch is picked on a selection split that is never the reported one
 (`fer_core.training.splits`); metrics.json reports the best model on the other split.
@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import socket
 import time
 from pathlib import Path
 
-import numpy as np
 
 from fer_core.backend import resolve_precision
 from fer_core.data import Dataset
@@ -43,18 +41,10 @@ from fer_core.rundir import (
 )
 from fer_core.training.stop_request import StopRequest
 from fer_core.training.config import TrainConfig
-from fer_core.training.devices import distribution_scope, local_share, resolve_devices, split_evenly
-from fer_core.training.devices import real_rows_only
+from fer_core.training.devices import distribution_scope, resolve_devices
 from fer_core.training.estimate import run_ended, setup_seconds
-from fer_core.training.recipe import (
-    build_training_model,
-    class_weight_map,
-    compile_training_model,
-    compile_whole_step,
-    distillation_targets,
-    set_body_trainable,
-)
-from fer_core.training.recipe import precision_policy
+from fer_core.training.fitting import fit_on_devices, training_targets
+from fer_core.training.recipe import build_training_model, compile_whole_step, precision_policy
 from fer_core.evaluation.unseen import HELD_OUT_FILE, write_seen
 from fer_core.training.reporting import measure_best_model, read_config, write_reported_metrics
 from fer_core.training.splits import (
@@ -65,10 +55,6 @@ from fer_core.training.splits import (
     selection_split_name,
 )
 from fer_core.training.state import RunState
-
-
-# The teachers' probabilities for the training images of a distillation run (see distillation_targets).
-TEACHER_FILE = "teacher_probabilities.npy"
 
 
 def train(
@@ -249,7 +235,7 @@ def _fit(
     try:
         # The model and its optimizer are made inside the distribution's scope (JAX refuses
         # single-device variables in a mesh's program); the fit runs there too.
-        y_train = _training_targets(path, config, data, log)  # before the scope: teachers predict on one device
+        y_train = training_targets(path, config, data, log)  # before the scope: teachers predict on one device
         with distribution_scope(config.devices):
             keras.utils.set_random_seed(config.seed + state.epoch)
             if checkpoint is None:
@@ -257,7 +243,7 @@ def _fit(
             else:
                 training_model = _load_checkpoint(checkpoint, config)
                 model = training_model.layers[-1]
-            _fit_on_devices(path, config, data, y_train, state, stop, training_model, model, log)
+            fit_on_devices(path, config, data, y_train, state, stop, training_model, model, log)
     except KeyboardInterrupt:
         state.stopped = True
     except FerError as exc:  # said in one line already: a checkpoint that cannot be loaded, too few images
@@ -270,86 +256,6 @@ def _fit(
         raise FerError(f"training failed: {reason} (run directory {path})") from None
 
     return _finish(path, config, dataset, data, state, log)
-
-
-def _training_targets(path: Path, config: TrainConfig, data: TrainingData, log) -> np.ndarray:
-    """One-hot labels, or with teachers the distillation targets (computed once a run)."""
-    if not config.distill_from:
-        from fer_core.backend import load_keras
-
-        return load_keras().utils.to_categorical(data.y_train, len(config.class_names))
-    log.info("distillation targets from %d teacher(s)", len(config.distill_from["teachers"]))
-    targets = distillation_targets(
-        config,
-        data.y_train,
-        data.x_train,
-        path / TEACHER_FILE,
-        report=lambda text: write_progress(path, phase=text),
-    )
-    write_progress(path, phase=None)
-    return targets
-
-
-def _fit_on_devices(path, config, data, y_train, state, stop, training_model, model, log) -> None:
-    """The weights and arrays of one fit, cut to split evenly over the devices, and the fit."""
-    from fer_core.backend import load_keras
-    from fer_core.training.callback import RunCallback  # loads Keras: imported when it fits
-
-    keras = load_keras()
-    # Class weights as per-image weights from the true labels: Keras' class_weight would read
-    # the class off the target's argmax, which a soft (distilled) target may have moved.
-    weights = class_weight_map(data.y_train, config.class_weights, len(config.class_names))
-    if weights is not None:
-        weights = np.array([weights[int(y)] for y in data.y_train], np.float32)
-    layout = config.layout or {}
-    processes = int(layout.get("processes", 1))
-    y_val = keras.utils.to_categorical(data.y_val, len(config.class_names))
-    fit = split_evenly(data.x_train, y_train, weights, data.x_val, y_val, devices=config.devices)
-    if processes > 1:  # a cluster: each process feeds its own share of the images
-        import jax
-
-        fit = local_share(fit, processes, jax.process_index())
-    if config.devices > 1:
-        log.info(
-            "data parallel over %d %s devices: %d images of each batch a device; %d training image(s) left "
-            "out and %d zero-weight validation row(s) added so every batch splits",
-            config.devices,
-            layout.get("device_kind", "?"),
-            layout.get("per_device_batch", config.batch_size // config.devices),
-            fit.dropped,
-            fit.padded,
-        )
-    batch_size = config.batch_size // processes
-    real_rows = len(data.y_val)  # the whole cluster's, like the metrics Keras reports
-    callbacks = [real_rows_only(real_rows, fit.padded)] if config.devices > 1 else []
-    callbacks.append(RunCallback(path, config, model, state, stop, math.ceil(len(fit.y_train) / batch_size), log))
-    validation = (fit.x_val, fit.y_val) if fit.val_weights is None else (fit.x_val, fit.y_val, fit.val_weights)
-    # A transfer's frozen-body epochs are a fit of their own: Keras reads `trainable` when it
-    # compiles, so the body is freed and the model compiled again between the two.
-    phases = [config.epochs]
-    if config.freeze_epochs and state.epoch < config.freeze_epochs:
-        phases = [config.freeze_epochs, config.epochs]
-        set_body_trainable(model, False)
-        compile_training_model(training_model, config)
-    for number, end in enumerate(phases):
-        if number:
-            log.info("epoch %d: the body is freed; every layer trains from here", state.epoch + 1)
-            set_body_trainable(model, True)
-            compile_training_model(training_model, config)
-        training_model.fit(
-            fit.x_train,
-            fit.y_train,
-            validation_data=validation,
-            batch_size=batch_size,
-            epochs=end,
-            initial_epoch=state.epoch,
-            sample_weight=fit.weights,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=0,
-        )
-        if state.stop_reason or state.stopped:
-            break
 
 
 def _finish(path: Path, config: TrainConfig, dataset: Dataset, data: TrainingData, state: RunState, log) -> Path:

@@ -121,10 +121,21 @@ def promoted_as(info: RunInfo, root: Path) -> list[str]:
         lineage = folder / LINEAGE_FOLDER
         if folder.name.startswith(".") or not lineage.is_dir():
             continue
-        entries = sorted(p.name for p in lineage.iterdir() if p.is_dir())
-        if entries and entries[-1] == own:
+        entries = sorted(p for p in lineage.iterdir() if p.is_dir())
+        if entries and entries[-1].name == own and _same_run(entries[-1], info):
             names.append(folder.name)
     return names
+
+
+def _same_run(entry: Path, info: RunInfo) -> bool:
+    """Whether a lineage entry is this run's record: the name says the minute it started and what
+    it did, not which model; two runs of the same minute and settings differ in that, and in the
+    second they started."""
+    config = read_json(entry / "config.json", {}) or {}
+    progress = read_json(entry / "progress.json", {}) or {}
+    return config.get("model") == info.config.get("model") and progress.get("started_at") == info.progress.get(
+        "started_at"
+    )
 
 
 def write_lineage(info: RunInfo, folder: Path) -> list[str]:
