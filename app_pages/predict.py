@@ -5,6 +5,7 @@ import streamlit as st
 from fer_core.errors import FerError
 from fer_core.data.images import decode_image, expand_uploads
 from fer_core.inference import draw_faces
+from fer_core.inference.options import DEFAULT_MIN_FACE
 from fer_core.recognizer import ImageResult, results_frame
 from dashboard.charts import probability_bars
 from dashboard.shared import detector_picker, make_recognizer, model_picker, png_bytes, tta_picker
@@ -18,7 +19,7 @@ st.title("Predict")
 models = model_picker(st)
 c1, c2, c3 = st.columns(3)
 detector_name = detector_picker(c1)
-min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=30)
+min_face = c2.number_input("Smallest face (pixels)", min_value=12, max_value=400, value=DEFAULT_MIN_FACE)
 tta = tta_picker(c3)
 files = st.file_uploader(
     "Images (JPEG, PNG, BMP, WebP) or a zip of images",

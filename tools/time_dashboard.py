@@ -36,7 +36,7 @@ ARGS = [
 # sidebar label, page title, text drawn last on that page
 PAGES = [
     ("Dataset", "Dataset", "Blank and near-constant images"),
-    ("Train", "Train", "Past runs"),
+    ("Train", "Train", "Runs and cross-validations"),
     ("Evaluate & compare", "Evaluate & compare", "Reliability diagram"),
     ("Explain", "Explain", "Heatmap opacity"),
     ("Predict", "Predict", "A face crop"),
