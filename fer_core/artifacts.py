@@ -197,7 +197,9 @@ def load_model(ref: str | os.PathLike | ModelRef):
 
     keras = load_keras()
 
-    import fer_core.models  # noqa: F401  registers the custom layers for deserialisation
+    from fer_core.models import load_families
+
+    load_families()  # registers the custom layers for deserialisation
 
     try:
         model = keras.saving.load_model(str(path), compile=False, safe_mode=True)

@@ -66,6 +66,28 @@ def test_a_bad_training_number_is_refused_before_keras_loads():
     assert done.stdout.strip().splitlines() == ["epochs must be >= 1. Received: epochs=0", "False"], done.stderr
 
 
+def test_folds_that_cannot_be_made_are_refused_before_keras_loads(tmp_path):
+    """`fer-core crossval --folds 100` on a small dataset answers before Keras' import: the
+    config's model name is checked against the registry's names alone."""
+    from helpers import write_folder_dataset
+
+    root = write_folder_dataset(tmp_path / "data", per_class=4)
+    code = (
+        "import sys\n"
+        "from fer_core.errors import FerError\n"
+        "from fer_core.training.config import TrainConfig\n"
+        "from fer_core.training.crossval import crossval\n"
+        "try:\n"
+        f"    crossval(TrainConfig(model='cnn', data={str(root)!r}), 100, {str(tmp_path / 'cv')!r})\n"
+        "except FerError as error:\n"
+        "    print(error)\n"
+        "print('keras' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    assert "cannot fill 100 folds" in lines[0] and lines[-1] == "False", done.stderr
+
+
 def _internal_imports(core: Path = CORE) -> dict[str, set[str]]:
     """fer_core module -> the fer_core modules it imports, at module or function level."""
     modules = {

@@ -1,7 +1,9 @@
 """The model registry: `build_model(name, ...)`, `list_models()`, `get_spec(name)`.
 
-Registering a builder (the `register_model` decorator) is all it takes for a model to be
-trainable from the CLI and dashboard and to be covered by the registry-parametrized tests.
+A model is trainable from the CLI and dashboard, and covered by the registry-parametrized tests,
+once its builder is registered (the `register_model` decorator), its name is in MODEL_NAMES and
+its module in `load_families` (which checks the two agree). The names are known without Keras, so
+a model's name is checked at once; the families (which import Keras, seconds) load on first use.
 
 Modules: `cnn` (the paper's §3.3.1), `attention_cnn` (SE channel attention and the §4.1 spatial
 softmax attention), `resnet50`, `vgg` (our vgg_fer), `layers` (the layers they share).
@@ -9,14 +11,15 @@ softmax attention), `resnet50`, `vgg` (our vgg_fer), `layers` (the layers they s
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
 from fer_core import IMAGE_SIZE
-from fer_core.backend import load_keras
 from fer_core.errors import FerError
 
-load_keras()  # before the model families import keras: hides TensorFlow's start-up lines
+# The registered families' names, in the order users see.
+MODEL_NAMES: tuple[str, ...] = ("cnn", "attention_cnn", "resnet50", "vgg_fer")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,25 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_loaded = threading.Event()
+_loading = threading.Lock()
+
+
+def load_families() -> dict[str, ModelSpec]:
+    """The registry, its families imported on the first call (their custom layers registered for
+    deserialisation too); later calls, from any thread, wait for that one."""
+    if not _loaded.is_set():
+        with _loading:
+            if not _loaded.is_set():
+                from fer_core.backend import load_keras
+
+                load_keras()  # before the families import keras: hides TensorFlow's start-up lines
+                from fer_core.models import attention_cnn, cnn, resnet50, vgg  # noqa: F401
+
+                if set(_REGISTRY) != set(MODEL_NAMES):
+                    raise RuntimeError(f"MODEL_NAMES {MODEL_NAMES} and the registered {tuple(_REGISTRY)} differ")
+                _loaded.set()
+    return _REGISTRY
 
 
 def register_model(
@@ -53,14 +75,22 @@ def register_model(
 
 
 def list_models() -> list[str]:
-    return list(_REGISTRY)
+    return list(MODEL_NAMES)
+
+
+def check_model_name(name: str) -> str:
+    """`name` when it is a registered model's, without loading Keras.
+
+    Raises:
+        FerError: an unknown name, with the valid ones.
+    """
+    if name not in MODEL_NAMES:
+        raise FerError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
+    return name
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise FerError(f"unknown model {name!r}; valid models: {', '.join(_REGISTRY)}") from None
+    return load_families()[check_model_name(name)]
 
 
 def build_model(name: str, *, num_classes: int, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 1), **hparams):
@@ -77,7 +107,13 @@ def build_model(name: str, *, num_classes: int, input_shape=(IMAGE_SIZE, IMAGE_S
         raise FerError(f"model {name!r} does not accept these hyperparameters: {exc}. Received: {hparams}") from None
 
 
-# Importing the families fills the registry; the order here is the order users see.
-from fer_core.models import cnn, attention_cnn, resnet50, vgg  # noqa: E402,F401
-
-__all__ = ["ModelSpec", "build_model", "get_spec", "list_models", "register_model"]
+__all__ = [
+    "MODEL_NAMES",
+    "ModelSpec",
+    "build_model",
+    "check_model_name",
+    "get_spec",
+    "list_models",
+    "load_families",
+    "register_model",
+]

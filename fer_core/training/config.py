@@ -196,10 +196,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise FerError(message)
-        # Last: the registry imports Keras (seconds), so a bad number is refused at once.
-        from fer_core.models import get_spec
+        from fer_core.models import check_model_name  # the names alone: Keras stays unloaded
 
-        get_spec(self.model)
+        check_model_name(self.model)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -82,7 +82,6 @@ def crossval(
     """
     from fer_core.data.groups import image_groups
     from fer_core.rundir import STOP_FILE
-    from fer_core.training.loop import train
     from fer_core.training.splits import load_run_data, replace_splits
 
     dataset = dataset if dataset is not None else load_run_data(config)
@@ -105,6 +104,9 @@ def crossval(
     write_crossval_settings(out, config, folds, group_by)
     if ready is not None:
         ready()
+    # Keras loads only now (seconds): folds that cannot be made are refused before it, at once.
+    from fer_core.training.loop import train
+
     per_fold_minutes = config.minutes / folds if config.minutes else None
     rows, matrix = [], None
     for k in range(folds):

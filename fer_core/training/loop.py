@@ -112,7 +112,9 @@ def _load_checkpoint(path: Path, config: TrainConfig):
 
     keras = load_keras()
 
-    import fer_core.models  # noqa: F401  registers custom layers
+    from fer_core.models import load_families
+
+    load_families()  # registers the custom layers for deserialisation
 
     try:
         with precision_policy(config.precision):
