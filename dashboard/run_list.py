@@ -74,6 +74,7 @@ def watched(listed: Listing) -> tuple[str, str] | None:
 def training_table() -> None:
     """Every run and cross-validation, newest first, read again on each poll (it is the page's
     fragment that polls) so their statuses move."""
+    listed = listing()
     rows = [
         {
             "run": r.name,  # <time>-<model>: the model is in the name (a column of its own cut the table at 800 px)
@@ -82,10 +83,9 @@ def training_table() -> None:
             "selection accuracy": r.best_val_accuracy,
             "selected on": r.progress.get("val_split"),
         }
-        for r in list_runs()
+        for r in listed.runs
     ]
-    for folder in list_crossval_folders():
-        progress = crossval_progress(folder)
+    for folder, progress in listed.crossvals.items():
         rows.append(
             {
                 "run": folder.name,

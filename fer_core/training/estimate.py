@@ -145,14 +145,15 @@ def recorded_speed(
         if speed is None or (environment.get("gpus") or []) != (gpus or []):  # a GPU's speed says nothing of a CPU's
             continue
         record = (folder.name, speed, _besides_seconds(progress))
+        their_cores, same_flags = environment.get("cores"), sorted(environment.get("cpu_flags") or []) == flags
         if progress.get("host") == host and environment.get("cores", cores) == cores:
             same_host.append(record)
-        elif sorted(environment.get("cpu_flags") or []) == flags and environment.get("cores") == cores:
+        elif same_flags and their_cores == cores:
             same_kind.append(record)
-        elif sorted(environment.get("cpu_flags") or []) == flags and environment.get("cores") and not gpus:
+        elif same_flags and their_cores and not gpus:
             # Linear in the cores: more than a CPU's training gains from them, so it errs short.
-            scaled.append((folder.name, speed * cores / environment["cores"], record[2]))
-            scaled_from.add(int(environment["cores"]))
+            scaled.append((folder.name, speed * cores / their_cores, record[2]))
+            scaled_from.add(int(their_cores))
     # The median: a run that shared the processor with other work is slower.
     if same_host:
         runs = f"run {same_host[0][0]}" if len(same_host) == 1 else f"median of {len(same_host)} runs"
