@@ -93,6 +93,24 @@ def run_cli(*args):
     return done.returncode, done.stdout, done.stderr
 
 
+def cli(*args):
+    """The command run in this process: the parser and handlers `fer-core` runs, without a fresh
+    process's start-up (importing TensorFlow is most of a short command's time). For what a
+    command does; `run_cli` where the process itself is the point (its whole stderr, a kill)."""
+    import contextlib
+    import io
+
+    from fer_core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exit:  # argparse's refusals
+            code = exit.code
+    return code, out.getvalue(), err.getvalue()
+
+
 def assert_one_line_error(code, err, *fragments):
     assert code == 2
     lines = [line for line in err.strip().splitlines() if line.strip()]

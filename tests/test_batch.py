@@ -20,6 +20,7 @@ from fer_core.errors import FerError
 
 from helpers import (
     assert_one_line_error,
+    cli,
     moving_faces_video,
     png_declaring,
     run_cli,
@@ -184,9 +185,9 @@ def test_the_summary_interval_widens_with_fewer_files(tmp_path):
     for group in "AB":
         assert shares.loc[(group, "happy"), "low"] < shares.loc[(group, "happy"), "share"]
         assert shares.loc[(group, "happy"), "share"] < shares.loc[(group, "happy"), "high"]
-    code, stdout, _err = run_cli("batch", "--summary", out, "--by", "participant", "--json")
+    code, stdout, _err = cli("batch", "--summary", out, "--by", "participant", "--json")
     assert code == 0 and len(json.loads(stdout)) == 4
-    code, _out, err = run_cli("batch", "--summary", out, "--by", "condition")
+    code, _out, err = cli("batch", "--summary", out, "--by", "condition")
     assert_one_line_error(code, err, "no column condition")
 
 

@@ -89,3 +89,9 @@ def test_the_detection_benchmark_counts_hits_and_phantoms_by_its_rule():
     assert match(found, truth) == (1, 2)
     assert match([(110, 105, 70, 70), (112, 104, 70, 70)], truth[:1]) == (1, 1)  # one face found once
     assert match([], truth) == (0, 0)
+
+
+@pytest.mark.parametrize("count", ["-1", "2"])
+def test_bench_refuses_a_batch_corpus_too_small_to_measure_once_started(count, capsys):
+    assert main(["bench", "--batch-only", "--batch-inputs", count]) == 2
+    assert "--batch-inputs must be > 2" in capsys.readouterr().err

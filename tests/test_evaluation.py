@@ -255,18 +255,18 @@ def test_a_face_it_learned_is_left_out_whatever_path_or_split_it_comes_through(t
     import json
     import shutil
 
-    from helpers import PER_CLASS, assert_one_line_error, run_cli
+    from helpers import PER_CLASS, assert_one_line_error, cli
 
     copy = shutil.copytree(folder_dataset, tmp_path / "copy" / "fer")
     learned = sorted((copy / "train" / "happy").iterdir())[0]
     shutil.copy(learned, copy / "test" / "happy" / "PublicTest_999.png")
-    code, out, err = run_cli("evaluate", "--model", tiny_run, "--data", copy, "--split", "PublicTest", "--json")
+    code, out, err = cli("evaluate", "--model", tiny_run, "--data", copy, "--split", "PublicTest", "--json")
     assert code == 0, err
     metrics = json.loads(out)
     assert metrics["n"] == len(CLASS_NAMES) * PER_CLASS and metrics["split"] == "PublicTest"
     total = len(CLASS_NAMES) * PER_CLASS + 1
     assert f"measured on its {total - 1} held-out images: 1 of the {total} images of PublicTest" in err
-    code, _out, err = run_cli("evaluate", "--model", tiny_run, "--data", copy, "--split", "Training")
+    code, _out, err = cli("evaluate", "--model", tiny_run, "--data", copy, "--split", "Training")
     assert_one_line_error(code, err, "trained or selected on all", "recognised by their pixels")
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 from fer_core import CLASS_NAMES
 from fer_core.data import load_dataset
 from fer_core.errors import FerError
-from helpers import assert_one_line_error, run_cli, synthetic_face, tiny_config, tiny_flags, wait_until
+from helpers import assert_one_line_error, cli, run_cli, synthetic_face, tiny_config, tiny_flags, wait_until
 
 CK_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 # CK+'s names onto the synthetic faces FER2013's helper draws (contempt drawn as FER's "neutral").
@@ -92,14 +92,14 @@ def test_stats_name_the_classes_groups_and_identical_images(ck_folder, tmp_path)
     copy = shutil.copytree(ck_folder, tmp_path / "ck")
     first = sorted((copy / "happy").iterdir())[0]
     shutil.copy(first, copy / "surprise" / "S099_001_00000001.png")  # one face under two classes
-    code, out, err = run_cli("stats", "--data", copy, "--group-by", r"^(S\d+)_", "--json")
+    code, out, err = cli("stats", "--data", copy, "--group-by", r"^(S\d+)_", "--json")
     assert code == 0, err
     stats = json.loads(out)
     assert stats["classes"] == list(CK_CLASSES) and stats["splits"]["all"]["contempt"] == 12
     assert stats["groups"]["count"] == 7 and stats["groups"]["per_group"]["S010"] == 14
     leak = stats["leakage"]["identical_across_classes"]
     assert leak["count"] == 1 and any("S099_001_00000001.png" in f for f in leak["examples"][0])
-    code, out, err = run_cli("stats", "--data", copy)
+    code, out, err = cli("stats", "--data", copy)
     assert code == 0 and "contempt" in out and "identical images under two classes: 1" in out
 
 
@@ -110,7 +110,7 @@ def test_a_near_identical_frame_in_another_split_is_named(valence_folder, tmp_pa
     original = sorted((copy / "train" / "positive").iterdir())[0]
     brighter = np.clip(np.asarray(Image.open(original).convert("L"), dtype=np.int16) + 3, 0, 255).astype(np.uint8)
     Image.fromarray(brighter).save(copy / "test" / "positive" / "next_frame.png")
-    code, out, err = run_cli("stats", "--data", copy, "--json")
+    code, out, err = cli("stats", "--data", copy, "--json")
     assert code == 0, err
     leak = json.loads(out)["leakage"]
     assert leak["identical_across_splits"]["count"] == 0
@@ -141,7 +141,7 @@ def test_bad_datasets_are_one_line(layout, message, tmp_path, ck_folder):
         data = data / "faces.csv"
     else:
         data, extra = ck_folder, ["--group-by", r"^(X\d+)_"]
-    code, _out, err = run_cli("stats", "--data", data, *extra)
+    code, _out, err = cli("stats", "--data", data, *extra)
     assert_one_line_error(code, err, message)
 
 
@@ -164,14 +164,14 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     from fer_core.artifacts import load_model, model_classes, resolve_model
     from fer_core.recognizer import Recognizer
 
-    code, _out, err = run_cli("train", *tiny_flags(ck_folder, epochs=3), "--run-dir", tmp_path / "scratch")
+    code, _out, err = cli("train", *tiny_flags(ck_folder, epochs=3), "--run-dir", tmp_path / "scratch")
     assert code == 0, err
     config = json.loads((tmp_path / "scratch" / "config.json").read_text())
     metrics = json.loads((tmp_path / "scratch" / "metrics.json").read_text())
     assert config["classes"] == list(CK_CLASSES) and metrics["classes"] == list(CK_CLASSES)
     assert len(metrics["confusion_matrix"]) == 7 and "contempt" in metrics["per_class"]
 
-    code, _out, err = run_cli(
+    code, _out, err = cli(
         "train",
         *tiny_flags(ck_folder, epochs=3),
         "--init",
@@ -211,7 +211,7 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     # Evaluated on its own dataset, the model is measured on its held-out faces only (the promoted
     # copy keeps the list), never on the 80% it trained on, and says so.
     assert (promoted / "held_out.txt").read_text() == (tmp_path / "scratch" / "held_out.txt").read_text()
-    code, out, err = run_cli("evaluate", "--model", promoted, "--data", ck_folder, "--json")
+    code, out, err = cli("evaluate", "--model", promoted, "--data", ck_folder, "--json")
     assert code == 0, err
     measured = json.loads(out)
     assert measured["split"] == "held-out" and measured["n"] == metrics["n"]
@@ -227,7 +227,7 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
     images = [(str(p.relative_to(moved)), p.parent.name, p.name[:4]) for p in sorted(moved.rglob("*.png"))]
     learned = next(path for path, _label, _group in images if path not in held)
     copy = write_corrected_copy(moved, images, {held[0]: EXCLUDE, learned: EXCLUDE}, CK_CLASSES)
-    code, out, err = run_cli("evaluate", "--model", promoted, "--data", copy, "--json")
+    code, out, err = cli("evaluate", "--model", promoted, "--data", copy, "--json")
     assert code == 0, err
     through_copy = json.loads(out)
     assert through_copy["split"] == "held-out" and through_copy["n"] == len(held) - 1
@@ -238,7 +238,7 @@ def test_train_from_scratch_and_by_transfer_and_predict_with_own_classes(ck_fold
 def test_transfer_to_three_classes_builds_a_new_head(valence_folder, tiny_run, tmp_path):
     from fer_core.artifacts import load_model, resolve_model
 
-    code, _out, err = run_cli(
+    code, _out, err = cli(
         "train", *tiny_flags(valence_folder, epochs=2), "--init", tiny_run, "--run-dir", tmp_path / "valence"
     )
     assert code == 0, err
@@ -260,7 +260,7 @@ def ck_crossval(ck_folder, tmp_path_factory):
     """A real 3-fold cross-validation of the CK-shaped folder, grouped by subject, made once for
     the module through the command line: (folder, what --json printed, its stderr, its exit code)."""
     out = tmp_path_factory.mktemp("ck_runs") / "cv"
-    code, out_text, err = run_cli(
+    code, out_text, err = cli(
         "crossval", *tiny_flags(ck_folder, epochs=2), "--folds", "3", "--group-by", r"^(S\d+)_", "--out", out, "--json"
     )
     return out, out_text, err, code
@@ -293,7 +293,7 @@ def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, ck_folder, tmp_pat
     near = result["near_identical_across_folds"]  # the synthetic faces share their smooth shape
     assert near["count"] and all(len({folds[f] for f in files}) > 1 for files in near["examples"])
     # Evaluated on its dataset, a fold's model is measured on its own fold only, the number it reported.
-    code, text, err = run_cli("evaluate", "--model", out / "fold-2", "--data", ck_folder, "--json")
+    code, text, err = cli("evaluate", "--model", out / "fold-2", "--data", ck_folder, "--json")
     assert code == 0, err
     measured, fold_two = json.loads(text), result["per_fold"][1]
     assert measured["split"] == "held-out" and measured["n"] == fold_two["test_images"]
@@ -308,7 +308,7 @@ def test_crossval_keeps_each_subject_in_one_fold(ck_crossval, ck_folder, tmp_pat
     assert dict(zip(table["path"], table["fold"] - 1)) == folds
     assert np.allclose(table[list(CK_CLASSES)].sum(axis=1), 1, atol=1e-4)
     assert set(table["group"]) == set(subject_folds)
-    code, text, err = run_cli("review", out, "--csv", tmp_path / "suspects.csv", "--top", "3")
+    code, text, err = cli("review", out, "--csv", tmp_path / "suspects.csv", "--top", "3")
     assert code == 0, err
     suspects = pd.read_csv(tmp_path / "suspects.csv")
     found = int(text.strip().splitlines()[-1].split()[0])  # "N suspect labels; ..."
@@ -421,8 +421,9 @@ def test_a_stopped_crossval_resumes_from_its_finished_folds(ck_folder, tmp_path,
         crossval_module.crossval(config, 2, out, group_by=r"^(S\d+)_")
     first = (out / "fold-1" / "model.keras").stat().st_mtime_ns
     assert not (out / "fold-2").exists() and not (out / "crossval.json").exists()
-    code, _text, err = run_cli("review", out)
+    code, _text, err = cli("review", out)
     assert_one_line_error(code, err, "no out_of_fold.csv: the cross-validation has not finished")
+    # A fresh process: this one still stops after the first fold.
     code, text, err = run_cli("crossval", "--resume", out, "--json")
     assert code == 0, err
     assert json.loads(text)["folds"] == 2 and (out / "fold-1" / "model.keras").stat().st_mtime_ns == first
@@ -440,7 +441,7 @@ def test_a_stopped_crossval_resumes_from_its_finished_folds(ck_folder, tmp_path,
     ],
 )
 def test_crossval_refuses_what_cannot_be_folded(ck_folder, extra, message, tmp_path):
-    code, _out, err = run_cli("crossval", "--model", "cnn", "--data", ck_folder, "--out", tmp_path / "cv", *extra)
+    code, _out, err = cli("crossval", "--model", "cnn", "--data", ck_folder, "--out", tmp_path / "cv", *extra)
     assert_one_line_error(code, err, message)
     assert not (tmp_path / "cv" / "fold-1").exists()
 
@@ -457,7 +458,7 @@ def test_photos_that_are_not_face_crops_go_through_the_detector(tmp_path):
             image = astronaut[:, ::-1] if flip else astronaut
             Image.fromarray(np.roll(image, 8 * k, axis=1)).save(root / name / f"p{k}.jpg", quality=92)
     Image.fromarray(coffee).save(root / "smiling" / "cup.jpg")
-    code, out, err = run_cli("stats", "--data", root, "--detect-faces", "--json")
+    code, out, err = cli("stats", "--data", root, "--detect-faces", "--json")
     assert code == 0, err
     stats = json.loads(out)
     assert stats["n"] == 6 and stats["classes"] == ["also_smiling", "smiling"]

@@ -15,7 +15,7 @@ from fer_core.errors import FerError
 from fer_core.data import load_dataset
 from fer_core.fileio import read_json
 from fer_core.training.promote import list_versions, promote, restore
-from helpers import assert_one_line_error, run_cli
+from helpers import assert_one_line_error, cli
 
 pytestmark = pytest.mark.slow
 
@@ -94,19 +94,19 @@ def test_replace_keeps_the_old_version_and_restore_brings_it_back(tiny_run, tmp_
 def test_promote_from_the_cli_refuses_replaces_and_restores(tiny_run, tmp_path):
     dest = tmp_path / "trained"
     os.environ["FER_TRAINED_DIR"] = str(dest)  # the autouse fixture's monkeypatch restores it
-    code, out, err = run_cli("promote", tiny_run, "--name", "cnn")
+    code, out, err = cli("promote", tiny_run, "--name", "cnn")
     assert code == 0, err
     fake_accuracy(dest / "cnn", 0.6562)
-    code, out, err = run_cli("promote", tiny_run, "--name", "cnn")
+    code, out, err = cli("promote", tiny_run, "--name", "cnn")
     assert_one_line_error(code, err, "trained/cnn exists", "0.6562 on ", " PublicTest images", "--replace")
-    code, out, err = run_cli("promote", tiny_run, "--name", "cnn", "--replace")
+    code, out, err = cli("promote", tiny_run, "--name", "cnn", "--replace")
     assert code == 0, err
-    code, out, err = run_cli("promote", "--list-versions", "cnn")
+    code, out, err = cli("promote", "--list-versions", "cnn")
     assert code == 0 and "0.6562 on " in out and " PublicTest images" in out
-    code, out, err = run_cli("promote", "--restore", "cnn")
+    code, out, err = cli("promote", "--restore", "cnn")
     assert code == 0, err
     assert read_json(dest / "cnn" / "metrics.json")["accuracy"] == 0.6562
-    code, out, err = run_cli("promote", "--restore", "nosuch")
+    code, out, err = cli("promote", "--restore", "nosuch")
     assert_one_line_error(code, err, "no kept versions of 'nosuch'")
 
 
@@ -259,6 +259,20 @@ def test_a_promoted_model_carries_its_lineage_and_a_warm_start_inherits_it(tiny_
     names = sorted(p.name for p in (second / "lineage").iterdir())
     assert names == [entry.name, lineage_name(config, progress)] and names[1].startswith("2030-01-02-0304-warm-start-")
     assert read_json(second / "lineage" / names[1] / "config.json")["init_from"]["path"] == str(first / "model.keras")
+
+    # A run warm-started from `second` in the same minute with the same settings as `second`'s run:
+    # its name is taken by the record it inherits, so its own is numbered on, and it is its model.
+    grandchild = tmp_path / "grandchild-run"
+    shutil.copytree(child, grandchild)
+    config["init_from"]["path"] = str(second / "model.keras")
+    (grandchild / "config.json").write_text(json.dumps(config))
+    (grandchild / "progress.json").write_text(json.dumps({**progress, "started_at": "2030-01-02T03:04:50Z"}))
+    third = promote(grandchild, "third", dest_root=dest, compact=False)
+    lineage = sorted(p.name for p in (third / "lineage").iterdir())
+    assert lineage == [*names, f"{names[1]}-2"]
+    assert read_json(third / "lineage" / lineage[-1] / "progress.json")["started_at"] == "2030-01-02T03:04:50Z"
+    with pytest.raises(FerError, match="is promoted already, as third"):
+        promote(grandchild, dest_root=dest)
 
 
 def test_accuracies_measured_on_different_sets_are_said_not_to_compare(tiny_run, tmp_path):

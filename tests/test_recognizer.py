@@ -18,7 +18,7 @@ from PIL import Image
 from fer_core.errors import FerError
 from fer_core.paths import PROJECT_ROOT
 from fer_core.recognizer import Recognizer, model_classes, results_frame, results_table
-from helpers import moving_faces_video, run_cli
+from helpers import cli, moving_faces_video
 
 SHIPPED = PROJECT_ROOT / "trained" / "attention_cnn"  # the smallest shipped model: quick to load
 
@@ -152,9 +152,7 @@ def test_analyze_video_returns_the_rows_fer_core_video_writes(recognizer, tmp_pa
     assert set(recognizer.classes) <= set(rows.columns) and set(rows["frame"]) <= {0, 3, 6, 9}
     assert (rows["model"] == "attention_cnn").all() and not rows.empty
     csv_file = tmp_path / "rows.csv"
-    code, _out, err = run_cli(
-        "video", clip, "--model", SHIPPED, "--detector", "haar", "--every", "3", "--csv", csv_file
-    )
+    code, _out, err = cli("video", clip, "--model", SHIPPED, "--detector", "haar", "--every", "3", "--csv", csv_file)
     assert code == 0, err
     import pandas as pd
 
@@ -163,7 +161,7 @@ def test_analyze_video_returns_the_rows_fer_core_video_writes(recognizer, tmp_pa
 
 
 def test_cli_predict_json_is_the_facades_shape_and_numbers(recognizer, photo):
-    code, out, err = run_cli("predict", photo / "group.png", "--model", SHIPPED, "--json")
+    code, out, err = cli("predict", photo / "group.png", "--model", SHIPPED, "--json")
     assert code == 0, err
     [entry] = json.loads(out)
     assert entry["model"] == "attention_cnn" and entry["error"] is None
@@ -189,7 +187,7 @@ def test_a_face_cut_by_the_edge_is_found_marked_and_classified_from_its_mirrored
     assert x > 1024 and x + w == group.shape[1]
     assert cut.to_dict()["cut"] is True and cut.label == "happy"
     assert [row["cut"] for row in results_table(recognizer.results([path]), recognizer.classes, {})].count(True) == 1
-    code, _out, err = run_cli("predict", path, "--model", SHIPPED, "--csv", photo / "cut_group.csv")
+    code, _out, err = cli("predict", path, "--model", SHIPPED, "--csv", photo / "cut_group.csv")
     assert code == 0, err
     rows = pd.read_csv(photo / "cut_group.csv")
     assert sorted(rows["cut"]) == [False, False, True]

@@ -15,7 +15,7 @@ from fer_core.inference import Classifier, make_detector
 from fer_core.inference.tracking import FaceTracks
 from fer_core.inference.video import analyze, probe, row_columns
 from fer_core.models import build_model
-from helpers import assert_one_line_error, moving_faces_video, run_cli
+from helpers import assert_one_line_error, cli, moving_faces_video, run_cli
 
 ROW_COLUMNS = row_columns(CLASS_NAMES)
 
@@ -104,13 +104,13 @@ def test_a_truncated_video_keeps_what_was_read(clip, small_classifier, tmp_path)
 @pytest.mark.slow
 def test_the_cli_writes_the_csv_and_the_video_and_prints_the_summary(clip, tiny_run, tmp_path):
     csv_file, mp4 = tmp_path / "rows.csv", tmp_path / "out.mp4"
-    code, out, err = run_cli(
+    code, out, err = cli(
         "video", clip, "--model", tiny_run, "--detector", "haar", "--every", "5", "--csv", csv_file, "--output", mp4
     )
     assert code == 0, err
     assert "30 frames read, 6 analysed (every 5); 2 faces" in out and "face 1: in 6 analysed frames" in out
     assert csv_file.read_text().splitlines()[0] == ",".join(ROW_COLUMNS) and mp4.stat().st_size > 0
-    code, out, err = run_cli("video", clip, "--model", tiny_run, "--detector", "haar", "--json")
+    code, out, err = cli("video", clip, "--model", tiny_run, "--detector", "haar", "--json")
     assert code == 0, err
     report = json.loads(out)
     assert report["frames_analysed"] == 6 and {r["face"] for r in report["rows"]} == {1, 2}
@@ -130,7 +130,7 @@ def test_explain_draws_where_the_model_looks_inside_the_boxes_only(clip, tiny_ru
     for name, extra in (("plain", []), ("explained", ["--explain"])):
         out, rows = tmp_path / f"{name}.mp4", tmp_path / f"{name}.csv"
         common = ("--model", tiny_run, "--detector", "haar", "--every", "1", "--csv", rows, "--output", out)
-        code, text, err = run_cli("video", clip, *common, *extra)
+        code, text, err = cli("video", clip, *common, *extra)
         assert code == 0, err
         runs[name] = (frames(out), pd.read_csv(rows))
     assert "(with where the model looks)" in text

@@ -91,13 +91,28 @@ def build_corpus(root: Path, photos: int, crops: int, video_frames: int) -> dict
     return folders
 
 
+# The start-up probe: a command over this many inputs is its start (imports, the pool or the
+# cluster, a model a worker) and next to no work; one each for two workers.
+START_INPUTS = 2
+
+
 def bench_batch(model: str, inputs: int = 200, engines=("local", "ray"), video_frames: int = 250) -> dict:
     """The `batch` section of `fer-core bench`: per corpus (photos, crops, video) and runner,
-    seconds, inputs (or frames) per second and peak memory of the largest process."""
+    seconds, inputs (or frames) per second and peak memory of the largest process; for photos and
+    crops also the same command over START_INPUTS inputs (`start_seconds`) and the rate once
+    started, `(inputs - START_INPUTS) / (seconds - start_seconds)`: what a large corpus runs at."""
+    if inputs <= START_INPUTS:
+        raise ValueError(f"the batch benchmark needs more than {START_INPUTS} inputs")
     result: dict = {"inputs": inputs, "video_frames": video_frames, "model": model}
     with tempfile.TemporaryDirectory(prefix="fer-batch-bench-") as tmp:
         root = Path(tmp)
         folders = build_corpus(root, inputs, inputs, video_frames)
+        for corpus in ("photos", "crops"):
+            few = root / f"{corpus}-start"
+            few.mkdir()
+            for path in sorted(folders[corpus].iterdir())[:START_INPUTS]:
+                os.link(path, few / path.name)
+            folders[f"{corpus}-start"] = few
         jobs = 0
 
         def batch(folder: Path, engine: str, workers: int, *extra: str) -> dict:
@@ -107,13 +122,22 @@ def bench_batch(model: str, inputs: int = 200, engines=("local", "ray"), video_f
             args += ["--engine", engine, "--workers", str(workers), *extra]
             return timed_command(args)
 
+        def run(folder: Path, runner: str, extra: list[str]) -> dict:
+            if runner == "predict":
+                return timed_command(["predict", str(folder), "--model", model, *extra, "--json"])
+            engine, workers = runner.split("_")
+            return batch(folder, engine, int(workers), *extra)
+
+        runners = ["predict", *(f"{engine}_{workers}" for engine in engines for workers in (1, 2))]
         for corpus, extra, count in (("photos", [], inputs), ("crops", ["--whole-image"], inputs)):
-            rows = {"predict": timed_command(["predict", str(folders[corpus]), "--model", model, *extra, "--json"])}
-            for engine in engines:
-                for workers in (1, 2):
-                    rows[f"{engine}_{workers}"] = batch(folders[corpus], engine, workers, *extra)
-            for row in rows.values():
+            rows = {}
+            for runner in runners:
+                start, row = run(folders[f"{corpus}-start"], runner, extra), run(folders[corpus], runner, extra)
                 row["per_second"] = round(count / row["seconds"], 2)
+                row["start_seconds"] = start["seconds"]
+                work = row["seconds"] - start["seconds"]
+                row["per_second_once_started"] = round((count - START_INPUTS) / work, 2) if work > 0 else None
+                rows[runner] = row
             result[corpus] = rows
         if video_frames:
             clip = folders["video"] / "clip.mp4"

@@ -120,8 +120,13 @@ def cmd_bench(args) -> int:
 
     if args.repeats < 1 or args.train_images < 1 or args.train_rounds < 1:
         raise FerError("--repeats, --train-images and --train-rounds must be >= 1")
-    if args.batch_inputs < 0 or (args.batch_only and not args.batch_inputs):
-        raise FerError("--batch-inputs must be >= 1 with --batch-only (and never negative)")
+    from fer_core.batch.bench import START_INPUTS
+
+    if args.batch_inputs < 0 or 0 < args.batch_inputs <= START_INPUTS or (args.batch_only and not args.batch_inputs):
+        # the start-up probe's inputs are what the rates once started are measured against
+        raise FerError(
+            f"--batch-inputs must be > {START_INPUTS} (0: no batch section; needed with --batch-only). Received: {args.batch_inputs}"
+        )
     refs = [r.strip() for r in args.models.split(",") if r.strip()] if args.models else None
     if args.batch_only:
         return _bench_batch(args, refs)
@@ -197,6 +202,12 @@ def _bench_model(refs) -> str:
     return refs[0] if refs else default_or_error().name
 
 
+def _once_started(row: dict) -> str:
+    if row.get("per_second_once_started") is None:
+        return ""
+    return f", {row['per_second_once_started']:.1f} once started in {row['start_seconds']:.1f} s"
+
+
 def _bench_batch(args, refs) -> int:
     from fer_core.backend import environment
     from fer_core.batch.bench import bench_batch, bench_memory
@@ -215,7 +226,8 @@ def _bench_batch(args, refs) -> int:
         print(
             f"{corpus}: "
             + ", ".join(
-                f"{name} {row['per_second']:.1f} {unit} (peak {row['peak_mb']} MB)" for name, row in rows.items()
+                f"{name} {row['per_second']:.1f} {unit}{_once_started(row)} (peak {row['peak_mb']} MB)"
+                for name, row in rows.items()
             )
         )
     memory = result["batch"]["memory_by_inputs"]

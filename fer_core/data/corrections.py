@@ -6,12 +6,22 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 from fer_core.errors import FerError
 from fer_core.fileio import write_text_atomic
 
 KEEP, EXCLUDE = "keep", "exclude"
+# `<name>-corrected.csv`, then `<name>-corrected-2.csv` and on: the one naming rule, read back by
+# the dataset store to list the copies and to move them with their folder.
+_COPY_NAME = re.compile(r"(?P<original>.+)-corrected(-\d+)?\.csv")
+
+
+def corrected_copy_of(path: str | Path) -> str | None:
+    """The name of the dataset whose corrected copy `path` is (by its file name), else None."""
+    named = _COPY_NAME.fullmatch(Path(path).name)
+    return named["original"] if named else None
 
 
 def corrected_copy_path(data: str | Path) -> Path:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer_core.data.archives import hidden, open_zip, single_top_folder, unpack_into
+from fer_core.data.corrections import corrected_copy_of
 from fer_core.data.images import IMAGE_EXTENSIONS
 from fer_core.errors import FerError
 from fer_core.fileio import write_text_atomic
@@ -74,7 +75,7 @@ def dataset_folders() -> list[str]:
 
 def _is_corrected_copy(path: Path) -> bool:
     """A labelled CSV the label review wrote (`fer_core.data.corrections.corrected_copy_path`)."""
-    return path.is_file() and path.suffix == ".csv" and re.search(r"-corrected(-\d+)?$", path.stem) is not None
+    return path.is_file() and corrected_copy_of(path) is not None
 
 
 def _corrected_copies(folder: Path) -> list[Path]:
@@ -181,8 +182,7 @@ def delete_dataset(name: str) -> None:
 
 def _copies_beside(name: str) -> list[Path]:
     """The corrected copies of the folder `name` the label review wrote beside it."""
-    pattern = re.compile(rf"{re.escape(name)}-corrected(-\d+)?\.csv")
-    return [p for p in sorted(datasets_dir().glob(f"{name}-corrected*.csv")) if pattern.fullmatch(p.name)]
+    return [p for p in sorted(datasets_dir().glob(f"{name}-corrected*.csv")) if corrected_copy_of(p) == name]
 
 
 def _renamed_paths(text: str, name: str, new_name: str) -> str:

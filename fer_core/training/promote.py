@@ -115,14 +115,13 @@ def promote(
 def promoted_as(info: RunInfo, root: Path) -> list[str]:
     """The trained models (in `root`) whose weights came from this run: the newest entry of
     their lineage is the run's own record (a model warm-started from it has a newer one)."""
-    own = lineage_name(info.config, info.progress)
     names = []
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
         lineage = folder / LINEAGE_FOLDER
         if folder.name.startswith(".") or not lineage.is_dir():
             continue
         entries = sorted(p for p in lineage.iterdir() if p.is_dir())
-        if entries and entries[-1].name == own and _same_run(entries[-1], info):
+        if entries and entries[-1] == own_lineage_entry(lineage, info):
             names.append(folder.name)
     return names
 
@@ -149,13 +148,23 @@ def write_lineage(info: RunInfo, folder: Path) -> list[str]:
         for entry in sorted((source / LINEAGE_FOLDER).iterdir()):
             if entry.is_dir():
                 shutil.copytree(entry, target / entry.name)
-    entry = target / lineage_name(info.config, info.progress)
+    entry = own_lineage_entry(target, info)
     if not entry.exists():  # the same run promoted twice has one record
         entry.mkdir()
         for file in LINEAGE_FILES:
             if (info.path / file).is_file():
                 shutil.copy2(info.path / file, entry / file)
     return sorted(p.name for p in target.iterdir())
+
+
+def own_lineage_entry(lineage: Path, info: RunInfo) -> Path:
+    """The run's entry in `lineage`: its name, numbered on (`-2`, `-3`) past entries of other runs
+    that started in the same minute with the same settings, so no run's record takes another's."""
+    name = lineage_name(info.config, info.progress)
+    entry, number = lineage / name, 2
+    while entry.exists() and not _same_run(entry, info):
+        entry, number = lineage / f"{name}-{number}", number + 1
+    return entry
 
 
 def lineage_name(config: dict, progress: dict) -> str:
