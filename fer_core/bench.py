@@ -317,7 +317,7 @@ def run(
     result["live"] = {
         name: bench_live(
             first,
-            repeats=max(20, repeats // 2),
+            repeats=max(8, repeats // 2),
             detector_name=name,
             gradcam_model=gradcam_companion(loaded, gradcam_name),
         )
@@ -327,7 +327,7 @@ def run(
     result["live_gradcam_model"] = gradcam_name
     # The clip and the detection timings scale down with `repeats` (a quick check of the keys),
     # and are the full 100 frames and 20 rounds at the default.
-    clip_frames = max(20, min(100, repeats // 2))
+    clip_frames = max(10, min(100, repeats // 2))
     result.update(bench_video(first, frames=clip_frames, gradcam_model=gradcam_companion(loaded, gradcam_name)))
     if detection:
         from fer_core.detection_bench import bench_detectors, benchmark_faces

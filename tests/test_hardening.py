@@ -20,7 +20,17 @@ from PIL import Image
 
 from fer_core import FerError
 from fer_core.data.images import decode_grayscale, expand_uploads
-from helpers import FACE, IMAGE_CASES, assert_one_line_error, encode, run_cli, synthetic_face, tiny_config, tiny_flags
+from helpers import (
+    FACE,
+    IMAGE_CASES,
+    assert_one_line_error,
+    cli,
+    encode,
+    run_cli,
+    synthetic_face,
+    tiny_config,
+    tiny_flags,
+)
 
 
 @pytest.mark.parametrize("name", list(IMAGE_CASES))
@@ -264,11 +274,11 @@ def test_sigkill_leaves_a_readable_resumable_run(folder_dataset, tmp_path, kill_
     done = len(read_history(run))
     assert done >= kill_after_epochs
     if done == 0:
-        code, _out, err = run_cli("train", "--resume", run)
+        code, _out, err = cli("train", "--resume", run)
         assert_one_line_error(code, err, "no completed epoch")
         return
     assert load_model(run / "model.keras").name == "cnn"
-    code, out, err = run_cli("train", "--resume", run, "--quiet")
+    code, out, err = cli("train", "--resume", run, "--quiet")
     assert code == 0, err
     assert [row["epoch"] for row in read_history(run)] == [1, 2, 3, 4, 5, 6]
     assert read_run(run).status == "finished"
@@ -288,7 +298,7 @@ def test_a_run_killed_between_its_first_history_row_and_state_resumes(tiny_run, 
     first = read_history(run)[:1]
     write_history(run, first)
     (run / "state.json").unlink()
-    code, _out, err = run_cli("train", "--resume", run, "--quiet")
+    code, _out, err = cli("train", "--resume", run, "--quiet")
     assert code == 0, err
     history = read_history(run)
     assert [row["epoch"] for row in history] == [1, 2] and history[0] == first[0]

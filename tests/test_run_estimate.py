@@ -42,7 +42,7 @@ def write_record(
 
 def test_an_estimate_comes_from_a_recorded_speed_or_is_not_made_up(folder_dataset, tmp_path):
     config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=10, precision="float32")
-    unknown = estimate_run(config, roots=[tmp_path])
+    unknown = estimate_run(config, roots=[tmp_path], prior_file=None)
     assert unknown.minutes is None and "no estimate" in unknown.describe(10)
     write_record(tmp_path / "run-a")  # 1200 images in a median of 11 s (the compiling first epoch left out)
     write_record(tmp_path / "run-b", model="resnet50", seconds=(1000.0, 1000.0))  # another model: ignored
@@ -98,3 +98,32 @@ def test_runs_on_a_cpu_of_the_same_kind_with_other_cores_give_a_rough_estimate(f
 def test_an_estimate_needs_a_dataset():
     with pytest.raises(FerError, match="no dataset configured"):
         estimate_run(TrainConfig(model="cnn", data=""))
+
+
+def test_with_no_record_the_shipped_prior_of_this_processor_kind_gives_a_rough_estimate(folder_dataset, tmp_path):
+    """A machine with no timed run: the prior's run of the model's defaults on a processor with the
+    same features, scaled by cores and said to be rough; another kind, other settings: none."""
+    import os
+
+    from fer_core.backend import SPEED_FLAGS, cpu_flags
+
+    this_kind, cores = sorted(set(SPEED_FLAGS) & cpu_flags()), os.cpu_count()
+    prior = tmp_path / "prior.json"
+    runs = [
+        {"model": "cnn", "precision": "float32", "cpu_flags": this_kind, "cores": 2 * cores},
+        {"model": "cnn", "precision": "float32", "cpu_flags": ["another"], "cores": cores},
+    ]
+    runs = [{**run, "images_per_second": 100.0, "stands_in": None} for run in runs]
+    prior.write_text(json.dumps({"runs": runs}))
+    config = TrainConfig(model="cnn", data=str(folder_dataset), epochs=10, precision="float32")
+    records = tmp_path / "no-runs"
+    estimate = estimate_run(config, roots=[records], prior_file=prior)
+    assert estimate.images_per_second == pytest.approx(50.0)
+    assert estimate.source == (
+        f"rough: the shipped prior's run on a {2 * cores}-core CPU with {', '.join(this_kind)}, scaled to {cores} cores"
+    )
+    assert "start-up and the final measurement not timed here yet" in estimate.describe(10)
+    other = TrainConfig(**{**config.to_dict(), "model_params": {"dense_units": 8}})
+    assert estimate_run(other, roots=[records], prior_file=prior).minutes is None  # the prior is the defaults'
+    write_record(records / "here", seconds=(5.0, 5.0))  # a run of this machine's own comes first
+    assert estimate_run(config, roots=[records], prior_file=prior).images_per_second == pytest.approx(1200 / 5)

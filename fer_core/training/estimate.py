@@ -2,8 +2,9 @@
 recorded for the same model, settings and precision on this machine (or one with the same
 processor features and cores), and the minutes each run's process spends besides training
 (start-up, loading the data, the final measurement) as recorded by the same runs. Every run is a
-record: a cross-validation's folds too, and the shipped models' timed runs (their lineage). No
-record, no number: the page then says so instead of guessing."""
+record: a cross-validation's folds too, and the shipped models' timed runs (their lineage). A
+machine with no record has the shipped prior of its processor kind, said to be rough; with
+neither, no number: the page then says so instead of guessing."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from fer_core.training.splits import HELD_OUT_FRACTION
 # The shipped models' lineage: the timed runs behind them, read even where FER_TRAINED_DIR points
 # elsewhere (a fresh trained/ folder has none).
 SHIPPED_LINEAGE = PROJECT_ROOT / "trained"
+# Where a machine has no record at all: short timed runs of each model's defaults on the processor
+# kinds we could measure (tools/speed_prior.py), scaled by cores and said to be rough.
+SPEED_PRIOR = Path(__file__).with_name("speed_prior.json")
 
 
 @dataclass(frozen=True)
@@ -122,13 +126,18 @@ class Recorded:
 
 
 def recorded_speed(
-    config: TrainConfig, precision: str, roots: list[Path] | None = None, gpus: list[str] | None = None
+    config: TrainConfig,
+    precision: str,
+    roots: list[Path] | None = None,
+    gpus: list[str] | None = None,
+    prior_file: Path | None = SPEED_PRIOR,
 ) -> Recorded | None:
     """The median of the records of this model, settings and precision on this host, else the
     median of those on machines with this one's processor features and core count, else (a rough
     prior: the shipped models' lineage holds 2-core runs) those on processors of the same features
     with another core count, scaled to this one's cores. Only those that trained on the same GPUs
-    (`gpus`; none: on the CPU). None without any."""
+    (`gpus`; none: on the CPU). Without any on a CPU, the shipped prior (`prior_file`, None for
+    none) for this processor's features; else None."""
     host, flags, cores = socket.gethostname(), sorted(set(SPEED_FLAGS) & cpu_flags()), os.cpu_count()
     same_host, same_kind, scaled, scaled_from = [], [], [], set()
     for folder in _record_folders(roots):
@@ -140,7 +149,7 @@ def recorded_speed(
             or (config_json.get("model_params") or {}) != (config.model_params or {})
         ):
             continue
-        speed = _images_per_second(folder, progress)
+        speed = images_per_second(folder, progress)
         environment = progress.get("environment") or {}
         if speed is None or (environment.get("gpus") or []) != (gpus or []):  # a GPU's speed says nothing of a CPU's
             continue
@@ -166,6 +175,26 @@ def recorded_speed(
             scaled,
             f"rough: {counted(len(scaled), 'recorded run')} on {others} CPUs of this kind, scaled to {cores} cores",
         )
+    if gpus:
+        return None
+    return prior_speed(config, precision, flags, cores, prior_file)
+
+
+def prior_speed(
+    config: TrainConfig, precision: str, flags: list[str], cores: int, prior_file: Path | None = SPEED_PRIOR
+) -> Recorded | None:
+    """The shipped prior's run of this model's defaults and precision on a processor with these
+    features, scaled to `cores` (start-up and the final measurement not known from it)."""
+    if prior_file is None or config.model_params:
+        return None
+    for run in (read_json(prior_file, {}) or {}).get("runs", []):
+        if run["model"] == config.model and run["precision"] == precision and sorted(run["cpu_flags"]) == flags:
+            kind = "held to AVX2 (oneDNN's ONEDNN_MAX_CPU_ISA)" if run["stands_in"] else f"with {', '.join(flags)}"
+            return Recorded(
+                run["images_per_second"] * cores / run["cores"],
+                f"rough: the shipped prior's run on a {run['cores']}-core CPU {kind}, scaled to {cores} cores",
+                None,
+            )
     return None
 
 
@@ -184,6 +213,7 @@ def estimate_run(
     roots: list[Path] | None = None,
     counts: dict[str, int] | None = None,
     folds: int | None = None,
+    prior_file: Path | None = SPEED_PRIOR,
 ) -> RunEstimate:
     """The run's length before launch (`precision` resolved, default: as `auto` would pick on a
     CPU; `counts`: the dataset's images per split, when already known); with `folds`, the whole
@@ -199,7 +229,7 @@ def estimate_run(
         raise FerError("no dataset configured: set its path in the sidebar or FER_DATA")
     precision = precision or resolve_precision(config.precision, gpu=False)
     images = training_images(config, counts, folds)
-    found = recorded_speed(config, precision, roots)
+    found = recorded_speed(config, precision, roots, prior_file=prior_file)
     if found is None:
         return RunEstimate(images, None, None, f"{config.model}, {precision}")
     minutes = config.epochs * images / found.images_per_second / 60.0 * (folds or 1)
@@ -232,7 +262,7 @@ def _besides_seconds(progress: dict) -> float | None:
     return float(setup) + float(wrap_up)
 
 
-def _images_per_second(folder: Path, progress: dict) -> float | None:
+def images_per_second(folder: Path, progress: dict) -> float | None:
     """Training images over the median epoch time (validation included), leaving out the first
     epoch when there are others: it includes compiling the graph."""
     images = progress.get("train_images")
