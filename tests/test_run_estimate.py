@@ -127,3 +127,13 @@ def test_with_no_record_the_shipped_prior_of_this_processor_kind_gives_a_rough_e
     assert estimate_run(other, roots=[records], prior_file=prior).minutes is None  # the prior is the defaults'
     write_record(records / "here", seconds=(5.0, 5.0))  # a run of this machine's own comes first
     assert estimate_run(config, roots=[records], prior_file=prior).images_per_second == pytest.approx(1200 / 5)
+
+
+def test_the_shipped_prior_holds_a_run_of_every_model_for_this_kind_of_processor():
+    from fer_core.models import MODEL_NAMES
+    from fer_core.training.estimate import SPEED_PRIOR
+
+    runs = json.loads(SPEED_PRIOR.read_text())["runs"]
+    assert all(run["images_per_second"] > 0 and run["model"] in MODEL_NAMES for run in runs)
+    measured = {run["model"] for run in runs if run["precision"] == "float32" and run["stands_in"] is None}
+    assert measured == set(MODEL_NAMES)
