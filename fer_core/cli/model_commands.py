@@ -123,7 +123,7 @@ def cmd_bench(args) -> int:
     from fer_core.batch.bench import START_INPUTS
 
     if args.batch_inputs < 0 or 0 < args.batch_inputs <= START_INPUTS or (args.batch_only and not args.batch_inputs):
-        # the start-up probe's inputs are what the rates once started are measured against
+        # the start-up probe takes that many inputs: a corpus must be larger
         raise FerError(
             f"--batch-inputs must be > {START_INPUTS} (0: no batch section; needed with --batch-only). Received: {args.batch_inputs}"
         )
@@ -202,7 +202,7 @@ def _bench_model(refs) -> str:
     return refs[0] if refs else default_or_error().name
 
 
-def _once_started(row: dict) -> str:
+def _start_and_workers_rate(row: dict) -> str:
     """The start-up and the rate in the workers' own time, where measured."""
     said = f", {row['start_seconds']:.1f} s to start" if "start_seconds" in row else ""
     if row.get("per_second_in_workers"):
@@ -228,7 +228,7 @@ def _bench_batch(args, refs) -> int:
         print(
             f"{corpus}: "
             + ", ".join(
-                f"{name} {row['per_second']:.1f} {unit}{_once_started(row)} (peak {row['peak_mb']} MB)"
+                f"{name} {row['per_second']:.1f} {unit}{_start_and_workers_rate(row)} (peak {row['peak_mb']} MB)"
                 for name, row in rows.items()
             )
         )
